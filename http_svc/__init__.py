@@ -1,0 +1,1 @@
+"""im-http: the public HTTP gateway of the chat backend."""

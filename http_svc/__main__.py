@@ -1,0 +1,41 @@
+"""Entry point of im-http: `im-http [flags]` or `python -m http_svc`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from functools import partial
+
+from sanic import Sanic
+from sanic.worker.loader import AppLoader
+
+from http_svc.app import create_app
+from http_svc.config import Settings
+from im_common.logs import configure_logging
+from im_common.settings import load_or_exit
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Load the settings, then serve until SIGTERM/SIGINT; exit 2 on bad settings."""
+    settings = load_or_exit(Settings.from_env, "im-http", argv)
+    configure_logging(settings.log_level)
+    loader = AppLoader(factory=partial(create_app, settings))
+    app = loader.load()
+    single = settings.workers == 1
+    app.prepare(
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        single_process=single,
+        access_log=False,
+        motd=False,
+    )
+    if single:
+        Sanic.serve_single(app)
+    else:
+        Sanic.serve(primary=app, app_loader=loader)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""im-http settings: `IM_*` environment variables and CLI flags, read once at start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from im_common.settings import SettingsError, load_settings, setting
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Settings of im-http, the HTTP gateway."""
+
+    host: str = setting("IM_HTTP_HOST", "127.0.0.1", "address the HTTP server listens on")
+    port: int = setting("IM_HTTP_PORT", 8080, "HTTP port", lo=1, hi=65535)
+    workers: int = setting("IM_HTTP_WORKERS", 1, "gateway worker processes", lo=1, hi=64)
+    rpc_addrs: tuple[str, ...] = setting(
+        "IM_RPC_ADDRS", ("127.0.0.1:8888",), "comma-separated host:port list of im-rpc"
+    )
+    rpc_channels: int = setting(
+        "IM_RPC_CHANNELS", 2, "gRPC channels (HTTP/2 connections) per im-rpc address", lo=1, hi=64
+    )
+    rpc_timeout_ms: int = setting(
+        "IM_RPC_TIMEOUT_MS", 2000, "deadline of every call to im-rpc", lo=1, hi=600_000
+    )
+    max_body_bytes: int = setting(
+        "IM_HTTP_MAX_BODY_BYTES", 65_536, "largest request body (413 beyond)", lo=1024
+    )
+    request_timeout_s: float = setting(
+        "IM_HTTP_REQUEST_TIMEOUT_S", 10.0, "time to receive a whole request", lo=0.1
+    )
+    keepalive_s: float = setting(
+        "IM_HTTP_KEEPALIVE_S", 75.0, "idle keep-alive connection timeout", lo=0.1
+    )
+    drain_s: float = setting(
+        "IM_HTTP_DRAIN_S", 10.0, "on SIGTERM, how long to wait for requests in flight", lo=0
+    )
+    uvloop: bool = setting("IM_UVLOOP", True, "run on uvloop (false: plain asyncio)")
+    log_level: str = setting("IM_LOG_LEVEL", "INFO", "logging level")
+
+    def __post_init__(self) -> None:
+        if not self.rpc_addrs:
+            raise SettingsError("IM_RPC_ADDRS: at least one host:port is needed")
+        for addr in self.rpc_addrs:
+            split_addr(addr)
+
+    @classmethod
+    def from_env(cls, argv: Sequence[str] | None = None) -> Settings:
+        """Settings from CLI flags, then the environment, then the defaults."""
+        return load_settings(cls, os.environ, argv, prog="im-http")
+
+
+def split_addr(addr: str) -> tuple[str, int]:
+    """Split "host:port" (or "[v6]:port") into host and port; SettingsError if malformed."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise SettingsError(f"IM_RPC_ADDRS: {addr!r} is not host:port")
+    return host.strip("[]"), int(port)

@@ -1,0 +1,89 @@
+"""Errors of the gateway and their one JSON shape: {"error": code, "message": text}.
+
+    ApiError       an answer decided by the gateway (bad input: 4xx)
+    RpcFailure     a failed call to im-rpc, carrying its gRPC status
+
+`RPC_TO_HTTP` is the one table from gRPC status to HTTP status; `JsonErrorHandler`
+renders every error, Sanic's own (404, 405, 413, ...) included.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from grpclib.const import Status
+from sanic import HTTPResponse, Request
+from sanic.exceptions import SanicException
+from sanic.handlers import ErrorHandler
+
+log = logging.getLogger(__name__)
+
+RPC_TO_HTTP: dict[Status, tuple[int, str]] = {
+    Status.INVALID_ARGUMENT: (400, "invalid_argument"),
+    Status.NOT_FOUND: (404, "not_found"),
+    Status.UNAVAILABLE: (503, "rpc_unavailable"),
+    Status.DEADLINE_EXCEEDED: (504, "rpc_timeout"),
+    Status.RESOURCE_EXHAUSTED: (503, "overloaded"),
+}
+_UPSTREAM_ERROR = (502, "upstream_error")
+
+_SANIC_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    503: "service_unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, machine code and a message naming the field."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class RpcFailure(Exception):
+    """A call to im-rpc that did not succeed."""
+
+    def __init__(self, status: Status, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def to_api_error(self) -> ApiError:
+        """The HTTP answer for this failure; im-rpc's "<code>: <text>" messages keep their code."""
+        http_status, code = RPC_TO_HTTP.get(self.status, _UPSTREAM_ERROR)
+        head, sep, tail = self.message.partition(": ")
+        if sep and head.replace("_", "").isalpha() and head.islower():
+            code, message = head, tail
+        else:
+            message = self.message or self.status.name.lower()
+        return ApiError(http_status, code, message)
+
+
+def json_error(status: int, code: str, message: str) -> HTTPResponse:
+    """The JSON error response every failure is rendered as."""
+    body = orjson.dumps({"error": code, "message": message})
+    return HTTPResponse(body, status=status, content_type="application/json")
+
+
+class JsonErrorHandler(ErrorHandler):
+    """Renders every exception as the JSON error shape."""
+
+    def default(self, request: Request, exception: Exception) -> HTTPResponse:
+        if isinstance(exception, RpcFailure):
+            exception = exception.to_api_error()
+        if isinstance(exception, ApiError):
+            return json_error(exception.status, exception.code, exception.message)
+        if isinstance(exception, SanicException):
+            status = exception.status_code
+            return json_error(status, _SANIC_CODES.get(status, "http_error"), str(exception))
+        log.error("unhandled error: %s", exception, exc_info=exception)
+        return json_error(500, "internal_error", "the gateway failed to handle the request")

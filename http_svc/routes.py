@@ -1,0 +1,93 @@
+"""HTTP handlers: read parameters, call im-rpc, answer JSON. No rule of the chat lives here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sanic import Blueprint, HTTPResponse, Request
+
+from http_svc.errors import ApiError, json_error
+from http_svc.params import (
+    INT64_MAX,
+    bool_param,
+    collect,
+    int_param,
+    optional_text_param,
+    text_param,
+)
+
+bp = Blueprint("api")
+
+_INT32_MAX = 2**31 - 1
+_PONG = b'{"message":"pong"}'
+
+
+def _json(body: Any, status: int = 200) -> HTTPResponse:
+    return HTTPResponse(orjson.dumps(body), status=status, content_type="application/json")
+
+
+@bp.get("/ping")
+async def ping(request: Request) -> HTTPResponse:
+    """The gateway alone: never touches im-rpc or the store."""
+    return HTTPResponse(_PONG, content_type="application/json")
+
+
+@bp.post("/api/send")
+async def send(request: Request) -> HTTPResponse:
+    """Store a message; answer its canonical chat and send_time."""
+    params = collect(request)
+    chat = text_param(params, "chat")
+    sender = text_param(params, "sender")
+    text = text_param(params, "text")
+    client_msg_id = optional_text_param(params, "client_msg_id")
+    if client_msg_id is None:
+        client_msg_id = request.headers.get("idempotency-key")
+    if client_msg_id == "":
+        raise ApiError(400, "invalid_client_msg_id", "client_msg_id must not be empty")
+    sent = await request.app.ctx.rpc.send(chat, text, sender, client_msg_id or "")
+    return _json({"chat": sent.chat, "send_time": sent.send_time})
+
+
+@bp.get("/api/pull")
+async def pull(request: Request) -> HTTPResponse:
+    """One page of a chat, with has_more and next_cursor."""
+    params = collect(request)
+    chat = text_param(params, "chat")
+    cursor = int_param(params, "cursor", 0, 0, INT64_MAX)
+    limit = int_param(params, "limit", 0, 0, _INT32_MAX)
+    reverse = bool_param(params, "reverse", False)
+    page = await request.app.ctx.rpc.pull(chat, cursor, limit, reverse)
+    messages = [
+        {"chat": m.chat, "text": m.text, "sender": m.sender, "send_time": m.send_time}
+        for m in page.messages
+    ]
+    return _json({"messages": messages, "has_more": page.has_more, "next_cursor": page.next_cursor})
+
+
+@bp.get("/healthz")
+async def healthz(request: Request) -> HTTPResponse:
+    """The process is alive."""
+    return _json({"status": "ok"})
+
+
+@bp.get("/readyz")
+async def readyz(request: Request) -> HTTPResponse:
+    """Ready when im-rpc answers and reports its store as serving."""
+    if await request.app.ctx.rpc.ready():
+        return _json({"status": "ready"})
+    return json_error(503, "not_ready", "im-rpc reports its store as not serving")
+
+
+@bp.get("/metrics")
+async def metrics(request: Request) -> HTTPResponse:
+    """Prometheus metrics of this process."""
+    return HTTPResponse(
+        request.app.ctx.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8"
+    )
+
+
+@bp.get("/openapi.json")
+async def openapi(request: Request) -> HTTPResponse:
+    """The OpenAPI document of this API."""
+    return HTTPResponse(request.app.ctx.openapi, content_type="application/json")

@@ -1,0 +1,1 @@
+"""Pieces both services share: typed settings loading and logging set-up."""

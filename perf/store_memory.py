@@ -1,0 +1,165 @@
+"""Bytes of Redis memory per stored message, measured with INFO memory.
+
+Starts a private redis-server on a free loopback port, writes `--messages`
+messages of `--text-bytes`-byte text from 8-byte senders, and prints
+used_memory growth per message for:
+
+  store     this project's layout, written through RedisStore.append (one stream
+            per chat, ID from send_time, one field: role digit + text)
+  zset-json the original reference design: a sorted set per chat, JSON members
+  stream-3f a plain stream per chat with sender/text/send_time fields
+
+each in two shapes: all messages in one chat, and spread over `--chats` chats.
+
+    python -m perf.store_memory [--messages 100000] [--chats 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+import orjson
+import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
+
+from rpc_svc.store import RedisStore
+
+SENDERS = ("sender01", "sender02")  # 8 bytes each
+BATCH = 500
+Writer = Callable[[Pipeline, int, str], None]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _used(r: aioredis.Redis) -> int:
+    return int((await r.info("memory"))["used_memory"])
+
+
+def _chat_of(i: int, chats: int) -> str:
+    return f"{SENDERS[0]}{i % chats:06d}:{SENDERS[1]}"
+
+
+async def _fill_store(url: str, n: int, chats: int, text: str) -> None:
+    store = RedisStore.from_url(url, max_connections=64, timeout_s=5, idempotency_ttl_s=60)
+    for start in range(0, n, BATCH):
+        await asyncio.gather(
+            *(
+                store.append(_chat_of(i, chats), i % 2, text)
+                for i in range(start, min(n, start + BATCH))
+            )
+        )
+    await store.close()
+
+
+async def _fill_pipelined(r: aioredis.Redis, n: int, chats: int, write: Writer) -> None:
+    for start in range(0, n, BATCH):
+        pipe = r.pipeline(transaction=False)
+        for i in range(start, min(n, start + BATCH)):
+            write(pipe, i, _chat_of(i, chats))
+        await pipe.execute()
+
+
+def _zset_json(text: str) -> Writer:
+    base = time.time_ns() // 1000
+
+    def write(pipe: Pipeline, i: int, chat: str) -> None:
+        member = orjson.dumps(
+            {"chat": chat, "text": text, "sender": SENDERS[i % 2], "send_time": base + i}
+        )
+        pipe.zadd(f"zs:{{{chat}}}", {member: base + i})
+
+    return write
+
+
+def _stream_3f(text: str) -> Writer:
+    base = time.time_ns() // 1000
+
+    def write(pipe: Pipeline, i: int, chat: str) -> None:
+        fields = {"sender": SENDERS[i % 2], "text": text, "send_time": base + i}
+        pipe.xadd(f"st:{{{chat}}}", fields)  # type: ignore[arg-type]
+
+    return write
+
+
+async def _measure(r: aioredis.Redis, fill: Callable[[], Awaitable[None]], n: int) -> float:
+    await r.flushall()
+    before = await _used(r)
+    await fill()
+    return (await _used(r) - before) / n
+
+
+async def run(n: int, chats: int, text_bytes: int, port: int) -> None:
+    url = f"redis://127.0.0.1:{port}/0"
+    r = aioredis.Redis.from_url(url)
+    text = "x" * text_bytes
+    raw = text_bytes + len(SENDERS[0])
+    print(f"{n} messages, text {text_bytes} B, sender {len(SENDERS[0])} B: raw {raw} B/message")
+    print(f"{'layout':<10} {'chats':>6} {'B/message':>10} {'x raw':>6}")
+    for shape in (1, chats):
+        rows = [
+            ("store", partial(_fill_store, url, n, shape, text)),
+            ("zset-json", partial(_fill_pipelined, r, n, shape, _zset_json(text))),
+            ("stream-3f", partial(_fill_pipelined, r, n, shape, _stream_3f(text))),
+        ]
+        for name, fill in rows:
+            per = await _measure(r, fill, n)
+            print(f"{name:<10} {shape:>6} {per:>10.1f} {per / raw:>6.2f}", flush=True)
+    await r.aclose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--chats", type=int, default=1000)
+    parser.add_argument("--text-bytes", type=int, default=100)
+    args = parser.parse_args()
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise SystemExit("redis-server is not installed: run scripts/bootstrap")
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.Popen(
+            [
+                exe,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dir",
+                tmp,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
+            print(version.strip())
+            asyncio.run(run(args.messages, args.chats, args.text_bytes, port))
+        finally:
+            proc.terminate()
+            proc.wait()
+
+
+if __name__ == "__main__":
+    main()

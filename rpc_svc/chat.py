@@ -1,0 +1,148 @@
+"""The chat rules: chat names, members, texts, idempotency keys and paging.
+
+Pure functions and value types; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rpc_svc.errors import InvalidArgument
+
+MAX_MEMBER_CHARS = 64
+MAX_CLIENT_MSG_ID_CHARS = 64
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 1000
+INT64_MAX = 2**63 - 1
+
+# Whitespace (anything str.isspace() accepts), C0/C1 control characters and ':'.
+_BAD_MEMBER_CHAR = re.compile(r"[\s\x00-\x1f\x7f-\x9f:]")
+_CONTROL_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    """A chat between two members, held in canonical order (first <= second)."""
+
+    first: str
+    second: str
+
+    @property
+    def name(self) -> str:
+        """The canonical chat name: the members sorted by code point, joined by ':'."""
+        return f"{self.first}:{self.second}"
+
+    def role_of(self, sender: str) -> int:
+        """0 for the first member, 1 for the second; InvalidArgument otherwise."""
+        if sender == self.first:
+            return 0
+        if sender == self.second:
+            return 1
+        raise InvalidArgument(
+            f"sender {sender!r} is not a member of chat {self.name!r}", "sender_not_in_chat"
+        )
+
+    def member(self, role: int) -> str:
+        """The member that plays `role` (0 or 1)."""
+        return self.second if role else self.first
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A stored message as clients see it."""
+
+    chat: str
+    text: str
+    sender: str
+    send_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A message as the store keeps it: the sender as a role, not a name."""
+
+    send_time: int
+    role: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a pull."""
+
+    messages: list[Message]
+    has_more: bool
+    next_cursor: int
+
+
+def parse_chat(raw: str) -> Chat:
+    """Parse "<member1>:<member2>" into its canonical Chat, or raise InvalidArgument."""
+    first, sep, second = raw.partition(":")
+    if not sep:
+        raise InvalidArgument("chat must be '<member1>:<member2>' (no ':' found)", "invalid_chat")
+    for member in (first, second):
+        if not 1 <= len(member) <= MAX_MEMBER_CHARS:
+            raise InvalidArgument(
+                f"chat members must be 1..{MAX_MEMBER_CHARS} characters", "invalid_chat"
+            )
+        if _BAD_MEMBER_CHAR.search(member):
+            raise InvalidArgument(
+                "chat must have exactly one ':' and members without whitespace or "
+                "control characters",
+                "invalid_chat",
+            )
+    return Chat(first, second) if first <= second else Chat(second, first)
+
+
+def check_text(text: str, max_bytes: int) -> None:
+    """Raise InvalidArgument unless `text` is 1..max_bytes bytes of UTF-8."""
+    if not text:
+        raise InvalidArgument("text must not be empty", "invalid_text")
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise InvalidArgument(
+            f"text is {size} bytes of UTF-8; the limit is {max_bytes}", "text_too_long"
+        )
+
+
+def check_client_msg_id(value: str) -> None:
+    """Raise InvalidArgument unless `value` is empty (none) or 1..64 printable characters."""
+    if len(value) > MAX_CLIENT_MSG_ID_CHARS or _CONTROL_CHAR.search(value):
+        raise InvalidArgument(
+            f"client_msg_id must be 1..{MAX_CLIENT_MSG_ID_CHARS} characters without "
+            "control characters",
+            "invalid_client_msg_id",
+        )
+
+
+def page_limit(limit: int) -> int:
+    """The page size for a requested `limit`: 0 means the default; 1..MAX_LIMIT."""
+    if limit == 0:
+        return DEFAULT_LIMIT
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidArgument(f"limit must be 1..{MAX_LIMIT} (0 for the default)", "invalid_limit")
+    return limit
+
+
+def check_cursor(cursor: int) -> None:
+    """Raise InvalidArgument unless 0 <= cursor <= 2**63-1."""
+    if not 0 <= cursor <= INT64_MAX:
+        raise InvalidArgument("cursor must be an integer 0..2^63-1", "invalid_cursor")
+
+
+def build_page(
+    chat: Chat, entries: Sequence[Entry], cursor: int, limit: int, reverse: bool
+) -> Page:
+    """Turn up to limit+1 entries read from `cursor` into a page with its next cursor."""
+    has_more = len(entries) > limit
+    shown = entries[:limit]
+    messages = [Message(chat.name, e.text, chat.member(e.role), e.send_time) for e in shown]
+    if has_more:
+        next_cursor = entries[limit].send_time
+    elif reverse:
+        next_cursor = 0
+    else:
+        next_cursor = shown[-1].send_time + 1 if shown else cursor
+    return Page(messages, has_more, next_cursor)

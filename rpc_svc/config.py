@@ -1,0 +1,40 @@
+"""im-rpc settings: `IM_*` environment variables and CLI flags, read once at start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from im_common.settings import load_settings, setting
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Settings of im-rpc, the chat RPC service."""
+
+    host: str = setting("IM_RPC_HOST", "127.0.0.1", "address the gRPC server listens on")
+    port: int = setting("IM_RPC_PORT", 8888, "gRPC port", lo=1, hi=65535)
+    redis_url: str = setting("IM_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis to store in")
+    redis_max_connections: int = setting(
+        "IM_REDIS_MAX_CONNECTIONS", 64, "Redis connections in the pool", lo=1, hi=100_000
+    )
+    redis_timeout_ms: int = setting(
+        "IM_REDIS_TIMEOUT_MS", 1000, "connect/read timeout of a Redis call", lo=1, hi=600_000
+    )
+    max_text_bytes: int = setting(
+        "IM_MAX_TEXT_BYTES", 4096, "largest message text in UTF-8 bytes", lo=1, hi=1 << 20
+    )
+    idempotency_ttl_s: int = setting(
+        "IM_IDEMPOTENCY_TTL_S", 86_400, "how long a client_msg_id is remembered", lo=1
+    )
+    drain_s: float = setting(
+        "IM_RPC_DRAIN_S", 10.0, "on SIGTERM, how long to wait for calls in flight", lo=0
+    )
+    uvloop: bool = setting("IM_UVLOOP", True, "run on uvloop (false: plain asyncio)")
+    log_level: str = setting("IM_LOG_LEVEL", "INFO", "logging level")
+
+    @classmethod
+    def from_env(cls, argv: Sequence[str] | None = None) -> Settings:
+        """Settings from CLI flags, then the environment, then the defaults."""
+        return load_settings(cls, os.environ, argv, prog="im-rpc")

@@ -1,0 +1,46 @@
+"""Errors of the RPC service's domain and store.
+
+    IMError
+    ├── InvalidArgument    bad input; `code` is a machine code, `message` names the field
+    └── StoreError         the store failed; nothing may be assumed stored
+        ├── StoreUnavailable   Redis cannot be reached (or is loading)
+        └── StoreTimeout       Redis did not answer in time
+
+The servicer maps each to one gRPC status; nothing else leaks out of the store.
+"""
+
+from __future__ import annotations
+
+
+class IMError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    code = "internal"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class InvalidArgument(IMError):
+    """The request breaks a rule of the contract."""
+
+    code = "invalid_argument"
+
+
+class StoreError(IMError):
+    """The store could not do what was asked."""
+
+
+class StoreUnavailable(StoreError):
+    """Redis cannot be reached."""
+
+    code = "store_unavailable"
+
+
+class StoreTimeout(StoreError):
+    """Redis did not answer within the configured timeout."""
+
+    code = "store_timeout"

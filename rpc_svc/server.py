@@ -1,0 +1,87 @@
+"""Builds and runs the gRPC server: IMService plus the standard health service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack
+from typing import Any
+
+from grpclib.health.check import ServiceCheck
+from grpclib.health.service import Health
+from grpclib.server import Server
+from grpclib.utils import graceful_exit
+
+from rpc_svc.config import Settings
+from rpc_svc.errors import StoreError
+from rpc_svc.service import ChatService
+from rpc_svc.servicer import IMServicer, InFlight
+from rpc_svc.store import RedisStore
+
+log = logging.getLogger(__name__)
+
+
+def build_services(settings: Settings, store: RedisStore, in_flight: InFlight) -> list[Any]:
+    """IMService and the standard health service, whose check pings Redis."""
+    service = ChatService(store, settings.max_text_bytes)
+    servicer = IMServicer(service, in_flight)
+
+    async def store_ok() -> bool:
+        try:
+            return await service.ready()
+        except StoreError:
+            return False
+
+    check = ServiceCheck(store_ok, check_ttl=1.0, check_timeout=settings.redis_timeout_ms / 1000)
+    return [servicer, Health({servicer: [check]})]
+
+
+def build_server(settings: Settings, store: RedisStore, in_flight: InFlight) -> Server:
+    """A grpclib server with the services of `build_services`."""
+    return Server(build_services(settings, store, in_flight))
+
+
+class _DrainingServer:
+    """Closes `server` only after the calls in flight finish (or `drain_s` passes)."""
+
+    def __init__(self, server: Server, in_flight: InFlight, drain_s: float) -> None:
+        self._server = server
+        self._in_flight = in_flight
+        self._drain_s = drain_s
+        self._stopped = asyncio.Event()
+        self._drain: asyncio.Task[None] | None = None
+
+    def close(self) -> None:
+        if self._drain is None:
+            self._drain = asyncio.get_running_loop().create_task(self._drain_then_close())
+
+    async def _drain_then_close(self) -> None:
+        log.info("stopping: %d call(s) in flight", self._in_flight.count)
+        if not await self._in_flight.wait_idle(self._drain_s):
+            log.warning("drain timed out with %d call(s) in flight", self._in_flight.count)
+        self._server.close()
+        await self._server.wait_closed()
+        self._stopped.set()
+
+    async def wait_closed(self) -> None:
+        await self._stopped.wait()
+
+
+async def serve(settings: Settings) -> None:
+    """Run im-rpc until SIGTERM or SIGINT, then drain and close everything it opened."""
+    async with AsyncExitStack() as stack:
+        store = RedisStore.from_url(
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            timeout_s=settings.redis_timeout_ms / 1000,
+            idempotency_ttl_s=settings.idempotency_ttl_s,
+        )
+        stack.push_async_callback(store.close)
+        in_flight = InFlight()
+        server = build_server(settings, store, in_flight)
+        draining = _DrainingServer(server, in_flight, settings.drain_s)
+        with graceful_exit([draining]):
+            await server.start(settings.host, settings.port)
+            log.info("im-rpc listening on %s:%d", settings.host, settings.port)
+            await draining.wait_closed()
+        log.info("im-rpc stopped")

@@ -1,0 +1,103 @@
+"""gRPC transport of the chat service: proto messages <-> domain calls.
+
+Domain errors become gRPC statuses here and nowhere else; the status message is
+"<machine_code>: <message>" so the gateway can answer with the same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from grpclib import GRPCError
+from grpclib.const import Status
+
+from improto import ImServiceBase, Message, PullRequest, PullResponse, SendRequest, SendResponse
+from rpc_svc.errors import IMError, InvalidArgument, StoreTimeout, StoreUnavailable
+from rpc_svc.service import ChatService
+
+log = logging.getLogger(__name__)
+
+_STATUS: list[tuple[type[IMError], Status]] = [
+    (InvalidArgument, Status.INVALID_ARGUMENT),
+    (StoreUnavailable, Status.UNAVAILABLE),
+    (StoreTimeout, Status.DEADLINE_EXCEEDED),
+]
+
+
+class InFlight:
+    """Counts calls being served, so a stop can wait for them to finish."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @asynccontextmanager
+    async def track(self) -> AsyncIterator[None]:
+        """Count one call for as long as the block runs."""
+        self.count += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self.count -= 1
+            if not self.count:
+                self._idle.set()
+
+    async def wait_idle(self, seconds: float) -> bool:
+        """Wait until no call is in flight or `seconds` pass; True when idle."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+
+def _to_status(exc: IMError) -> GRPCError:
+    status = next((s for kind, s in _STATUS if isinstance(exc, kind)), Status.INTERNAL)
+    if status is Status.INTERNAL:
+        log.error("unexpected domain error: %s", exc)
+    return GRPCError(status, f"{exc.code}: {exc.message}")
+
+
+class IMServicer(ImServiceBase):
+    """Serves IMService: Send and Pull."""
+
+    def __init__(self, service: ChatService, in_flight: InFlight) -> None:
+        self._service = service
+        self._in_flight = in_flight
+
+    async def send(self, send_request: SendRequest) -> SendResponse:
+        """Store a message."""
+        async with self._in_flight.track():
+            try:
+                sent = await self._service.send(
+                    send_request.chat,
+                    send_request.sender,
+                    send_request.text,
+                    send_request.client_msg_id,
+                )
+            except IMError as exc:
+                raise _to_status(exc) from None
+        return SendResponse(chat=sent.chat, send_time=sent.send_time)
+
+    async def pull(self, pull_request: PullRequest) -> PullResponse:
+        """Read one page of a chat."""
+        async with self._in_flight.track():
+            try:
+                page = await self._service.pull(
+                    pull_request.chat, pull_request.cursor, pull_request.limit, pull_request.reverse
+                )
+            except IMError as exc:
+                raise _to_status(exc) from None
+        return PullResponse(
+            messages=[
+                Message(chat=m.chat, text=m.text, sender=m.sender, send_time=m.send_time)
+                for m in page.messages
+            ],
+            has_more=page.has_more,
+            next_cursor=page.next_cursor,
+        )

@@ -1,0 +1,160 @@
+"""The message store: Redis, one stream per chat.
+
+Keys (all of a chat's keys share the hash tag ``{<chat>}``, so they live in one
+Redis Cluster slot and one script may touch them together):
+
+    im:{<chat>}:m      stream of the chat's messages
+    im:{<chat>}:idem   sorted set: "<role>:<client_msg_id>" -> send_time (24 h)
+
+A message is one stream entry. Its ID is derived from its ``send_time`` (µs):
+``<send_time // 1000>-<send_time % 1000>``, so IDs sort as send times do and a
+cursor is an ID. Its single field ``m`` holds the sender's role digit (0 or 1:
+which member of the chat) followed by the text; the chat and the member names
+are known from the key and are not stored per message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TypeVar, cast
+
+import redis.asyncio as aioredis
+import redis.exceptions as rexc
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from rpc_svc.chat import Entry
+from rpc_svc.errors import StoreTimeout, StoreUnavailable
+
+T = TypeVar("T")
+_Rows = list[tuple[str, dict[str, str]]]  # XRANGE with decode_responses
+
+_FIELD = "m"
+
+
+def _tag(chat: str) -> str:
+    # Braces would end the hash tag early; '%' is escaped so the mapping stays one-to-one.
+    return chat.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
+def messages_key(chat: str) -> str:
+    """The stream key of a canonical chat."""
+    return f"im:{{{_tag(chat)}}}:m"
+
+
+def idempotency_key(chat: str) -> str:
+    """The sorted set of a chat's idempotency keys."""
+    return f"im:{{{_tag(chat)}}}:idem"
+
+
+def entry_id(send_time: int) -> str:
+    """The stream ID of a send time in microseconds."""
+    return f"{send_time // 1000}-{send_time % 1000}"
+
+
+def send_time_of(entry_id_: str) -> int:
+    """The send time in microseconds of a stream ID."""
+    ms, _, seq = entry_id_.partition("-")
+    return int(ms) * 1000 + int(seq)
+
+
+# One round trip per send. Redis's own clock gives the time, bumped past the chat's
+# last message; an idempotency key seen within its lifetime returns the first answer.
+_SEND_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local idem, ttl = ARGV[2], tonumber(ARGV[3])
+if idem ~= '' then
+  local prev = redis.call('ZSCORE', KEYS[2], idem)
+  if prev and tonumber(prev) > now - ttl then
+    return tonumber(prev)
+  end
+end
+local st = now
+local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if top[1] then
+  local id = top[1][1]
+  local dash = string.find(id, '-', 1, true)
+  local last = tonumber(string.sub(id, 1, dash - 1)) * 1000 + tonumber(string.sub(id, dash + 1))
+  if st <= last then st = last + 1 end
+end
+redis.call('XADD', KEYS[1], string.format('%.0f-%.0f', math.floor(st / 1000), st % 1000),
+  'm', ARGV[1])
+if idem ~= '' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
+  redis.call('ZADD', KEYS[2], st, idem)
+  redis.call('PEXPIRE', KEYS[2], math.floor(ttl / 1000))
+end
+return st
+"""
+
+
+class RedisStore:
+    """Appends and reads chat messages in Redis; maps Redis failures to StoreError."""
+
+    def __init__(self, client: aioredis.Redis, idempotency_ttl_s: int) -> None:
+        self._redis = client
+        self._ttl_us = idempotency_ttl_s * 1_000_000
+        self._send = client.register_script(_SEND_SCRIPT)
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, max_connections: int, timeout_s: float, idempotency_ttl_s: int
+    ) -> RedisStore:
+        """A store with its own blocking connection pool to the Redis at `url`."""
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=timeout_s,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            decode_responses=True,
+            # A command is never sent twice: a re-sent script could store a message
+            # twice. The pool replaces connections closed by the server before use.
+            retry=Retry(NoBackoff(), 0),
+        )
+        return cls(aioredis.Redis(connection_pool=pool), idempotency_ttl_s)
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self._redis.aclose(close_connection_pool=True)
+
+    async def ping(self) -> bool:
+        """True when Redis answers; raises StoreError otherwise."""
+        return bool(await _guard(self._redis.ping()))
+
+    async def append(self, chat: str, role: int, text: str, client_msg_id: str = "") -> int:
+        """Store one message; return its send time (µs), or the first one for a repeated key."""
+        member = f"{role}:{client_msg_id}" if client_msg_id else ""
+        result = await _guard(
+            self._send(
+                keys=[messages_key(chat), idempotency_key(chat)],
+                args=[f"{role}{text}", member, self._ttl_us],
+            )
+        )
+        return int(result)
+
+    async def read(self, chat: str, cursor: int, count: int, reverse: bool) -> list[Entry]:
+        """Up to `count` entries from `cursor` (inclusive), oldest first or newest first."""
+        key = messages_key(chat)
+        if reverse:
+            start = entry_id(cursor) if cursor else "+"
+            rows = await _guard(self._redis.xrevrange(key, start, "-", count))
+        else:
+            rows = await _guard(self._redis.xrange(key, entry_id(cursor), "+", count))
+        return [_entry(entry_id_, fields) for entry_id_, fields in cast(_Rows, rows)]
+
+
+def _entry(entry_id_: str, fields: dict[str, str]) -> Entry:
+    value = fields[_FIELD]
+    return Entry(send_time_of(entry_id_), 1 if value[0] == "1" else 0, value[1:])
+
+
+async def _guard(call: Awaitable[T]) -> T:
+    """Await a Redis call, turning its connection and timeout failures into StoreError."""
+    try:
+        return await call
+    except (rexc.TimeoutError, TimeoutError) as exc:
+        raise StoreTimeout(f"redis did not answer in time: {exc}") from exc
+    except (rexc.ConnectionError, rexc.BusyLoadingError, OSError) as exc:
+        raise StoreUnavailable(f"redis is unavailable: {exc}") from exc

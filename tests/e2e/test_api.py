@@ -1,0 +1,158 @@
+"""The HTTP API of the contract, through the real gateway, im-rpc and Redis."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Stack
+
+pytestmark = pytest.mark.e2e
+Chat = tuple[str, str, str]
+
+
+async def _send(client: httpx.AsyncClient, chat: str, sender: str, text: str) -> int:
+    r = await client.post("/api/send", json={"chat": chat, "sender": sender, "text": text})
+    assert r.status_code == 200, r.text
+    return int(r.json()["send_time"])
+
+
+async def test_ping_health_and_readiness(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/ping")).json() == {"message": "pong"}
+    assert (await client.get("/healthz")).status_code == 200
+    ready = await client.get("/readyz")
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+
+
+async def test_send_answers_the_canonical_chat_and_a_time(
+    client: httpx.AsyncClient, chat: Chat
+) -> None:
+    name, first, second = chat
+    r = await client.post(
+        "/api/send", json={"chat": f"{second}:{first}", "sender": second, "text": "hi"}
+    )
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/json"
+    body = r.json()
+    assert set(body) == {"chat", "send_time"}
+    assert body["chat"] == name
+    assert isinstance(body["send_time"], int)
+    assert body["send_time"] > 1_600_000_000_000_000
+
+
+@pytest.mark.parametrize("how", ["json", "form", "multipart", "query"])
+async def test_every_parameter_source_works(
+    client: httpx.AsyncClient, chat: Chat, how: str
+) -> None:
+    name, first, _ = chat
+    fields = {"chat": name, "sender": first, "text": f"via {how} ✓"}
+    if how == "json":
+        r = await client.post("/api/send", json=fields)
+    elif how == "form":
+        r = await client.post("/api/send", data=fields)
+    elif how == "multipart":
+        r = await client.post("/api/send", files={k: (None, v) for k, v in fields.items()})
+    else:
+        r = await client.post("/api/send", params=fields)
+    assert r.status_code == 200, r.text
+    page = (await client.get("/api/pull", params={"chat": name})).json()
+    assert [(m["text"], m["sender"], m["chat"]) for m in page["messages"]] == [
+        (f"via {how} ✓", first, name)
+    ]
+
+
+async def test_the_body_wins_over_the_query_string(client: httpx.AsyncClient, chat: Chat) -> None:
+    name, first, _ = chat
+    r = await client.post(
+        "/api/send", params={"chat": name, "sender": first, "text": "query"}, json={"text": "body"}
+    )
+    assert r.status_code == 200
+    pulled = await client.request(
+        "GET", "/api/pull", params={"chat": name, "limit": "1"}, json={"limit": 5}
+    )
+    assert [m["text"] for m in pulled.json()["messages"]] == ["body"]
+
+
+async def test_pull_defaults_and_paging(client: httpx.AsyncClient, chat: Chat) -> None:
+    name, first, second = chat
+    times = [await _send(client, name, (first, second)[i % 2], f"m{i}") for i in range(12)]
+    for params in ({"chat": name}, {"chat": name, "limit": "0"}):
+        page = (await client.get("/api/pull", params=params)).json()
+        assert [m["send_time"] for m in page["messages"]] == times[:10]
+        assert (page["has_more"], page["next_cursor"]) == (True, times[10])
+    rest = (await client.get("/api/pull", params={"chat": name, "cursor": times[10]})).json()
+    assert [m["text"] for m in rest["messages"]] == ["m10", "m11"]
+    assert (rest["has_more"], rest["next_cursor"]) == (False, times[11] + 1)
+    newest = (
+        await client.get("/api/pull", params={"chat": name, "reverse": "TRUE", "limit": 3})
+    ).json()
+    assert [m["text"] for m in newest["messages"]] == ["m11", "m10", "m9"]
+    assert (newest["has_more"], newest["next_cursor"]) == (True, times[8])
+    older = (
+        await client.get("/api/pull", params={"chat": name, "reverse": "1", "cursor": times[1]})
+    ).json()
+    assert [m["text"] for m in older["messages"]] == ["m1", "m0"]
+    assert (older["has_more"], older["next_cursor"]) == (False, 0)
+
+
+async def test_a_chat_nobody_wrote_to_is_an_empty_page(client: httpx.AsyncClient) -> None:
+    r = await client.get("/api/pull", params={"chat": "nobody:here", "cursor": "42"})
+    assert (r.status_code, r.json()) == (
+        200,
+        {"messages": [], "has_more": False, "next_cursor": 42},
+    )
+
+
+async def test_a_repeated_send_with_the_same_key_is_stored_once(
+    client: httpx.AsyncClient, chat: Chat
+) -> None:
+    name, first, second = chat
+    body = {"chat": name, "sender": first, "text": "once", "client_msg_id": "k1"}
+    answers = [(await client.post("/api/send", json=body)).json() for _ in range(3)]
+    header = {"Idempotency-Key": "k2"}
+    by_header = [
+        (
+            await client.post(
+                "/api/send", data={"chat": name, "sender": first, "text": "twice"}, headers=header
+            )
+        ).json()
+        for _ in range(2)
+    ]
+    other = await client.post("/api/send", json={**body, "sender": second})
+    assert answers[0] == answers[1] == answers[2]
+    assert by_header[0] == by_header[1]
+    assert other.json()["send_time"] != answers[0]["send_time"]
+    page = (await client.get("/api/pull", params={"chat": name})).json()
+    assert [m["text"] for m in page["messages"]] == ["once", "twice", "once"]
+
+
+async def test_both_gateways_see_every_message(stack: Stack, chat: Chat) -> None:
+    name, first, _ = chat
+    async with httpx.AsyncClient(timeout=10) as c:
+        sent = [
+            (
+                await c.post(
+                    f"{stack.url(i % 2)}/api/send",
+                    json={"chat": name, "sender": first, "text": str(i)},
+                )
+            ).json()
+            for i in range(6)
+        ]
+        for i in range(2):
+            page = (await c.get(f"{stack.url(i)}/api/pull", params={"chat": name})).json()
+            assert [m["send_time"] for m in page["messages"]] == [s["send_time"] for s in sent]
+
+
+async def test_metrics_count_requests_by_route_and_status(client: httpx.AsyncClient) -> None:
+    await client.get("/api/pull", params={"chat": "x"})
+    text = (await client.get("/metrics")).text
+    assert 'im_http_requests_total{method="GET",route="/api/pull",status="400"}' in text
+    assert "im_rpc_call_duration_seconds_bucket" in text
+
+
+async def test_the_openapi_document_describes_the_api(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    assert doc["openapi"].startswith("3.")
+    assert {"/ping", "/api/send", "/api/pull"} <= set(doc["paths"])
+    params = {p["name"] for p in doc["paths"]["/api/pull"]["get"]["parameters"]}
+    assert params == {"chat", "cursor", "limit", "reverse"}

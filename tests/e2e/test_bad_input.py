@@ -1,0 +1,129 @@
+"""Every kind of bad input: a 4xx with {"error", "message"}, never a 5xx, nothing stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+pytestmark = pytest.mark.e2e
+
+OK = {"chat": "eve:mallory", "sender": "eve", "text": "hi"}
+FORM = "application/x-www-form-urlencoded"
+
+
+def _send(**kwargs: Any) -> tuple[str, str, dict[str, Any]]:
+    return ("POST", "/api/send", kwargs)
+
+
+def _pull(**kwargs: Any) -> tuple[str, str, dict[str, Any]]:
+    return ("GET", "/api/pull", kwargs)
+
+
+CASES: list[tuple[str, tuple[str, str, dict[str, Any]], int, str]] = [
+    ("no chat", _send(json={"sender": "eve", "text": "x"}), 400, "missing_parameter"),
+    ("no sender", _send(json={"chat": OK["chat"], "text": "x"}), 400, "missing_parameter"),
+    ("no text", _send(json={"chat": OK["chat"], "sender": "eve"}), 400, "missing_parameter"),
+    ("no ':'", _send(json={**OK, "chat": "eve"}), 400, "invalid_chat"),
+    ("two ':'", _send(json={**OK, "chat": "eve:mallory:x"}), 400, "invalid_chat"),
+    ("empty member", _send(json={**OK, "chat": "eve:"}), 400, "invalid_chat"),
+    ("space", _send(json={**OK, "chat": "eve :mallory"}), 400, "invalid_chat"),
+    ("control char", _send(json={**OK, "chat": "eve:mal\u0007lory"}), 400, "invalid_chat"),
+    ("long member", _send(json={**OK, "chat": "eve:" + "m" * 65}), 400, "invalid_chat"),
+    ("chat not a string", _send(json={**OK, "chat": 7}), 400, "invalid_chat"),
+    ("stranger", _send(json={**OK, "sender": "trudy"}), 400, "sender_not_in_chat"),
+    ("empty text", _send(json={**OK, "text": ""}), 400, "invalid_text"),
+    ("text a list", _send(json={**OK, "text": ["x"]}), 400, "invalid_text"),
+    ("text too long", _send(json={**OK, "text": "é" * 2049}), 400, "text_too_long"),
+    ("empty key", _send(json={**OK, "client_msg_id": ""}), 400, "invalid_client_msg_id"),
+    ("long key", _send(json={**OK, "client_msg_id": "k" * 65}), 400, "invalid_client_msg_id"),
+    (
+        "long header key",
+        _send(json=OK, headers={"Idempotency-Key": "k" * 65}),
+        400,
+        "invalid_client_msg_id",
+    ),
+    (
+        "broken JSON",
+        _send(content=b'{"chat":', headers={"content-type": "application/json"}),
+        400,
+        "invalid_json",
+    ),
+    ("JSON array", _send(json=[OK]), 400, "invalid_json"),
+    (
+        "JSON bad UTF-8",
+        _send(
+            content=b'{"chat":"eve:mallory","sender":"eve","text":"\xff"}',
+            headers={"content-type": "application/json"},
+        ),
+        400,
+        "invalid_json",
+    ),
+    (
+        "form bad UTF-8",
+        _send(content=b"chat=eve:mallory&sender=eve&text=\xff", headers={"content-type": FORM}),
+        400,
+        "invalid_utf8",
+    ),
+    (
+        "form %-escaped bad UTF-8",
+        _send(content=b"chat=eve:mallory&sender=eve&text=%ff", headers={"content-type": FORM}),
+        400,
+        "invalid_utf8",
+    ),
+    (
+        "query bad UTF-8",
+        ("POST", "/api/send?chat=eve:mallory&sender=eve&text=%C3%28", {}),
+        400,
+        "invalid_utf8",
+    ),
+    (
+        "multipart no boundary",
+        _send(content=b"x", headers={"content-type": "multipart/form-data"}),
+        400,
+        "invalid_body",
+    ),
+    (
+        "text/plain body",
+        _send(content=b"hi", headers={"content-type": "text/plain"}),
+        415,
+        "unsupported_media_type",
+    ),
+    ("untyped body", _send(content=b"hi"), 415, "unsupported_media_type"),
+    ("body too large", _send(json={**OK, "text": "x" * 70_000}), 413, "payload_too_large"),
+    ("pull without chat", _pull(params={"limit": "1"}), 400, "missing_parameter"),
+    ("pull bad chat", _pull(params={"chat": "a"}), 400, "invalid_chat"),
+    ("negative cursor", _pull(params={"chat": "a:b", "cursor": "-1"}), 400, "invalid_cursor"),
+    ("huge cursor", _pull(params={"chat": "a:b", "cursor": str(2**63)}), 400, "invalid_cursor"),
+    ("word cursor", _pull(params={"chat": "a:b", "cursor": "soon"}), 400, "invalid_cursor"),
+    ("limit 1001", _pull(params={"chat": "a:b", "limit": "1001"}), 400, "invalid_limit"),
+    ("limit -1", _pull(params={"chat": "a:b", "limit": "-1"}), 400, "invalid_limit"),
+    ("limit 2^40", _pull(params={"chat": "a:b", "limit": str(2**40)}), 400, "invalid_limit"),
+    ("reverse maybe", _pull(params={"chat": "a:b", "reverse": "maybe"}), 400, "invalid_reverse"),
+    ("GET send", ("GET", "/api/send", {"params": OK}), 405, "method_not_allowed"),
+    ("unknown path", ("GET", "/api/nothing", {}), 404, "not_found"),
+]
+
+
+@pytest.mark.parametrize(("name", "request_", "status", "code"), CASES, ids=[c[0] for c in CASES])
+async def test_bad_input_is_a_4xx_with_the_json_error_shape_and_stores_nothing(
+    client: httpx.AsyncClient,
+    e2e_redis: aioredis.Redis,
+    name: str,
+    request_: tuple[str, str, dict[str, Any]],
+    status: int,
+    code: str,
+) -> None:
+    keys_before = await e2e_redis.dbsize()
+    method, path, kwargs = request_
+    r = await client.request(method, path, **kwargs)
+    assert (r.status_code, r.headers["content-type"]) == (status, "application/json"), r.text
+    body = r.json()
+    assert set(body) == {"error", "message"}
+    assert body["error"] == code
+    assert isinstance(body["message"], str)
+    assert body["message"]
+    assert await e2e_redis.dbsize() == keys_before
+    assert await e2e_redis.exists("im:{eve:mallory}:m") == 0

@@ -1,0 +1,123 @@
+"""Dependencies failing and services stopping: fast 503s, recovery, graceful drains."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from tests.support.procs import Process, free_port, http_service, redis_server, rpc_service
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+MSG = {"chat": "fault:test", "sender": "fault", "text": "hello"}
+
+
+@pytest.fixture
+def trio(workdir: Path) -> Iterator[tuple[Process, Process, Process]]:
+    """A private redis-server, im-rpc and im-http that a test may break."""
+    redis = redis_server(workdir / "redis").start()
+    rpc = rpc_service(workdir, f"redis://127.0.0.1:{redis.port}/0").start()
+    http = http_service(workdir, [rpc.port]).start()
+    yield redis, rpc, http
+    for proc in (http, rpc, redis):
+        proc.stop(signal.SIGKILL)
+
+
+async def _timed_send(c: httpx.AsyncClient, url: str) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    r = await c.post(f"{url}/api/send", json=MSG)
+    return r, time.monotonic() - started
+
+
+async def _until_ok(
+    c: httpx.AsyncClient, url: str, path: str = "/api/send", seconds: float = 5.0
+) -> httpx.Response:
+    deadline = time.monotonic() + seconds
+    while True:
+        r = await (
+            c.post(f"{url}{path}", json=MSG) if path == "/api/send" else c.get(f"{url}{path}")
+        )
+        if r.status_code == 200 or time.monotonic() > deadline:
+            return r
+        await asyncio.sleep(0.1)
+
+
+async def test_rpc_down_is_a_fast_503_and_recovers_by_itself(
+    trio: tuple[Process, Process, Process],
+) -> None:
+    _, rpc, http = trio
+    url = f"http://127.0.0.1:{http.port}"
+    async with httpx.AsyncClient(timeout=10) as c:
+        assert (await c.post(f"{url}/api/send", json=MSG)).status_code == 200
+        rpc.stop()
+        r, took = await _timed_send(c, url)
+        assert (r.status_code, r.json()["error"]) == (503, "rpc_unavailable")
+        assert took < 1.0
+        assert (await c.get(f"{url}/readyz")).status_code == 503
+        rpc.start()
+        assert (await _until_ok(c, url)).status_code == 200
+        assert (await _until_ok(c, url, "/readyz")).status_code == 200
+
+
+async def test_a_gateway_with_no_rpc_at_all_answers_503_fast(workdir: Path) -> None:
+    http = http_service(workdir, [free_port()]).start()
+    try:
+        async with httpx.AsyncClient(timeout=10) as c:
+            r, took = await _timed_send(c, f"http://127.0.0.1:{http.port}")
+        assert (r.status_code, r.json()["error"], took < 1.0) == (503, "rpc_unavailable", True)
+    finally:
+        http.stop()
+
+
+async def test_redis_down_is_a_fast_503_and_recovers_by_itself(
+    trio: tuple[Process, Process, Process],
+) -> None:
+    redis, _, http = trio
+    url = f"http://127.0.0.1:{http.port}"
+    async with httpx.AsyncClient(timeout=10) as c:
+        assert (await c.post(f"{url}/api/send", json=MSG)).status_code == 200
+        redis.stop()
+        for _ in range(3):
+            r, took = await _timed_send(c, url)
+            assert (r.status_code, r.json()["error"]) == (503, "store_unavailable")
+            assert took < 1.0
+        pull = await c.get(f"{url}/api/pull", params={"chat": MSG["chat"]})
+        assert pull.status_code == 503
+        await asyncio.sleep(1.1)  # the health check's cached answer expires
+        assert (await c.get(f"{url}/readyz")).status_code == 503
+        redis.start()
+        assert (await _until_ok(c, url)).status_code == 200
+
+
+async def _hold_redis(redis: Process, ms: int) -> None:
+    client = aioredis.Redis(port=redis.port)
+    await client.execute_command("CLIENT", "PAUSE", ms, "ALL")  # type: ignore[no-untyped-call]
+    await client.aclose()
+
+
+@pytest.mark.parametrize("stopping", ["im-rpc", "im-http"])
+async def test_sigterm_lets_the_requests_in_flight_finish(
+    trio: tuple[Process, Process, Process], stopping: str
+) -> None:
+    redis, rpc, http = trio
+    url = f"http://127.0.0.1:{http.port}"
+    target = rpc if stopping == "im-rpc" else http
+    async with httpx.AsyncClient(timeout=10) as c:
+        assert (await c.post(f"{url}/api/send", json=MSG)).status_code == 200
+        await _hold_redis(redis, 800)
+        in_flight = asyncio.create_task(c.post(f"{url}/api/send", json=MSG))
+        await asyncio.sleep(0.3)
+        target.send_signal(signal.SIGTERM)
+        r = await in_flight
+        assert r.status_code == 200, r.text
+    assert target.proc is not None
+    assert await asyncio.to_thread(target.proc.wait, 10) == 0
+    if stopping == "im-rpc":
+        assert "im-rpc stopped" in target.log_tail()

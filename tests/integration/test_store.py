@@ -1,0 +1,118 @@
+"""The store against a real redis-server: times, order, idempotency, keys, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from rpc_svc.errors import StoreUnavailable
+from rpc_svc.store import RedisStore, entry_id, idempotency_key, messages_key, send_time_of
+from tests.conftest import make_store
+from tests.support.procs import Process, redis_server
+
+
+async def test_send_times_are_redis_microseconds_and_strictly_increase(store: RedisStore) -> None:
+    before = time.time_ns() // 1000
+    times = [await store.append("a:b", i % 2, "same text") for i in range(20)]
+    assert times == sorted(set(times))
+    assert abs(times[0] - before) < 5_000_000  # Redis's clock, close to ours on one machine
+    entries = await store.read("a:b", 0, 100, reverse=False)
+    assert [e.send_time for e in entries] == times
+    assert [e.role for e in entries] == [i % 2 for i in range(20)]
+    assert {e.text for e in entries} == {"same text"}
+
+
+async def test_concurrent_appends_are_all_kept_with_unique_times(store: RedisStore) -> None:
+    times = await asyncio.gather(*(store.append("a:b", 0, "x") for _ in range(300)))
+    assert len(set(times)) == 300
+    entries = await store.read("a:b", 0, 1000, reverse=False)
+    assert [e.send_time for e in entries] == sorted(times)
+
+
+async def test_a_chat_whose_last_message_is_in_the_future_continues_after_it(
+    store: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    future = (time.time_ns() // 1000) + 3_600_000_000
+    await redis_client.xadd(messages_key("a:b"), {"m": "0from the future"}, id=entry_id(future))
+    assert await store.append("a:b", 1, "next") == future + 1
+    assert await store.append("a:b", 1, "next") == future + 2
+
+
+async def test_reverse_reads_start_at_the_newest_or_at_the_cursor(store: RedisStore) -> None:
+    times = [await store.append("a:b", 0, str(i)) for i in range(5)]
+    newest = await store.read("a:b", 0, 2, reverse=True)
+    assert [e.send_time for e in newest] == times[:-3:-1]
+    older = await store.read("a:b", times[2], 10, reverse=True)
+    assert [e.send_time for e in older] == times[2::-1]
+
+
+async def test_a_repeated_idempotency_key_stores_nothing_new(store: RedisStore) -> None:
+    first = await store.append("a:b", 0, "hello", "key-1")
+    again = await store.append("a:b", 0, "hello", "key-1")
+    other_sender = await store.append("a:b", 1, "hello", "key-1")
+    other_chat = await store.append("a:c", 0, "hello", "key-1")
+    assert again == first
+    assert len({first, other_sender}) == 2
+    assert other_chat != first
+    assert len(await store.read("a:b", 0, 10, reverse=False)) == 2
+
+
+async def test_an_idempotency_key_expires_after_its_lifetime(
+    redis_proc: Process, redis_client: aioredis.Redis
+) -> None:
+    short = make_store(redis_proc, ttl_s=1)
+    try:
+        first = await short.append("a:b", 0, "x", "k")
+        assert await short.append("a:b", 0, "x", "k") == first
+        assert 0 < await redis_client.pttl(idempotency_key("a:b")) <= 1000
+        await asyncio.sleep(1.1)
+        assert await short.append("a:b", 0, "x", "k") > first
+    finally:
+        await short.close()
+
+
+@pytest.mark.parametrize("chat", ["{a}:b", "%7Ba%7D:b", "}x:{y", "a%:b"])
+async def test_keys_stay_distinct_and_in_one_hash_slot(store: RedisStore, chat: str) -> None:
+    await store.append(chat, 0, chat, "k")
+    for key in (messages_key(chat), idempotency_key(chat)):
+        tag = key[key.index("{") + 1 : key.index("}")]
+        assert tag
+        assert key.startswith(f"im:{{{tag}}}:")
+    entries = await store.read(chat, 0, 10, reverse=False)
+    assert [e.text for e in entries] == [chat]
+
+
+async def test_keys_of_escaped_and_plain_chats_differ() -> None:
+    assert messages_key("{a}:b") != messages_key("%7Ba%7D:b")
+
+
+def test_entry_ids_round_trip() -> None:
+    for t in (0, 1, 999, 1000, 1_795_902_056_876_842, 2**63 - 1):
+        assert send_time_of(entry_id(t)) == t
+
+
+async def test_a_restarted_redis_is_used_again_without_errors(tmp_path: Path) -> None:
+    proc = redis_server(tmp_path, None, "--appendonly", "yes", "--appendfsync", "always")
+    proc.start()
+    s = RedisStore.from_url(
+        f"redis://127.0.0.1:{proc.port}/0", max_connections=4, timeout_s=1.0, idempotency_ttl_s=60
+    )
+    try:
+        first = await s.append("a:b", 0, "before")
+        proc.stop()
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            await s.append("a:b", 0, "while down")
+        assert time.monotonic() - started < 1.0
+        proc.start()
+        # the pooled connection to the old process is replaced, not reported as an error
+        later = await s.append("a:b", 0, "after")
+        entries = await s.read("a:b", 0, 10, reverse=False)
+        assert [(e.send_time, e.text) for e in entries] == [(first, "before"), (later, "after")]
+    finally:
+        await s.close()
+        proc.stop()

@@ -1,0 +1,140 @@
+"""The chat rules: names, members, texts, idempotency keys, limits, cursors, pages."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rpc_svc.chat import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    Chat,
+    Entry,
+    build_page,
+    check_client_msg_id,
+    check_cursor,
+    check_text,
+    page_limit,
+    parse_chat,
+)
+from rpc_svc.errors import InvalidArgument
+
+members = st.text(
+    st.characters(exclude_categories=["Cc", "Cs", "Zs", "Zl", "Zp"], exclude_characters=":"),
+    min_size=1,
+    max_size=64,
+).filter(lambda s: not any(c.isspace() for c in s))
+
+
+@given(members, members)
+def test_both_orders_name_the_same_canonical_chat(a: str, b: str) -> None:
+    one, other = parse_chat(f"{a}:{b}"), parse_chat(f"{b}:{a}")
+    assert one == other
+    assert one.name == ":".join(sorted([a, b]))
+    assert one.member(one.role_of(a)) == a
+    assert one.member(one.role_of(b)) == b
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "alice",
+        ":bob",
+        "alice:",
+        "a:b:c",
+        "al ice:bob",
+        "alice:bo\tb",
+        "a\x00:b",
+        "a\u2028:b",
+        "a\x85:b",
+        "x" * 65 + ":bob",
+    ],
+)
+def test_malformed_chats_are_invalid(raw: str) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        parse_chat(raw)
+    assert err.value.code == "invalid_chat"
+
+
+def test_members_may_be_64_characters_and_hold_braces() -> None:
+    chat = parse_chat("{x}%:" + "y" * 64)
+    assert chat == Chat("y" * 64, "{x}%")  # "{" sorts after "y" by code point
+
+
+def test_a_stranger_is_not_a_sender() -> None:
+    with pytest.raises(InvalidArgument) as err:
+        parse_chat("alice:bob").role_of("carol")
+    assert err.value.code == "sender_not_in_chat"
+
+
+def test_text_limits_count_utf8_bytes() -> None:
+    check_text("é" * 2048, 4096)
+    with pytest.raises(InvalidArgument) as err:
+        check_text("é" * 2049, 4096)
+    assert err.value.code == "text_too_long"
+    with pytest.raises(InvalidArgument) as err:
+        check_text("", 4096)
+    assert err.value.code == "invalid_text"
+
+
+@pytest.mark.parametrize("value", ["x" * 65, "a\nb", "\x7f"])
+def test_bad_client_msg_ids(value: str) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        check_client_msg_id(value)
+    assert err.value.code == "invalid_client_msg_id"
+
+
+def test_good_client_msg_ids() -> None:
+    for value in ("", "k", "x" * 64, "ключ-1"):
+        check_client_msg_id(value)
+
+
+@given(st.integers(-(2**40), 2**40))
+def test_limits(limit: int) -> None:
+    if limit == 0:
+        assert page_limit(limit) == DEFAULT_LIMIT
+    elif 1 <= limit <= MAX_LIMIT:
+        assert page_limit(limit) == limit
+    else:
+        with pytest.raises(InvalidArgument):
+            page_limit(limit)
+
+
+def test_cursor_bounds() -> None:
+    check_cursor(0)
+    check_cursor(2**63 - 1)
+    for bad in (-1, 2**63):
+        with pytest.raises(InvalidArgument):
+            check_cursor(bad)
+
+
+CHAT = Chat("alice", "bob")
+
+
+def _entries(*times: int) -> list[Entry]:
+    return [Entry(t, t % 2, f"m{t}") for t in times]
+
+
+def test_a_full_page_points_at_the_first_message_beyond_it() -> None:
+    page = build_page(CHAT, _entries(10, 11, 12), cursor=5, limit=2, reverse=False)
+    assert [m.send_time for m in page.messages] == [10, 11]
+    assert (page.has_more, page.next_cursor) == (True, 12)
+    assert page.messages[1].sender == "bob"
+    assert page.messages[0].chat == "alice:bob"
+
+
+def test_the_last_forward_page_resumes_after_its_newest_message() -> None:
+    page = build_page(CHAT, _entries(10, 11), cursor=5, limit=2, reverse=False)
+    assert (page.has_more, page.next_cursor) == (False, 12)
+
+
+def test_an_empty_forward_page_resumes_at_its_cursor() -> None:
+    page = build_page(CHAT, [], cursor=77, limit=10, reverse=False)
+    assert (page.messages, page.has_more, page.next_cursor) == ([], False, 77)
+
+
+def test_the_last_reverse_page_ends_at_zero() -> None:
+    page = build_page(CHAT, _entries(12, 11), cursor=0, limit=5, reverse=True)
+    assert (page.has_more, page.next_cursor) == (False, 0)

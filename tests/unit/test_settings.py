@@ -1,0 +1,80 @@
+"""Settings: variables, flags, defaults and the errors of bad values."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from http_svc.config import Settings as HttpSettings
+from http_svc.config import split_addr
+from im_common.settings import SettingsError, describe, flag_name, load_settings
+from rpc_svc.config import Settings as RpcSettings
+from tests.support.procs import BIN
+
+
+def test_defaults_are_the_assignments_ports() -> None:
+    http = load_settings(HttpSettings, {})
+    rpc = load_settings(RpcSettings, {})
+    assert (http.port, http.rpc_addrs, rpc.port) == (8080, ("127.0.0.1:8888",), 8888)
+    assert rpc.redis_url == "redis://127.0.0.1:6379/0"
+
+
+def test_variables_are_read_and_typed() -> None:
+    env = {"IM_HTTP_PORT": "9000", "IM_RPC_ADDRS": "a:1, b:2,", "IM_UVLOOP": "False"}
+    s = load_settings(HttpSettings, env)
+    assert (s.port, s.rpc_addrs, s.uvloop) == (9000, ("a:1", "b:2"), False)
+
+
+def test_a_flag_wins_over_its_variable() -> None:
+    s = load_settings(RpcSettings, {"IM_RPC_PORT": "1"}, ["--rpc-port", "2", "--redis-url", "x"])
+    assert (s.port, s.redis_url) == (2, "x")
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"IM_HTTP_PORT": "http"}, "IM_HTTP_PORT"),
+        ({"IM_HTTP_PORT": "70000"}, "IM_HTTP_PORT"),
+        ({"IM_UVLOOP": "maybe"}, "IM_UVLOOP"),
+        ({"IM_RPC_ADDRS": "nohost"}, "IM_RPC_ADDRS"),
+        ({"IM_RPC_ADDRS": ","}, "IM_RPC_ADDRS"),
+    ],
+)
+def test_bad_values_fail_naming_the_variable(env: dict[str, str], names: str) -> None:
+    with pytest.raises(SettingsError, match=names):
+        load_settings(HttpSettings, env)
+
+
+def test_ipv6_addresses_split() -> None:
+    assert split_addr("[::1]:8888") == ("::1", 8888)
+
+
+def test_every_setting_has_a_flag_and_help() -> None:
+    for cls in (HttpSettings, RpcSettings):
+        for env, flag, _default, help_ in describe(cls):
+            assert env.startswith("IM_")
+            assert flag == flag_name(env)
+            assert help_
+
+
+@pytest.mark.parametrize(
+    ("program", "env", "message"),
+    [
+        ("im-http", {"IM_HTTP_PORT": "x"}, "im-http: IM_HTTP_PORT: cannot use 'x'"),
+        ("im-rpc", {"IM_RPC_PORT": "0"}, "im-rpc: IM_RPC_PORT: 0 is outside 1..65535"),
+    ],
+)
+def test_a_service_with_a_bad_setting_exits_2_naming_it(
+    program: str, env: dict[str, str], message: str
+) -> None:
+    done = subprocess.run(
+        [str(BIN / program)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (done.returncode, done.stderr.strip()[: len(message)]) == (2, message)
