@@ -57,7 +57,10 @@ def create_app(settings: Settings, name: str = "im_http") -> Sanic[Config, AppCo
             [split_addr(a) for a in settings.rpc_addrs],
             settings.rpc_channels,
             settings.rpc_timeout_ms / 1000,
+            batch=settings.rpc_batch,
+            batch_max=settings.rpc_batch_max,
             observe=app.ctx.metrics.observe_rpc,
+            observe_batch=app.ctx.metrics.batch_calls.observe,
         )
 
     @app.after_server_stop

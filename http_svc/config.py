@@ -25,6 +25,12 @@ class Settings:
     rpc_timeout_ms: int = setting(
         "IM_RPC_TIMEOUT_MS", 2000, "deadline of every call to im-rpc", lo=1, hi=600_000
     )
+    rpc_batch: bool = setting(
+        "IM_RPC_BATCH", True, "coalesce the calls of one loop turn into one Batch RPC"
+    )
+    rpc_batch_max: int = setting(
+        "IM_RPC_BATCH_MAX", 128, "most calls in one Batch RPC", lo=1, hi=10_000
+    )
     max_body_bytes: int = setting(
         "IM_HTTP_MAX_BODY_BYTES", 65_536, "largest request body (413 beyond)", lo=1024
     )

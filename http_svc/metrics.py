@@ -38,6 +38,25 @@ class Metrics:
             registry=self.registry,
         )
 
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self.batch_calls = Histogram(
+            "im_rpc_batch_calls",
+            "Calls coalesced into one Batch RPC",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=self.registry,
+        )
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Record one answered HTTP request."""
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:  # labels() costs more than the observation itself: cache it
+            labels = (route, method, str(status))
+            children = (self.requests.labels(*labels), self.latency.labels(*labels))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
     def observe_rpc(self, method: str, outcome: str, seconds: float) -> None:
         """Record one call to im-rpc."""
         self.rpc_latency.labels(method, outcome).observe(seconds)
@@ -58,9 +77,12 @@ def install(app: Sanic[Any, Any], metrics: Metrics) -> None:
         if started is None:
             return
         route = request.route.path if request.route else "unmatched"
-        labels = ("/" + route.lstrip("/"), request.method, str(response.status))
-        metrics.requests.labels(*labels).inc()
-        metrics.latency.labels(*labels).observe(time.perf_counter() - started)
+        metrics.observe_request(
+            "/" + route.lstrip("/"),
+            request.method,
+            response.status,
+            time.perf_counter() - started,
+        )
 
     app.register_middleware(start_timer, "request")
     app.register_middleware(record, "response")

@@ -45,8 +45,8 @@ async def send(request: Request) -> HTTPResponse:
         client_msg_id = request.headers.get("idempotency-key")
     if client_msg_id == "":
         raise ApiError(400, "invalid_client_msg_id", "client_msg_id must not be empty")
-    sent = await request.app.ctx.rpc.send(chat, text, sender, client_msg_id or "")
-    return _json({"chat": sent.chat, "send_time": sent.send_time})
+    body = await request.app.ctx.rpc.send(chat, text, sender, client_msg_id or "")
+    return HTTPResponse(body, content_type="application/json")
 
 
 @bp.get("/api/pull")
@@ -57,12 +57,8 @@ async def pull(request: Request) -> HTTPResponse:
     cursor = int_param(params, "cursor", 0, 0, INT64_MAX)
     limit = int_param(params, "limit", 0, 0, _INT32_MAX)
     reverse = bool_param(params, "reverse", False)
-    page = await request.app.ctx.rpc.pull(chat, cursor, limit, reverse)
-    messages = [
-        {"chat": m.chat, "text": m.text, "sender": m.sender, "send_time": m.send_time}
-        for m in page.messages
-    ]
-    return _json({"messages": messages, "has_more": page.has_more, "next_cursor": page.next_cursor})
+    body = await request.app.ctx.rpc.pull(chat, cursor, limit, reverse)
+    return HTTPResponse(body, content_type="application/json")
 
 
 @bp.get("/healthz")

@@ -58,6 +58,31 @@ class PullResponse(betterproto.Message):
     next_cursor: int = betterproto.int64_field(3)
 
 
+@dataclass(eq=False, repr=False)
+class BatchRequest(betterproto.Message):
+    """
+    calls: a JSON array; each call is one of
+       ["send", chat, sender, text, client_msg_id]
+       ["pull", chat, cursor, limit, reverse]
+     with the types and rules of SendRequest and PullRequest.
+    """
+
+    calls: bytes = betterproto.bytes_field(1)
+
+
+@dataclass(eq=False, repr=False)
+class BatchReply(betterproto.Message):
+    """
+    One answer per call, in order. index: a JSON array of [status, length] pairs,
+     status being a gRPC status code (0 = OK); bodies: the answers' bytes, back to
+     back. An OK answer is the public JSON body of /api/send or /api/pull; any other
+     is the UTF-8 status message "<machine_code>: <message>".
+    """
+
+    index: bytes = betterproto.bytes_field(1)
+    bodies: bytes = betterproto.bytes_field(2)
+
+
 class ImServiceStub(betterproto.ServiceStub):
     async def send(
         self,
@@ -93,6 +118,23 @@ class ImServiceStub(betterproto.ServiceStub):
             metadata=metadata,
         )
 
+    async def batch(
+        self,
+        batch_request: "BatchRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "BatchReply":
+        return await self._unary_unary(
+            "/improto.IMService/Batch",
+            batch_request,
+            BatchReply,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
 
 class ImServiceBase(ServiceBase):
 
@@ -100,6 +142,9 @@ class ImServiceBase(ServiceBase):
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
     async def pull(self, pull_request: "PullRequest") -> "PullResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def batch(self, batch_request: "BatchRequest") -> "BatchReply":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
     async def __rpc_send(
@@ -116,6 +161,13 @@ class ImServiceBase(ServiceBase):
         response = await self.pull(request)
         await stream.send_message(response)
 
+    async def __rpc_batch(
+        self, stream: "grpclib.server.Stream[BatchRequest, BatchReply]"
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.batch(request)
+        await stream.send_message(response)
+
     def __mapping__(self) -> Dict[str, grpclib.const.Handler]:
         return {
             "/improto.IMService/Send": grpclib.const.Handler(
@@ -129,5 +181,11 @@ class ImServiceBase(ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 PullRequest,
                 PullResponse,
+            ),
+            "/improto.IMService/Batch": grpclib.const.Handler(
+                self.__rpc_batch,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                BatchRequest,
+                BatchReply,
             ),
         }

@@ -1,10 +1,13 @@
-"""The chat service: applies the chat rules, then asks the store."""
+"""The chat service: applies the chat rules, then asks the store, many calls at a time."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rpc_svc.chat import (
+    Chat,
+    Entry,
     Page,
     build_page,
     check_client_msg_id,
@@ -13,7 +16,28 @@ from rpc_svc.chat import (
     page_limit,
     parse_chat,
 )
-from rpc_svc.store import RedisStore
+from rpc_svc.errors import IMError
+from rpc_svc.store import Append, Op, Outcome, Read, RedisStore
+
+
+@dataclass(frozen=True, slots=True)
+class SendCall:
+    """Store `text` from `sender` in `chat` (idempotent on a non-empty client_msg_id)."""
+
+    chat: str
+    sender: str
+    text: str
+    client_msg_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PullCall:
+    """Read one page of `chat` from `cursor`."""
+
+    chat: str
+    cursor: int = 0
+    limit: int = 0
+    reverse: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +48,10 @@ class Sent:
     send_time: int
 
 
+Call = SendCall | PullCall
+Result = Sent | Page | IMError
+
+
 class ChatService:
     """Send and pull, with every rule of the contract checked before the store is touched."""
 
@@ -31,23 +59,56 @@ class ChatService:
         self._store = store
         self._max_text_bytes = max_text_bytes
 
-    async def send(self, chat: str, sender: str, text: str, client_msg_id: str = "") -> Sent:
-        """Store one message and return where it landed."""
-        parsed = parse_chat(chat)
-        role = parsed.role_of(sender)
-        check_text(text, self._max_text_bytes)
-        check_client_msg_id(client_msg_id)
-        send_time = await self._store.append(parsed.name, role, text, client_msg_id)
-        return Sent(parsed.name, send_time)
+    async def run(self, calls: Sequence[Call]) -> list[Result]:
+        """Answer each call, in order; the valid ones go to the store in one round trip."""
+        planned: list[tuple[Chat, Op] | IMError] = []
+        for call in calls:
+            try:
+                planned.append(self._plan(call))
+            except IMError as exc:
+                planned.append(exc)
+        ops = [p[1] for p in planned if not isinstance(p, IMError)]
+        outcomes = iter(await self._store.execute(ops) if ops else [])
+        return [p if isinstance(p, IMError) else _result(*p, next(outcomes)) for p in planned]
 
-    async def pull(self, chat: str, cursor: int, limit: int, reverse: bool) -> Page:
-        """One page of the chat from `cursor`, with the cursor of the next one."""
-        parsed = parse_chat(chat)
-        check_cursor(cursor)
-        size = page_limit(limit)
-        entries = await self._store.read(parsed.name, cursor, size + 1, reverse)
-        return build_page(parsed, entries, cursor, size, reverse)
+    async def send(self, call: SendCall) -> Sent:
+        """Store one message and return where it landed; raise IMError otherwise."""
+        (result,) = await self.run([call])
+        if isinstance(result, IMError):
+            raise result
+        assert isinstance(result, Sent)
+        return result
+
+    async def pull(self, call: PullCall) -> Page:
+        """One page of a chat, with the cursor of the next one; raise IMError otherwise."""
+        (result,) = await self.run([call])
+        if isinstance(result, IMError):
+            raise result
+        assert isinstance(result, Page)
+        return result
 
     async def ready(self) -> bool:
         """True when the store answers."""
         return await self._store.ping()
+
+    def _plan(self, call: Call) -> tuple[Chat, Op]:
+        chat = parse_chat(call.chat)
+        if isinstance(call, SendCall):
+            role = chat.role_of(call.sender)
+            check_text(call.text, self._max_text_bytes)
+            check_client_msg_id(call.client_msg_id)
+            return chat, Append(chat.name, role, call.text, call.client_msg_id)
+        check_cursor(call.cursor)
+        # one entry beyond the page tells has_more and next_cursor
+        return chat, Read(chat.name, call.cursor, page_limit(call.limit) + 1, call.reverse)
+
+
+def _result(chat: Chat, op: Op, outcome: Outcome) -> Result:
+    if isinstance(outcome, IMError):
+        return outcome
+    if isinstance(op, Append):
+        assert isinstance(outcome, int)
+        return Sent(chat.name, outcome)
+    assert isinstance(outcome, list)
+    entries: list[Entry] = outcome
+    return build_page(chat, entries, op.cursor, op.count - 1, op.reverse)

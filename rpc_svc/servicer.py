@@ -14,17 +14,21 @@ from contextlib import asynccontextmanager
 from grpclib import GRPCError
 from grpclib.const import Status
 
-from improto import ImServiceBase, Message, PullRequest, PullResponse, SendRequest, SendResponse
-from rpc_svc.errors import IMError, InvalidArgument, StoreTimeout, StoreUnavailable
-from rpc_svc.service import ChatService
+from improto import (
+    BatchReply,
+    BatchRequest,
+    ImServiceBase,
+    Message,
+    PullRequest,
+    PullResponse,
+    SendRequest,
+    SendResponse,
+)
+from rpc_svc.errors import IMError
+from rpc_svc.service import ChatService, PullCall, SendCall
+from rpc_svc.wire import decode_calls, encode_results, status_message, status_of
 
 log = logging.getLogger(__name__)
-
-_STATUS: list[tuple[type[IMError], Status]] = [
-    (InvalidArgument, Status.INVALID_ARGUMENT),
-    (StoreUnavailable, Status.UNAVAILABLE),
-    (StoreTimeout, Status.DEADLINE_EXCEEDED),
-]
 
 
 class InFlight:
@@ -57,10 +61,10 @@ class InFlight:
 
 
 def _to_status(exc: IMError) -> GRPCError:
-    status = next((s for kind, s in _STATUS if isinstance(exc, kind)), Status.INTERNAL)
+    status = status_of(exc)
     if status is Status.INTERNAL:
         log.error("unexpected domain error: %s", exc)
-    return GRPCError(status, f"{exc.code}: {exc.message}")
+    return GRPCError(status, status_message(exc))
 
 
 class IMServicer(ImServiceBase):
@@ -72,25 +76,24 @@ class IMServicer(ImServiceBase):
 
     async def send(self, send_request: SendRequest) -> SendResponse:
         """Store a message."""
+        call = SendCall(
+            send_request.chat, send_request.sender, send_request.text, send_request.client_msg_id
+        )
         async with self._in_flight.track():
             try:
-                sent = await self._service.send(
-                    send_request.chat,
-                    send_request.sender,
-                    send_request.text,
-                    send_request.client_msg_id,
-                )
+                sent = await self._service.send(call)
             except IMError as exc:
                 raise _to_status(exc) from None
         return SendResponse(chat=sent.chat, send_time=sent.send_time)
 
     async def pull(self, pull_request: PullRequest) -> PullResponse:
         """Read one page of a chat."""
+        call = PullCall(
+            pull_request.chat, pull_request.cursor, pull_request.limit, pull_request.reverse
+        )
         async with self._in_flight.track():
             try:
-                page = await self._service.pull(
-                    pull_request.chat, pull_request.cursor, pull_request.limit, pull_request.reverse
-                )
+                page = await self._service.pull(call)
             except IMError as exc:
                 raise _to_status(exc) from None
         return PullResponse(
@@ -101,3 +104,16 @@ class IMServicer(ImServiceBase):
             has_more=page.has_more,
             next_cursor=page.next_cursor,
         )
+
+    async def batch(self, batch_request: BatchRequest) -> BatchReply:
+        """Answer many sends and pulls at once, each with its public JSON body."""
+        async with self._in_flight.track():
+            try:
+                decoded = decode_calls(batch_request.calls)
+            except IMError as exc:
+                raise _to_status(exc) from None
+            calls = [c for c in decoded if not isinstance(c, IMError)]
+            answers = iter(await self._service.run(calls))
+        results = [c if isinstance(c, IMError) else next(answers) for c in decoded]
+        index, bodies = encode_results(results)
+        return BatchReply(index=index, bodies=bodies)

@@ -15,19 +15,22 @@ are known from the key and are not stored per message.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import TypeVar, cast
+import hashlib
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
+from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from rpc_svc.chat import Entry
-from rpc_svc.errors import StoreTimeout, StoreUnavailable
+from rpc_svc.errors import StoreError, StoreTimeout, StoreUnavailable
 
 T = TypeVar("T")
-_Rows = list[tuple[str, dict[str, str]]]  # XRANGE with decode_responses
+_Rows = list[tuple[str, list[str]]]  # an XRANGE reply: [id, [field, value, ...]] per entry
 
 _FIELD = "m"
 
@@ -89,13 +92,37 @@ return st
 """
 
 
+@dataclass(frozen=True, slots=True)
+class Append:
+    """Store one message of `role` in `chat` (idempotent on a non-empty client_msg_id)."""
+
+    chat: str
+    role: int
+    text: str
+    client_msg_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """Read up to `count` entries of `chat` from `cursor` (inclusive)."""
+
+    chat: str
+    cursor: int
+    count: int
+    reverse: bool
+
+
+Op = Append | Read
+Outcome = int | list[Entry] | StoreError
+
+
 class RedisStore:
     """Appends and reads chat messages in Redis; maps Redis failures to StoreError."""
 
     def __init__(self, client: aioredis.Redis, idempotency_ttl_s: int) -> None:
         self._redis = client
         self._ttl_us = idempotency_ttl_s * 1_000_000
-        self._send = client.register_script(_SEND_SCRIPT)
+        self._send_sha = hashlib.sha1(_SEND_SCRIPT.encode()).hexdigest()
 
     @classmethod
     def from_url(
@@ -125,36 +152,113 @@ class RedisStore:
 
     async def append(self, chat: str, role: int, text: str, client_msg_id: str = "") -> int:
         """Store one message; return its send time (µs), or the first one for a repeated key."""
-        member = f"{role}:{client_msg_id}" if client_msg_id else ""
-        result = await _guard(
-            self._send(
-                keys=[messages_key(chat), idempotency_key(chat)],
-                args=[f"{role}{text}", member, self._ttl_us],
-            )
-        )
-        return int(result)
+        (outcome,) = await self.execute([Append(chat, role, text, client_msg_id)])
+        if isinstance(outcome, StoreError):
+            raise outcome
+        return cast(int, outcome)
 
     async def read(self, chat: str, cursor: int, count: int, reverse: bool) -> list[Entry]:
         """Up to `count` entries from `cursor` (inclusive), oldest first or newest first."""
-        key = messages_key(chat)
-        if reverse:
-            start = entry_id(cursor) if cursor else "+"
-            rows = await _guard(self._redis.xrevrange(key, start, "-", count))
-        else:
-            rows = await _guard(self._redis.xrange(key, entry_id(cursor), "+", count))
-        return [_entry(entry_id_, fields) for entry_id_, fields in cast(_Rows, rows)]
+        (outcome,) = await self.execute([Read(chat, cursor, count, reverse)])
+        if isinstance(outcome, StoreError):
+            raise outcome
+        return cast(list[Entry], outcome)
+
+    async def execute(self, ops: Sequence[Op]) -> list[Outcome]:
+        """Run `ops` in one pipeline (one round trip); one outcome per op, in order.
+
+        An append answers its send time, a read its entries; a failure is a StoreError
+        in place, and a connection failure fails every op.
+        """
+        try:
+            outcomes = await self._run(ops)
+            missing = [i for i, o in enumerate(outcomes) if isinstance(o, rexc.NoScriptError)]
+            if missing:  # a restarted Redis forgot the script; those appends did not run
+                await _guard(self._redis.script_load(_SEND_SCRIPT))
+                rerun = await self._run([ops[i] for i in missing])
+                for i, outcome in zip(missing, rerun, strict=True):
+                    outcomes[i] = outcome
+        except StoreError as exc:
+            return [exc] * len(ops)
+        return [_outcome(op, o) for op, o in zip(ops, outcomes, strict=True)]
+
+    async def _run(self, ops: Sequence[Op]) -> list[Any]:
+        """Send every op's command on one pooled connection, then read every reply."""
+        commands = [self._command(op) for op in ops]
+        pool = self._redis.connection_pool
+        conn = await _guard(pool.get_connection())  # type: ignore[no-untyped-call]
+        try:
+            return await _guard(_round_trip(conn, commands))
+        finally:
+            await pool.release(conn)
+
+    def _command(self, op: Op) -> tuple[Any, ...]:
+        if isinstance(op, Append):
+            member = f"{op.role}:{op.client_msg_id}" if op.client_msg_id else ""
+            return (
+                "EVALSHA",
+                self._send_sha,
+                2,
+                messages_key(op.chat),
+                idempotency_key(op.chat),
+                f"{op.role}{op.text}",
+                member,
+                self._ttl_us,
+            )
+        if op.reverse:
+            start = entry_id(op.cursor) if op.cursor else "+"
+            return ("XREVRANGE", messages_key(op.chat), start, "-", "COUNT", op.count)
+        return ("XRANGE", messages_key(op.chat), entry_id(op.cursor), "+", "COUNT", op.count)
 
 
-def _entry(entry_id_: str, fields: dict[str, str]) -> Entry:
-    value = fields[_FIELD]
+async def _round_trip(conn: Connection, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Pipeline `commands` on `conn`: an error reply is kept in its place as an exception."""
+    try:
+        await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(await conn.read_response())
+            except rexc.ResponseError as exc:
+                replies.append(exc)
+        return replies
+    except BaseException:
+        await conn.disconnect()  # replies still unread would be out of step with the next user
+        raise
+
+
+def _entry(entry_id_: str, fields: list[str]) -> Entry:
+    value = fields[fields.index(_FIELD) + 1]
     return Entry(send_time_of(entry_id_), 1 if value[0] == "1" else 0, value[1:])
+
+
+def _outcome(op: Op, raw: Any) -> Outcome:
+    if isinstance(raw, Exception):
+        return _store_error(raw)
+    if isinstance(op, Append):
+        return int(raw)
+    return [_entry(entry_id_, fields) for entry_id_, fields in cast(_Rows, raw)]
+
+
+def _store_error(exc: BaseException) -> StoreError:
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, rexc.TimeoutError | TimeoutError):
+        return StoreTimeout(f"redis did not answer in time: {exc}")
+    if isinstance(exc, rexc.ConnectionError | rexc.BusyLoadingError | OSError):
+        return StoreUnavailable(f"redis is unavailable: {exc}")
+    return StoreError(f"redis refused the command: {exc}")
 
 
 async def _guard(call: Awaitable[T]) -> T:
     """Await a Redis call, turning its connection and timeout failures into StoreError."""
     try:
         return await call
-    except (rexc.TimeoutError, TimeoutError) as exc:
-        raise StoreTimeout(f"redis did not answer in time: {exc}") from exc
-    except (rexc.ConnectionError, rexc.BusyLoadingError, OSError) as exc:
-        raise StoreUnavailable(f"redis is unavailable: {exc}") from exc
+    except (
+        rexc.TimeoutError,
+        TimeoutError,
+        rexc.ConnectionError,
+        rexc.BusyLoadingError,
+        OSError,
+    ) as exc:
+        raise _store_error(exc) from exc

@@ -1,4 +1,7 @@
-"""The end-to-end stack: redis-server, two im-rpc and two im-http processes on loopback."""
+"""The end-to-end stack: redis-server, two im-rpc and two im-http processes on loopback.
+
+Gateway 0 coalesces calls into Batch RPCs; gateway 1 makes one unary call per request.
+"""
 
 from __future__ import annotations
 
@@ -32,19 +35,23 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack(redis_proc: Process, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Two im-rpc instances, two gateways that each call both, one Redis database."""
+    """Two im-rpc instances, two gateways (batching, unary) that each call both, one Redis db."""
     workdir = tmp_path_factory.mktemp("e2e")
     rpcs = [rpc_service(workdir, redis_url(redis_proc, E2E_DB)).start() for _ in range(2)]
-    gateways = [http_service(workdir, [r.port for r in rpcs]).start() for _ in range(2)]
+    ports = [r.port for r in rpcs]
+    gateways = [
+        http_service(workdir, ports).start(),  # batching (the default)
+        http_service(workdir, ports, IM_RPC_BATCH="false").start(),  # one unary call each
+    ]
     yield Stack(redis_proc, rpcs, gateways)
     for proc in gateways + rpcs:
         proc.stop()
 
 
-@pytest.fixture
-async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of the first gateway."""
-    async with httpx.AsyncClient(base_url=stack.url(0), timeout=10) as c:
+@pytest.fixture(params=[0, 1], ids=["batch", "unary"])
+async def client(stack: Stack, request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of each gateway in turn: batching, then unary calls."""
+    async with httpx.AsyncClient(base_url=stack.url(request.param), timeout=10) as c:
         yield c
 
 

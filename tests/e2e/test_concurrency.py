@@ -52,3 +52,19 @@ async def test_fifty_concurrent_senders_lose_and_merge_nothing(stack: Stack) -> 
     assert {m["text"] for m in stored} == {"same"}
     for ts in acked:  # each sender's own messages keep the order it sent them in
         assert ts == sorted(ts)
+
+
+async def test_concurrent_requests_share_batch_rpcs(stack: Stack) -> None:
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=40)) as c:
+
+        async def pulls() -> None:
+            for _ in range(5):
+                r = await c.get(f"{stack.url(0)}/api/pull", params={"chat": "batch:test"})
+                assert r.status_code == 200
+
+        await asyncio.gather(*(pulls() for _ in range(40)))
+        metrics = (await c.get(f"{stack.url(0)}/metrics")).text
+    count = float(metrics.split("im_rpc_batch_calls_count ")[1].split()[0])
+    total = float(metrics.split("im_rpc_batch_calls_sum ")[1].split()[0])
+    assert total >= 200
+    assert count < total  # some Batch RPCs carried more than one call

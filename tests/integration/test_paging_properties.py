@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rpc_svc.chat import Message, Page
-from rpc_svc.service import ChatService
+from rpc_svc.service import ChatService, PullCall, SendCall
 
 _chats = itertools.count()
 
@@ -21,8 +21,8 @@ async def _fill(service: ChatService, count: int) -> tuple[str, list[Message]]:
     first, second = f"p{next(_chats)}", "q"
     chat = f"{first}:{second}"
     for i in range(count):
-        await service.send(chat, second if i % 3 else first, "same")
-    everything = await service.pull(chat, 0, 1000, reverse=False)
+        await service.send(SendCall(chat, second if i % 3 else first, "same"))
+    everything = await service.pull(PullCall(chat, 0, 1000, False))
     return chat, everything.messages
 
 
@@ -31,7 +31,7 @@ async def _walk(
 ) -> tuple[list[Message], Page]:
     seen: list[Message] = []
     for _ in range(1000):
-        page = await service.pull(chat, cursor, limit, reverse)
+        page = await service.pull(PullCall(chat, cursor, limit, reverse))
         assert len(page.messages) <= limit
         seen.extend(page.messages)
         if not page.has_more:
@@ -79,7 +79,7 @@ async def test_polling_forward_with_next_cursor_sees_each_new_message_once(
 ) -> None:
     chat, _ = await _fill(service, count)
     _, last = await _walk(service, chat, 0, limit, reverse=False)
-    sent = [await service.send(chat, "q", f"new {i}") for i in range(new)]
+    sent = [await service.send(SendCall(chat, "q", f"new {i}")) for i in range(new)]
     seen, _ = await _walk(service, chat, last.next_cursor, limit, reverse=False)
     assert [m.send_time for m in seen] == [s.send_time for s in sent]
     assert [m.text for m in seen] == [f"new {i}" for i in range(new)]
@@ -90,9 +90,9 @@ async def test_forward_paging_while_others_send_misses_nothing(service: ChatServ
     seen: list[Message] = []
     cursor, sent = 0, [m.send_time for m in stored]
     for i in range(30):
-        page = await service.pull(chat, cursor, 3, reverse=False)
+        page = await service.pull(PullCall(chat, cursor, 3, False))
         seen.extend(page.messages)
         cursor = page.next_cursor
         if i < 10:
-            sent.append((await service.send(chat, "q", f"during {i}")).send_time)
+            sent.append((await service.send(SendCall(chat, "q", f"during {i}"))).send_time)
     assert [m.send_time for m in seen] == sent

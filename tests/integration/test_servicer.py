@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
 from grpclib import GRPCError
 from grpclib.const import Status
@@ -11,7 +12,7 @@ from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 from grpclib.testing import ChannelFor
 
-from improto import ImServiceStub, PullRequest, SendRequest
+from improto import BatchRequest, ImServiceStub, PullRequest, SendRequest
 from rpc_svc.config import Settings
 from rpc_svc.server import build_services
 from rpc_svc.service import ChatService
@@ -77,3 +78,38 @@ async def test_health_reports_the_store(store: RedisStore) -> None:
     async with ChannelFor(build_services(Settings(), store, InFlight())) as channel:
         reply = await HealthStub(channel).Check(HealthCheckRequest(service="improto.IMService"))
     assert reply.status == HealthCheckResponse.SERVING
+
+
+async def test_a_batch_answers_each_call_in_order(stub: ImServiceStub) -> None:
+    calls = [
+        ["send", "bob:alice", "bob", "one", ""],
+        ["send", "alice:bob", "carol", "no", ""],
+        ["send", "alice:bob", "alice", "two", "key"],
+        ["send", "alice:bob", "alice", "two", "key"],
+        ["pull", "alice:bob", 0, 10, False],
+        ["pull", "alice:bob", 0, 1001, False],
+        ["nonsense"],
+    ]
+    reply = await stub.batch(BatchRequest(calls=orjson.dumps(calls)))
+    index = orjson.loads(reply.index)
+    bodies, offset = [], 0
+    for _, length in index:
+        bodies.append(reply.bodies[offset : offset + length])
+        offset += length
+    assert [status for status, _ in index] == [0, 3, 0, 0, 0, 3, 3]
+    first, second = orjson.loads(bodies[0]), orjson.loads(bodies[2])
+    assert orjson.loads(bodies[3]) == second  # the repeated key answered as the first time
+    assert bodies[1].startswith(b"sender_not_in_chat: ")
+    page = orjson.loads(bodies[4])
+    assert [(m["text"], m["send_time"]) for m in page["messages"]] == [
+        ("one", first["send_time"]),
+        ("two", second["send_time"]),
+    ]
+    assert bodies[5].startswith(b"invalid_limit: ")
+    assert bodies[6].startswith(b"invalid_batch: ")
+
+
+async def test_a_batch_that_is_not_json_is_invalid_argument(stub: ImServiceStub) -> None:
+    with pytest.raises(GRPCError) as err:
+        await stub.batch(BatchRequest(calls=b"{"))
+    assert err.value.status is Status.INVALID_ARGUMENT

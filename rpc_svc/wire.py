@@ -1,0 +1,92 @@
+"""The Batch RPC's payloads: a JSON array of calls in, indexed answer bodies out.
+
+A call is ``["send", chat, sender, text, client_msg_id]`` or
+``["pull", chat, cursor, limit, reverse]``. An answer is a gRPC status code and a
+body: for OK the public JSON body of /api/send or /api/pull, otherwise the status
+message ``"<machine_code>: <message>"``. See protos/im.proto.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from grpclib.const import Status
+
+from rpc_svc.chat import INT64_MAX, Page
+from rpc_svc.errors import IMError, InvalidArgument, StoreTimeout, StoreUnavailable
+from rpc_svc.service import Call, PullCall, Result, SendCall, Sent
+
+_STATUS: list[tuple[type[IMError], Status]] = [
+    (InvalidArgument, Status.INVALID_ARGUMENT),
+    (StoreUnavailable, Status.UNAVAILABLE),
+    (StoreTimeout, Status.DEADLINE_EXCEEDED),
+]
+_INT32_MAX = 2**31 - 1
+
+
+def status_of(exc: IMError) -> Status:
+    """The gRPC status of a domain error (INTERNAL for the unexpected)."""
+    return next((s for kind, s in _STATUS if isinstance(exc, kind)), Status.INTERNAL)
+
+
+def status_message(exc: IMError) -> str:
+    """The gRPC status message of a domain error: "<code>: <message>"."""
+    return f"{exc.code}: {exc.message}"
+
+
+def _int(value: Any, lo: int, hi: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+
+def _call(item: Any) -> Call:
+    match item:
+        case ["send", str(chat), str(sender), str(text), str(key)]:
+            return SendCall(chat, sender, text, key)
+        case ["pull", str(chat), cursor, limit, bool(reverse)] if _int(
+            cursor, -INT64_MAX - 1, INT64_MAX
+        ) and _int(limit, -_INT32_MAX - 1, _INT32_MAX):
+            return PullCall(chat, cursor, limit, reverse)
+    raise InvalidArgument(f"malformed batch call: {str(item)[:80]}", "invalid_batch")
+
+
+def decode_calls(raw: bytes) -> list[Call | IMError]:
+    """The calls of a BatchRequest; a malformed call becomes InvalidArgument in its place."""
+    try:
+        items = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgument(f"calls are not JSON: {exc}", "invalid_batch") from None
+    if not isinstance(items, list):
+        raise InvalidArgument("calls must be a JSON array", "invalid_batch")
+    calls: list[Call | IMError] = []
+    for item in items:
+        try:
+            calls.append(_call(item))
+        except InvalidArgument as exc:
+            calls.append(exc)
+    return calls
+
+
+def _body(result: Result) -> tuple[int, bytes]:
+    if isinstance(result, IMError):
+        return status_of(result).value, status_message(result).encode()
+    if isinstance(result, Sent):
+        return 0, orjson.dumps({"chat": result.chat, "send_time": result.send_time})
+    assert isinstance(result, Page)
+    body = {
+        "messages": result.messages,
+        "has_more": result.has_more,
+        "next_cursor": result.next_cursor,
+    }
+    return 0, orjson.dumps(body)  # Message is a dataclass: chat, text, sender, send_time
+
+
+def encode_results(results: list[Result]) -> tuple[bytes, bytes]:
+    """The (index, bodies) of a BatchReply answering `results` in order."""
+    index: list[tuple[int, int]] = []
+    bodies: list[bytes] = []
+    for result in results:
+        status, body = _body(result)
+        index.append((status, len(body)))
+        bodies.append(body)
+    return orjson.dumps(index), b"".join(bodies)

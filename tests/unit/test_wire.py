@@ -1,0 +1,70 @@
+"""The Batch RPC's payloads: calls decoded one by one, answers indexed by status and length."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from grpclib.const import Status
+
+from rpc_svc.chat import Message, Page
+from rpc_svc.errors import InvalidArgument, StoreError, StoreTimeout, StoreUnavailable
+from rpc_svc.service import PullCall, SendCall, Sent
+from rpc_svc.wire import decode_calls, encode_results, status_of
+
+
+def test_calls_decode_in_order_and_malformed_ones_fail_alone() -> None:
+    raw = orjson.dumps(
+        [
+            ["send", "a:b", "a", "hi", ""],
+            ["pull", "a:b", 5, 10, True],
+            ["pull", "a:b", "5", 10, True],
+            ["send", "a:b", "a"],
+            ["delete", "a:b"],
+            ["pull", "a:b", 0, 2**31, False],
+        ]
+    )
+    calls = decode_calls(raw)
+    assert calls[:2] == [SendCall("a:b", "a", "hi", ""), PullCall("a:b", 5, 10, True)]
+    for bad in calls[2:]:
+        assert isinstance(bad, InvalidArgument)
+        assert bad.code == "invalid_batch"
+
+
+@pytest.mark.parametrize("raw", [b"{", b'{"calls": []}', b"7"])
+def test_a_batch_that_is_not_a_json_array_is_invalid(raw: bytes) -> None:
+    with pytest.raises(InvalidArgument):
+        decode_calls(raw)
+
+
+def test_answers_are_public_json_bodies_or_status_messages() -> None:
+    page = Page([Message("a:b", "hi", "a", 7)], has_more=False, next_cursor=8)
+    index, bodies = encode_results(
+        [
+            Sent("a:b", 7),
+            page,
+            InvalidArgument("chat is bad", "invalid_chat"),
+            StoreUnavailable("down"),
+        ]
+    )
+    entries = orjson.loads(index)
+    assert [status for status, _ in entries] == [0, 0, 3, 14]
+    parts, offset = [], 0
+    for _, length in entries:
+        parts.append(bodies[offset : offset + length])
+        offset += length
+    assert offset == len(bodies)
+    assert orjson.loads(parts[0]) == {"chat": "a:b", "send_time": 7}
+    assert orjson.loads(parts[1]) == {
+        "messages": [{"chat": "a:b", "text": "hi", "sender": "a", "send_time": 7}],
+        "has_more": False,
+        "next_cursor": 8,
+    }
+    assert parts[2] == b"invalid_chat: chat is bad"
+    assert parts[3] == b"store_unavailable: down"
+
+
+def test_statuses_of_domain_errors() -> None:
+    assert status_of(InvalidArgument("x")) is Status.INVALID_ARGUMENT
+    assert status_of(StoreUnavailable("x")) is Status.UNAVAILABLE
+    assert status_of(StoreTimeout("x")) is Status.DEADLINE_EXCEEDED
+    assert status_of(StoreError("x")) is Status.INTERNAL
