@@ -63,7 +63,7 @@ def send_time_of(entry_id_: str) -> int:
 
 # One round trip per send. Redis's own clock gives the time, bumped past the chat's
 # last message; an idempotency key seen within its lifetime returns the first answer.
-_SEND_SCRIPT = """
+SEND_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local idem, ttl = ARGV[2], tonumber(ARGV[3])
@@ -122,7 +122,7 @@ class RedisStore:
     def __init__(self, client: aioredis.Redis, idempotency_ttl_s: int) -> None:
         self._redis = client
         self._ttl_us = idempotency_ttl_s * 1_000_000
-        self._send_sha = hashlib.sha1(_SEND_SCRIPT.encode()).hexdigest()
+        self._send_sha = hashlib.sha1(SEND_SCRIPT.encode()).hexdigest()
 
     @classmethod
     def from_url(
@@ -174,7 +174,7 @@ class RedisStore:
             outcomes = await self._run(ops)
             missing = [i for i, o in enumerate(outcomes) if isinstance(o, rexc.NoScriptError)]
             if missing:  # a restarted Redis forgot the script; those appends did not run
-                await _guard(self._redis.script_load(_SEND_SCRIPT))
+                await _guard(self._redis.script_load(SEND_SCRIPT))
                 rerun = await self._run([ops[i] for i in missing])
                 for i, outcome in zip(missing, rerun, strict=True):
                     outcomes[i] = outcome

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from devtools.procs import Process, redis_server
 from rpc_svc.service import ChatService
 from rpc_svc.store import RedisStore
-from tests.support.procs import Process, redis_server
 
 STORE_DB = 0  # integration tests; FLUSHDB before each
 E2E_DB = 1  # the end-to-end stack

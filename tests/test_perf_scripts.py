@@ -31,3 +31,54 @@ def test_store_memory_prints_a_row_per_layout_and_shape() -> None:
         (name, chats) for chats in ("1", "10") for name in ("store", "zset-json", "stream-3f")
     ]
     assert all(float(r[2]) > 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_the_benchmark_smoke_run_writes_a_report_with_a_clean_audit(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "perf.run", "--smoke", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = (tmp_path / "report.md").read_text()
+    assert "0 lost, 0 duplicated, 0 out of order" in report
+    for section in (
+        "GET /ping (HTTP ceiling)",
+        "POST /api/send",
+        "GET /api/pull limit=100",
+        "## Steps",
+        "## Locust",
+    ):
+        assert section in report
+    assert (tmp_path / "locust.html").exists()
+
+
+@pytest.mark.slow
+def test_the_profiler_writes_flame_graphs_and_the_hot_path(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "perf.profile",
+            "--seconds",
+            "2",
+            "--batches",
+            "40",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for service in ("im-http", "im-rpc"):
+        for scenario in ("send", "pull10"):
+            assert (tmp_path / f"flame-{service}-{scenario}.svg").read_text().startswith("<?xml")
+    assert "ChatService.run" in (tmp_path / "hotpath.txt").read_text()

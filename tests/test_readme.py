@@ -12,10 +12,10 @@ from typing import Any
 import orjson
 import pytest
 
+from devtools.procs import Process, http_service, redis_server, rpc_service
 from http_svc.config import Settings as HttpSettings
 from im_common.settings import describe
 from rpc_svc.config import Settings as RpcSettings
-from tests.support.procs import Process, http_service, redis_server, rpc_service
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 TIME_KEYS = {"send_time", "next_cursor"}

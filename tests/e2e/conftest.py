@@ -13,8 +13,8 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from devtools.procs import Process, http_service, rpc_service
 from tests.conftest import E2E_DB, redis_url
-from tests.support.procs import Process, http_service, rpc_service
 
 pytestmark = pytest.mark.e2e
 _chat_ids = itertools.count()

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from tests.support.procs import Process, free_port, http_service, redis_server, rpc_service
+from devtools.procs import Process, free_port, http_service, redis_server, rpc_service
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from devtools.procs import Process, redis_server
 from rpc_svc.errors import StoreUnavailable
 from rpc_svc.store import RedisStore, entry_id, idempotency_key, messages_key, send_time_of
 from tests.conftest import make_store
-from tests.support.procs import Process, redis_server
 
 
 async def test_send_times_are_redis_microseconds_and_strictly_increase(store: RedisStore) -> None:

@@ -7,11 +7,11 @@ import subprocess
 
 import pytest
 
+from devtools.procs import BIN
 from http_svc.config import Settings as HttpSettings
 from http_svc.config import split_addr
 from im_common.settings import SettingsError, describe, flag_name, load_settings
 from rpc_svc.config import Settings as RpcSettings
-from tests.support.procs import BIN
 
 
 def test_defaults_are_the_assignments_ports() -> None:

@@ -1,4 +1,4 @@
-"""Real servers for the tests: redis-server, im-rpc and im-http as child processes.
+"""Real servers for tests and benchmarks: redis-server, im-rpc and im-http as child processes.
 
 Each listens on a free port on 127.0.0.1 and logs to a file in the test's temp dir;
 a failed start raises with the tail of that log.

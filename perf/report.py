@@ -1,0 +1,225 @@
+"""Writes a run's report: report.md with tables, and PNG plots beside it."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from perf.audit import Audit
+from perf.redis_bench import RedisCeiling
+from perf.wrk import WrkResult
+
+SCENARIOS = {
+    "ping": "GET /ping (HTTP ceiling)",
+    "send": "POST /api/send",
+    "pull10": "GET /api/pull limit=10",
+    "pull100": "GET /api/pull limit=100",
+}
+
+
+@dataclass
+class Step:
+    """One A/B row: a configuration's throughput per round at one concurrency."""
+
+    name: str
+    scenario: str
+    connections: int
+    rps: list[float]
+    p99_ms: list[float]
+
+    @property
+    def median_rps(self) -> float:
+        """Median throughput over the rounds."""
+        return statistics.median(self.rps)
+
+
+@dataclass
+class RunData:
+    """Everything a report shows."""
+
+    title: str
+    setup: list[str]
+    results: list[WrkResult]
+    audit: Audit
+    redis: list[RedisCeiling] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    locust: list[dict[str, str]] = field(default_factory=list)
+    memory: list[str] = field(default_factory=list)
+    command: str = ""
+
+
+def median_result(runs: Sequence[WrkResult]) -> WrkResult:
+    """The run with the median throughput of several rounds of one scenario."""
+    ordered = sorted(runs, key=lambda r: r.rps)
+    return ordered[len(ordered) // 2]
+
+
+def _by(results: list[WrkResult], scenario: str, conns: int) -> WrkResult | None:
+    return next((r for r in results if r.scenario == scenario and r.connections == conns), None)
+
+
+def _scenario_table(data: RunData, scenario: str) -> list[str]:
+    rows = [
+        f"### {SCENARIOS[scenario]}",
+        "",
+        "| connections | req/s | of /ping | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms "
+        "| errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in sorted(
+        (r for r in data.results if r.scenario == scenario), key=lambda r: r.connections
+    ):
+        ping = _by(data.results, "ping", r.connections)
+        share = f"{r.rps / ping.rps:.0%}" if ping and scenario != "ping" else "-"
+        rows.append(
+            f"| {r.connections} | {r.rps:,.0f} | {share} | {r.p50_ms:.2f} | "
+            f"{r.p90_ms:.2f} | {r.p99_ms:.2f} | {r.p999_ms:.2f} | {r.max_ms:.1f} | "
+            f"{r.error_count} |"
+        )
+    return [*rows, ""]
+
+
+def _targets(data: RunData) -> list[str]:
+    rows = ["| target | measured | met |", "| --- | --- | --- |"]
+    ping64 = _by(data.results, "ping", 64)
+    for scenario in ("send", "pull10"):
+        r = _by(data.results, scenario, 64)
+        if r and ping64:
+            share = r.rps / ping64.rps
+            rows.append(
+                f"| {SCENARIOS[scenario]} at 64 connections >= 50% of /ping | "
+                f"{r.rps:,.0f} / {ping64.rps:,.0f} = {share:.0%} | "
+                f"{'yes' if share >= 0.5 else 'no'} |"
+            )
+    for scenario in ("send", "pull10"):
+        r = _by(data.results, scenario, 20)
+        if r:
+            rows.append(
+                f"| {SCENARIOS[scenario]} p99 at 20 connections < 10 ms | "
+                f"{r.p99_ms:.2f} ms | {'yes' if r.p99_ms < 10 else 'no'} |"
+            )
+    rows.append(
+        f"| audit: 0 lost, 0 duplicated | {data.audit.lost} lost, "
+        f"{data.audit.duplicated} duplicated | {'yes' if data.audit.ok else 'no'} |"
+    )
+    return [*rows, ""]
+
+
+def _plot(data: RunData, out: Path) -> list[str]:
+    conns = sorted({r.connections for r in data.results})
+    if len(conns) < 2:
+        return []
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for scenario, label in SCENARIOS.items():
+        pts = [(c, r.rps) for c in conns if (r := _by(data.results, scenario, c))]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", label=label)
+    ax.set(xscale="log", xlabel="connections", ylabel="requests/s", title="Throughput")
+    ax.set_xticks(conns, [str(c) for c in conns])
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "throughput.png", dpi=110)
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True)
+    for ax, (scenario, label) in zip(axes, list(SCENARIOS.items())[1:], strict=False):
+        for pct in ("p50_ms", "p90_ms", "p99_ms", "p999_ms"):
+            pts = [(c, getattr(r, pct)) for c in conns if (r := _by(data.results, scenario, c))]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", label=pct.removesuffix("_ms"))
+        ax.set(xscale="log", yscale="log", xlabel="connections", title=label)
+        ax.set_xticks(conns, [str(c) for c in conns])
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("latency (ms)")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(out / "latency.png", dpi=110)
+    plt.close(fig)
+    return ["![throughput](throughput.png)", "", "![latency](latency.png)", ""]
+
+
+def _steps(data: RunData) -> list[str]:
+    if not data.steps:
+        return []
+    rounds = len(data.steps[0].rps)
+    rows = [
+        f"## Steps (A/B interleaved, {rounds} rounds, medians)",
+        "",
+        "| configuration | scenario | connections | median req/s | rounds req/s | median p99 ms |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for s in data.steps:
+        rounds_txt = ", ".join(f"{x:,.0f}" for x in s.rps)
+        rows.append(
+            f"| {s.name} | {SCENARIOS[s.scenario]} | {s.connections} | "
+            f"{s.median_rps:,.0f} | {rounds_txt} | {statistics.median(s.p99_ms):.2f} |"
+        )
+    return [*rows, ""]
+
+
+def _locust(data: RunData) -> list[str]:
+    if not data.locust:
+        return []
+    rows = [
+        "## Locust: mixed users (send, page back, poll forward)",
+        "",
+        "| request | count | failures | req/s | p50 ms | p90 ms | p99 ms |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in data.locust:
+        rows.append(
+            f"| {row['Type']} {row['Name']} | {row['Request Count']} | "
+            f"{row['Failure Count']} | {float(row['Requests/s']):,.0f} | {row['50%']} | "
+            f"{row['90%']} | {row['99%']} |"
+        )
+    return [*rows, "", "Locust's own CSV and HTML reports: `locust_*.csv`, `locust.html`.", ""]
+
+
+def write_report(out: Path, data: RunData) -> Path:
+    """Write report.md (and the plots) into `out`; return its path."""
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [f"# {data.title}", "", *[f"- {s}" for s in data.setup], ""]
+    if data.command:
+        lines += ["Reproduce:", "", f"    {data.command}", ""]
+    lines += [
+        "## Targets",
+        "",
+        *_targets(data),
+        "## Correctness audit",
+        "",
+        f"    {data.audit.line()}",
+        "",
+    ]
+    lines += ["## Scenarios (wrk)", ""]
+    for scenario in SCENARIOS:
+        lines += _scenario_table(data, scenario)
+    lines += _plot(data, out)
+    if data.redis:
+        lines += [
+            "## Redis ceilings (redis-benchmark, 50 clients)",
+            "",
+            "| command | pipeline | commands/s |",
+            "| --- | --- | --- |",
+            *[f"| {c.command} | {c.pipeline} | {c.rps:,.0f} |" for c in data.redis],
+            "",
+        ]
+    lines += _steps(data) + _locust(data)
+    if data.memory:
+        lines += [
+            "## Redis memory per message (`python -m perf.store_memory`)",
+            "",
+            "```",
+            *data.memory,
+            "```",
+            "",
+        ]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path

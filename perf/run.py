@@ -1,0 +1,222 @@
+"""One command for the whole benchmark: `python -m perf.run` (see perf/README.md).
+
+Starts its own stack (redis-server with AOF everysec, one im-rpc, one im-http and,
+for the A/B steps, a second im-http making unary calls) unless --target names a
+running gateway. Then it runs redis-benchmark and wrk /ping as ceilings, wrk
+send/pull scenarios at each concurrency, the interleaved A/B steps and locust.
+It audits every acknowledged send, and writes perf/reports/<date>/report.md with
+plots. It exits 1 when the audit finds a message lost, duplicated or misordered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+
+from perf.audit import run_audit
+from perf.redis_bench import redis_ceilings
+from perf.report import RunData, Step, median_result, write_report
+from perf.stack import LocalStack, raise_fd_limit
+from perf.wrk import WrkResult, run_wrk
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ("ping", "send", "pull10", "pull100")
+
+
+def log(message: str) -> None:
+    """A progress line on stderr."""
+    print(f"[perf] {message}", file=sys.stderr, flush=True)
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m perf.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--target", help="base URL of a running gateway (default: start a stack)")
+    p.add_argument("--connections", default="20,64,256,1024", help="wrk concurrency levels")
+    p.add_argument("--seconds", type=float, default=10, help="length of each wrk run")
+    p.add_argument("--rounds", type=int, default=1, help="rounds per scenario (median kept)")
+    p.add_argument("--step-rounds", type=int, default=3, help="rounds of the A/B steps (0: skip)")
+    p.add_argument("--chats", type=int, default=200, help="chats in the load's pool")
+    p.add_argument("--locust-seconds", type=int, default=30, help="locust run (0: skip)")
+    p.add_argument("--locust-users", type=int, default=50)
+    p.add_argument("--memory", action="store_true", help="also measure Redis bytes/message")
+    p.add_argument("--out", type=Path, help="report directory (default perf/reports/<date>)")
+    p.add_argument("--smoke", action="store_true", help="seconds-long run with a tiny load")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.connections, args.seconds, args.chats = "4", 1, 10
+        args.step_rounds, args.locust_seconds, args.locust_users = 1, 3, 4
+    return args
+
+
+def _run(
+    url: str, scenario: str, conns: int, args: argparse.Namespace, prefix: str, acks: Path
+) -> WrkResult:
+    r = run_wrk(
+        url,
+        scenario,
+        conns,
+        args.seconds,
+        chats=args.chats,
+        prefix=prefix,
+        acks=acks if scenario == "send" else None,
+    )
+    log(
+        f"{scenario:>7} c={conns:<5} {r.rps:>9,.0f} req/s  p50 {r.p50_ms:6.2f}  "
+        f"p99 {r.p99_ms:6.2f}  p99.9 {r.p999_ms:7.2f} ms  errors {r.error_count}"
+    )
+    return r
+
+
+def _scenarios(url: str, args: argparse.Namespace, prefix: str, acks: Path) -> list[WrkResult]:
+    results = []
+    for conns in (int(c) for c in args.connections.split(",")):
+        rounds: dict[str, list[WrkResult]] = {s: [] for s in SCENARIOS}
+        for _ in range(args.rounds):
+            for scenario in SCENARIOS:
+                rounds[scenario].append(_run(url, scenario, conns, args, prefix, acks))
+        results += [median_result(runs) for runs in rounds.values()]
+    return results
+
+
+def _steps(stack: LocalStack, args: argparse.Namespace, prefix: str, acks: Path) -> list[Step]:
+    configs = {"unary Send/Pull per request": stack.unary, "Batch RPC per loop turn": stack.gateway}
+    conns = 64 if not args.smoke else 4
+    steps = {
+        (name, s): Step(name, s, conns, [], []) for name in configs for s in ("send", "pull10")
+    }
+    for _ in range(args.step_rounds):  # interleaved: A, B, A, B, ...
+        for scenario in ("send", "pull10"):
+            for name, gateway in configs.items():
+                r = _run(f"http://127.0.0.1:{gateway.port}", scenario, conns, args, prefix, acks)
+                steps[(name, scenario)].rps.append(r.rps)
+                steps[(name, scenario)].p99_ms.append(r.p99_ms)
+    return list(steps.values())
+
+
+def _locust(
+    url: str, args: argparse.Namespace, out: Path, prefix: str, acks: Path
+) -> list[dict[str, str]]:
+    env = {
+        "IM_PERF_ACKS": str(acks),
+        "IM_PERF_PREFIX": f"{prefix}l",
+        "IM_PERF_CHATS": str(args.chats),
+    }
+    log(f"locust: {args.locust_users} users for {args.locust_seconds}s")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(ROOT / "perf" / "locustfile.py"),
+            "--headless",
+            "-u",
+            str(args.locust_users),
+            "-r",
+            str(args.locust_users),
+            "-t",
+            f"{args.locust_seconds}s",
+            "--host",
+            url,
+            "--csv",
+            str(out / "locust"),
+            "--html",
+            str(out / "locust.html"),
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+        ],
+        env={**_clean_env(), **env},
+        check=False,
+        timeout=args.locust_seconds + 120,
+    )
+    with open(out / "locust_stats.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def _clean_env() -> dict[str, str]:
+    return dict(os.environ)
+
+
+def _memory(args: argparse.Namespace) -> list[str]:
+    n = "20000" if args.smoke else "100000"
+    out = subprocess.run(
+        [sys.executable, "-m", "perf.store_memory", "--messages", n],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return out.splitlines()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run everything, write the report, print where it is; 1 if the audit failed."""
+    args = _args(argv)
+    raise_fd_limit()
+    today = dt.date.today().isoformat()
+    out = (args.out or ROOT / "perf" / "reports" / today).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    prefix = f"p{uuid.uuid4().hex[:6]}"
+    acks = out / "acks.txt"
+    acks.unlink(missing_ok=True)
+    with ExitStack() as stack:
+        local = None if args.target else LocalStack(stack)
+        url = args.target or f"http://127.0.0.1:{local.gateway.port}"  # type: ignore[union-attr]
+        redis = redis_ceilings(local.redis.port) if local and not args.smoke else []
+        for c in redis:
+            log(f"redis-benchmark {c.command} -P {c.pipeline}: {c.rps:,.0f}/s")
+        results = _scenarios(url, args, prefix, acks)
+        steps = _steps(local, args, prefix, acks) if local and args.step_rounds else []
+        locust = _locust(url, args, out, prefix, acks) if args.locust_seconds else []
+        log("auditing every acknowledged send ...")
+        audit = asyncio.run(run_audit(url, [acks]))
+        log(audit.line())
+    memory = _memory(args) if args.memory else []
+    setup = [
+        f"date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
+        f"{_cpus()} cores, Python {platform.python_version()}",
+        "stack: "
+        + (
+            f"target {args.target}"
+            if args.target
+            else "one im-http process and one im-rpc process (defaults), redis-server "
+            "(AOF everysec), wrk and locust on the same machine"
+        ),
+        f"load: wrk -t2, {args.seconds:g} s per run, {args.chats} chats, 100-byte texts; "
+        f"{args.rounds} round(s) per scenario (median)",
+    ]
+    data = RunData(
+        f"IM backend performance report, {today}",
+        setup,
+        results,
+        audit,
+        redis,
+        steps,
+        locust,
+        memory,
+        command=_command(argv),
+    )
+    log(f"report: {write_report(out, data)}")
+    return 0 if audit.ok else 1
+
+
+def _cpus() -> int:
+    return os.cpu_count() or 0
+
+
+def _command(argv: list[str] | None) -> str:
+    return "python -m perf.run " + " ".join(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

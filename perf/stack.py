@@ -1,0 +1,44 @@
+"""The stack a benchmark measures: real processes on loopback, in a temp dir."""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+from devtools.procs import Process, http_service, redis_server, rpc_service
+
+
+def raise_fd_limit() -> None:
+    """Lift this process's open-file limit to the hard limit (children inherit it)."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class LocalStack:
+    """redis-server (AOF everysec), one im-rpc and two gateways: batching and unary.
+
+    Every process is stopped when `stack` closes.
+    """
+
+    def __init__(self, stack: ExitStack) -> None:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-perf-")))
+        self.redis = self._start(
+            stack,
+            redis_server(work / "redis", None, "--appendonly", "yes", "--appendfsync", "everysec"),
+        )
+        self.rpc = self._start(stack, rpc_service(work, f"redis://127.0.0.1:{self.redis.port}/0"))
+        self.gateway = self._start(stack, http_service(work, [self.rpc.port]))
+        self.unary = self._start(stack, http_service(work, [self.rpc.port], IM_RPC_BATCH="false"))
+
+    @staticmethod
+    def _start(stack: ExitStack, proc: Process) -> Process:
+        proc.start()
+        stack.callback(proc.stop)
+        return proc
+
+    @property
+    def url(self) -> str:
+        """Base URL of the batching gateway."""
+        return f"http://127.0.0.1:{self.gateway.port}"

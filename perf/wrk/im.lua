@@ -1,0 +1,81 @@
+-- wrk script for the IM backend:
+--   wrk ... -s perf/wrk/im.lua URL -- MODE CHATS LIMIT PREFIX ACKS TOKEN
+--   MODE   ping | send | pull
+--   CHATS  size of the chat pool: chat i is "<PREFIX>a<i>:<PREFIX>b<i>"
+--   LIMIT  page size of pulls
+--   PREFIX makes this run's chats its own
+--   ACKS   send only: file that gets one "<chat> <send_time>" line per 200 answer
+--   TOKEN  unique per wrk invocation
+-- Every send's text is 100 bytes and unique (token, thread, counter), so an audit can
+-- tell a duplicate from two messages. done() prints one line: WRK_JSON {...}.
+
+local threads = {}
+local counter = 0
+-- globals, so that done() (in wrk's main Lua state, where init() never ran) can read
+-- them from a thread with thread:get()
+mode, chats, limit, prefix, acks_path, token = "ping", 100, 10, "run", "", "w"
+acks = {}
+
+function setup(thread)
+  thread:set("id", #threads + 1)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  mode = args[1] or mode
+  chats = tonumber(args[2] or chats)
+  limit = tonumber(args[3] or limit)
+  prefix = args[4] or prefix
+  acks_path = args[5] or ""
+  token = args[6] or token
+  math.randomseed(id * 7919 + os.time())
+end
+
+local json_headers = { ["Content-Type"] = "application/json" }
+
+local function members()
+  local i = math.random(chats)
+  return prefix .. "a" .. i, prefix .. "b" .. i
+end
+
+function request()
+  if mode == "send" then
+    counter = counter + 1
+    local a, b = members()
+    local sender = (counter % 2 == 0) and a or b
+    local tag = string.format("%s-t%d-%d ", token, id, counter)
+    local text = tag .. string.rep("x", 100 - #tag)
+    local body = '{"chat":"' .. a .. ":" .. b .. '","sender":"' .. sender .. '","text":"' .. text .. '"}'
+    return wrk.format("POST", "/api/send", json_headers, body)
+  elseif mode == "pull" then
+    local a, b = members()
+    return wrk.format("GET", "/api/pull?chat=" .. a .. ":" .. b .. "&limit=" .. limit)
+  end
+  return wrk.format("GET", "/ping")
+end
+
+function response(status, headers, body)
+  if mode == "send" and status == 200 then
+    local chat, t = body:match('"chat":"([^"]*)","send_time":(%d+)')
+    if chat then acks[#acks + 1] = chat .. " " .. t end
+  end
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_JSON {"requests":%d,"duration_us":%d,"rps":%.1f,"p50_us":%d,"p90_us":%d,"p99_us":%d,' ..
+    '"p999_us":%d,"max_us":%d,"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}}\n',
+    summary.requests, summary.duration, summary.requests / (summary.duration / 1e6),
+    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency:percentile(99.9), latency.max, e.connect, e.read, e.write, e.status, e.timeout))
+  local first = threads[1]
+  local path = first and first:get("acks_path") or ""
+  if first and first:get("mode") == "send" and path ~= "" then
+    local f = assert(io.open(path, "a"))
+    for _, thread in ipairs(threads) do
+      for _, line in ipairs(thread:get("acks")) do f:write(line, "\n") end
+    end
+    f:close()
+  end
+end
