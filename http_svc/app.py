@@ -57,7 +57,7 @@ def create_app(settings: Settings, name: str = "im_http") -> Sanic[Config, AppCo
             [split_addr(a) for a in settings.rpc_addrs],
             settings.rpc_channels,
             settings.rpc_timeout_ms / 1000,
-            batch=settings.rpc_batch,
+            mode=settings.rpc_mode,
             batch_max=settings.rpc_batch_max,
             observe=app.ctx.metrics.observe_rpc,
             observe_batch=app.ctx.metrics.batch_calls.observe,

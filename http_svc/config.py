@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from im_common.settings import SettingsError, load_settings, setting
 
+RPC_MODES = ("stream", "batch", "unary")
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -25,8 +27,11 @@ class Settings:
     rpc_timeout_ms: int = setting(
         "IM_RPC_TIMEOUT_MS", 2000, "deadline of every call to im-rpc", lo=1, hi=600_000
     )
-    rpc_batch: bool = setting(
-        "IM_RPC_BATCH", True, "coalesce the calls of one loop turn into one Batch RPC"
+    rpc_mode: str = setting(
+        "IM_RPC_MODE",
+        "stream",
+        "how calls reach im-rpc: stream (batches on a long-lived stream), batch (a Batch "
+        "RPC per batch), unary (a Send/Pull RPC per request)",
     )
     rpc_batch_max: int = setting(
         "IM_RPC_BATCH_MAX", 128, "most calls in one Batch RPC", lo=1, hi=10_000
@@ -51,6 +56,9 @@ class Settings:
             raise SettingsError("IM_RPC_ADDRS: at least one host:port is needed")
         for addr in self.rpc_addrs:
             split_addr(addr)
+        if self.rpc_mode not in RPC_MODES:
+            modes = ", ".join(RPC_MODES)
+            raise SettingsError(f"IM_RPC_MODE: {self.rpc_mode!r} is not one of {modes}")
 
     @classmethod
     def from_env(cls, argv: Sequence[str] | None = None) -> Settings:

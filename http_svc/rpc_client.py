@@ -1,10 +1,12 @@
 """The gateway's client of im-rpc: a pool of grpclib channels, a deadline on every call.
 
 Sends and pulls are coalesced: every call made in the same event-loop turn goes out
-in one Batch RPC as soon as the loop gets to it (no timer, no added wait), and each
-caller gets back its answer's public JSON body. With batching off they are unary
-Send/Pull calls. Every failure comes out as RpcFailure with a gRPC status: a refused
-or broken connection is UNAVAILABLE, a passed deadline DEADLINE_EXCEEDED.
+in one batch as soon as the loop gets to it (no timer, no added wait), and each
+caller gets back its answer's public JSON body. How batches travel is the mode:
+"stream" (one long-lived BatchStream per channel), "batch" (a unary Batch RPC each);
+"unary" does not batch at all (a Send or Pull RPC per request). Every failure comes
+out as RpcFailure with a gRPC status: a refused or broken connection is UNAVAILABLE,
+a passed deadline DEADLINE_EXCEEDED.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from grpclib.exceptions import ProtocolError, StreamTerminatedError
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
+from http_svc.batch_stream import BatchStream
 from http_svc.errors import RpcFailure
 from improto import BatchReply, BatchRequest, ImServiceStub, PullRequest, SendRequest
 
@@ -43,7 +46,7 @@ class RpcClient:
         channels: int,
         timeout_s: float,
         *,
-        batch: bool = True,
+        mode: str = "stream",
         batch_max: int = 128,
         observe: Observer | None = None,
         observe_batch: SizeObserver | None = None,
@@ -54,10 +57,13 @@ class RpcClient:
         self._next = itertools.cycle(range(len(self._channels)))
         self._timeout = timeout_s
         self._observe = observe
-        self._batcher = _Batcher(self._batch, batch_max, observe_batch) if batch else None
+        self._streams = [BatchStream(stub) for stub in self._stubs] if mode == "stream" else []
+        self._batcher = _Batcher(self._batch, batch_max, observe_batch) if mode != "unary" else None
 
     def close(self) -> None:
         """Close every channel."""
+        for stream in self._streams:
+            stream.close()
         for channel in self._channels:
             channel.close()
 
@@ -93,16 +99,20 @@ class RpcClient:
         return bool(reply.status == HealthCheckResponse.SERVING)
 
     async def _batch(self, calls: bytes) -> BatchReply:
-        stub = self._stubs[next(self._next)]
-        return await self._call(
-            "batch", stub.batch(BatchRequest(calls=calls), timeout=self._timeout)
-        )
+        i = next(self._next)
+        if self._streams:
+            return await self._call("batch_stream", self._streams[i].call(calls, self._timeout))
+        request = BatchRequest(calls=calls)
+        return await self._call("batch", self._stubs[i].batch(request, timeout=self._timeout))
 
     async def _call(self, method: str, call: Awaitable[T]) -> T:
         start = time.perf_counter()
         outcome = "OK"
         try:
             return await call
+        except RpcFailure as failure:
+            outcome = failure.status.name
+            raise
         except GRPCError as exc:
             outcome = exc.status.name
             raise RpcFailure(exc.status, exc.message or "") from None

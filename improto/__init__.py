@@ -6,9 +6,13 @@
 from dataclasses import dataclass
 from typing import (
     TYPE_CHECKING,
+    AsyncIterable,
+    AsyncIterator,
     Dict,
+    Iterable,
     List,
     Optional,
+    Union,
 )
 
 import betterproto
@@ -68,6 +72,7 @@ class BatchRequest(betterproto.Message):
     """
 
     calls: bytes = betterproto.bytes_field(1)
+    id: int = betterproto.uint64_field(2)
 
 
 @dataclass(eq=False, repr=False)
@@ -81,6 +86,7 @@ class BatchReply(betterproto.Message):
 
     index: bytes = betterproto.bytes_field(1)
     bodies: bytes = betterproto.bytes_field(2)
+    id: int = betterproto.uint64_field(3)
 
 
 class ImServiceStub(betterproto.ServiceStub):
@@ -135,6 +141,27 @@ class ImServiceStub(betterproto.ServiceStub):
             metadata=metadata,
         )
 
+    async def batch_stream(
+        self,
+        batch_request_iterator: Union[
+            AsyncIterable[BatchRequest], Iterable[BatchRequest]
+        ],
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> AsyncIterator[BatchReply]:
+        async for response in self._stream_stream(
+            "/improto.IMService/BatchStream",
+            batch_request_iterator,
+            BatchRequest,
+            BatchReply,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        ):
+            yield response
+
 
 class ImServiceBase(ServiceBase):
 
@@ -146,6 +173,12 @@ class ImServiceBase(ServiceBase):
 
     async def batch(self, batch_request: "BatchRequest") -> "BatchReply":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def batch_stream(
+        self, batch_request_iterator: AsyncIterator[BatchRequest]
+    ) -> AsyncIterator[BatchReply]:
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+        yield BatchReply()
 
     async def __rpc_send(
         self, stream: "grpclib.server.Stream[SendRequest, SendResponse]"
@@ -168,6 +201,16 @@ class ImServiceBase(ServiceBase):
         response = await self.batch(request)
         await stream.send_message(response)
 
+    async def __rpc_batch_stream(
+        self, stream: "grpclib.server.Stream[BatchRequest, BatchReply]"
+    ) -> None:
+        request = stream.__aiter__()
+        await self._call_rpc_handler_server_stream(
+            self.batch_stream,
+            stream,
+            request,
+        )
+
     def __mapping__(self) -> Dict[str, grpclib.const.Handler]:
         return {
             "/improto.IMService/Send": grpclib.const.Handler(
@@ -185,6 +228,12 @@ class ImServiceBase(ServiceBase):
             "/improto.IMService/Batch": grpclib.const.Handler(
                 self.__rpc_batch,
                 grpclib.const.Cardinality.UNARY_UNARY,
+                BatchRequest,
+                BatchReply,
+            ),
+            "/improto.IMService/BatchStream": grpclib.const.Handler(
+                self.__rpc_batch_stream,
+                grpclib.const.Cardinality.STREAM_STREAM,
                 BatchRequest,
                 BatchReply,
             ),

@@ -88,7 +88,11 @@ def _scenarios(url: str, args: argparse.Namespace, prefix: str, acks: Path) -> l
 
 
 def _steps(stack: LocalStack, args: argparse.Namespace, prefix: str, acks: Path) -> list[Step]:
-    configs = {"unary Send/Pull per request": stack.unary, "Batch RPC per loop turn": stack.gateway}
+    configs = {
+        "1. unary: a Send/Pull RPC per request": stack.gateways["unary"],
+        "2. batch: a Batch RPC per loop turn": stack.gateways["batch"],
+        "3. stream: batches on a long-lived BatchStream": stack.gateways["stream"],
+    }
     conns = 64 if not args.smoke else 4
     steps = {
         (name, s): Step(name, s, conns, [], []) for name in configs for s in ("send", "pull10")

@@ -8,6 +8,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from devtools.procs import Process, http_service, redis_server, rpc_service
+from http_svc.config import RPC_MODES
 
 
 def raise_fd_limit() -> None:
@@ -17,7 +18,7 @@ def raise_fd_limit() -> None:
 
 
 class LocalStack:
-    """redis-server (AOF everysec), one im-rpc and two gateways: batching and unary.
+    """redis-server (AOF everysec), one im-rpc and a gateway per IM_RPC_MODE.
 
     Every process is stopped when `stack` closes.
     """
@@ -29,8 +30,11 @@ class LocalStack:
             redis_server(work / "redis", None, "--appendonly", "yes", "--appendfsync", "everysec"),
         )
         self.rpc = self._start(stack, rpc_service(work, f"redis://127.0.0.1:{self.redis.port}/0"))
-        self.gateway = self._start(stack, http_service(work, [self.rpc.port]))
-        self.unary = self._start(stack, http_service(work, [self.rpc.port], IM_RPC_BATCH="false"))
+        self.gateways = {
+            mode: self._start(stack, http_service(work, [self.rpc.port], IM_RPC_MODE=mode))
+            for mode in RPC_MODES
+        }
+        self.gateway = self.gateways["stream"]  # the default mode
 
     @staticmethod
     def _start(stack: ExitStack, proc: Process) -> Process:
@@ -40,5 +44,5 @@ class LocalStack:
 
     @property
     def url(self) -> str:
-        """Base URL of the batching gateway."""
+        """Base URL of the gateway in the default mode."""
         return f"http://127.0.0.1:{self.gateway.port}"

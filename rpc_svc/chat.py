@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple, TypedDict
 
 from rpc_svc.errors import InvalidArgument
 
@@ -49,9 +50,8 @@ class Chat:
         return self.second if role else self.first
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """A stored message as clients see it."""
+class Message(TypedDict):
+    """A stored message as clients see it (a plain dict: pages are encoded straight to JSON)."""
 
     chat: str
     text: str
@@ -59,8 +59,7 @@ class Message:
     send_time: int
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """A message as the store keeps it: the sender as a role, not a name."""
 
     send_time: int
@@ -138,7 +137,11 @@ def build_page(
     """Turn up to limit+1 entries read from `cursor` into a page with its next cursor."""
     has_more = len(entries) > limit
     shown = entries[:limit]
-    messages = [Message(chat.name, e.text, chat.member(e.role), e.send_time) for e in shown]
+    name, members = chat.name, (chat.first, chat.second)
+    messages = [
+        Message(chat=name, text=e.text, sender=members[e.role], send_time=e.send_time)
+        for e in shown
+    ]
     if has_more:
         next_cursor = entries[limit].send_time
     elif reverse:

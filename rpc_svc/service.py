@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from rpc_svc.chat import (
     Chat,
@@ -20,8 +20,7 @@ from rpc_svc.errors import IMError
 from rpc_svc.store import Append, Op, Outcome, Read, RedisStore
 
 
-@dataclass(frozen=True, slots=True)
-class SendCall:
+class SendCall(NamedTuple):
     """Store `text` from `sender` in `chat` (idempotent on a non-empty client_msg_id)."""
 
     chat: str
@@ -30,8 +29,7 @@ class SendCall:
     client_msg_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class PullCall:
+class PullCall(NamedTuple):
     """Read one page of `chat` from `cursor`."""
 
     chat: str
@@ -40,8 +38,7 @@ class PullCall:
     reverse: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Sent:
+class Sent(NamedTuple):
     """What a send answers: the canonical chat and the message's send time."""
 
     chat: str
@@ -111,4 +108,4 @@ def _result(chat: Chat, op: Op, outcome: Outcome) -> Result:
         return Sent(chat.name, outcome)
     assert isinstance(outcome, list)
     entries: list[Entry] = outcome
-    return build_page(chat, entries, op.cursor, op.count - 1, op.reverse)
+    return build_page(chat, entries, op.cursor, op.entries - 1, op.reverse)

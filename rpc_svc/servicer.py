@@ -98,7 +98,9 @@ class IMServicer(ImServiceBase):
                 raise _to_status(exc) from None
         return PullResponse(
             messages=[
-                Message(chat=m.chat, text=m.text, sender=m.sender, send_time=m.send_time)
+                Message(
+                    chat=m["chat"], text=m["text"], sender=m["sender"], send_time=m["send_time"]
+                )
                 for m in page.messages
             ],
             has_more=page.has_more,
@@ -107,11 +109,51 @@ class IMServicer(ImServiceBase):
 
     async def batch(self, batch_request: BatchRequest) -> BatchReply:
         """Answer many sends and pulls at once, each with its public JSON body."""
-        async with self._in_flight.track():
+        try:
+            return await self._answer(batch_request)
+        except IMError as exc:
+            raise _to_status(exc) from None
+
+    async def batch_stream(
+        self, batch_request_iterator: AsyncIterator[BatchRequest]
+    ) -> AsyncIterator[BatchReply]:
+        """Answer each batch of the stream as soon as it is done, tagged with its id."""
+        replies: asyncio.Queue[BatchReply | None] = asyncio.Queue()
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def answer(request: BatchRequest) -> None:
             try:
-                decoded = decode_calls(batch_request.calls)
-            except IMError as exc:
-                raise _to_status(exc) from None
+                reply = await self._answer(request)
+            except Exception as exc:  # the gateway fails the batch's calls, not waits for them
+                if not isinstance(exc, IMError):
+                    log.exception("batch failed")
+                reply = BatchReply(index=b"[]")
+            reply.id = request.id
+            replies.put_nowait(reply)
+
+        async def read() -> None:
+            try:
+                async for request in batch_request_iterator:
+                    task = asyncio.create_task(answer(request))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                if tasks:
+                    await asyncio.wait(set(tasks))
+            finally:
+                replies.put_nowait(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (reply := await replies.get()) is not None:
+                yield reply
+        finally:
+            reader.cancel()
+            for task in list(tasks):
+                task.cancel()
+
+    async def _answer(self, request: BatchRequest) -> BatchReply:
+        async with self._in_flight.track():
+            decoded = decode_calls(request.calls)
             calls = [c for c in decoded if not isinstance(c, IMError)]
             answers = iter(await self._service.run(calls))
         results = [c if isinstance(c, IMError) else next(answers) for c in decoded]

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
@@ -92,8 +91,7 @@ return st
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Append:
+class Append(NamedTuple):
     """Store one message of `role` in `chat` (idempotent on a non-empty client_msg_id)."""
 
     chat: str
@@ -102,13 +100,12 @@ class Append:
     client_msg_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Read:
-    """Read up to `count` entries of `chat` from `cursor` (inclusive)."""
+class Read(NamedTuple):
+    """Read up to `entries` entries of `chat` from `cursor` (inclusive)."""
 
     chat: str
     cursor: int
-    count: int
+    entries: int
     reverse: bool
 
 
@@ -207,8 +204,8 @@ class RedisStore:
             )
         if op.reverse:
             start = entry_id(op.cursor) if op.cursor else "+"
-            return ("XREVRANGE", messages_key(op.chat), start, "-", "COUNT", op.count)
-        return ("XRANGE", messages_key(op.chat), entry_id(op.cursor), "+", "COUNT", op.count)
+            return ("XREVRANGE", messages_key(op.chat), start, "-", "COUNT", op.entries)
+        return ("XRANGE", messages_key(op.chat), entry_id(op.cursor), "+", "COUNT", op.entries)
 
 
 async def _round_trip(conn: Connection, commands: list[tuple[Any, ...]]) -> list[Any]:

@@ -78,7 +78,7 @@ def _body(result: Result) -> tuple[int, bytes]:
         "has_more": result.has_more,
         "next_cursor": result.next_cursor,
     }
-    return 0, orjson.dumps(body)  # Message is a dataclass: chat, text, sender, send_time
+    return 0, orjson.dumps(body)
 
 
 def encode_results(results: list[Result]) -> tuple[bytes, bytes]:

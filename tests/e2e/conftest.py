@@ -1,6 +1,6 @@
 """The end-to-end stack: redis-server, two im-rpc and two im-http processes on loopback.
 
-Gateway 0 coalesces calls into Batch RPCs; gateway 1 makes one unary call per request.
+There is one gateway per IM_RPC_MODE (stream, batch, unary), each calling both im-rpc.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from devtools.procs import Process, http_service, rpc_service
+from http_svc.config import RPC_MODES
 from tests.conftest import E2E_DB, redis_url
 
 pytestmark = pytest.mark.e2e
@@ -35,22 +36,19 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack(redis_proc: Process, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Two im-rpc instances, two gateways (batching, unary) that each call both, one Redis db."""
+    """Two im-rpc instances, a gateway per IM_RPC_MODE calling both, one Redis database."""
     workdir = tmp_path_factory.mktemp("e2e")
     rpcs = [rpc_service(workdir, redis_url(redis_proc, E2E_DB)).start() for _ in range(2)]
     ports = [r.port for r in rpcs]
-    gateways = [
-        http_service(workdir, ports).start(),  # batching (the default)
-        http_service(workdir, ports, IM_RPC_BATCH="false").start(),  # one unary call each
-    ]
+    gateways = [http_service(workdir, ports, IM_RPC_MODE=mode).start() for mode in RPC_MODES]
     yield Stack(redis_proc, rpcs, gateways)
     for proc in gateways + rpcs:
         proc.stop()
 
 
-@pytest.fixture(params=[0, 1], ids=["batch", "unary"])
+@pytest.fixture(params=range(len(RPC_MODES)), ids=list(RPC_MODES))
 async def client(stack: Stack, request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of each gateway in turn: batching, then unary calls."""
+    """An HTTP client of each gateway in turn: one per IM_RPC_MODE."""
     async with httpx.AsyncClient(base_url=stack.url(request.param), timeout=10) as c:
         yield c
 

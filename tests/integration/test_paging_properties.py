@@ -59,16 +59,16 @@ async def test_paging_from_any_cursor_returns_every_message_once_in_order(
     service: ChatService, count: int, limit: int, reverse: bool, pick: int, kind: str
 ) -> None:
     chat, stored = await _fill(service, count)
-    times = [m.send_time for m in stored]
+    times = [m["send_time"] for m in stored]
     assert len(stored) == count
     cursor = _cursor_for(times, pick, kind)
     seen, last = await _walk(service, chat, cursor, limit, reverse)
     if reverse:
-        expected = [m for m in reversed(stored) if cursor == 0 or m.send_time <= cursor]
+        expected = [m for m in reversed(stored) if cursor == 0 or m["send_time"] <= cursor]
         assert last.next_cursor == 0
     else:
-        expected = [m for m in stored if m.send_time >= cursor]
-        assert last.next_cursor == (expected[-1].send_time + 1 if expected else cursor)
+        expected = [m for m in stored if m["send_time"] >= cursor]
+        assert last.next_cursor == (expected[-1]["send_time"] + 1 if expected else cursor)
     assert seen == expected
 
 
@@ -81,18 +81,18 @@ async def test_polling_forward_with_next_cursor_sees_each_new_message_once(
     _, last = await _walk(service, chat, 0, limit, reverse=False)
     sent = [await service.send(SendCall(chat, "q", f"new {i}")) for i in range(new)]
     seen, _ = await _walk(service, chat, last.next_cursor, limit, reverse=False)
-    assert [m.send_time for m in seen] == [s.send_time for s in sent]
-    assert [m.text for m in seen] == [f"new {i}" for i in range(new)]
+    assert [m["send_time"] for m in seen] == [s.send_time for s in sent]
+    assert [m["text"] for m in seen] == [f"new {i}" for i in range(new)]
 
 
 async def test_forward_paging_while_others_send_misses_nothing(service: ChatService) -> None:
     chat, stored = await _fill(service, 10)
     seen: list[Message] = []
-    cursor, sent = 0, [m.send_time for m in stored]
+    cursor, sent = 0, [m["send_time"] for m in stored]
     for i in range(30):
         page = await service.pull(PullCall(chat, cursor, 3, False))
         seen.extend(page.messages)
         cursor = page.next_cursor
         if i < 10:
             sent.append((await service.send(SendCall(chat, "q", f"during {i}"))).send_time)
-    assert [m.send_time for m in seen] == sent
+    assert [m["send_time"] for m in seen] == sent

@@ -119,10 +119,10 @@ def _entries(*times: int) -> list[Entry]:
 
 def test_a_full_page_points_at_the_first_message_beyond_it() -> None:
     page = build_page(CHAT, _entries(10, 11, 12), cursor=5, limit=2, reverse=False)
-    assert [m.send_time for m in page.messages] == [10, 11]
+    assert [m["send_time"] for m in page.messages] == [10, 11]
     assert (page.has_more, page.next_cursor) == (True, 12)
-    assert page.messages[1].sender == "bob"
-    assert page.messages[0].chat == "alice:bob"
+    assert page.messages[1]["sender"] == "bob"
+    assert page.messages[0]["chat"] == "alice:bob"
 
 
 def test_the_last_forward_page_resumes_after_its_newest_message() -> None:

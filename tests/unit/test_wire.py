@@ -37,7 +37,7 @@ def test_a_batch_that_is_not_a_json_array_is_invalid(raw: bytes) -> None:
 
 
 def test_answers_are_public_json_bodies_or_status_messages() -> None:
-    page = Page([Message("a:b", "hi", "a", 7)], has_more=False, next_cursor=8)
+    page = Page([Message(chat="a:b", text="hi", sender="a", send_time=7)], False, 8)
     index, bodies = encode_results(
         [
             Sent("a:b", 7),
