@@ -26,6 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
+        backlog=settings.backlog,
         single_process=single,
         access_log=False,
         motd=False,

@@ -42,6 +42,9 @@ class Settings:
     request_timeout_s: float = setting(
         "IM_HTTP_REQUEST_TIMEOUT_S", 10.0, "time to receive a whole request", lo=0.1
     )
+    backlog: int = setting(
+        "IM_HTTP_BACKLOG", 2048, "connections the kernel queues before accept", lo=1, hi=65535
+    )
     keepalive_s: float = setting(
         "IM_HTTP_KEEPALIVE_S", 75.0, "idle keep-alive connection timeout", lo=0.1
     )

@@ -1,0 +1,96 @@
+"""Which process counts pay on this machine: ping, send and pull per topology.
+
+    python -m perf.topologies [--seconds 8] [--rounds 2] [--connections 64]
+
+Each topology (gateway workers x im-rpc instances) gets a fresh stack; wrk runs
+/ping, send and pull10, and each round visits every topology in turn (interleaved).
+It prints a table of medians and writes topologies.md into the report directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+from devtools.procs import Process, http_service, redis_server, rpc_service
+from perf.stack import raise_fd_limit
+from perf.wrk import run_wrk
+
+ROOT = Path(__file__).resolve().parent.parent
+TOPOLOGIES = [(1, 1), (2, 1), (1, 2), (2, 2)]  # (gateway worker processes, im-rpc processes)
+SCENARIOS = ("ping", "send", "pull10")
+
+
+def _start(stack: ExitStack, proc: Process) -> Process:
+    proc.start()
+    stack.callback(proc.stop)
+    return proc
+
+
+def _measure(workers: int, rpcs: int, args: argparse.Namespace) -> dict[str, float]:
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-topo-")))
+        redis = _start(stack, redis_server(work / "redis", None, "--appendonly", "yes"))
+        ports = [
+            _start(stack, rpc_service(work, f"redis://127.0.0.1:{redis.port}/0")).port
+            for _ in range(rpcs)
+        ]
+        gateway = _start(stack, http_service(work, ports, IM_HTTP_WORKERS=str(workers)))
+        url = f"http://127.0.0.1:{gateway.port}"
+        run_wrk(url, "send", args.connections, 2, chats=200, prefix="warm")  # fills chats
+        return {
+            s: run_wrk(url, s, args.connections, args.seconds, chats=200, prefix="warm").rps
+            for s in SCENARIOS
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure every topology, print and write the table."""
+    p = argparse.ArgumentParser(
+        prog="python -m perf.topologies", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--seconds", type=float, default=8)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--out", type=Path)
+    args = p.parse_args(argv)
+    raise_fd_limit()
+    runs: dict[tuple[int, int], list[dict[str, float]]] = {t: [] for t in TOPOLOGIES}
+    for round_ in range(args.rounds):
+        for workers, rpcs in TOPOLOGIES:
+            result = _measure(workers, rpcs, args)
+            runs[(workers, rpcs)].append(result)
+            print(
+                f"[topologies] round {round_ + 1}: {workers} gateway worker(s), {rpcs} "
+                f"im-rpc: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in result.items()),
+                file=sys.stderr,
+                flush=True,
+            )
+    lines = [
+        f"Process counts at {args.connections} connections, medians of {args.rounds} "
+        f"interleaved rounds of {args.seconds:g} s (wrk on the same machine):",
+        "",
+        "| gateway workers | im-rpc | /ping req/s | send req/s | pull10 req/s |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for (workers, rpcs), results in runs.items():
+        med = {s: statistics.median(r[s] for r in results) for s in SCENARIOS}
+        lines.append(
+            f"| {workers} | {rpcs} | {med['ping']:,.0f} | {med['send']:,.0f} | "
+            f"{med['pull10']:,.0f} |"
+        )
+    text = "\n".join(lines) + "\n"
+    out = args.out or ROOT / "perf" / "reports" / dt.date.today().isoformat()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "topologies.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
