@@ -21,6 +21,7 @@ from typing import Any, NamedTuple, TypeVar, cast
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
+from hiredis import pack_command
 from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -211,7 +212,9 @@ class RedisStore:
 async def _round_trip(conn: Connection, commands: list[tuple[Any, ...]]) -> list[Any]:
     """Pipeline `commands` on `conn`: an error reply is kept in its place as an exception."""
     try:
-        await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+        # hiredis packs in C; redis-py's asyncio pack_commands is pure Python (24% of a batch)
+        payload = b"".join([pack_command(command) for command in commands])
+        await conn.send_packed_command(payload, check_health=False)
         replies: list[Any] = []
         for _ in commands:
             try:
