@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from devtools.procs import Process, redis_server
-from rpc_svc.errors import StoreUnavailable
+from rpc_svc.errors import StoreTimeout, StoreUnavailable
 from rpc_svc.store import RedisStore, entry_id, idempotency_key, messages_key, send_time_of
 from tests.conftest import make_store
 
@@ -116,3 +116,26 @@ async def test_a_restarted_redis_is_used_again_without_errors(tmp_path: Path) ->
     finally:
         await s.close()
         proc.stop()
+
+
+async def test_a_redis_that_does_not_answer_times_out_and_the_next_call_works(
+    redis_proc: Process, redis_client: aioredis.Redis
+) -> None:
+    quick = RedisStore.from_url(
+        f"redis://127.0.0.1:{redis_proc.port}/0",
+        max_connections=2,
+        timeout_s=0.3,
+        idempotency_ttl_s=60,
+    )
+    try:
+        await quick.append("a:b", 0, "warm")
+        await redis_client.execute_command("CLIENT", "PAUSE", 800, "ALL")  # type: ignore[no-untyped-call]
+        started = time.monotonic()
+        with pytest.raises(StoreTimeout):
+            await quick.read("a:b", 0, 10, reverse=False)
+        assert time.monotonic() - started < 0.7
+        await asyncio.sleep(0.6)  # the pause ends
+        entries = await quick.read("a:b", 0, 10, reverse=False)
+        assert [e.text for e in entries] == ["warm"]
+    finally:
+        await quick.close()
