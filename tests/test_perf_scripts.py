@@ -11,16 +11,21 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.slow
-def test_store_memory_prints_a_row_per_layout_and_shape() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "perf.store_memory", "--messages", "2000", "--chats", "10"],
+def _run_module(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -m <args>` from the repository root, capturing its output."""
+    return subprocess.run(
+        [sys.executable, "-m", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
+
+
+@pytest.mark.slow
+def test_store_memory_prints_a_row_per_layout_and_shape() -> None:
+    done = _run_module("perf.store_memory", "--messages", "2000", "--chats", "10")
     assert done.returncode == 0, done.stderr
     rows = [
         line.split()
@@ -35,14 +40,7 @@ def test_store_memory_prints_a_row_per_layout_and_shape() -> None:
 
 @pytest.mark.slow
 def test_the_benchmark_smoke_run_writes_a_report_with_a_clean_audit(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "perf.run", "--smoke", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = _run_module("perf.run", "--smoke", "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
     report = (tmp_path / "report.md").read_text()
     assert "0 lost, 0 duplicated, 0 out of order" in report
@@ -59,24 +57,7 @@ def test_the_benchmark_smoke_run_writes_a_report_with_a_clean_audit(tmp_path: Pa
 
 @pytest.mark.slow
 def test_the_profiler_writes_flame_graphs_and_the_hot_path(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "perf.profile",
-            "--seconds",
-            "2",
-            "--batches",
-            "40",
-            "--out",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = _run_module("perf.profile", "--seconds", "2", "--batches", "40", "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
     for service in ("im-http", "im-rpc"):
         for scenario in ("send", "pull10"):
