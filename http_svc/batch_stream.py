@@ -10,11 +10,9 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator
 
-from grpclib import GRPCError
 from grpclib.const import Status
-from grpclib.exceptions import ProtocolError, StreamTerminatedError
 
-from http_svc.errors import RpcFailure
+from http_svc.errors import RPC_ERRORS, RpcFailure, rpc_failure
 from improto import BatchReply, BatchRequest, ImServiceStub
 
 
@@ -60,12 +58,8 @@ class BatchStream:
                 future = self._waiters.get(reply.id)
                 if future is not None and not future.done():
                     future.set_result(reply)
-        except GRPCError as exc:
-            failure = RpcFailure(exc.status, exc.message or "")
-        except (OSError, StreamTerminatedError, ProtocolError) as exc:
-            failure = RpcFailure(
-                Status.UNAVAILABLE, f"rpc_unavailable: im-rpc cannot be reached: {exc}"
-            )
+        except RPC_ERRORS as exc:
+            failure = rpc_failure(exc)
         finally:
             outbox.put_nowait(None)  # stops the request iterator if the replies ended first
             for future in list(self._waiters.values()):

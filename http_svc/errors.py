@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 
 import orjson
+from grpclib import GRPCError
 from grpclib.const import Status
+from grpclib.exceptions import ProtocolError, StreamTerminatedError
 from sanic import HTTPResponse, Request
 from sanic.exceptions import SanicException
 from sanic.handlers import ErrorHandler
@@ -66,6 +68,17 @@ class RpcFailure(Exception):
         else:
             message = self.message or self.status.name.lower()
         return ApiError(http_status, code, message)
+
+
+# What a call to im-rpc may raise besides a deadline: an error status or a broken connection.
+RPC_ERRORS = (GRPCError, OSError, StreamTerminatedError, ProtocolError)
+
+
+def rpc_failure(exc: BaseException) -> RpcFailure:
+    """The RpcFailure for one of RPC_ERRORS: its status, or UNAVAILABLE for the connection."""
+    if isinstance(exc, GRPCError):
+        return RpcFailure(exc.status, exc.message or "")
+    return RpcFailure(Status.UNAVAILABLE, f"rpc_unavailable: im-rpc cannot be reached: {exc}")
 
 
 def json_error(status: int, code: str, message: str) -> HTTPResponse:

@@ -18,15 +18,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import orjson
-from grpclib import GRPCError
 from grpclib.client import Channel
 from grpclib.const import Status
-from grpclib.exceptions import ProtocolError, StreamTerminatedError
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
 from http_svc.batch_stream import BatchStream
-from http_svc.errors import RpcFailure
+from http_svc.errors import RPC_ERRORS, RpcFailure, rpc_failure
 from improto import BatchReply, BatchRequest, ImServiceStub, PullRequest, SendRequest
 
 T = TypeVar("T")
@@ -113,20 +111,16 @@ class RpcClient:
         except RpcFailure as failure:
             outcome = failure.status.name
             raise
-        except GRPCError as exc:
-            outcome = exc.status.name
-            raise RpcFailure(exc.status, exc.message or "") from None
         except TimeoutError:
             outcome = Status.DEADLINE_EXCEEDED.name
             raise RpcFailure(
                 Status.DEADLINE_EXCEEDED,
                 f"rpc_timeout: im-rpc did not answer within {self._timeout:g}s",
             ) from None
-        except (OSError, StreamTerminatedError, ProtocolError) as exc:
-            outcome = Status.UNAVAILABLE.name
-            raise RpcFailure(
-                Status.UNAVAILABLE, f"rpc_unavailable: im-rpc cannot be reached: {exc}"
-            ) from None
+        except RPC_ERRORS as exc:
+            mapped = rpc_failure(exc)
+            outcome = mapped.status.name
+            raise mapped from None
         finally:
             if self._observe is not None:
                 self._observe(method, outcome, time.perf_counter() - start)

@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     memory = _memory(args) if args.memory else []
     setup = [
         f"date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
-        f"{_cpus()} cores, Python {platform.python_version()}",
+        f"{os.cpu_count()} cores, Python {platform.python_version()}",
         "stack: "
         + (
             f"target {args.target}"
@@ -208,10 +208,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     log(f"report: {write_report(out, data)}")
     return 0 if audit.ok else 1
-
-
-def _cpus() -> int:
-    return os.cpu_count() or 0
 
 
 def _command(argv: list[str] | None) -> str:

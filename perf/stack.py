@@ -17,6 +17,13 @@ def raise_fd_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def start_owned(stack: ExitStack, proc: Process) -> Process:
+    """Start `proc` and have `stack` stop it when it closes."""
+    proc.start()
+    stack.callback(proc.stop)
+    return proc
+
+
 class LocalStack:
     """redis-server (AOF everysec), one im-rpc and a gateway per IM_RPC_MODE.
 
@@ -25,22 +32,16 @@ class LocalStack:
 
     def __init__(self, stack: ExitStack) -> None:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-perf-")))
-        self.redis = self._start(
+        self.redis = start_owned(
             stack,
             redis_server(work / "redis", None, "--appendonly", "yes", "--appendfsync", "everysec"),
         )
-        self.rpc = self._start(stack, rpc_service(work, f"redis://127.0.0.1:{self.redis.port}/0"))
+        self.rpc = start_owned(stack, rpc_service(work, f"redis://127.0.0.1:{self.redis.port}/0"))
         self.gateways = {
-            mode: self._start(stack, http_service(work, [self.rpc.port], IM_RPC_MODE=mode))
+            mode: start_owned(stack, http_service(work, [self.rpc.port], IM_RPC_MODE=mode))
             for mode in RPC_MODES
         }
         self.gateway = self.gateways["stream"]  # the default mode
-
-    @staticmethod
-    def _start(stack: ExitStack, proc: Process) -> Process:
-        proc.start()
-        stack.callback(proc.stop)
-        return proc
 
     @property
     def url(self) -> str:

@@ -17,8 +17,8 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from devtools.procs import Process, http_service, redis_server, rpc_service
-from perf.stack import raise_fd_limit
+from devtools.procs import http_service, redis_server, rpc_service
+from perf.stack import raise_fd_limit, start_owned
 from perf.wrk import run_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,21 +26,15 @@ TOPOLOGIES = [(1, 1), (2, 1), (1, 2), (2, 2)]  # (gateway worker processes, im-r
 SCENARIOS = ("ping", "send", "pull10")
 
 
-def _start(stack: ExitStack, proc: Process) -> Process:
-    proc.start()
-    stack.callback(proc.stop)
-    return proc
-
-
 def _measure(workers: int, rpcs: int, args: argparse.Namespace) -> dict[str, float]:
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-topo-")))
-        redis = _start(stack, redis_server(work / "redis", None, "--appendonly", "yes"))
+        redis = start_owned(stack, redis_server(work / "redis", None, "--appendonly", "yes"))
         ports = [
-            _start(stack, rpc_service(work, f"redis://127.0.0.1:{redis.port}/0")).port
+            start_owned(stack, rpc_service(work, f"redis://127.0.0.1:{redis.port}/0")).port
             for _ in range(rpcs)
         ]
-        gateway = _start(stack, http_service(work, ports, IM_HTTP_WORKERS=str(workers)))
+        gateway = start_owned(stack, http_service(work, ports, IM_HTTP_WORKERS=str(workers)))
         url = f"http://127.0.0.1:{gateway.port}"
         run_wrk(url, "send", args.connections, 2, chats=200, prefix="warm")  # fills chats
         return {

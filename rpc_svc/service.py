@@ -56,8 +56,11 @@ class ChatService:
         self._store = store
         self._max_text_bytes = max_text_bytes
 
-    async def run(self, calls: Sequence[Call]) -> list[Result]:
-        """Answer each call, in order; the valid ones go to the store in one round trip."""
+    async def run(self, calls: Sequence[Call | IMError]) -> list[Result]:
+        """Answer each call, in order; the valid ones go to the store in one round trip.
+
+        A call given as an IMError (it could not even be decoded) is answered with it.
+        """
         planned: list[tuple[Chat, Op] | IMError] = []
         for call in calls:
             try:
@@ -88,7 +91,9 @@ class ChatService:
         """True when the store answers."""
         return await self._store.ping()
 
-    def _plan(self, call: Call) -> tuple[Chat, Op]:
+    def _plan(self, call: Call | IMError) -> tuple[Chat, Op]:
+        if isinstance(call, IMError):
+            raise call
         chat = parse_chat(call.chat)
         if isinstance(call, SendCall):
             role = chat.role_of(call.sender)

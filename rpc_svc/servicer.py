@@ -153,9 +153,6 @@ class IMServicer(ImServiceBase):
 
     async def _answer(self, request: BatchRequest) -> BatchReply:
         async with self._in_flight.track():
-            decoded = decode_calls(request.calls)
-            calls = [c for c in decoded if not isinstance(c, IMError)]
-            answers = iter(await self._service.run(calls))
-        results = [c if isinstance(c, IMError) else next(answers) for c in decoded]
+            results = await self._service.run(decode_calls(request.calls))
         index, bodies = encode_results(results)
         return BatchReply(index=index, bodies=bodies)

@@ -87,3 +87,16 @@ def test_rpc_failures_map_to_http(status: Status, message: str, http: int, code:
     err = RpcFailure(status, message).to_api_error()
     assert (err.status, err.code) == (http, code)
     assert err.message
+
+
+def test_grpc_errors_and_broken_connections_become_rpc_failures() -> None:
+    from grpclib import GRPCError
+    from grpclib.exceptions import StreamTerminatedError
+
+    from http_svc.errors import rpc_failure
+
+    kept = rpc_failure(GRPCError(Status.INVALID_ARGUMENT, "invalid_chat: no ':'"))
+    assert (kept.status, kept.to_api_error().code) == (Status.INVALID_ARGUMENT, "invalid_chat")
+    for exc in (ConnectionRefusedError(111, "refused"), StreamTerminatedError("reset")):
+        err = rpc_failure(exc).to_api_error()
+        assert (err.status, err.code) == (503, "rpc_unavailable")
