@@ -1,4 +1,5 @@
-"""Real servers for tests and benchmarks: redis-server, im-rpc and im-http as child processes.
+"""Real servers for tests and benchmarks: redis-server, etcd, im-rpc, im-http and nginx as
+child processes.
 
 Each listens on a free port on 127.0.0.1 and logs to a file in the test's temp dir;
 a failed start raises with the tail of that log.
@@ -7,14 +8,17 @@ a failed start raises with the tail of that log.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from devtools.binaries import system_exe
+from devtools.nginx import nginx_argv, write_config
 
 HOST = "127.0.0.1"
 BIN = Path(sys.executable).parent
@@ -53,13 +57,15 @@ class Process:
         port: int,
         log: Path,
         env: Mapping[str, str] | None = None,
+        health_url: str | None = None,
     ) -> None:
         self.name, self.argv, self.port, self.log = name, list(argv), port, log
         self.env = dict(env) if env is not None else None
+        self.health_url = health_url
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 15.0) -> Process:
-        """Start the process and wait until its port accepts connections."""
+        """Start the process; wait until its port accepts connections (and health_url is 200)."""
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 self.argv,
@@ -69,12 +75,21 @@ class Process:
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout
-        while not port_open(self.port):
+        while not port_open(self.port) or not self._healthy():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop(signal.SIGKILL)
                 raise RuntimeError(f"{self.name} did not start:\n{self.log_tail()}")
             time.sleep(0.05)
         return self
+
+    def _healthy(self) -> bool:
+        if self.health_url is None:
+            return True
+        try:
+            with urllib.request.urlopen(self.health_url, timeout=1) as reply:
+                return bool(reply.status == 200)
+        except OSError:
+            return False
 
     def send_signal(self, sig: int) -> None:
         """Send `sig` to the process."""
@@ -105,15 +120,12 @@ class Process:
             return "(no log)"
 
 
-def redis_server(workdir: Path, port: int | None = None, *extra: str) -> Process:
-    """A redis-server (not started) with its data and log in `workdir`."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        raise RuntimeError("redis-server is not installed: run scripts/bootstrap")
+def redis_argv(workdir: Path, port: int, *extra: str, aof: bool = False) -> list[str]:
+    """The command line of a redis-server on 127.0.0.1:port with its data in `workdir`
+    (an append-only file fsynced every second with `aof`, else no persistence)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
-    argv = [
-        exe,
+    return [
+        system_exe("redis-server", "redis-server"),
         "--bind",
         HOST,
         "--port",
@@ -122,13 +134,67 @@ def redis_server(workdir: Path, port: int | None = None, *extra: str) -> Process
         str(workdir),
         "--save",
         "",
-        "--appendonly",
-        "no",
+        *(["--appendonly", "yes", "--appendfsync", "everysec"] if aof else ["--appendonly", "no"]),
         "--daemonize",
         "no",
         *extra,
     ]
+
+
+def etcd_argv(workdir: Path, port: int, peer_port: int) -> list[str]:
+    """The command line of a single-member etcd on 127.0.0.1:port, data in `workdir`/etcd."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    peer = f"http://{HOST}:{peer_port}"
+    client = f"http://{HOST}:{port}"
+    return [
+        system_exe("etcd", "etcd-server"),
+        "--name",
+        "im",
+        "--data-dir",
+        str(workdir / "etcd"),
+        "--listen-client-urls",
+        client,
+        "--advertise-client-urls",
+        client,
+        "--listen-peer-urls",
+        peer,
+        "--initial-advertise-peer-urls",
+        peer,
+        "--initial-cluster",
+        f"im={peer}",
+        "--logger",
+        "zap",
+        "--log-outputs",
+        "stderr",
+        "--log-level",
+        "warn",
+    ]
+
+
+def redis_server(workdir: Path, port: int | None = None, *extra: str) -> Process:
+    """A redis-server (not started) with its data and log in `workdir`."""
+    port = port or free_port()
+    argv = redis_argv(workdir, port, *extra)
     return Process("redis-server", argv, port, workdir / "redis.log")
+
+
+def etcd_server(workdir: Path, port: int | None = None) -> Process:
+    """A single-member etcd (not started) with its data in `workdir`/etcd (kept on restart)."""
+    port = port or free_port()
+    argv = etcd_argv(workdir, port, free_port())
+    health = f"http://{HOST}:{port}/health"
+    return Process("etcd", argv, port, workdir / f"etcd-{port}.log", health_url=health)
+
+
+def nginx_server(
+    workdir: Path, http_ports: Sequence[int], port: int | None = None, max_body: int = 65_536
+) -> Process:
+    """An nginx (not started) on `port` in front of the gateways on `http_ports`."""
+    port = port or free_port()
+    directory = workdir / f"nginx-{port}"
+    write_config(directory, port, [f"{HOST}:{p}" for p in http_ports], max_body)
+    argv = nginx_argv(directory, "-g", "daemon off;")
+    return Process("nginx", argv, port, directory / "stdout.log")
 
 
 def rpc_service(workdir: Path, redis_url: str, port: int | None = None, **settings: str) -> Process:
@@ -141,8 +207,8 @@ def rpc_service(workdir: Path, redis_url: str, port: int | None = None, **settin
 def http_service(
     workdir: Path, rpc_ports: Sequence[int], port: int | None = None, **settings: str
 ) -> Process:
-    """An im-http process (not started) calling im-rpc on `rpc_ports`."""
+    """An im-http process (not started) calling im-rpc on `rpc_ports` (none: IM_ETCD_URL)."""
     port = port or free_port()
-    addrs = ",".join(f"{HOST}:{p}" for p in rpc_ports)
-    env = _service_env({"IM_HTTP_PORT": str(port), "IM_RPC_ADDRS": addrs, **settings})
+    addrs = {"IM_RPC_ADDRS": ",".join(f"{HOST}:{p}" for p in rpc_ports)} if rpc_ports else {}
+    env = _service_env({"IM_HTTP_PORT": str(port), **addrs, **settings})
     return Process("im-http", [str(BIN / "im-http")], port, workdir / f"im-http-{port}.log", env)

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import aetcd
 import orjson
 from sanic import Sanic
 from sanic.config import Config
 
 from http_svc import metrics as metrics_mod
-from http_svc.config import Settings, split_addr
+from http_svc.config import Settings
+from http_svc.discovery import Discovery
 from http_svc.errors import JsonErrorHandler
 from http_svc.metrics import Metrics
 from http_svc.openapi import build_openapi
 from http_svc.routes import bp
 from http_svc.rpc_client import RpcClient
+from im_common.etcd import etcd_client
 
 
 @dataclass
@@ -25,6 +28,8 @@ class AppContext:
     metrics: Metrics = field(default_factory=Metrics)
     openapi: bytes = b""
     rpc: RpcClient = field(init=False)
+    etcd: aetcd.Client | None = None
+    discovery: Discovery | None = None
 
 
 def create_app(settings: Settings, name: str = "im_http") -> Sanic[Config, AppContext]:
@@ -53,18 +58,30 @@ def create_app(settings: Settings, name: str = "im_http") -> Sanic[Config, AppCo
 
     @app.before_server_start
     async def open_rpc(app: Sanic[Config, AppContext]) -> None:
-        app.ctx.rpc = RpcClient(
-            [split_addr(a) for a in settings.rpc_addrs],
+        ctx = app.ctx
+        ctx.rpc = RpcClient(
+            [] if settings.etcd_url else settings.rpc_addrs,
             settings.rpc_channels,
             settings.rpc_timeout_ms / 1000,
             mode=settings.rpc_mode,
             batch_max=settings.rpc_batch_max,
-            observe=app.ctx.metrics.observe_rpc,
-            observe_batch=app.ctx.metrics.batch_calls.observe,
+            observe=ctx.metrics.observe_rpc,
+            observe_batch=ctx.metrics.batch_calls.observe,
+            observe_retry=ctx.metrics.observe_retry,
         )
+        ctx.metrics.watch_instances(ctx.rpc.pool)
+        if settings.etcd_url:
+            ctx.etcd = etcd_client(settings.etcd_url, timeout_s=2.0)
+            ctx.discovery = Discovery(ctx.etcd, settings.etcd_prefix, ctx.rpc.set_addrs)
+            await ctx.discovery.start(wait_s=3.0)
 
     @app.after_server_stop
     async def close_rpc(app: Sanic[Config, AppContext]) -> None:
-        app.ctx.rpc.close()
+        ctx = app.ctx
+        if ctx.discovery is not None:
+            await ctx.discovery.close()
+        if ctx.etcd is not None:
+            await ctx.etcd.close()
+        ctx.rpc.close()
 
     return app

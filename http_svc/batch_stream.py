@@ -52,7 +52,9 @@ class BatchStream:
             yield request
 
     async def _read(self, outbox: asyncio.Queue[BatchRequest | None]) -> None:
-        failure = RpcFailure(Status.UNAVAILABLE, "rpc_unavailable: the batch stream ended")
+        failure = RpcFailure(
+            Status.UNAVAILABLE, "rpc_unavailable: the batch stream ended", connection=True
+        )
         try:
             async for reply in self._stub.batch_stream(self._requests(outbox)):
                 future = self._waiters.get(reply.id)

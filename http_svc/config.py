@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from im_common.etcd import parse_etcd_url
 from im_common.settings import SettingsError, load_settings, setting
 
 RPC_MODES = ("stream", "batch", "unary")
@@ -19,8 +20,14 @@ class Settings:
     port: int = setting("IM_HTTP_PORT", 8080, "HTTP port", lo=1, hi=65535)
     workers: int = setting("IM_HTTP_WORKERS", 1, "gateway worker processes", lo=1, hi=64)
     rpc_addrs: tuple[str, ...] = setting(
-        "IM_RPC_ADDRS", ("127.0.0.1:8888",), "comma-separated host:port list of im-rpc"
+        "IM_RPC_ADDRS",
+        ("127.0.0.1:8888",),
+        "comma-separated host:port list of im-rpc (ignored when IM_ETCD_URL is set)",
     )
+    etcd_url: str = setting(
+        "IM_ETCD_URL", "", "etcd to discover im-rpc in, e.g. http://127.0.0.1:2379 (empty: no etcd)"
+    )
+    etcd_prefix: str = setting("IM_ETCD_PREFIX", "/im/rpc/", "etcd key prefix of im-rpc instances")
     rpc_channels: int = setting(
         "IM_RPC_CHANNELS", 2, "gRPC channels (HTTP/2 connections) per im-rpc address", lo=1, hi=64
     )
@@ -55,10 +62,12 @@ class Settings:
     log_level: str = setting("IM_LOG_LEVEL", "INFO", "logging level")
 
     def __post_init__(self) -> None:
-        if not self.rpc_addrs:
-            raise SettingsError("IM_RPC_ADDRS: at least one host:port is needed")
+        if not self.rpc_addrs and not self.etcd_url:
+            raise SettingsError("IM_RPC_ADDRS: at least one host:port is needed without etcd")
         for addr in self.rpc_addrs:
             split_addr(addr)
+        if self.etcd_url:
+            parse_etcd_url(self.etcd_url)
         if self.rpc_mode not in RPC_MODES:
             modes = ", ".join(RPC_MODES)
             raise SettingsError(f"IM_RPC_MODE: {self.rpc_mode!r} is not one of {modes}")

@@ -52,12 +52,13 @@ class ApiError(Exception):
 
 
 class RpcFailure(Exception):
-    """A call to im-rpc that did not succeed."""
+    """A call to im-rpc that did not succeed; `connection` when its connection failed."""
 
-    def __init__(self, status: Status, message: str) -> None:
+    def __init__(self, status: Status, message: str, *, connection: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.connection = connection
 
     def to_api_error(self) -> ApiError:
         """The HTTP answer for this failure; im-rpc's "<code>: <text>" messages keep their code."""
@@ -78,7 +79,9 @@ def rpc_failure(exc: BaseException) -> RpcFailure:
     """The RpcFailure for one of RPC_ERRORS: its status, or UNAVAILABLE for the connection."""
     if isinstance(exc, GRPCError):
         return RpcFailure(exc.status, exc.message or "")
-    return RpcFailure(Status.UNAVAILABLE, f"rpc_unavailable: im-rpc cannot be reached: {exc}")
+    return RpcFailure(
+        Status.UNAVAILABLE, f"rpc_unavailable: im-rpc cannot be reached: {exc}", connection=True
+    )
 
 
 def json_error(status: int, code: str, message: str) -> HTTPResponse:

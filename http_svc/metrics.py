@@ -1,13 +1,19 @@
-"""Prometheus metrics of one gateway process: requests by route and status, RPC latency."""
+"""Prometheus metrics of one gateway process: requests by route and status, RPC latency,
+the live im-rpc instances."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse
+
+from http_svc.instances import InstancePool
 
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -39,6 +45,12 @@ class Metrics:
         )
 
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self.retries = Counter(
+            "im_rpc_retries_total",
+            "Calls to im-rpc retried on another instance after UNAVAILABLE",
+            ["method"],
+            registry=self.registry,
+        )
         self.batch_calls = Histogram(
             "im_rpc_batch_calls",
             "Calls coalesced into one Batch RPC",
@@ -61,9 +73,34 @@ class Metrics:
         """Record one call to im-rpc."""
         self.rpc_latency.labels(method, outcome).observe(seconds)
 
+    def observe_retry(self, method: str) -> None:
+        """Record one call retried on another instance."""
+        self.retries.labels(method).inc()
+
+    def watch_instances(self, pool: InstancePool) -> None:
+        """Export the live im-rpc instances of `pool` and the calls each has taken."""
+        self.registry.register(_InstanceCollector(pool))
+
     def render(self) -> bytes:
         """The metrics in Prometheus text format."""
         return generate_latest(self.registry)
+
+
+class _InstanceCollector(Collector):
+    """Reads the pool at scrape time: nothing is counted twice on the hot path."""
+
+    def __init__(self, pool: InstancePool) -> None:
+        self._pool = pool
+
+    def collect(self) -> Iterator[Metric]:
+        instances = self._pool.instances
+        yield GaugeMetricFamily("im_rpc_instances", "Live im-rpc instances", len(instances))
+        calls = CounterMetricFamily(
+            "im_rpc_instance_calls", "Calls sent to each live im-rpc instance", labels=["addr"]
+        )
+        for instance in instances:
+            calls.add_metric([instance.addr], instance.calls)
+        yield calls
 
 
 def install(app: Sanic[Any, Any], metrics: Metrics) -> None:

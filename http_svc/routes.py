@@ -21,6 +21,7 @@ bp = Blueprint("api")
 
 _INT32_MAX = 2**31 - 1
 _PONG = b'{"message":"pong"}'
+RETRY_KEY_HEADER = "x-im-retry-key"
 
 
 def _json(body: Any, status: int = 200) -> HTTPResponse:
@@ -45,8 +46,17 @@ async def send(request: Request) -> HTTPResponse:
         client_msg_id = request.headers.get("idempotency-key")
     if client_msg_id == "":
         raise ApiError(400, "invalid_client_msg_id", "client_msg_id must not be empty")
-    body = await request.app.ctx.rpc.send(chat, text, sender, client_msg_id or "")
+    body = await request.app.ctx.rpc.send(
+        chat, text, sender, client_msg_id or "", _retry_key(request)
+    )
     return HTTPResponse(body, content_type="application/json")
+
+
+def _retry_key(request: Request) -> str:
+    """nginx's key for this request (X-IM-Retry-Key), kept when it retries the request on
+    another gateway; "" (the gateway makes one) when absent or not a plausible key."""
+    key = request.headers.get(RETRY_KEY_HEADER, "")
+    return key if 0 < len(key) <= 64 and key.isascii() and key.isprintable() else ""
 
 
 @bp.get("/api/pull")

@@ -6,26 +6,26 @@ caller gets back its answer's public JSON body. How batches travel is the mode:
 "stream" (one long-lived BatchStream per channel), "batch" (a unary Batch RPC each);
 "unary" does not batch at all (a Send or Pull RPC per request). Every failure comes
 out as RpcFailure with a gRPC status: a refused or broken connection is UNAVAILABLE,
-a passed deadline DEADLINE_EXCEEDED.
+a passed deadline DEADLINE_EXCEEDED. Which instance serves a call is the InstancePool's
+choice; an unavailable one costs a retry on another, not an error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import orjson
-from grpclib.client import Channel
 from grpclib.const import Status
-from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
-from http_svc.batch_stream import BatchStream
 from http_svc.errors import RPC_ERRORS, RpcFailure, rpc_failure
-from improto import BatchReply, BatchRequest, ImServiceStub, PullRequest, SendRequest
+from http_svc.instances import Instance, InstancePool
+from improto import BatchReply, BatchRequest, PullRequest, SendRequest
 
 T = TypeVar("T")
 
@@ -33,14 +33,20 @@ SERVICE_NAME = "improto.IMService"
 
 Observer = Callable[[str, str, float], None]
 SizeObserver = Callable[[int], None]
+RetryObserver = Callable[[str], None]
 
 
 class RpcClient:
-    """Calls IMService over `channels` HTTP/2 connections per address, round robin."""
+    """Calls IMService on the instances of an InstancePool, `channels` connections each.
+
+    A call that fails with UNAVAILABLE (connection refused or reset, instance going
+    away) is retried once on another instance within the same deadline. That is safe
+    for sends: every send carries an idempotency key, the client's or `retry_key`.
+    """
 
     def __init__(
         self,
-        addrs: Sequence[tuple[str, int]],
+        addrs: Sequence[str],
         channels: int,
         timeout_s: float,
         *,
@@ -48,30 +54,44 @@ class RpcClient:
         batch_max: int = 128,
         observe: Observer | None = None,
         observe_batch: SizeObserver | None = None,
+        observe_retry: RetryObserver | None = None,
     ) -> None:
-        self._channels = [Channel(host, port) for host, port in addrs for _ in range(channels)]
-        self._stubs = [ImServiceStub(ch) for ch in self._channels]
-        self._health = [HealthStub(ch) for ch in self._channels]
-        self._next = itertools.cycle(range(len(self._channels)))
+        self.pool = InstancePool(channels, streams=mode == "stream")
+        self.pool.set_addrs(addrs)
+        self._mode = mode
         self._timeout = timeout_s
         self._observe = observe
-        self._streams = [BatchStream(stub) for stub in self._stubs] if mode == "stream" else []
+        self._observe_retry = observe_retry
         self._batcher = _Batcher(self._batch, batch_max, observe_batch) if mode != "unary" else None
+        # Keys for sends without client_msg_id: unique per process start, cheap to make.
+        self._key_prefix = secrets.token_hex(6)
+        self._key_seq = itertools.count(1)
+
+    def set_addrs(self, addrs: Sequence[str]) -> None:
+        """Call the instances at `addrs` from now on (discovery calls this)."""
+        self.pool.set_addrs(addrs)
 
     def close(self) -> None:
         """Close every channel."""
-        for stream in self._streams:
-            stream.close()
-        for channel in self._channels:
-            channel.close()
+        self.pool.close()
 
-    async def send(self, chat: str, text: str, sender: str, client_msg_id: str) -> bytes:
+    def retry_key(self) -> str:
+        """A new idempotency key for a send whose client gave none."""
+        return f"g{self._key_prefix}{next(self._key_seq)}"
+
+    async def send(
+        self, chat: str, text: str, sender: str, client_msg_id: str, retry_key: str = ""
+    ) -> bytes:
         """Store a message through im-rpc; the JSON body of the answer."""
+        if not client_msg_id and not retry_key:
+            retry_key = self.retry_key()
         if self._batcher is not None:
-            return await self._batcher.submit(["send", chat, sender, text, client_msg_id])
-        request = SendRequest(chat=chat, text=text, sender=sender, client_msg_id=client_msg_id)
-        stub = self._stubs[next(self._next)]
-        sent = await self._call("send", stub.send(request, timeout=self._timeout))
+            call = ["send", chat, sender, text, client_msg_id, retry_key]
+            return await self._batcher.submit(call)
+        request = SendRequest(
+            chat=chat, text=text, sender=sender, client_msg_id=client_msg_id, retry_key=retry_key
+        )
+        sent = await self._on_any("send", lambda i, c, t: i.stubs[c].send(request, timeout=t))
         return orjson.dumps({"chat": sent.chat, "send_time": sent.send_time})
 
     async def pull(self, chat: str, cursor: int, limit: int, reverse: bool) -> bytes:
@@ -79,8 +99,7 @@ class RpcClient:
         if self._batcher is not None:
             return await self._batcher.submit(["pull", chat, cursor, limit, reverse])
         request = PullRequest(chat=chat, cursor=cursor, limit=limit, reverse=reverse)
-        stub = self._stubs[next(self._next)]
-        page = await self._call("pull", stub.pull(request, timeout=self._timeout))
+        page = await self._on_any("pull", lambda i, c, t: i.stubs[c].pull(request, timeout=t))
         messages = [
             {"chat": m.chat, "text": m.text, "sender": m.sender, "send_time": m.send_time}
             for m in page.messages
@@ -90,18 +109,44 @@ class RpcClient:
 
     async def ready(self) -> bool:
         """True when an im-rpc instance reports IMService (and so its store) as serving."""
-        stub = self._health[next(self._next)]
-        reply = await self._call(
-            "health", stub.Check(HealthCheckRequest(service=SERVICE_NAME), timeout=self._timeout)
-        )
+        request = HealthCheckRequest(service=SERVICE_NAME)
+        try:
+            reply = await self._on_any(
+                "health", lambda i, c, t: i.health[c].Check(request, timeout=t)
+            )
+        except RpcFailure:
+            return False
         return bool(reply.status == HealthCheckResponse.SERVING)
 
     async def _batch(self, calls: bytes) -> BatchReply:
-        i = next(self._next)
-        if self._streams:
-            return await self._call("batch_stream", self._streams[i].call(calls, self._timeout))
+        if self._mode == "stream":
+            return await self._on_any("batch_stream", lambda i, c, t: i.streams[c].call(calls, t))
         request = BatchRequest(calls=calls)
-        return await self._call("batch", self._stubs[i].batch(request, timeout=self._timeout))
+        return await self._on_any("batch", lambda i, c, t: i.stubs[c].batch(request, timeout=t))
+
+    async def _on_any(self, method: str, call: Callable[[Instance, int, float], Awaitable[T]]) -> T:
+        """Run `call(instance, channel, seconds_left)` on an instance; once more on another
+        one if the first is unavailable and time is left."""
+        deadline = time.monotonic() + self._timeout
+        instance = self.pool.pick()
+        if instance is None:
+            raise RpcFailure(Status.UNAVAILABLE, "rpc_unavailable: no im-rpc instance is known")
+        try:
+            with self.pool.use(instance):
+                return await self._call(method, call(instance, instance.channel(), self._timeout))
+        except RpcFailure as failure:
+            if failure.status is not Status.UNAVAILABLE:
+                raise
+            if failure.connection:
+                self.pool.mark_down(instance)
+            other = self.pool.pick(exclude=instance)
+            left = deadline - time.monotonic()
+            if other is None or left <= 0:
+                raise
+        if self._observe_retry is not None:
+            self._observe_retry(method)
+        with self.pool.use(other):
+            return await self._call(method, call(other, other.channel(), left))
 
     async def _call(self, method: str, call: Awaitable[T]) -> T:
         start = time.perf_counter()

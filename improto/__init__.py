@@ -39,6 +39,11 @@ class SendRequest(betterproto.Message):
     text: str = betterproto.string_field(2)
     sender: str = betterproto.string_field(3)
     client_msg_id: str = betterproto.string_field(4)
+    retry_key: str = betterproto.string_field(5)
+    """
+    Set by the gateway when client_msg_id is empty, so that a send it retries on
+     another instance is not stored twice; remembered for IM_RETRY_KEY_TTL_S only.
+    """
 
 
 @dataclass(eq=False, repr=False)

@@ -85,8 +85,12 @@ def _check(audit: Audit, acked: list[int], stored: list[dict[str, object]]) -> N
 
 
 async def run_audit(base_url: str, ack_files: list[Path], concurrency: int = 16) -> Audit:
-    """Read back every acknowledged chat through `base_url` and check it."""
-    acks = read_acks(ack_files)
+    """Read back every acknowledged chat of `ack_files` through `base_url` and check it."""
+    return await audit_acks(base_url, read_acks(ack_files), concurrency)
+
+
+async def audit_acks(base_url: str, acks: dict[str, list[int]], concurrency: int = 16) -> Audit:
+    """Read back every chat of `acks` (chat -> acked send times) through `base_url`."""
     audit = Audit(chats=len(acks))
     gate = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:

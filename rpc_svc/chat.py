@@ -106,13 +106,12 @@ def check_text(text: str, max_bytes: int) -> None:
         )
 
 
-def check_client_msg_id(value: str) -> None:
+def check_client_msg_id(value: str, name: str = "client_msg_id") -> None:
     """Raise InvalidArgument unless `value` is empty (none) or 1..64 printable characters."""
     if len(value) > MAX_CLIENT_MSG_ID_CHARS or _CONTROL_CHAR.search(value):
         raise InvalidArgument(
-            f"client_msg_id must be 1..{MAX_CLIENT_MSG_ID_CHARS} characters without "
-            "control characters",
-            "invalid_client_msg_id",
+            f"{name} must be 1..{MAX_CLIENT_MSG_ID_CHARS} characters without control characters",
+            f"invalid_{name}",
         )
 
 

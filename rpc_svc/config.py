@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from im_common.etcd import parse_etcd_url
 from im_common.settings import load_settings, setting
 
 
@@ -28,11 +30,55 @@ class Settings:
     idempotency_ttl_s: int = setting(
         "IM_IDEMPOTENCY_TTL_S", 86_400, "how long a client_msg_id is remembered", lo=1
     )
+    retry_key_ttl_s: int = setting(
+        "IM_RETRY_KEY_TTL_S",
+        60,
+        "how long a gateway-made idempotency key (sends without client_msg_id) is remembered",
+        lo=1,
+    )
     drain_s: float = setting(
         "IM_RPC_DRAIN_S", 10.0, "on SIGTERM, how long to wait for calls in flight", lo=0
     )
+    etcd_url: str = setting(
+        "IM_ETCD_URL", "", "etcd to register in, e.g. http://127.0.0.1:2379 (empty: no etcd)"
+    )
+    etcd_prefix: str = setting("IM_ETCD_PREFIX", "/im/rpc/", "etcd key prefix of im-rpc instances")
+    etcd_lease_ttl_s: int = setting(
+        "IM_ETCD_LEASE_TTL_S",
+        5,
+        "lease of the registration: a dead instance is forgotten after it",
+        lo=2,
+        hi=3600,
+    )
+    advertise: str = setting(
+        "IM_RPC_ADVERTISE",
+        "",
+        "host:port gateways dial, registered in etcd (empty: IM_RPC_HOST:IM_RPC_PORT, or this "
+        "host's address when listening on all interfaces)",
+    )
+    deregister_grace_s: float = setting(
+        "IM_RPC_DEREGISTER_GRACE_S",
+        1.0,
+        "on SIGTERM, how long to keep taking new calls after leaving etcd (gateways catch up)",
+        lo=0,
+        hi=60,
+    )
     uvloop: bool = setting("IM_UVLOOP", True, "run on uvloop (false: plain asyncio)")
     log_level: str = setting("IM_LOG_LEVEL", "INFO", "logging level")
+
+    def __post_init__(self) -> None:
+        if self.etcd_url:
+            parse_etcd_url(self.etcd_url)
+
+    @property
+    def advertised_addr(self) -> str:
+        """The host:port this instance registers in etcd."""
+        if self.advertise:
+            return self.advertise
+        host = self.host
+        if host in ("", "0.0.0.0", "::"):
+            host = socket.gethostbyname(socket.gethostname())
+        return f"{host}:{self.port}"
 
     @classmethod
     def from_env(cls, argv: Sequence[str] | None = None) -> Settings:

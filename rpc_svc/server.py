@@ -12,8 +12,10 @@ from grpclib.health.service import Health
 from grpclib.server import Server
 from grpclib.utils import graceful_exit
 
+from im_common.etcd import etcd_client
 from rpc_svc.config import Settings
 from rpc_svc.errors import StoreError
+from rpc_svc.registry import Registration
 from rpc_svc.service import ChatService
 from rpc_svc.servicer import IMServicer, InFlight
 from rpc_svc.store import RedisStore
@@ -42,12 +44,22 @@ def build_server(settings: Settings, store: RedisStore, in_flight: InFlight) -> 
 
 
 class _DrainingServer:
-    """Closes `server` only after the calls in flight finish (or `drain_s` passes)."""
+    """Stops in order: leave etcd, keep serving `grace_s` (gateways catch up), then close
+    `server` once the calls in flight finish (or `drain_s` passes)."""
 
-    def __init__(self, server: Server, in_flight: InFlight, drain_s: float) -> None:
+    def __init__(
+        self,
+        server: Server,
+        in_flight: InFlight,
+        drain_s: float,
+        registration: Registration | None = None,
+        grace_s: float = 0.0,
+    ) -> None:
         self._server = server
         self._in_flight = in_flight
         self._drain_s = drain_s
+        self._registration = registration
+        self._grace_s = grace_s
         self._stopped = asyncio.Event()
         self._drain: asyncio.Task[None] | None = None
 
@@ -56,6 +68,9 @@ class _DrainingServer:
             self._drain = asyncio.get_running_loop().create_task(self._drain_then_close())
 
     async def _drain_then_close(self) -> None:
+        if self._registration is not None:
+            await self._registration.deregister()
+            await asyncio.sleep(self._grace_s)
         log.info("stopping: %d call(s) in flight", self._in_flight.count)
         if not await self._in_flight.wait_idle(self._drain_s):
             log.warning("drain timed out with %d call(s) in flight", self._in_flight.count)
@@ -75,13 +90,25 @@ async def serve(settings: Settings) -> None:
             max_connections=settings.redis_max_connections,
             timeout_s=settings.redis_timeout_ms / 1000,
             idempotency_ttl_s=settings.idempotency_ttl_s,
+            retry_key_ttl_s=settings.retry_key_ttl_s,
         )
         stack.push_async_callback(store.close)
         in_flight = InFlight()
         server = build_server(settings, store, in_flight)
-        draining = _DrainingServer(server, in_flight, settings.drain_s)
+        registration = None
+        if settings.etcd_url:
+            etcd = etcd_client(settings.etcd_url, timeout_s=2.0)
+            stack.push_async_callback(etcd.close)
+            registration = Registration(
+                etcd, settings.etcd_prefix, settings.advertised_addr, settings.etcd_lease_ttl_s
+            )
+        draining = _DrainingServer(
+            server, in_flight, settings.drain_s, registration, settings.deregister_grace_s
+        )
         with graceful_exit([draining]):
             await server.start(settings.host, settings.port)
             log.info("im-rpc listening on %s:%d", settings.host, settings.port)
+            if registration is not None:
+                registration.start()
             await draining.wait_closed()
         log.info("im-rpc stopped")

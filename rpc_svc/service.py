@@ -21,12 +21,14 @@ from rpc_svc.store import Append, Op, Outcome, Read, RedisStore
 
 
 class SendCall(NamedTuple):
-    """Store `text` from `sender` in `chat` (idempotent on a non-empty client_msg_id)."""
+    """Store `text` from `sender` in `chat`, idempotent on a non-empty client_msg_id,
+    else on a non-empty retry_key (the gateway's own key, remembered briefly)."""
 
     chat: str
     sender: str
     text: str
     client_msg_id: str = ""
+    retry_key: str = ""
 
 
 class PullCall(NamedTuple):
@@ -99,7 +101,8 @@ class ChatService:
             role = chat.role_of(call.sender)
             check_text(call.text, self._max_text_bytes)
             check_client_msg_id(call.client_msg_id)
-            return chat, Append(chat.name, role, call.text, call.client_msg_id)
+            check_client_msg_id(call.retry_key, "retry_key")
+            return chat, Append(chat.name, role, call.text, call.client_msg_id, call.retry_key)
         check_cursor(call.cursor)
         # one entry beyond the page tells has_more and next_cursor
         return chat, Read(chat.name, call.cursor, page_limit(call.limit) + 1, call.reverse)

@@ -77,7 +77,11 @@ class IMServicer(ImServiceBase):
     async def send(self, send_request: SendRequest) -> SendResponse:
         """Store a message."""
         call = SendCall(
-            send_request.chat, send_request.sender, send_request.text, send_request.client_msg_id
+            send_request.chat,
+            send_request.sender,
+            send_request.text,
+            send_request.client_msg_id,
+            send_request.retry_key,
         )
         async with self._in_flight.track():
             try:

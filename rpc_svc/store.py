@@ -5,6 +5,9 @@ Redis Cluster slot and one script may touch them together):
 
     im:{<chat>}:m      stream of the chat's messages
     im:{<chat>}:idem   sorted set: "<role>:<client_msg_id>" -> send_time (24 h)
+    im:{<chat>}:retry  sorted set: "<role>:<retry_key>" -> send_time (60 s): the keys
+                       gateways put on sends without a client_msg_id, so that a send
+                       retried on another instance is not stored twice
 
 A message is one stream entry. Its ID is derived from its ``send_time`` (µs):
 ``<send_time // 1000>-<send_time % 1000>``, so IDs sort as send times do and a
@@ -50,6 +53,11 @@ def idempotency_key(chat: str) -> str:
     return f"im:{{{_tag(chat)}}}:idem"
 
 
+def retry_keys_key(chat: str) -> str:
+    """The sorted set of a chat's gateway-made (short-lived) idempotency keys."""
+    return f"im:{{{_tag(chat)}}}:retry"
+
+
 def entry_id(send_time: int) -> str:
     """The stream ID of a send time in microseconds."""
     return f"{send_time // 1000}-{send_time % 1000}"
@@ -93,12 +101,14 @@ return st
 
 
 class Append(NamedTuple):
-    """Store one message of `role` in `chat` (idempotent on a non-empty client_msg_id)."""
+    """Store one message of `role` in `chat`, idempotent on a non-empty client_msg_id
+    (remembered 24 h), else on a non-empty retry_key (remembered briefly)."""
 
     chat: str
     role: int
     text: str
     client_msg_id: str = ""
+    retry_key: str = ""
 
 
 class Read(NamedTuple):
@@ -117,14 +127,23 @@ Outcome = int | list[Entry] | StoreError
 class RedisStore:
     """Appends and reads chat messages in Redis; maps Redis failures to StoreError."""
 
-    def __init__(self, client: aioredis.Redis, idempotency_ttl_s: int) -> None:
+    def __init__(
+        self, client: aioredis.Redis, idempotency_ttl_s: int, retry_key_ttl_s: int = 60
+    ) -> None:
         self._redis = client
         self._ttl_us = idempotency_ttl_s * 1_000_000
+        self._retry_ttl_us = retry_key_ttl_s * 1_000_000
         self._send_sha = hashlib.sha1(SEND_SCRIPT.encode()).hexdigest()
 
     @classmethod
     def from_url(
-        cls, url: str, *, max_connections: int, timeout_s: float, idempotency_ttl_s: int
+        cls,
+        url: str,
+        *,
+        max_connections: int,
+        timeout_s: float,
+        idempotency_ttl_s: int,
+        retry_key_ttl_s: int = 60,
     ) -> RedisStore:
         """A store with its own blocking connection pool to the Redis at `url`."""
         pool = aioredis.BlockingConnectionPool.from_url(
@@ -138,7 +157,7 @@ class RedisStore:
             # twice. The pool replaces connections closed by the server before use.
             retry=Retry(NoBackoff(), 0),
         )
-        return cls(aioredis.Redis(connection_pool=pool), idempotency_ttl_s)
+        return cls(aioredis.Redis(connection_pool=pool), idempotency_ttl_s, retry_key_ttl_s)
 
     async def close(self) -> None:
         """Close every pooled connection."""
@@ -148,9 +167,11 @@ class RedisStore:
         """True when Redis answers; raises StoreError otherwise."""
         return bool(await _guard(self._redis.ping()))
 
-    async def append(self, chat: str, role: int, text: str, client_msg_id: str = "") -> int:
+    async def append(
+        self, chat: str, role: int, text: str, client_msg_id: str = "", retry_key: str = ""
+    ) -> int:
         """Store one message; return its send time (µs), or the first one for a repeated key."""
-        (outcome,) = await self.execute([Append(chat, role, text, client_msg_id)])
+        (outcome,) = await self.execute([Append(chat, role, text, client_msg_id, retry_key)])
         if isinstance(outcome, StoreError):
             raise outcome
         return cast(int, outcome)
@@ -192,16 +213,21 @@ class RedisStore:
 
     def _command(self, op: Op) -> tuple[Any, ...]:
         if isinstance(op, Append):
-            member = f"{op.role}:{op.client_msg_id}" if op.client_msg_id else ""
+            keys, member, ttl = idempotency_key(op.chat), "", self._ttl_us
+            if op.client_msg_id:
+                member = f"{op.role}:{op.client_msg_id}"
+            elif op.retry_key:
+                keys, member = retry_keys_key(op.chat), f"{op.role}:{op.retry_key}"
+                ttl = self._retry_ttl_us
             return (
                 "EVALSHA",
                 self._send_sha,
                 2,
                 messages_key(op.chat),
-                idempotency_key(op.chat),
+                keys,
                 f"{op.role}{op.text}",
                 member,
-                self._ttl_us,
+                ttl,
             )
         if op.reverse:
             start = entry_id(op.cursor) if op.cursor else "+"

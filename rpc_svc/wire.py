@@ -1,6 +1,7 @@
 """The Batch RPC's payloads: a JSON array of calls in, indexed answer bodies out.
 
-A call is ``["send", chat, sender, text, client_msg_id]`` or
+A call is ``["send", chat, sender, text, client_msg_id, retry_key]`` (the retry key
+may be left out) or
 ``["pull", chat, cursor, limit, reverse]``. An answer is a gRPC status code and a
 body: for OK the public JSON body of /api/send or /api/pull, otherwise the status
 message ``"<machine_code>: <message>"``. See protos/im.proto.
@@ -41,7 +42,9 @@ def _int(value: Any, lo: int, hi: int) -> bool:
 
 def _call(item: Any) -> Call:
     match item:
-        case ["send", str(chat), str(sender), str(text), str(key)]:
+        case ["send", str(chat), str(sender), str(text), str(key), str(retry_key)]:
+            return SendCall(chat, sender, text, key, retry_key)
+        case ["send", str(chat), str(sender), str(text), str(key)]:  # without a retry key
             return SendCall(chat, sender, text, key)
         case ["pull", str(chat), cursor, limit, bool(reverse)] if _int(
             cursor, -INT64_MAX - 1, INT64_MAX

@@ -2,18 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
-from devtools.procs import Process, redis_server
+from devtools.procs import Process, etcd_server, redis_server
 from rpc_svc.service import ChatService
 from rpc_svc.store import RedisStore
 
 STORE_DB = 0  # integration tests; FLUSHDB before each
+_FIGURES: list[str] = []  # measured by tests, printed at the end of the run
 E2E_DB = 1  # the end-to-end stack
+
+
+@pytest.fixture(scope="session")
+def etcd_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    """A real single-member etcd on a free port, for the whole session."""
+    proc = etcd_server(tmp_path_factory.mktemp("etcd")).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record a measured figure (error rate, latency): printed in the run's summary."""
+    return lambda line: _FIGURES.append(f"{request.node.name}: {line}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the figures the tests measured."""
+    if _FIGURES:
+        terminalreporter.section("figures measured by the tests")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
@@ -38,10 +61,16 @@ async def redis_client(redis_proc: Process) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-def make_store(proc: Process, ttl_s: int = 86_400, db: int = STORE_DB) -> RedisStore:
+def make_store(
+    proc: Process, ttl_s: int = 86_400, db: int = STORE_DB, retry_ttl_s: int = 60
+) -> RedisStore:
     """A RedisStore on `proc`, as im-rpc builds it."""
     return RedisStore.from_url(
-        redis_url(proc, db), max_connections=32, timeout_s=1.0, idempotency_ttl_s=ttl_s
+        redis_url(proc, db),
+        max_connections=32,
+        timeout_s=1.0,
+        idempotency_ttl_s=ttl_s,
+        retry_key_ttl_s=retry_ttl_s,
     )
 
 

@@ -23,10 +23,11 @@ A_TIME = 10**15  # any µs timestamp after 2001
 
 
 def test_the_settings_table_names_every_variable_and_its_default() -> None:
-    rows = {
-        m[0]: m[1]
-        for m in re.findall(r"^\| `(IM_\w+)` \| `--[\w-]+` \| [^|]+ \| `([^`]*)`", README, re.M)
-    }
+    # a default is `value`, or *(empty)* for an empty string
+    cells = re.findall(
+        r"^\| `(IM_\w+)` \| `--[\w-]+` \| [^|]+ \| (`[^`]*`|\*\(empty\)\*) \|", README, re.M
+    )
+    rows = {env: cell.strip("`") if cell.startswith("`") else "" for env, cell in cells}
     for cls in (HttpSettings, RpcSettings):
         for env, _flag, default, _help in describe(cls):
             shown = ",".join(default) if isinstance(default, tuple) else str(default)

@@ -11,7 +11,14 @@ import redis.asyncio as aioredis
 
 from devtools.procs import Process, redis_server
 from rpc_svc.errors import StoreTimeout, StoreUnavailable
-from rpc_svc.store import RedisStore, entry_id, idempotency_key, messages_key, send_time_of
+from rpc_svc.store import (
+    RedisStore,
+    entry_id,
+    idempotency_key,
+    messages_key,
+    retry_keys_key,
+    send_time_of,
+)
 from tests.conftest import make_store
 
 
@@ -71,6 +78,25 @@ async def test_an_idempotency_key_expires_after_its_lifetime(
         assert 0 < await redis_client.pttl(idempotency_key("a:b")) <= 1000
         await asyncio.sleep(1.1)
         assert await short.append("a:b", 0, "x", "k") > first
+    finally:
+        await short.close()
+
+
+async def test_a_retry_key_dedups_briefly_and_apart_from_client_keys(
+    redis_proc: Process, redis_client: aioredis.Redis
+) -> None:
+    short = make_store(redis_proc, retry_ttl_s=1)
+    try:
+        first = await short.append("a:b", 0, "x", retry_key="r1")
+        kept = await short.append("a:b", 0, "y", client_msg_id="c1")
+        assert await short.append("a:b", 0, "x", retry_key="r1") == first
+        assert 0 < await redis_client.pttl(retry_keys_key("a:b")) <= 1000
+        await asyncio.sleep(1.1)
+        third = await short.append("a:b", 0, "x", retry_key="r2")  # trims expired retry keys
+        assert await short.append("a:b", 0, "x", retry_key="r1") > third
+        # the client's key lives its own 24 h: untouched by the retry keys' trimming
+        assert await short.append("a:b", 0, "y", client_msg_id="c1") == kept
+        assert await redis_client.zcard(retry_keys_key("a:b")) == 2
     finally:
         await short.close()
 

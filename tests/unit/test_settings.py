@@ -40,11 +40,31 @@ def test_a_flag_wins_over_its_variable() -> None:
         ({"IM_UVLOOP": "maybe"}, "IM_UVLOOP"),
         ({"IM_RPC_ADDRS": "nohost"}, "IM_RPC_ADDRS"),
         ({"IM_RPC_ADDRS": ","}, "IM_RPC_ADDRS"),
+        ({"IM_ETCD_URL": "127.0.0.1:2379"}, "IM_ETCD_URL"),
+        ({"IM_ETCD_URL": "http://:2379"}, "IM_ETCD_URL"),
+        ({"IM_ETCD_URL": "http://h:99999"}, "IM_ETCD_URL"),
     ],
 )
 def test_bad_values_fail_naming_the_variable(env: dict[str, str], names: str) -> None:
     with pytest.raises(SettingsError, match=names):
         load_settings(HttpSettings, env)
+
+
+def test_with_etcd_no_static_address_is_needed() -> None:
+    s = load_settings(HttpSettings, {"IM_RPC_ADDRS": "", "IM_ETCD_URL": "http://127.0.0.1:2379"})
+    assert (s.rpc_addrs, s.etcd_prefix) == ((), "/im/rpc/")
+    with pytest.raises(SettingsError, match="IM_RPC_ADDRS"):
+        load_settings(HttpSettings, {"IM_RPC_ADDRS": ""})
+
+
+def test_the_advertised_address_of_an_rpc_instance() -> None:
+    assert load_settings(RpcSettings, {"IM_RPC_PORT": "9"}).advertised_addr == "127.0.0.1:9"
+    given = load_settings(RpcSettings, {"IM_RPC_ADVERTISE": "rpc-3:8888"})
+    assert given.advertised_addr == "rpc-3:8888"
+    everywhere = load_settings(RpcSettings, {"IM_RPC_HOST": "0.0.0.0"}).advertised_addr
+    host, _, port = everywhere.rpartition(":")
+    assert port == "8888"
+    assert host not in ("", "0.0.0.0")
 
 
 def test_ipv6_addresses_split() -> None:

@@ -17,6 +17,7 @@ def test_calls_decode_in_order_and_malformed_ones_fail_alone() -> None:
         [
             ["send", "a:b", "a", "hi", ""],
             ["pull", "a:b", 5, 10, True],
+            ["send", "a:b", "b", "yo", "", "r-1"],
             ["pull", "a:b", "5", 10, True],
             ["send", "a:b", "a"],
             ["delete", "a:b"],
@@ -24,8 +25,12 @@ def test_calls_decode_in_order_and_malformed_ones_fail_alone() -> None:
         ]
     )
     calls = decode_calls(raw)
-    assert calls[:2] == [SendCall("a:b", "a", "hi", ""), PullCall("a:b", 5, 10, True)]
-    for bad in calls[2:]:
+    assert calls[:3] == [
+        SendCall("a:b", "a", "hi", ""),
+        PullCall("a:b", 5, 10, True),
+        SendCall("a:b", "b", "yo", "", "r-1"),
+    ]
+    for bad in calls[3:]:
         assert isinstance(bad, InvalidArgument)
         assert bad.code == "invalid_batch"
 

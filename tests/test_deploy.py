@@ -1,0 +1,81 @@
+"""The deployment files: compose files valid (docker-compose config), the published ports
+as documented, the nginx template accepted by nginx, the image holding every package."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from devtools.binaries import system_exe
+from devtools.nginx import TEMPLATES, nginx_argv, write_config
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = ["-f", "docker-compose.yml", "-f", "docker-compose.override.yml"]
+SCALED = ["-f", "docker-compose.yml", "-f", "docker-compose.scale.yml"]
+
+
+def compose_config(files: list[str]) -> dict[str, Any]:
+    """The merged, validated config of compose `files`, as docker-compose prints it."""
+    exe = system_exe("docker-compose", "docker-compose")
+    done = subprocess.run(
+        [exe, *files, "config"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    config: dict[str, Any] = yaml.safe_load(done.stdout)
+    return config
+
+
+def published(config: dict[str, Any]) -> dict[str, list[Any]]:
+    return {name: s["ports"] for name, s in config["services"].items() if s.get("ports")}
+
+
+def test_the_default_topology_publishes_only_the_gateway() -> None:
+    config = compose_config(BASE)
+    assert set(config["services"]) == {"redis", "etcd", "rpc", "http"}
+    assert list(published(config)) == ["http"]
+    assert config["services"]["redis"]["volumes"]
+    for name in ("rpc", "http"):
+        service = config["services"][name]
+        assert service["healthcheck"]["test"]
+        assert service["environment"]["IM_ETCD_URL"] == "http://etcd:2379"
+        assert all(d["condition"] == "service_healthy" for d in service["depends_on"].values())
+
+
+def test_the_scaled_topology_publishes_only_nginx() -> None:
+    config = compose_config(SCALED)
+    assert set(config["services"]) == {"redis", "etcd", "rpc", "http", "nginx"}
+    assert list(published(config)) == ["nginx"]
+    nginx = config["services"]["nginx"]
+    assert "resolve" in nginx["environment"]["IM_NGINX_UPSTREAM"]  # replicas added later
+    template = (TEMPLATES / "im.conf.template").read_text()
+    needed = set(re.findall(r"\$\{(IM_NGINX_\w+)\}", template))
+    assert needed == {k for k in nginx["environment"] if k.startswith("IM_NGINX_")}
+
+
+def test_nginx_accepts_the_rendered_config(tmp_path: Path) -> None:
+    write_config(tmp_path, 18080, ["127.0.0.1:18081", "127.0.0.1:18082"], 65536)
+    conf = (tmp_path / "im.conf").read_text()
+    assert "${" not in conf
+    assert "$remote_addr" in conf  # nginx's own variables are left alone
+    done = subprocess.run(nginx_argv(tmp_path, "-t"), capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_image_holds_every_package() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for package in project["tool"]["setuptools"]["packages"]:
+        assert f"COPY {package}/ {package}/" in dockerfile
+    assert re.search(r"^USER (?!root)\w+", dockerfile, re.MULTILINE)
+
+
+@pytest.mark.parametrize("name", ["docker-compose.yml", "docker-compose.scale.yml"])
+def test_compose_files_name_the_commands_they_document(name: str) -> None:
+    text = (ROOT / name).read_text()
+    assert "--scale http=3 --scale rpc=3" in text
