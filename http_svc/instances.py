@@ -68,6 +68,11 @@ class InstancePool:
         """The live instances."""
         return list(self._order)
 
+    @property
+    def size(self) -> int:
+        """How many instances are live."""
+        return len(self._order)
+
     def set_addrs(self, addrs: Iterable[str]) -> None:
         """Make `addrs` the live set: open pools for new ones, retire the ones not listed."""
         wanted = dict.fromkeys(addrs)

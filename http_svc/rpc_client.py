@@ -40,8 +40,10 @@ class RpcClient:
     """Calls IMService on the instances of an InstancePool, `channels` connections each.
 
     A call that fails with UNAVAILABLE (connection refused or reset, instance going
-    away) is retried once on another instance within the same deadline. That is safe
-    for sends: every send carries an idempotency key, the client's or `retry_key`.
+    away) is retried once on another instance within the same deadline. For sends that
+    is safe only with an idempotency key: the client's, nginx's retry key, or one made
+    here whenever there is another instance to retry on. A batch holding a send without
+    any key (there was a single instance when it was made) is not retried.
     """
 
     def __init__(
@@ -83,15 +85,18 @@ class RpcClient:
         self, chat: str, text: str, sender: str, client_msg_id: str, retry_key: str = ""
     ) -> bytes:
         """Store a message through im-rpc; the JSON body of the answer."""
-        if not client_msg_id and not retry_key:
+        if not client_msg_id and not retry_key and self.pool.size > 1:
             retry_key = self.retry_key()
+        keyed = bool(client_msg_id or retry_key)
         if self._batcher is not None:
             call = ["send", chat, sender, text, client_msg_id, retry_key]
-            return await self._batcher.submit(call)
+            return await self._batcher.submit(call, keyed)
         request = SendRequest(
             chat=chat, text=text, sender=sender, client_msg_id=client_msg_id, retry_key=retry_key
         )
-        sent = await self._on_any("send", lambda i, c, t: i.stubs[c].send(request, timeout=t))
+        sent = await self._on_any(
+            "send", lambda i, c, t: i.stubs[c].send(request, timeout=t), retry=keyed
+        )
         return orjson.dumps({"chat": sent.chat, "send_time": sent.send_time})
 
     async def pull(self, chat: str, cursor: int, limit: int, reverse: bool) -> bytes:
@@ -118,13 +123,23 @@ class RpcClient:
             return False
         return bool(reply.status == HealthCheckResponse.SERVING)
 
-    async def _batch(self, calls: bytes) -> BatchReply:
+    async def _batch(self, calls: bytes, retry: bool) -> BatchReply:
         if self._mode == "stream":
-            return await self._on_any("batch_stream", lambda i, c, t: i.streams[c].call(calls, t))
+            return await self._on_any(
+                "batch_stream", lambda i, c, t: i.streams[c].call(calls, t), retry=retry
+            )
         request = BatchRequest(calls=calls)
-        return await self._on_any("batch", lambda i, c, t: i.stubs[c].batch(request, timeout=t))
+        return await self._on_any(
+            "batch", lambda i, c, t: i.stubs[c].batch(request, timeout=t), retry=retry
+        )
 
-    async def _on_any(self, method: str, call: Callable[[Instance, int, float], Awaitable[T]]) -> T:
+    async def _on_any(
+        self,
+        method: str,
+        call: Callable[[Instance, int, float], Awaitable[T]],
+        *,
+        retry: bool = True,
+    ) -> T:
         """Run `call(instance, channel, seconds_left)` on an instance; once more on another
         one if the first is unavailable and time is left."""
         deadline = time.monotonic() + self._timeout
@@ -139,6 +154,8 @@ class RpcClient:
                 raise
             if failure.connection:
                 self.pool.mark_down(instance)
+            if not retry:
+                raise
             other = self.pool.pick(exclude=instance)
             left = deadline - time.monotonic()
             if other is None or left <= 0:
@@ -171,28 +188,32 @@ class RpcClient:
                 self._observe(method, outcome, time.perf_counter() - start)
 
 
+_Pending = tuple[list[Any], asyncio.Future[bytes], bool]  # call, its answer, may be retried
+
+
 class _Batcher:
-    """Gathers the calls of one loop turn and sends them as Batch RPCs of `limit` at most."""
+    """Gathers the calls of one loop turn and sends them as Batch RPCs of `limit` at most;
+    a batch may be retried elsewhere only when each of its calls may."""
 
     def __init__(
         self,
-        send: Callable[[bytes], Awaitable[BatchReply]],
+        send: Callable[[bytes, bool], Awaitable[BatchReply]],
         limit: int,
         observe: SizeObserver | None,
     ) -> None:
         self._send = send
         self._limit = limit
         self._observe = observe
-        self._pending: list[tuple[list[Any], asyncio.Future[bytes]]] = []
+        self._pending: list[_Pending] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def submit(self, call: list[Any]) -> asyncio.Future[bytes]:
+    def submit(self, call: list[Any], retry: bool = True) -> asyncio.Future[bytes]:
         """Queue `call`; the future gets its answer's body or an RpcFailure."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bytes] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._flush)
-        self._pending.append((call, future))
+        self._pending.append((call, future, retry))
         return future
 
     def _flush(self) -> None:
@@ -202,22 +223,23 @@ class _Batcher:
             self._tasks.add(task)  # keep a reference until it finishes
             task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, batch: list[tuple[list[Any], asyncio.Future[bytes]]]) -> None:
+    async def _run(self, batch: list[_Pending]) -> None:
         if self._observe is not None:
             self._observe(len(batch))
         try:
-            reply = await self._send(orjson.dumps([call for call, _ in batch]))
+            retry = all(r for _, _, r in batch)
+            reply = await self._send(orjson.dumps([call for call, _, _ in batch]), retry)
             index = orjson.loads(reply.index)
             if len(index) != len(batch):
                 raise RpcFailure(Status.INTERNAL, "upstream_error: batch reply of the wrong size")
         except RpcFailure as failure:
-            for _, future in batch:
+            for _, future, _ in batch:
                 if not future.done():
                     future.set_exception(failure)
             return
         body = memoryview(reply.bodies)
         offset = 0
-        for (_, future), (status, length) in zip(batch, index, strict=True):
+        for (_, future, _), (status, length) in zip(batch, index, strict=True):
             answer = bytes(body[offset : offset + length])
             offset += length
             if future.done():  # the caller went away

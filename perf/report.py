@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -223,3 +224,12 @@ def write_report(out: Path, data: RunData) -> Path:
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def write_table(out: Path | None, name: str, lines: list[str]) -> None:
+    """Write `lines` as `name` into `out` (default perf/reports/<today>) and print them."""
+    text = "\n".join(lines) + "\n"
+    directory = out or Path(__file__).resolve().parent / "reports" / dt.date.today().isoformat()
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / name).write_text(text)
+    print(text)

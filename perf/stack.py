@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import resource
 import tempfile
 from contextlib import ExitStack
@@ -15,6 +16,21 @@ def raise_fd_limit() -> None:
     """Lift this process's open-file limit to the hard limit (children inherit it)."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def comparison_args(
+    prog: str, doc: str, argv: list[str] | None, seconds: float, rounds: int
+) -> argparse.Namespace:
+    """The options of the interleaved comparisons (perf.topologies, perf.nginx); also lifts
+    the open-file limit for the load they run."""
+    p = argparse.ArgumentParser(prog=f"python -m {prog}", description=doc.split("\n")[0])
+    p.add_argument("--seconds", type=float, default=seconds, help="length of each wrk run")
+    p.add_argument("--rounds", type=int, default=rounds, help="interleaved rounds (median kept)")
+    p.add_argument("--connections", type=int, default=64, help="wrk concurrency")
+    p.add_argument("--out", type=Path, help="report directory (default perf/reports/<date>)")
+    args = p.parse_args(argv)
+    raise_fd_limit()
+    return args
 
 
 def start_owned(stack: ExitStack, proc: Process) -> Process:

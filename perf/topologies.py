@@ -10,7 +10,6 @@ It prints a table of medians and writes topologies.md into the report directory.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import statistics
 import sys
 import tempfile
@@ -18,10 +17,10 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from devtools.procs import http_service, redis_server, rpc_service
-from perf.stack import raise_fd_limit, start_owned
+from perf.report import write_table
+from perf.stack import comparison_args, start_owned
 from perf.wrk import run_wrk
 
-ROOT = Path(__file__).resolve().parent.parent
 TOPOLOGIES = [(1, 1), (2, 1), (1, 2), (2, 2)]  # (gateway worker processes, im-rpc processes)
 SCENARIOS = ("ping", "send", "pull10")
 
@@ -45,15 +44,7 @@ def _measure(workers: int, rpcs: int, args: argparse.Namespace) -> dict[str, flo
 
 def main(argv: list[str] | None = None) -> int:
     """Measure every topology, print and write the table."""
-    p = argparse.ArgumentParser(
-        prog="python -m perf.topologies", description=__doc__.split("\n")[0]
-    )
-    p.add_argument("--seconds", type=float, default=8)
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--connections", type=int, default=64)
-    p.add_argument("--out", type=Path)
-    args = p.parse_args(argv)
-    raise_fd_limit()
+    args = comparison_args("perf.topologies", __doc__, argv, seconds=8, rounds=2)
     runs: dict[tuple[int, int], list[dict[str, float]]] = {t: [] for t in TOPOLOGIES}
     for round_ in range(args.rounds):
         for workers, rpcs in TOPOLOGIES:
@@ -78,11 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {workers} | {rpcs} | {med['ping']:,.0f} | {med['send']:,.0f} | "
             f"{med['pull10']:,.0f} |"
         )
-    text = "\n".join(lines) + "\n"
-    out = args.out or ROOT / "perf" / "reports" / dt.date.today().isoformat()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "topologies.md").write_text(text)
-    print(text)
+    write_table(args.out, "topologies.md", lines)
     return 0
 
 

@@ -63,3 +63,26 @@ def test_the_profiler_writes_flame_graphs_and_the_hot_path(tmp_path: Path) -> No
         for scenario in ("send", "pull10"):
             assert (tmp_path / f"flame-{service}-{scenario}.svg").read_text().startswith("<?xml")
     assert "ChatService.run" in (tmp_path / "hotpath.txt").read_text()
+
+
+@pytest.mark.slow
+def test_the_nginx_comparison_writes_a_row_per_target(tmp_path: Path) -> None:
+    done = _run_module(
+        "perf.nginx",
+        "--seconds",
+        "1",
+        "--rounds",
+        "1",
+        "--connections",
+        "4",
+        "--out",
+        str(tmp_path),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [r for r in (tmp_path / "nginx.md").read_text().splitlines() if r.startswith("| ")]
+    assert [r.split(" | ")[0] for r in rows[2:]] == [
+        "| gateway 1 directly",
+        "| nginx -> gateway 1",
+        "| nginx -> gateways 1 and 2",
+    ]
+    assert all(float(r.split(" | ")[2].replace(",", "").rstrip(" |")) > 0 for r in rows[2:])

@@ -7,6 +7,7 @@ stored twice, and requests must not fail (or, for a SIGKILL, hardly ever: 5xx on
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
@@ -17,6 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from devtools.procs import Process, etcd_server, http_service, nginx_server, rpc_service
+from rpc_svc.store import retry_keys_key
 from tests.conftest import redis_url
 from tests.e2e.load import LoadResult, send_load
 
@@ -127,6 +129,23 @@ async def test_new_rpc_instance_gets_calls_within_3s(cluster: Cluster, report: R
     report(f"new im-rpc used after {waited * 1000:.0f} ms")
     assert (await instance_calls(cluster.url())).get(addr(late), 0) > 0
     assert waited < 3
+
+
+async def test_sends_through_nginx_carry_its_request_id_as_retry_key(cluster: Cluster) -> None:
+    cluster.add_rpc()
+    cluster.add_gateway()
+    base = cluster.add_nginx()
+    async with httpx.AsyncClient(timeout=5) as http:
+        for url in (cluster.url(), base):  # the gateway alone (one instance: no key), nginx
+            body = {"chat": "a:b", "sender": "a", "text": url}
+            assert (await http.post(f"{url}/api/send", json=body)).status_code == 200
+    redis = aioredis.Redis.from_url(cluster.redis_url, decode_responses=True)
+    try:
+        keys = await redis.zrange(retry_keys_key("a:b"), 0, -1)
+    finally:
+        await redis.aclose()
+    assert len(keys) == 1
+    assert re.fullmatch(r"0:[0-9a-f]{32}", str(keys[0]))  # role 0, nginx's $request_id
 
 
 async def test_sigterm_rpc_leaves_before_exiting_and_no_request_fails(

@@ -6,17 +6,20 @@ from collections.abc import AsyncIterator
 
 import orjson
 import pytest
+import redis.asyncio as aioredis
 from grpclib.const import Status
 
 from devtools.procs import free_port
 from http_svc.config import RPC_MODES
 from http_svc.errors import RpcFailure
+from http_svc.instances import Instance
 from http_svc.rpc_client import RpcClient
+from improto import PullRequest
 from rpc_svc.config import Settings
 from rpc_svc.healthcheck import serving
 from rpc_svc.server import build_server
 from rpc_svc.servicer import InFlight
-from rpc_svc.store import RedisStore
+from rpc_svc.store import RedisStore, retry_keys_key
 
 
 @pytest.fixture
@@ -57,6 +60,42 @@ async def test_a_send_retried_with_its_key_is_stored_once(live: str) -> None:
         client.close()
     assert first == again
     assert [m["text"] for m in page["messages"]] == ["once"]
+
+
+async def test_sends_get_a_key_when_there_is_another_instance_to_retry_on(
+    live: str, redis_client: aioredis.Redis
+) -> None:
+    alone = RpcClient([live], 1, 2.0)
+    try:
+        await alone.send("a:b", "no retry possible", "a", "")
+        assert not await redis_client.exists(retry_keys_key("a:b"))
+        alone.set_addrs([live, f"127.0.0.1:{free_port()}"])
+        await alone.send("a:b", "retry possible", "a", "")
+        assert await redis_client.zcard(retry_keys_key("a:b")) == 1
+    finally:
+        alone.close()
+
+
+@pytest.mark.parametrize("retry", [True, False])
+async def test_a_call_that_may_not_be_retried_is_not(live: str, retry: bool) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    client = RpcClient([dead, live], 1, 2.0, mode="unary")  # the first pick is `dead`
+    attempts: list[str] = []
+
+    async def pull(instance: Instance, channel: int, seconds: float) -> object:
+        attempts.append(instance.addr)
+        return await instance.stubs[channel].pull(PullRequest(chat="a:b"), timeout=seconds)
+
+    try:
+        if retry:
+            await client._on_any("pull", pull, retry=True)
+            assert attempts == [dead, live]
+        else:
+            with pytest.raises(RpcFailure):
+                await client._on_any("pull", pull, retry=False)
+            assert attempts == [dead]
+    finally:
+        client.close()
 
 
 async def test_every_send_gets_a_key_of_its_own() -> None:

@@ -1,0 +1,79 @@
+"""What the scaled topology costs: the same load straight to a gateway and through nginx.
+
+    python -m perf.nginx [--seconds 6] [--rounds 3] [--connections 64]
+
+One stack found through etcd (Redis with AOF, etcd, two im-rpc, two gateways) and
+two nginx processes from deploy/nginx/im.conf.template: one in front of gateway 1,
+one in front of both. wrk runs /ping and send against gateway 1 directly and against
+each nginx, visiting the three targets in turn every round (interleaved). It prints
+a table of medians and writes nginx.md into the report directory.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from devtools.procs import etcd_server, http_service, nginx_server, redis_server, rpc_service
+from perf.report import write_table
+from perf.stack import comparison_args, start_owned
+from perf.wrk import run_wrk
+
+SCENARIOS = ("ping", "send")
+TARGETS = ("gateway 1 directly", "nginx -> gateway 1", "nginx -> gateways 1 and 2")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the stack, measure every target, print and write the table."""
+    args = comparison_args("perf.nginx", __doc__, argv, seconds=6, rounds=3)
+    runs: dict[str, list[dict[str, float]]] = {t: [] for t in TARGETS}
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-nginx-")))
+        redis = start_owned(stack, redis_server(work / "redis", None, "--appendonly", "yes"))
+        etcd = start_owned(stack, etcd_server(work))
+        etcd_url = f"http://127.0.0.1:{etcd.port}"
+        redis_url = f"redis://127.0.0.1:{redis.port}/0"
+        for _ in range(2):
+            start_owned(stack, rpc_service(work, redis_url, IM_ETCD_URL=etcd_url))
+        time.sleep(1)  # the instances register before the gateways read etcd
+        gateways = [
+            start_owned(stack, http_service(work, [], IM_ETCD_URL=etcd_url)) for _ in range(2)
+        ]
+        one = start_owned(stack, nginx_server(work, [gateways[0].port]))
+        both = start_owned(stack, nginx_server(work, [g.port for g in gateways]))
+        urls = dict(zip(TARGETS, (gateways[0], one, both), strict=True))
+        for round_ in range(args.rounds):
+            for target, proc in urls.items():
+                url = f"http://127.0.0.1:{proc.port}"
+                result = {
+                    s: run_wrk(url, s, args.connections, args.seconds, prefix=f"ng{round_}").rps
+                    for s in SCENARIOS
+                }
+                runs[target].append(result)
+                print(
+                    f"[nginx] round {round_ + 1}: {target}: "
+                    + ", ".join(f"{k} {v:,.0f}/s" for k, v in result.items()),
+                    file=sys.stderr,
+                    flush=True,
+                )
+    lines = [
+        f"Through nginx or not, {args.connections} connections, medians of {args.rounds} "
+        f"interleaved rounds of {args.seconds:g} s (2 im-rpc found through etcd; wrk, nginx "
+        "and every process on the same 2-core machine):",
+        "",
+        "| target | /ping req/s | send req/s |",
+        "| --- | --- | --- |",
+    ]
+    for target, results in runs.items():
+        med = {s: statistics.median(r[s] for r in results) for s in SCENARIOS}
+        lines.append(f"| {target} | {med['ping']:,.0f} | {med['send']:,.0f} |")
+    write_table(args.out, "nginx.md", lines)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
