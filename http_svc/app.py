@@ -65,6 +65,7 @@ def create_app(settings: Settings, name: str = "im_http") -> Sanic[Config, AppCo
             settings.rpc_timeout_ms / 1000,
             mode=settings.rpc_mode,
             batch_max=settings.rpc_batch_max,
+            max_in_flight=settings.max_in_flight,
             observe=ctx.metrics.observe_rpc,
             observe_batch=ctx.metrics.batch_calls.observe,
             observe_retry=ctx.metrics.observe_retry,

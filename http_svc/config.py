@@ -40,6 +40,13 @@ class Settings:
         "how calls reach im-rpc: stream (batches on a long-lived stream), batch (a Batch "
         "RPC per batch), unary (a Send/Pull RPC per request)",
     )
+    max_in_flight: int = setting(
+        "IM_HTTP_MAX_IN_FLIGHT",
+        256,
+        "sends and pulls waiting on im-rpc per gateway process; past it: 503 overloaded",
+        lo=1,
+        hi=1_000_000,
+    )
     rpc_batch_max: int = setting(
         "IM_RPC_BATCH_MAX", 128, "most calls in one Batch RPC", lo=1, hi=10_000
     )

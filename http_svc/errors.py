@@ -29,6 +29,7 @@ RPC_TO_HTTP: dict[Status, tuple[int, str]] = {
     Status.RESOURCE_EXHAUSTED: (503, "overloaded"),
 }
 _UPSTREAM_ERROR = (502, "upstream_error")
+RETRY_AFTER_S = "1"  # seconds, on every 503 and 429
 
 _SANIC_CODES = {
     400: "bad_request",
@@ -85,9 +86,10 @@ def rpc_failure(exc: BaseException) -> RpcFailure:
 
 
 def json_error(status: int, code: str, message: str) -> HTTPResponse:
-    """The JSON error response every failure is rendered as."""
+    """The JSON error response every failure is rendered as; a 503 or 429 says when to retry."""
     body = orjson.dumps({"error": code, "message": message})
-    return HTTPResponse(body, status=status, content_type="application/json")
+    headers = {"Retry-After": RETRY_AFTER_S} if status in (429, 503) else None
+    return HTTPResponse(body, status=status, headers=headers, content_type="application/json")
 
 
 class JsonErrorHandler(ErrorHandler):

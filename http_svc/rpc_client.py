@@ -54,6 +54,7 @@ class RpcClient:
         *,
         mode: str = "stream",
         batch_max: int = 128,
+        max_in_flight: int = 1 << 30,
         observe: Observer | None = None,
         observe_batch: SizeObserver | None = None,
         observe_retry: RetryObserver | None = None,
@@ -62,6 +63,8 @@ class RpcClient:
         self.pool.set_addrs(addrs)
         self._mode = mode
         self._timeout = timeout_s
+        self._max_in_flight = max_in_flight
+        self.in_flight = 0
         self._observe = observe
         self._observe_retry = observe_retry
         self._batcher = _Batcher(self._batch, batch_max, observe_batch) if mode != "unary" else None
@@ -85,6 +88,15 @@ class RpcClient:
         self, chat: str, text: str, sender: str, client_msg_id: str, retry_key: str = ""
     ) -> bytes:
         """Store a message through im-rpc; the JSON body of the answer."""
+        self._admit()
+        try:
+            return await self._send(chat, text, sender, client_msg_id, retry_key)
+        finally:
+            self.in_flight -= 1
+
+    async def _send(
+        self, chat: str, text: str, sender: str, client_msg_id: str, retry_key: str
+    ) -> bytes:
         if not client_msg_id and not retry_key and self.pool.size > 1:
             retry_key = self.retry_key()
         keyed = bool(client_msg_id or retry_key)
@@ -101,6 +113,13 @@ class RpcClient:
 
     async def pull(self, chat: str, cursor: int, limit: int, reverse: bool) -> bytes:
         """Read one page through im-rpc; the JSON body of the answer."""
+        self._admit()
+        try:
+            return await self._pull(chat, cursor, limit, reverse)
+        finally:
+            self.in_flight -= 1
+
+    async def _pull(self, chat: str, cursor: int, limit: int, reverse: bool) -> bytes:
         if self._batcher is not None:
             return await self._batcher.submit(["pull", chat, cursor, limit, reverse])
         request = PullRequest(chat=chat, cursor=cursor, limit=limit, reverse=reverse)
@@ -111,6 +130,15 @@ class RpcClient:
         ]
         body = {"messages": messages, "has_more": page.has_more, "next_cursor": page.next_cursor}
         return orjson.dumps(body)
+
+    def _admit(self) -> None:
+        """Count one more call in flight, or shed it: past the bound, waiting only adds latency."""
+        if self.in_flight >= self._max_in_flight:
+            raise RpcFailure(
+                Status.RESOURCE_EXHAUSTED,
+                f"overloaded: {self.in_flight} calls to im-rpc in flight; retry later",
+            )
+        self.in_flight += 1
 
     async def ready(self) -> bool:
         """True when an im-rpc instance reports IMService (and so its store) as serving."""

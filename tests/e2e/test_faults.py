@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -100,6 +100,27 @@ async def _hold_redis(redis: Process, ms: int) -> None:
     client = aioredis.Redis(port=redis.port)
     await client.execute_command("CLIENT", "PAUSE", ms, "ALL")  # type: ignore[no-untyped-call]
     await client.aclose()
+
+
+async def test_a_slow_redis_times_out_with_504_and_nothing_piles_up(
+    trio: tuple[Process, Process, Process], report: Callable[[str], None]
+) -> None:
+    redis, _, http = trio
+    url = f"http://127.0.0.1:{http.port}"
+    async with httpx.AsyncClient(timeout=10) as c:
+        assert (await c.post(f"{url}/api/send", json=MSG)).status_code == 200
+        await _hold_redis(redis, 2500)  # Redis answers nothing for 2.5 s
+        started = time.monotonic()
+        answers = await asyncio.gather(*(_timed_send(c, url) for _ in range(50)))
+        codes = {(r.status_code, r.json()["error"]) for r, _ in answers}
+        slowest = max(took for _, took in answers)
+        report(f"50 sends to a paused Redis: {codes}, slowest answer {slowest * 1000:.0f} ms")
+        assert codes == {(504, "store_timeout")}  # IM_REDIS_TIMEOUT_MS = 1000
+        assert slowest < 2.0
+        # nothing queued behind the pause: once Redis answers, so does the service, at once
+        r = await _until_ok(c, url, seconds=5)
+        assert r.status_code == 200
+        report(f"first 200 {(time.monotonic() - started) * 1000:.0f} ms after the pause began")
 
 
 @pytest.mark.parametrize("stopping", ["im-rpc", "im-http"])

@@ -1,0 +1,66 @@
+"""A bare HTTP/1.1 keep-alive client on asyncio streams, for load in tests.
+
+httpx costs the test process more CPU per request than the gateway spends on it, so
+latencies measured with it are the client's own queueing. This one writes a request
+and reads status, headers and a Content-Length body: enough for the gateway's answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import orjson
+
+
+@dataclass
+class Answer:
+    """One response: status, headers (lower-case names) and body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> object:
+        return orjson.loads(self.body)
+
+
+class Connection:
+    """One kept-alive connection to 127.0.0.1:port."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader, self._writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def post_json(self, path: str, body: object) -> Answer:
+        payload = orjson.dumps(body)
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n\r\n"
+        )
+        self._writer.write(head.encode() + payload)
+        return await self._read()
+
+    async def get(self, path: str) -> Answer:
+        self._writer.write(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        return await self._read()
+
+    async def _read(self) -> Answer:
+        head = await self._reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep:
+                headers[name.strip().lower()] = value.strip()
+        body = await self._reader.readexactly(int(headers.get("content-length", "0")))
+        return Answer(status, headers, body)
+
+    async def close(self) -> None:
+        self._writer.close()
+        await self._writer.wait_closed()
