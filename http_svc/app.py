@@ -9,7 +9,7 @@ import orjson
 from sanic import Sanic
 from sanic.config import Config
 
-from http_svc import metrics as metrics_mod
+from http_svc import request_log
 from http_svc.config import Settings
 from http_svc.discovery import Discovery
 from http_svc.errors import JsonErrorHandler
@@ -18,6 +18,7 @@ from http_svc.openapi import build_openapi
 from http_svc.routes import bp
 from http_svc.rpc_client import RpcClient
 from im_common.etcd import etcd_client
+from im_common.logs import configure_logging
 
 
 @dataclass
@@ -34,6 +35,7 @@ class AppContext:
 
 def create_app(settings: Settings, name: str = "im_http") -> Sanic[Config, AppContext]:
     """A gateway app; its im-rpc channels open at server start and close at stop."""
+    configure_logging(settings.log_level, settings.log_format)  # also in each worker process
     ctx = AppContext(settings, openapi=orjson.dumps(build_openapi(settings.max_body_bytes)))
     app: Sanic[Config, AppContext] = Sanic(
         name,
@@ -54,7 +56,7 @@ def create_app(settings: Settings, name: str = "im_http") -> Sanic[Config, AppCo
         FALLBACK_ERROR_FORMAT="json",
     )
     app.blueprint(bp)
-    metrics_mod.install(app, ctx.metrics)
+    request_log.install(app, ctx.metrics, settings.access_log)
 
     @app.before_server_start
     async def open_rpc(app: Sanic[Config, AppContext]) -> None:

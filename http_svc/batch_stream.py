@@ -26,7 +26,7 @@ class BatchStream:
         self._outbox: asyncio.Queue[BatchRequest | None] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
 
-    async def call(self, calls: bytes, deadline_s: float) -> BatchReply:
+    async def call(self, calls: bytes, deadline_s: float, request_ids: str = "") -> BatchReply:
         """Send one batch and wait for its reply; TimeoutError after `deadline_s` seconds."""
         if self._reader is None or self._reader.done():
             self._outbox = asyncio.Queue()
@@ -34,7 +34,7 @@ class BatchStream:
         batch_id = next(self._ids)
         future: asyncio.Future[BatchReply] = asyncio.get_running_loop().create_future()
         self._waiters[batch_id] = future
-        self._outbox.put_nowait(BatchRequest(calls=calls, id=batch_id))
+        self._outbox.put_nowait(BatchRequest(calls=calls, id=batch_id, request_ids=request_ids))
         try:
             return await asyncio.wait_for(future, deadline_s)
         finally:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from im_common.etcd import parse_etcd_url
+from im_common.logs import check_log_format
 from im_common.settings import SettingsError, load_settings, setting
 
 RPC_MODES = ("stream", "batch", "unary")
@@ -66,9 +67,16 @@ class Settings:
         "IM_HTTP_DRAIN_S", 10.0, "on SIGTERM, how long to wait for requests in flight", lo=0
     )
     uvloop: bool = setting("IM_UVLOOP", True, "run on uvloop (false: plain asyncio)")
+    access_log: bool = setting(
+        "IM_HTTP_ACCESS_LOG", False, "one JSON line per request (method, route, status, ms, id)"
+    )
     log_level: str = setting("IM_LOG_LEVEL", "INFO", "logging level")
+    log_format: str = setting(
+        "IM_LOG_FORMAT", "json", "json (one object per line, with request_id) or text"
+    )
 
     def __post_init__(self) -> None:
+        check_log_format(self.log_format)
         if not self.rpc_addrs and not self.etcd_url:
             raise SettingsError("IM_RPC_ADDRS: at least one host:port is needed without etcd")
         for addr in self.rpc_addrs:

@@ -3,15 +3,11 @@ the live im-rpc instances."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sanic import Request, Sanic
-from sanic.response import BaseHTTPResponse
 
 from http_svc.instances import InstancePool
 
@@ -101,25 +97,3 @@ class _InstanceCollector(Collector):
         for instance in instances:
             calls.add_metric([instance.addr], instance.calls)
         yield calls
-
-
-def install(app: Sanic[Any, Any], metrics: Metrics) -> None:
-    """Time every request of `app` and count it by route, method and status."""
-
-    async def start_timer(request: Request) -> None:
-        request.ctx.started = time.perf_counter()
-
-    async def record(request: Request, response: BaseHTTPResponse) -> None:
-        started = getattr(request.ctx, "started", None)
-        if started is None:
-            return
-        route = request.route.path if request.route else "unmatched"
-        metrics.observe_request(
-            "/" + route.lstrip("/"),
-            request.method,
-            response.status,
-            time.perf_counter() - started,
-        )
-
-    app.register_middleware(start_timer, "request")
-    app.register_middleware(record, "response")

@@ -25,6 +25,7 @@ from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
 from http_svc.errors import RPC_ERRORS, RpcFailure, rpc_failure
 from http_svc.instances import Instance, InstancePool
+from im_common.logs import request_id
 from improto import BatchReply, BatchRequest, PullRequest, SendRequest
 
 T = TypeVar("T")
@@ -104,7 +105,12 @@ class RpcClient:
             call = ["send", chat, sender, text, client_msg_id, retry_key]
             return await self._batcher.submit(call, keyed)
         request = SendRequest(
-            chat=chat, text=text, sender=sender, client_msg_id=client_msg_id, retry_key=retry_key
+            chat=chat,
+            text=text,
+            sender=sender,
+            client_msg_id=client_msg_id,
+            retry_key=retry_key,
+            request_id=request_id.get(),
         )
         sent = await self._on_any(
             "send", lambda i, c, t: i.stubs[c].send(request, timeout=t), retry=keyed
@@ -122,7 +128,9 @@ class RpcClient:
     async def _pull(self, chat: str, cursor: int, limit: int, reverse: bool) -> bytes:
         if self._batcher is not None:
             return await self._batcher.submit(["pull", chat, cursor, limit, reverse])
-        request = PullRequest(chat=chat, cursor=cursor, limit=limit, reverse=reverse)
+        request = PullRequest(
+            chat=chat, cursor=cursor, limit=limit, reverse=reverse, request_id=request_id.get()
+        )
         page = await self._on_any("pull", lambda i, c, t: i.stubs[c].pull(request, timeout=t))
         messages = [
             {"chat": m.chat, "text": m.text, "sender": m.sender, "send_time": m.send_time}
@@ -151,12 +159,14 @@ class RpcClient:
             return False
         return bool(reply.status == HealthCheckResponse.SERVING)
 
-    async def _batch(self, calls: bytes, retry: bool) -> BatchReply:
+    async def _batch(self, calls: bytes, retry: bool, request_ids: str) -> BatchReply:
         if self._mode == "stream":
             return await self._on_any(
-                "batch_stream", lambda i, c, t: i.streams[c].call(calls, t), retry=retry
+                "batch_stream",
+                lambda i, c, t: i.streams[c].call(calls, t, request_ids),
+                retry=retry,
             )
-        request = BatchRequest(calls=calls)
+        request = BatchRequest(calls=calls, request_ids=request_ids)
         return await self._on_any(
             "batch", lambda i, c, t: i.stubs[c].batch(request, timeout=t), retry=retry
         )
@@ -216,7 +226,8 @@ class RpcClient:
                 self._observe(method, outcome, time.perf_counter() - start)
 
 
-_Pending = tuple[list[Any], asyncio.Future[bytes], bool]  # call, its answer, may be retried
+# a call, its answer, whether it may be retried elsewhere, its HTTP request's id
+_Pending = tuple[list[Any], asyncio.Future[bytes], bool, str]
 
 
 class _Batcher:
@@ -225,7 +236,7 @@ class _Batcher:
 
     def __init__(
         self,
-        send: Callable[[bytes, bool], Awaitable[BatchReply]],
+        send: Callable[[bytes, bool, str], Awaitable[BatchReply]],
         limit: int,
         observe: SizeObserver | None,
     ) -> None:
@@ -241,7 +252,7 @@ class _Batcher:
         future: asyncio.Future[bytes] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._flush)
-        self._pending.append((call, future, retry))
+        self._pending.append((call, future, retry, request_id.get()))
         return future
 
     def _flush(self) -> None:
@@ -255,19 +266,20 @@ class _Batcher:
         if self._observe is not None:
             self._observe(len(batch))
         try:
-            retry = all(r for _, _, r in batch)
-            reply = await self._send(orjson.dumps([call for call, _, _ in batch]), retry)
+            retry = all(r for _, _, r, _ in batch)
+            ids = ",".join(rid for _, _, _, rid in batch)
+            reply = await self._send(orjson.dumps([call for call, _, _, _ in batch]), retry, ids)
             index = orjson.loads(reply.index)
             if len(index) != len(batch):
                 raise RpcFailure(Status.INTERNAL, "upstream_error: batch reply of the wrong size")
         except RpcFailure as failure:
-            for _, future, _ in batch:
+            for _, future, _, _ in batch:
                 if not future.done():
                     future.set_exception(failure)
             return
         body = memoryview(reply.bodies)
         offset = 0
-        for (_, future, _), (status, length) in zip(batch, index, strict=True):
+        for (_, future, _, _), (status, length) in zip(batch, index, strict=True):
             answer = bytes(body[offset : offset + length])
             offset += length
             if future.done():  # the caller went away

@@ -45,6 +45,8 @@ class SendRequest(betterproto.Message):
      another instance is not stored twice; remembered for IM_RETRY_KEY_TTL_S only.
     """
 
+    request_id: str = betterproto.string_field(6)
+
 
 @dataclass(eq=False, repr=False)
 class SendResponse(betterproto.Message):
@@ -58,6 +60,7 @@ class PullRequest(betterproto.Message):
     cursor: int = betterproto.int64_field(2)
     limit: int = betterproto.int32_field(3)
     reverse: bool = betterproto.bool_field(4)
+    request_id: str = betterproto.string_field(5)
 
 
 @dataclass(eq=False, repr=False)
@@ -78,6 +81,7 @@ class BatchRequest(betterproto.Message):
 
     calls: bytes = betterproto.bytes_field(1)
     id: int = betterproto.uint64_field(2)
+    request_ids: str = betterproto.string_field(3)
 
 
 @dataclass(eq=False, repr=False)

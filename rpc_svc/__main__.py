@@ -15,7 +15,7 @@ from rpc_svc.server import serve
 def main(argv: Sequence[str] | None = None) -> int:
     """Load the settings, then serve until stopped; exit 2 on bad settings."""
     settings = load_or_exit(Settings.from_env, "im-rpc", argv)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if settings.uvloop:
         import uvloop
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from im_common.etcd import parse_etcd_url
+from im_common.logs import check_log_format
 from im_common.settings import load_settings, setting
 
 
@@ -65,8 +66,12 @@ class Settings:
     )
     uvloop: bool = setting("IM_UVLOOP", True, "run on uvloop (false: plain asyncio)")
     log_level: str = setting("IM_LOG_LEVEL", "INFO", "logging level")
+    log_format: str = setting(
+        "IM_LOG_FORMAT", "json", "json (one object per line, with request_id) or text"
+    )
 
     def __post_init__(self) -> None:
+        check_log_format(self.log_format)
         if self.etcd_url:
             parse_etcd_url(self.etcd_url)
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from grpclib import GRPCError
 from grpclib.const import Status
 
+from im_common.logs import request_id
 from improto import (
     BatchReply,
     BatchRequest,
@@ -60,11 +62,44 @@ class InFlight:
         return True
 
 
+class FailureLog:
+    """Logs calls that failed on the server's side (store down or slow, a bug): at most one
+    line per `every_s` seconds, with the request ids and how many failed meanwhile."""
+
+    def __init__(self, every_s: float = 1.0) -> None:
+        self._every_s = every_s
+        self._next = 0.0
+        self._failed = 0
+
+    def record(self, results: Sequence[object], request_ids: str) -> None:
+        """Note the server-side failures among `results` (one per request id, in order)."""
+        failed = [i for i, r in enumerate(results) if _server_side(r)]
+        if not failed:
+            return
+        self._failed += len(failed)
+        now = time.monotonic()
+        if now < self._next:
+            return
+        ids = request_ids.split(",") if request_ids else []
+        first = results[failed[0]]
+        assert isinstance(first, IMError)
+        log.warning(
+            "%d call(s) failed: %s: %s",
+            self._failed,
+            first.code,
+            first.message,
+            extra={"request_ids": [ids[i] for i in failed if i < len(ids)][:20]},
+        )
+        self._failed = 0
+        self._next = now + self._every_s
+
+
+def _server_side(result: object) -> bool:
+    return isinstance(result, IMError) and status_of(result) is not Status.INVALID_ARGUMENT
+
+
 def _to_status(exc: IMError) -> GRPCError:
-    status = status_of(exc)
-    if status is Status.INTERNAL:
-        log.error("unexpected domain error: %s", exc)
-    return GRPCError(status, status_message(exc))
+    return GRPCError(status_of(exc), status_message(exc))
 
 
 class IMServicer(ImServiceBase):
@@ -73,6 +108,7 @@ class IMServicer(ImServiceBase):
     def __init__(self, service: ChatService, in_flight: InFlight) -> None:
         self._service = service
         self._in_flight = in_flight
+        self._failures = FailureLog()
 
     async def send(self, send_request: SendRequest) -> SendResponse:
         """Store a message."""
@@ -83,10 +119,12 @@ class IMServicer(ImServiceBase):
             send_request.client_msg_id,
             send_request.retry_key,
         )
+        request_id.set(send_request.request_id)
         async with self._in_flight.track():
             try:
                 sent = await self._service.send(call)
             except IMError as exc:
+                self._failures.record([exc], send_request.request_id)
                 raise _to_status(exc) from None
         return SendResponse(chat=sent.chat, send_time=sent.send_time)
 
@@ -95,10 +133,12 @@ class IMServicer(ImServiceBase):
         call = PullCall(
             pull_request.chat, pull_request.cursor, pull_request.limit, pull_request.reverse
         )
+        request_id.set(pull_request.request_id)
         async with self._in_flight.track():
             try:
                 page = await self._service.pull(call)
             except IMError as exc:
+                self._failures.record([exc], pull_request.request_id)
                 raise _to_status(exc) from None
         return PullResponse(
             messages=[
@@ -158,5 +198,6 @@ class IMServicer(ImServiceBase):
     async def _answer(self, request: BatchRequest) -> BatchReply:
         async with self._in_flight.track():
             results = await self._service.run(decode_calls(request.calls))
+        self._failures.record(results, request.request_ids)
         index, bodies = encode_results(results)
         return BatchReply(index=index, bodies=bodies)

@@ -50,7 +50,9 @@ def _call(item: Any) -> Call:
             cursor, -INT64_MAX - 1, INT64_MAX
         ) and _int(limit, -_INT32_MAX - 1, _INT32_MAX):
             return PullCall(chat, cursor, limit, reverse)
-    raise InvalidArgument(f"malformed batch call: {str(item)[:80]}", "invalid_batch")
+    kind = item[0] if isinstance(item, list) and item and isinstance(item[0], str) else "?"
+    # the call itself is not quoted: it may hold a message text
+    raise InvalidArgument(f"malformed batch call ({kind[:16]!r})", "invalid_batch")
 
 
 def decode_calls(raw: bytes) -> list[Call | IMError]:

@@ -4,6 +4,7 @@ the requests it accepts keep their latency instead of queueing."""
 from __future__ import annotations
 
 import asyncio
+import random
 import statistics
 import time
 from collections import Counter
@@ -38,7 +39,7 @@ def p99(values: list[float]) -> float:
 async def drive(
     port: int, clients: int, seconds: float
 ) -> tuple[list[float], list[float], Counter[str]]:
-    """Closed-loop senders (100-byte texts, 20 chats); a client told 503 waits 100 ms.
+    """Closed-loop senders (100-byte texts, 20 chats); a client told 503 waits 150-350 ms.
     Latencies (s) of accepted and of shed requests, and the answers by kind."""
     accepted: list[float] = []
     shed: list[float] = []
@@ -61,7 +62,7 @@ async def drive(
                 shed.append(took)
                 error = r.json()["error"]  # type: ignore[index]
                 kinds[f"{r.status} {error} retry-after={r.headers.get('retry-after')}"] += 1
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(random.uniform(0.15, 0.35))
         await conn.close()
 
     await asyncio.gather(*(client(c) for c in range(clients)))
@@ -86,6 +87,8 @@ async def test_past_the_bound_the_gateway_sheds_and_accepted_latency_stays(
     queued, _, kinds = await drive(unbounded, BOUND * 16, 3)
     report(f"{BOUND * 16} clients, no bound: {dict(kinds)}; p99 {p99(queued) * 1000:.1f} ms")
     # without the bound every extra client waits in line; with it, neither the accepted
-    # requests nor the shed ones do (measured: about 0.4x of the queued p99)
-    assert p99(accepted) < p99(queued) * 0.6
-    assert p99(shed) < p99(queued) * 0.6
+    # requests nor the shed ones do (measured p99s: accepted 6-9 ms, about 1.5x the
+    # 16-client p99 and 0.2x the queued one; shed 15-25 ms; queued 35-38 ms)
+    assert p99(accepted) < p99(queued) * 0.5
+    assert p99(accepted) < p99(base) * 3 + 0.005
+    assert p99(shed) < p99(queued)

@@ -1,0 +1,84 @@
+"""Logs: one JSON object per line, the request id from the client to im-rpc and back in the
+response, and never a message text."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devtools.procs import Process, http_service, redis_server, rpc_service
+from http_svc.config import RPC_MODES
+
+pytestmark = pytest.mark.e2e
+SECRET = "SECRET-TEXT-4242"
+
+
+@pytest.fixture
+def stack(workdir: Path) -> Iterator[tuple[Process, Process, list[Process]]]:
+    """Redis, im-rpc, and a gateway per RPC mode with the access log on."""
+    redis = redis_server(workdir / "redis").start()
+    rpc = rpc_service(workdir, f"redis://127.0.0.1:{redis.port}/0").start()
+    gateways = [
+        http_service(workdir, [rpc.port], IM_RPC_MODE=mode, IM_HTTP_ACCESS_LOG="true").start()
+        for mode in RPC_MODES
+    ]
+    yield redis, rpc, gateways
+    for proc in (*gateways, rpc, redis):
+        proc.stop()
+
+
+def log_lines(proc: Process) -> list[dict[str, object]]:
+    """Every line of the process's log, each parsed as JSON (fails on a line that is not)."""
+    return [json.loads(line) for line in proc.log.read_text().splitlines() if line.strip()]
+
+
+def test_request_ids_travel_and_logs_are_json_without_texts(
+    stack: tuple[Process, Process, list[Process]],
+) -> None:
+    redis, rpc, gateways = stack
+    for mode, gw in zip(RPC_MODES, gateways, strict=True):
+        url = f"http://127.0.0.1:{gw.port}"
+        with httpx.Client(base_url=url, timeout=10) as http:
+            sent = http.post(
+                "/api/send",
+                json={"chat": "a:b", "sender": "a", "text": SECRET},
+                headers={"X-Request-ID": f"rid-{mode}-ok"},
+            )
+            assert sent.status_code == 200
+            assert sent.headers["x-request-id"] == f"rid-{mode}-ok"
+            made = http.get("/api/pull", params={"chat": "a:b"})
+            assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"])  # gateway-made
+            bad = http.get("/ping", headers={"X-Request-ID": "no spaces allowed"})
+            assert bad.headers["x-request-id"] != "no spaces allowed"
+    redis.stop()  # every call now fails on im-rpc's side, which logs their request ids
+    for mode, gw in zip(RPC_MODES, gateways, strict=True):
+        r = httpx.post(
+            f"http://127.0.0.1:{gw.port}/api/send",
+            json={"chat": "a:b", "sender": "a", "text": SECRET},
+            headers={"X-Request-ID": f"rid-{mode}-down"},
+            timeout=10,
+        )
+        assert r.status_code == 503
+        assert r.headers["retry-after"] == "1"
+        time.sleep(1.05)  # im-rpc logs failures at most once a second
+    rpc_lines = log_lines(rpc)
+    failed_ids = set()
+    for line in rpc_lines:
+        failed_ids.update(line.get("request_ids", []))  # type: ignore[arg-type]
+        if "request_id" in line:
+            failed_ids.add(line["request_id"])
+    assert {f"rid-{mode}-down" for mode in RPC_MODES} <= failed_ids
+    for mode, gw in zip(RPC_MODES, gateways, strict=True):
+        access = [line for line in log_lines(gw) if line["logger"] == "im.access"]
+        assert {(line["request_id"], line["route"], line["status"]) for line in access} >= {
+            (f"rid-{mode}-ok", "/api/send", 200),
+            (f"rid-{mode}-down", "/api/send", 503),
+        }
+    for proc in (rpc, *gateways):
+        assert SECRET not in proc.log.read_text()
