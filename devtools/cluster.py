@@ -41,7 +41,8 @@ def write_procfile(
     env = {}
     if redis_url is None:
         redis_port = free_port()
-        lines.append(_line("redis", redis_argv(directory / "redis", redis_port, aof=True)))
+        fsync = os.environ.get("IM_REDIS_APPENDFSYNC", "everysec")
+        lines.append(_line("redis", redis_argv(directory / "redis", redis_port, fsync=fsync)))
         redis_url = f"redis://{HOST}:{redis_port}/0"
     etcd_port = free_port()
     lines.append(_line("etcd", etcd_argv(directory, etcd_port, free_port())))

@@ -120,9 +120,9 @@ class Process:
             return "(no log)"
 
 
-def redis_argv(workdir: Path, port: int, *extra: str, aof: bool = False) -> list[str]:
-    """The command line of a redis-server on 127.0.0.1:port with its data in `workdir`
-    (an append-only file fsynced every second with `aof`, else no persistence)."""
+def redis_argv(workdir: Path, port: int, *extra: str, fsync: str | None = None) -> list[str]:
+    """The command line of a redis-server on 127.0.0.1:port with its data in `workdir`:
+    an append-only file fsynced `fsync` ("everysec", "always"), or no persistence."""
     workdir.mkdir(parents=True, exist_ok=True)
     return [
         system_exe("redis-server", "redis-server"),
@@ -134,7 +134,7 @@ def redis_argv(workdir: Path, port: int, *extra: str, aof: bool = False) -> list
         str(workdir),
         "--save",
         "",
-        *(["--appendonly", "yes", "--appendfsync", "everysec"] if aof else ["--appendonly", "no"]),
+        *(["--appendonly", "yes", "--appendfsync", fsync] if fsync else ["--appendonly", "no"]),
         "--daemonize",
         "no",
         *extra,
@@ -171,10 +171,12 @@ def etcd_argv(workdir: Path, port: int, peer_port: int) -> list[str]:
     ]
 
 
-def redis_server(workdir: Path, port: int | None = None, *extra: str) -> Process:
-    """A redis-server (not started) with its data and log in `workdir`."""
+def redis_server(
+    workdir: Path, port: int | None = None, *extra: str, fsync: str | None = None
+) -> Process:
+    """A redis-server (not started) with its data and log in `workdir` (AOF with `fsync`)."""
     port = port or free_port()
-    argv = redis_argv(workdir, port, *extra)
+    argv = redis_argv(workdir, port, *extra, fsync=fsync)
     return Process("redis-server", argv, port, workdir / "redis.log")
 
 

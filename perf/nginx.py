@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[dict[str, float]]] = {t: [] for t in TARGETS}
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-nginx-")))
-        redis = start_owned(stack, redis_server(work / "redis", None, "--appendonly", "yes"))
+        redis = start_owned(stack, redis_server(work / "redis", fsync="everysec"))
         etcd = start_owned(stack, etcd_server(work))
         etcd_url = f"http://127.0.0.1:{etcd.port}"
         redis_url = f"redis://127.0.0.1:{redis.port}/0"

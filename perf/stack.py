@@ -50,7 +50,7 @@ class LocalStack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-perf-")))
         self.redis = start_owned(
             stack,
-            redis_server(work / "redis", None, "--appendonly", "yes", "--appendfsync", "everysec"),
+            redis_server(work / "redis", fsync="everysec"),
         )
         self.rpc = start_owned(stack, rpc_service(work, f"redis://127.0.0.1:{self.redis.port}/0"))
         self.gateways = {

@@ -28,7 +28,7 @@ SCENARIOS = ("ping", "send", "pull10")
 def _measure(workers: int, rpcs: int, args: argparse.Namespace) -> dict[str, float]:
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-topo-")))
-        redis = start_owned(stack, redis_server(work / "redis", None, "--appendonly", "yes"))
+        redis = start_owned(stack, redis_server(work / "redis", fsync="everysec"))
         ports = [
             start_owned(stack, rpc_service(work, f"redis://127.0.0.1:{redis.port}/0")).port
             for _ in range(rpcs)

@@ -28,6 +28,7 @@ from hiredis import pack_command
 from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.maint_notifications import MaintNotificationsConfig
 
 from rpc_svc.chat import Entry
 from rpc_svc.errors import StoreError, StoreTimeout, StoreUnavailable
@@ -154,8 +155,11 @@ class RedisStore:
             socket_connect_timeout=timeout_s,
             decode_responses=True,
             # A command is never sent twice: a re-sent script could store a message
-            # twice. The pool replaces connections closed by the server before use.
+            # twice. The pool replaces connections closed by the server before use,
+            # but only with maintenance notifications off: redis-py 8's default "auto"
+            # skips that check, and every pooled connection fails once after a restart.
             retry=Retry(NoBackoff(), 0),
+            maint_notifications_config=MaintNotificationsConfig(enabled=False),
         )
         return cls(aioredis.Redis(connection_pool=pool), idempotency_ttl_s, retry_key_ttl_s)
 

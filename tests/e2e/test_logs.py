@@ -68,7 +68,7 @@ def test_request_ids_travel_and_logs_are_json_without_texts(
         assert r.headers["retry-after"] == "1"
         time.sleep(1.05)  # im-rpc logs failures at most once a second
     rpc_lines = log_lines(rpc)
-    failed_ids = set()
+    failed_ids: set[object] = set()
     for line in rpc_lines:
         failed_ids.update(line.get("request_ids", []))  # type: ignore[arg-type]
         if "request_id" in line:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from pathlib import Path
 
@@ -122,7 +123,7 @@ def test_entry_ids_round_trip() -> None:
 
 
 async def test_a_restarted_redis_is_used_again_without_errors(tmp_path: Path) -> None:
-    proc = redis_server(tmp_path, None, "--appendonly", "yes", "--appendfsync", "always")
+    proc = redis_server(tmp_path, fsync="always")
     proc.start()
     s = RedisStore.from_url(
         f"redis://127.0.0.1:{proc.port}/0", max_connections=4, timeout_s=1.0, idempotency_ttl_s=60
@@ -139,6 +140,13 @@ async def test_a_restarted_redis_is_used_again_without_errors(tmp_path: Path) ->
         later = await s.append("a:b", 0, "after")
         entries = await s.read("a:b", 0, 10, reverse=False)
         assert [(e.send_time, e.text) for e in entries] == [(first, "before"), (later, "after")]
+        # many pooled connections, and a crash rather than a clean stop: none fails after it
+        await asyncio.gather(*(s.append(f"c{i}:d", 0, "x") for i in range(4)))
+        proc.stop(signal.SIGKILL)
+        proc.start()
+        await asyncio.sleep(0.05)  # proc.start blocked the loop: let it see the closed sockets
+        reads = await asyncio.gather(*(s.read(f"c{i}:d", 0, 10, False) for i in range(4)))
+        assert [len(r) for r in reads] == [1, 1, 1, 1]
     finally:
         await s.close()
         proc.stop()
