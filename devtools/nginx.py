@@ -29,7 +29,13 @@ def upstream_lines(gateways: Sequence[str]) -> str:
     return "\n    ".join(f"server {addr} max_fails=1 fail_timeout=2s;" for addr in gateways)
 
 
-def write_config(directory: Path, port: int, gateways: Sequence[str], max_body: int) -> Path:
+def write_config(
+    directory: Path,
+    port: int,
+    gateways: Sequence[str],
+    max_body: int,
+    client_timeout: str = "10s",
+) -> Path:
     """Write nginx.conf and im.conf into `directory`; the path of nginx.conf."""
     directory.mkdir(parents=True, exist_ok=True)
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
@@ -40,6 +46,7 @@ def write_config(directory: Path, port: int, gateways: Sequence[str], max_body: 
         "IM_NGINX_UPSTREAM": upstream_lines(gateways),
         "IM_NGINX_RESOLVER": "",
         "IM_NGINX_MAX_BODY": str(max_body),
+        "IM_NGINX_CLIENT_TIMEOUT": client_timeout,
     }
     for name in ("im.conf", "nginx.conf"):
         text = (TEMPLATES / f"{name}.template").read_text()

@@ -189,12 +189,17 @@ def etcd_server(workdir: Path, port: int | None = None) -> Process:
 
 
 def nginx_server(
-    workdir: Path, http_ports: Sequence[int], port: int | None = None, max_body: int = 65_536
+    workdir: Path,
+    http_ports: Sequence[int],
+    port: int | None = None,
+    max_body: int = 65_536,
+    client_timeout: str = "10s",
 ) -> Process:
     """An nginx (not started) on `port` in front of the gateways on `http_ports`."""
     port = port or free_port()
     directory = workdir / f"nginx-{port}"
-    write_config(directory, port, [f"{HOST}:{p}" for p in http_ports], max_body)
+    gateways = [f"{HOST}:{p}" for p in http_ports]
+    write_config(directory, port, gateways, max_body, client_timeout)
     argv = nginx_argv(directory, "-g", "daemon off;")
     return Process("nginx", argv, port, directory / "stdout.log")
 

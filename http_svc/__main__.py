@@ -11,6 +11,7 @@ from sanic.worker.loader import AppLoader
 
 from http_svc.app import create_app
 from http_svc.config import Settings
+from http_svc.protocol import WholeRequestTimeout
 from im_common.logs import configure_logging
 from im_common.settings import load_or_exit
 
@@ -30,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         single_process=single,
         access_log=False,
         motd=False,
+        protocol=WholeRequestTimeout,
     )
     if single:
         Sanic.serve_single(app)

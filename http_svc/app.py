@@ -48,6 +48,8 @@ def create_app(settings: Settings, name: str = "im_http") -> Sanic[Config, AppCo
     app.config.update(
         REQUEST_MAX_SIZE=settings.max_body_bytes,
         REQUEST_TIMEOUT=settings.request_timeout_s,
+        RESPONSE_TIMEOUT=settings.response_timeout_s,
+        REQUEST_MAX_HEADER_SIZE=settings.max_header_bytes,
         KEEP_ALIVE_TIMEOUT=settings.keepalive_s,
         GRACEFUL_SHUTDOWN_TIMEOUT=settings.drain_s,
         USE_UVLOOP=settings.uvloop,

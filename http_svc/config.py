@@ -57,6 +57,12 @@ class Settings:
     request_timeout_s: float = setting(
         "IM_HTTP_REQUEST_TIMEOUT_S", 10.0, "time to receive a whole request", lo=0.1
     )
+    response_timeout_s: float = setting(
+        "IM_HTTP_RESPONSE_TIMEOUT_S", 30.0, "longest time to answer a request (503 beyond)", lo=0.1
+    )
+    max_header_bytes: int = setting(
+        "IM_HTTP_MAX_HEADER_BYTES", 8192, "largest request head: line and headers", lo=1024
+    )
     backlog: int = setting(
         "IM_HTTP_BACKLOG", 2048, "connections the kernel queues before accept", lo=1, hi=65535
     )

@@ -17,6 +17,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from devtools.nginx import reload
 from devtools.procs import Process, etcd_server, http_service, nginx_server, rpc_service
 from rpc_svc.store import retry_keys_key
 from tests.conftest import redis_url
@@ -146,6 +147,24 @@ async def test_sends_through_nginx_carry_its_request_id_as_retry_key(cluster: Cl
         await redis.aclose()
     assert len(keys) == 1
     assert re.fullmatch(r"0:[0-9a-f]{32}", str(keys[0]))  # role 0, nginx's $request_id
+
+
+async def test_a_gateway_added_to_nginx_by_reload_gets_traffic(cluster: Cluster) -> None:
+    cluster.add_rpc()
+    cluster.add_gateway()
+    base = cluster.add_nginx()
+    assert cluster.nginx is not None
+    added = await asyncio.to_thread(cluster.add_gateway)
+    directory = Path(cluster.nginx.argv[cluster.nginx.argv.index("-p") + 1])
+    gateways = [f"127.0.0.1:{g.port}" for g in cluster.gateways]
+    await asyncio.to_thread(reload, directory, cluster.nginx.port, gateways, 65_536)
+    await asyncio.sleep(0.5)  # old workers finish, new ones take over
+    async with httpx.AsyncClient(base_url=base, timeout=5) as http:
+        for n in range(40):
+            r = await http.get("/api/pull", params={"chat": f"r:{n}"})
+            assert r.status_code == 200
+    text = await metrics_text(f"http://127.0.0.1:{added.port}")
+    assert 'route="/api/pull"' in text
 
 
 async def test_sigterm_rpc_leaves_before_exiting_and_no_request_fails(
