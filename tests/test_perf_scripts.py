@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,19 @@ def test_the_nginx_comparison_writes_a_row_per_target(tmp_path: Path) -> None:
         "| nginx -> gateways 1 and 2",
     ]
     assert all(float(r.split(" | ")[2].replace(",", "").rstrip(" |")) > 0 for r in rows[2:])
+
+
+@pytest.mark.slow
+def test_the_soak_minute_fails_nothing_and_memory_stays_flat(
+    tmp_path: Path, report: Callable[[str], None]
+) -> None:
+    done = _run_module("perf.soak", "--seconds", "60", "--rate", "300", "--out", str(tmp_path))
+    text = (tmp_path / "soak.md").read_text()
+    for line in text.splitlines():
+        if line.startswith(("- ", "| im-", "| nginx", "| etcd", "| redis")):
+            report(line)
+    assert done.returncode == 0, text + done.stderr[-2000:]
+    assert "soak: OK" in text
+    assert "failed: 0" in text
+    for name in ("redis-server", "etcd", "nginx", "im-rpc 1", "im-rpc 2", "im-http 1", "im-http 2"):
+        assert f"| {name} |" in text

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from devtools.procs import http_service, redis_server, rpc_service
-from tests.e2e.rawhttp import Connection
+from devtools.rawhttp import Connection
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 BOUND = 16

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from devtools.procs import Process, http_service, nginx_server, redis_server, rpc_service
-from tests.e2e.rawhttp import Connection
+from devtools.rawhttp import Connection
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 IDLE = 2000

@@ -1,4 +1,4 @@
-"""A bare HTTP/1.1 keep-alive client on asyncio streams, for load in tests.
+"""A bare HTTP/1.1 keep-alive client on asyncio streams, for load in tests and perf/soak.
 
 httpx costs the test process more CPU per request than the gateway spends on it, so
 latencies measured with it are the client's own queueing. This one writes a request
