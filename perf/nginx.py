@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import statistics
 import sys
-import tempfile
-import time
 from contextlib import ExitStack
-from pathlib import Path
 
-from devtools.procs import etcd_server, http_service, nginx_server, redis_server, rpc_service
+from devtools.procs import nginx_server
 from perf.report import write_table
-from perf.stack import comparison_args, start_owned
+from perf.stack import ScaledStack, comparison_args, start_owned
 from perf.wrk import run_wrk
 
 SCENARIOS = ("ping", "send")
@@ -32,17 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     args = comparison_args("perf.nginx", __doc__, argv, seconds=6, rounds=3)
     runs: dict[str, list[dict[str, float]]] = {t: [] for t in TARGETS}
     with ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-nginx-")))
-        redis = start_owned(stack, redis_server(work / "redis", fsync="everysec"))
-        etcd = start_owned(stack, etcd_server(work))
-        etcd_url = f"http://127.0.0.1:{etcd.port}"
-        redis_url = f"redis://127.0.0.1:{redis.port}/0"
-        for _ in range(2):
-            start_owned(stack, rpc_service(work, redis_url, IM_ETCD_URL=etcd_url))
-        time.sleep(1)  # the instances register before the gateways read etcd
-        gateways = [
-            start_owned(stack, http_service(work, [], IM_ETCD_URL=etcd_url)) for _ in range(2)
-        ]
+        scaled = ScaledStack(stack, "im-nginx-")
+        work, gateways = scaled.work, scaled.gateways
         one = start_owned(stack, nginx_server(work, [gateways[0].port]))
         both = start_owned(stack, nginx_server(work, [g.port for g in gateways]))
         urls = dict(zip(TARGETS, (gateways[0], one, both), strict=True))

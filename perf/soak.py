@@ -18,7 +18,6 @@ import asyncio
 import itertools
 import statistics
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -26,15 +25,11 @@ from pathlib import Path
 
 from devtools.procs import (
     Process,
-    etcd_server,
-    http_service,
     nginx_server,
-    redis_server,
-    rpc_service,
 )
 from devtools.rawhttp import Connection
 from perf.report import write_table
-from perf.stack import raise_fd_limit, start_owned
+from perf.stack import ScaledStack, raise_fd_limit, start_owned
 
 SAMPLE_S = 2.0
 
@@ -120,18 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     raise_fd_limit()
     soak = Soak()
     with ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-soak-")))
-        redis = start_owned(stack, redis_server(work / "redis", fsync="everysec"))
-        etcd = start_owned(stack, etcd_server(work))
-        etcd_url = f"http://127.0.0.1:{etcd.port}"
-        redis_url = f"redis://127.0.0.1:{redis.port}/0"
-        rpcs = [
-            start_owned(stack, rpc_service(work, redis_url, IM_ETCD_URL=etcd_url)) for _ in range(2)
-        ]
-        time.sleep(1)  # the instances register before the gateways read etcd
-        gateways = [
-            start_owned(stack, http_service(work, [], IM_ETCD_URL=etcd_url)) for _ in range(2)
-        ]
+        scaled = ScaledStack(stack, "im-soak-")
+        work, redis, etcd = scaled.work, scaled.redis, scaled.etcd
+        rpcs, gateways = scaled.rpcs, scaled.gateways
         nginx = start_owned(stack, nginx_server(work, [g.port for g in gateways]))
         procs = {"redis-server": redis, "etcd": etcd, "nginx": nginx}
         procs |= {f"im-rpc {i + 1}": r for i, r in enumerate(rpcs)}

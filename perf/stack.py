@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import resource
 import tempfile
+import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from devtools.procs import Process, http_service, redis_server, rpc_service
+from devtools.procs import Process, etcd_server, http_service, redis_server, rpc_service
 from http_svc.config import RPC_MODES
 
 
@@ -63,3 +64,23 @@ class LocalStack:
     def url(self) -> str:
         """Base URL of the gateway in the default mode."""
         return f"http://127.0.0.1:{self.gateway.port}"
+
+
+class ScaledStack:
+    """redis-server (AOF everysec), etcd, `rpcs` im-rpc and `gateways` im-http finding them
+    through etcd: the local cluster's topology without nginx. Stopped when `stack` closes."""
+
+    def __init__(self, stack: ExitStack, prefix: str, rpcs: int = 2, gateways: int = 2) -> None:
+        self.work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+        self.redis = start_owned(stack, redis_server(self.work / "redis", fsync="everysec"))
+        self.etcd = start_owned(stack, etcd_server(self.work))
+        found = f"http://127.0.0.1:{self.etcd.port}"
+        url = f"redis://127.0.0.1:{self.redis.port}/0"
+        self.rpcs = [
+            start_owned(stack, rpc_service(self.work, url, IM_ETCD_URL=found)) for _ in range(rpcs)
+        ]
+        time.sleep(1)  # the instances register before the gateways read etcd
+        self.gateways = [
+            start_owned(stack, http_service(self.work, [], IM_ETCD_URL=found))
+            for _ in range(gateways)
+        ]
