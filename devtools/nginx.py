@@ -35,8 +35,10 @@ def write_config(
     gateways: Sequence[str],
     max_body: int,
     client_timeout: str = "10s",
+    rate_limit: str = "",
 ) -> Path:
-    """Write nginx.conf and im.conf into `directory`; the path of nginx.conf."""
+    """Write nginx.conf and im.conf into `directory`; the path of nginx.conf. `rate_limit`
+    ("50r/s", bursts of twice that) limits requests per client address ("": none)."""
     directory.mkdir(parents=True, exist_ok=True)
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (directory / "tmp" / sub).mkdir(parents=True, exist_ok=True)
@@ -47,7 +49,15 @@ def write_config(
         "IM_NGINX_RESOLVER": "",
         "IM_NGINX_MAX_BODY": str(max_body),
         "IM_NGINX_CLIENT_TIMEOUT": client_timeout,
+        "IM_NGINX_LIMIT_ZONE": "",
+        "IM_NGINX_LIMIT": "",
     }
+    if rate_limit:
+        burst = 2 * int(rate_limit.split("r/")[0])
+        values["IM_NGINX_LIMIT_ZONE"] = (
+            f"limit_req_zone $binary_remote_addr zone=im_per_ip:10m rate={rate_limit};"
+        )
+        values["IM_NGINX_LIMIT"] = f"limit_req zone=im_per_ip burst={burst} nodelay;"
     for name in ("im.conf", "nginx.conf"):
         text = (TEMPLATES / f"{name}.template").read_text()
         (directory / name).write_text(render(text, values))

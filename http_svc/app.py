@@ -15,6 +15,7 @@ from http_svc.discovery import Discovery
 from http_svc.errors import JsonErrorHandler
 from http_svc.metrics import Metrics
 from http_svc.openapi import build_openapi
+from http_svc.rate_limit import RateLimiter
 from http_svc.routes import bp
 from http_svc.rpc_client import RpcClient
 from im_common.etcd import etcd_client
@@ -31,12 +32,15 @@ class AppContext:
     rpc: RpcClient = field(init=False)
     etcd: aetcd.Client | None = None
     discovery: Discovery | None = None
+    sender_limiter: RateLimiter | None = None
 
 
 def create_app(settings: Settings, name: str = "im_http") -> Sanic[Config, AppContext]:
     """A gateway app; its im-rpc channels open at server start and close at stop."""
     configure_logging(settings.log_level, settings.log_format)  # also in each worker process
     ctx = AppContext(settings, openapi=orjson.dumps(build_openapi(settings.max_body_bytes)))
+    if settings.sender_rate > 0:
+        ctx.sender_limiter = RateLimiter(settings.sender_rate, settings.sender_burst)
     app: Sanic[Config, AppContext] = Sanic(
         name,
         ctx=ctx,

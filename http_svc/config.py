@@ -51,6 +51,15 @@ class Settings:
     rpc_batch_max: int = setting(
         "IM_RPC_BATCH_MAX", 128, "most calls in one Batch RPC", lo=1, hi=10_000
     )
+    sender_rate: float = setting(
+        "IM_HTTP_SENDER_RATE",
+        0.0,
+        "sends per second allowed per sender and gateway process, 429 beyond (0: no limit)",
+        lo=0,
+    )
+    sender_burst: int = setting(
+        "IM_HTTP_SENDER_BURST", 20, "sends a sender may make at once before the rate applies", lo=1
+    )
     max_body_bytes: int = setting(
         "IM_HTTP_MAX_BODY_BYTES", 65_536, "largest request body (413 beyond)", lo=1024
     )

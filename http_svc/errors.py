@@ -43,13 +43,17 @@ _SANIC_CODES = {
 
 
 class ApiError(Exception):
-    """An error answer: HTTP status, machine code and a message naming the field."""
+    """An error answer: HTTP status, machine code, a message naming the field, and for a
+    429 or 503 the Retry-After value (default RETRY_AFTER_S)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, retry_after: str = RETRY_AFTER_S
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.retry_after = retry_after
 
 
 class RpcFailure(Exception):
@@ -85,10 +89,12 @@ def rpc_failure(exc: BaseException) -> RpcFailure:
     )
 
 
-def json_error(status: int, code: str, message: str) -> HTTPResponse:
+def json_error(
+    status: int, code: str, message: str, retry_after: str = RETRY_AFTER_S
+) -> HTTPResponse:
     """The JSON error response every failure is rendered as; a 503 or 429 says when to retry."""
     body = orjson.dumps({"error": code, "message": message})
-    headers = {"Retry-After": RETRY_AFTER_S} if status in (429, 503) else None
+    headers = {"Retry-After": retry_after} if status in (429, 503) else None
     return HTTPResponse(body, status=status, headers=headers, content_type="application/json")
 
 
@@ -99,7 +105,9 @@ class JsonErrorHandler(ErrorHandler):
         if isinstance(exception, RpcFailure):
             exception = exception.to_api_error()
         if isinstance(exception, ApiError):
-            return json_error(exception.status, exception.code, exception.message)
+            return json_error(
+                exception.status, exception.code, exception.message, exception.retry_after
+            )
         if isinstance(exception, SanicException):
             status = exception.status_code
             return json_error(status, _SANIC_CODES.get(status, "http_error"), str(exception))

@@ -16,6 +16,7 @@ from http_svc.params import (
     optional_text_param,
     text_param,
 )
+from http_svc.rate_limit import retry_after
 
 bp = Blueprint("api")
 
@@ -46,6 +47,11 @@ async def send(request: Request) -> HTTPResponse:
         client_msg_id = request.headers.get("idempotency-key")
     if client_msg_id == "":
         raise ApiError(400, "invalid_client_msg_id", "client_msg_id must not be empty")
+    limiter = request.app.ctx.sender_limiter
+    if limiter is not None and (wait := limiter.allow(sender)):
+        raise ApiError(
+            429, "rate_limited", "too many sends from this sender; retry later", retry_after(wait)
+        )
     body = await request.app.ctx.rpc.send(
         chat, text, sender, client_msg_id or "", _retry_key(request)
     )
