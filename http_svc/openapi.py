@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+_MEMBER = r"[^:\s\x00-\x1f\x7f]{1,64}"
 _CHAT = {
     "type": "string",
+    "pattern": f"^{_MEMBER}:{_MEMBER}$",
     "description": "'<member1>:<member2>': exactly one ':'; members 1..64 characters without "
     "whitespace or control characters. 'a:b' and 'b:a' are the same chat.",
     "example": "alice:bob",
@@ -30,14 +32,25 @@ def _errors(*statuses: int) -> dict[str, Any]:
         400: "Bad input",
         413: "Body too large",
         415: "Unsupported content type",
+        429: "Too many sends from this sender (when IM_HTTP_SENDER_RATE is set); see Retry-After",
         502: "im-rpc failed",
-        503: "im-rpc or the store unavailable",
+        503: "im-rpc or the store unavailable, or the gateway overloaded; see Retry-After",
         504: "im-rpc or the store timed out",
     }
     return {
         str(s): {"description": text[s], "content": {"application/json": {"schema": _ERROR}}}
         for s in statuses
     }
+
+
+_REQUEST_ID = {
+    "name": "X-Request-ID",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "the request's id for logs (1..128 of A-Z a-z 0-9 . _ : @ / + = -); "
+    "another value is replaced by a new id. Returned in the X-Request-ID response header.",
+}
 
 
 def _ok(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -68,7 +81,11 @@ def _send_body(max_text_bytes: int) -> dict[str, Any]:
         "required": ["chat", "sender", "text"],
         "properties": {
             "chat": _CHAT,
-            "sender": {"type": "string", "description": "one of the chat's two members"},
+            "sender": {
+                "type": "string",
+                "pattern": f"^{_MEMBER}$",
+                "description": "one of the chat's two members",
+            },
             "text": {
                 "type": "string",
                 "minLength": 1,
@@ -82,10 +99,11 @@ def _send_body(max_text_bytes: int) -> dict[str, Any]:
             },
         },
     }
+    example = {"chat": "alice:bob", "sender": "alice", "text": "hello"}
     return {
         "required": True,
         "content": {
-            mime: {"schema": schema}
+            mime: {"schema": schema, "example": example}
             for mime in (
                 "application/json",
                 "application/x-www-form-urlencoded",
@@ -99,6 +117,7 @@ def _pull() -> dict[str, Any]:
     return {
         "summary": "Read one page of a chat",
         "parameters": [
+            _REQUEST_ID,
             _param("chat", _CHAT, "the chat", required=True),
             _param(
                 "cursor",
@@ -146,6 +165,7 @@ def build_openapi(max_body_bytes: int, max_text_bytes: int = 4096) -> dict[str, 
                 "post": {
                     "summary": "Send a message",
                     "parameters": [
+                        _REQUEST_ID,
                         {
                             "name": "Idempotency-Key",
                             "in": "header",
@@ -156,7 +176,7 @@ def build_openapi(max_body_bytes: int, max_text_bytes: int = 4096) -> dict[str, 
                     "requestBody": _send_body(max_text_bytes),
                     "responses": {
                         **_ok({"$ref": "#/components/schemas/SendResponse"}, "Stored"),
-                        **_errors(400, 413, 415, 502, 503, 504),
+                        **_errors(400, 413, 415, 429, 502, 503, 504),
                     },
                 }
             },
