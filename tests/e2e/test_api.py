@@ -155,4 +155,4 @@ async def test_the_openapi_document_describes_the_api(client: httpx.AsyncClient)
     assert doc["openapi"].startswith("3.")
     assert {"/ping", "/api/send", "/api/pull"} <= set(doc["paths"])
     params = {p["name"] for p in doc["paths"]["/api/pull"]["get"]["parameters"]}
-    assert params == {"chat", "cursor", "limit", "reverse"}
+    assert params == {"chat", "cursor", "limit", "reverse", "X-Request-ID"}
