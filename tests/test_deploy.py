@@ -3,6 +3,7 @@ as documented, the nginx template accepted by nginx, the image holding every pac
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import tomllib
@@ -16,15 +17,18 @@ from devtools.binaries import system_exe
 from devtools.nginx import TEMPLATES, nginx_argv, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
-BASE = ["-f", "docker-compose.yml", "-f", "docker-compose.override.yml"]
-SCALED = ["-f", "docker-compose.yml", "-f", "docker-compose.scale.yml"]
+# --env-file: a developer's own .env must not change what the tests see
+NO_ENV_FILE = ["--env-file", str(ROOT / "tests" / "empty.env")]
+BASE = [*NO_ENV_FILE, "-f", "docker-compose.yml", "-f", "docker-compose.override.yml"]
+SCALED = [*NO_ENV_FILE, "-f", "docker-compose.yml", "-f", "docker-compose.scale.yml"]
 
 
 def compose_config(files: list[str]) -> dict[str, Any]:
     """The merged, validated config of compose `files`, as docker-compose prints it."""
     exe = system_exe("docker-compose", "docker-compose")
+    env = {**os.environ, "IM_REDIS_PASSWORD": "from-the-env-file"}  # what .env provides
     done = subprocess.run(
-        [exe, *files, "config"], cwd=ROOT, capture_output=True, text=True, check=False
+        [exe, *files, "config"], cwd=ROOT, capture_output=True, text=True, check=False, env=env
     )
     assert done.returncode == 0, done.stderr
     config: dict[str, Any] = yaml.safe_load(done.stdout)
@@ -56,6 +60,35 @@ def test_the_scaled_topology_publishes_only_nginx() -> None:
     template = (TEMPLATES / "im.conf.template").read_text()
     needed = set(re.findall(r"\$\{(IM_NGINX_\w+)\}", template))
     assert needed == {k for k in nginx["environment"] if k.startswith("IM_NGINX_")}
+
+
+def test_only_the_edge_is_reachable_and_redis_needs_its_user() -> None:
+    config = compose_config(SCALED)
+    services = config["services"]
+    assert config["networks"]["backend"].get("internal") is True
+    for name in ("redis", "etcd", "rpc"):
+        assert list(services[name]["networks"]) == ["backend"]
+    assert set(services["http"]["networks"]) == {"backend", "edge"}
+    assert list(services["nginx"]["networks"]) == ["edge"]
+    for name in ("redis", "etcd", "rpc", "http", "nginx"):
+        assert services[name].get("read_only") is True, name
+    assert "unprivileged" in services["nginx"]["image"]
+    command = " ".join(services["redis"]["command"])
+    assert "--user default off" in command
+    assert "/etc/redis/im-user.acl" in command
+    assert "im:from-the-env-file@redis" in services["rpc"]["environment"]["IM_REDIS_URL"]
+    assert "IM_REDIS_PASSWORD=" in (ROOT / ".env.example").read_text()
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_compose_refuses_to_start_without_the_redis_password() -> None:
+    exe = system_exe("docker-compose", "docker-compose")
+    env = {k: v for k, v in os.environ.items() if k != "IM_REDIS_PASSWORD"}
+    done = subprocess.run(
+        [exe, *BASE, "config"], cwd=ROOT, capture_output=True, text=True, check=False, env=env
+    )
+    assert done.returncode != 0
+    assert "IM_REDIS_PASSWORD" in done.stderr
 
 
 def test_nginx_accepts_the_rendered_config(tmp_path: Path) -> None:

@@ -1,0 +1,64 @@
+"""The Redis user of compose (deploy/redis/im-user.acl): enough for the whole store, nothing
+more; the default user is off."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from devtools.procs import Process, http_service, redis_server, rpc_service
+
+pytestmark = pytest.mark.e2e
+RULES = (Path(__file__).resolve().parents[2] / "deploy" / "redis" / "im-user.acl").read_text()
+PASSWORD = "test-password"
+
+
+@pytest.fixture
+def stack(workdir: Path) -> Iterator[tuple[Process, str]]:
+    """Redis with compose's users, im-rpc logging in as "im", a gateway: Redis and the URL."""
+    users = ["--user", "default", "off", "--user", "im", "on", f">{PASSWORD}", *RULES.split()]
+    store = redis_server(workdir / "redis", None, *users)
+    store.start()
+    rpc = rpc_service(workdir, f"redis://im:{PASSWORD}@127.0.0.1:{store.port}/0").start()
+    http = http_service(workdir, [rpc.port]).start()
+    yield store, f"http://127.0.0.1:{http.port}"
+    for proc in (http, rpc, store):
+        proc.stop()
+
+
+def test_the_store_works_as_the_acl_user_and_nothing_else_does(
+    stack: tuple[Process, str],
+) -> None:
+    store, url = stack
+    with httpx.Client(base_url=url, timeout=10) as http:
+        sent = http.post("/api/send", json={"chat": "a:b", "sender": "a", "text": "hi"})
+        assert sent.status_code == 200, sent.text
+        page = http.get("/api/pull", params={"chat": "a:b", "reverse": "true"}).json()
+        assert [m["text"] for m in page["messages"]] == ["hi"]
+        assert http.get("/readyz").status_code == 200
+        store.stop()
+        store.start()  # an empty script cache: the store loads its script again (SCRIPT LOAD)
+        deadline = time.monotonic() + 5
+        again = {"chat": "a:b", "sender": "b", "text": "again"}
+        while (r := http.post("/api/send", json=again)).status_code != 200:
+            assert time.monotonic() < deadline, r.text
+            time.sleep(0.1)
+    as_im = redis.Redis(port=store.port, username="im", password=PASSWORD)
+    anonymous = redis.Redis(port=store.port)
+    try:
+        assert as_im.ping()
+        for command in (("FLUSHALL",), ("KEYS", "*"), ("CONFIG", "GET", "*"), ("GET", "im:x")):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                as_im.execute_command(*command)  # type: ignore[no-untyped-call]
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            as_im.xadd("not-ours", {"m": "x"})  # keys outside im:* are out of reach
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            anonymous.ping()
+    finally:
+        as_im.close()
+        anonymous.close()
