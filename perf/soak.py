@@ -6,9 +6,10 @@ Starts Redis (AOF), etcd, two im-rpc, two gateways and nginx (the local cluster'
 topology), then sends and pulls through nginx at `--rate` requests/s (half sends, the
 rest forward and backward pulls) for `--seconds`. Every 2 s it samples the resident
 memory (RSS) of every process. At the end it prints and writes soak.md: requests and
-failures, latency percentiles, and each process's RSS after warm-up (the first quarter)
-and at the end. Exit 1 when a request failed or a service's RSS grew more than
---max-growth (Redis's own growth is the data it stores: reported, not judged).
+failures, latency percentiles, and each process's RSS after warm-up (the first quarter, at
+least 30 s, at most half the run) and at the end. Exit 1 when a request failed or a
+service's RSS grew more than --max-growth (Redis's own growth is the data it stores:
+reported, not judged).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             )
 
         asyncio.run(run())
-    warm_until = args.seconds / 4
+    warm_until = min(max(args.seconds / 4, 30.0), args.seconds / 2)  # etcd's heap settles late
     lat = sorted(soak.latencies)
     pct = {q: lat[min(len(lat) - 1, int(len(lat) * q))] * 1000 for q in (0.5, 0.99, 0.999)}
     failed = sum(soak.failures.values())
