@@ -171,7 +171,7 @@ def build_openapi(max_body_bytes: int, max_text_bytes: int = 4096) -> dict[str, 
                             "in": "header",
                             "required": False,
                             "schema": {"type": "string", "minLength": 1, "maxLength": 64},
-                        }
+                        },
                     ],
                     "requestBody": _send_body(max_text_bytes),
                     "responses": {
