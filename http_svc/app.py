@@ -74,6 +74,7 @@ def create_app(settings: Settings, name: str = "im_http") -> Sanic[Config, AppCo
             mode=settings.rpc_mode,
             batch_max=settings.rpc_batch_max,
             max_in_flight=settings.max_in_flight,
+            max_waiting=settings.max_waiting,
             observe=ctx.metrics.observe_rpc,
             observe_batch=ctx.metrics.batch_calls.observe,
             observe_retry=ctx.metrics.observe_retry,

@@ -48,6 +48,13 @@ class Settings:
         lo=1,
         hi=1_000_000,
     )
+    max_waiting: int = setting(
+        "IM_HTTP_MAX_WAITING",
+        10_000,
+        "long polls (pull with wait_ms) waiting per gateway process; past it: 503 overloaded",
+        lo=1,
+        hi=1_000_000,
+    )
     rpc_batch_max: int = setting(
         "IM_RPC_BATCH_MAX", 128, "most calls in one Batch RPC", lo=1, hi=10_000
     )
@@ -67,7 +74,10 @@ class Settings:
         "IM_HTTP_REQUEST_TIMEOUT_S", 10.0, "time to receive a whole request", lo=0.1
     )
     response_timeout_s: float = setting(
-        "IM_HTTP_RESPONSE_TIMEOUT_S", 30.0, "longest time to answer a request (503 beyond)", lo=0.1
+        "IM_HTTP_RESPONSE_TIMEOUT_S",
+        40.0,
+        "longest time to answer a request (503 beyond); above the longest wait_ms (30 s)",
+        lo=0.1,
     )
     max_header_bytes: int = setting(
         "IM_HTTP_MAX_HEADER_BYTES", 8192, "largest request head: line and headers", lo=1024

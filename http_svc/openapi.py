@@ -134,6 +134,12 @@ def _pull() -> dict[str, Any]:
                 {"type": "boolean", "default": False},
                 "newest first (true/false/1/0, any case)",
             ),
+            _param(
+                "wait_ms",
+                {"type": "integer", "minimum": 0, "maximum": 30000, "default": 0},
+                "forward only: when the page would be empty, wait up to this long for a "
+                "message at or after cursor and answer as soon as one is stored (long polling)",
+            ),
         ],
         "responses": {
             **_ok({"$ref": "#/components/schemas/PullResponse"}, "A page"),

@@ -21,6 +21,7 @@ from http_svc.rate_limit import retry_after
 bp = Blueprint("api")
 
 _INT32_MAX = 2**31 - 1
+MAX_WAIT_MS = 30_000  # the contract's longest long poll
 _PONG = b'{"message":"pong"}'
 RETRY_KEY_HEADER = "x-im-retry-key"
 
@@ -73,7 +74,12 @@ async def pull(request: Request) -> HTTPResponse:
     cursor = int_param(params, "cursor", 0, 0, INT64_MAX)
     limit = int_param(params, "limit", 0, 0, _INT32_MAX)
     reverse = bool_param(params, "reverse", False)
-    body = await request.app.ctx.rpc.pull(chat, cursor, limit, reverse)
+    wait_ms = int_param(params, "wait_ms", 0, 0, MAX_WAIT_MS)
+    rpc = request.app.ctx.rpc
+    if wait_ms and not reverse:
+        body = await rpc.pull_wait(chat, cursor, limit, wait_ms)
+    else:
+        body = await rpc.pull(chat, cursor, limit, reverse)
     return HTTPResponse(body, content_type="application/json")
 
 

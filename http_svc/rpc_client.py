@@ -26,7 +26,7 @@ from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 from http_svc.errors import RPC_ERRORS, RpcFailure, rpc_failure
 from http_svc.instances import Instance, InstancePool
 from im_common.logs import request_id
-from improto import BatchReply, BatchRequest, PullRequest, SendRequest
+from improto import BatchReply, BatchRequest, PullRequest, PullResponse, SendRequest
 
 T = TypeVar("T")
 
@@ -56,6 +56,7 @@ class RpcClient:
         mode: str = "stream",
         batch_max: int = 128,
         max_in_flight: int = 1 << 30,
+        max_waiting: int = 1 << 30,
         observe: Observer | None = None,
         observe_batch: SizeObserver | None = None,
         observe_retry: RetryObserver | None = None,
@@ -65,7 +66,9 @@ class RpcClient:
         self._mode = mode
         self._timeout = timeout_s
         self._max_in_flight = max_in_flight
+        self._max_waiting = max_waiting
         self.in_flight = 0
+        self.waiting = 0
         self._observe = observe
         self._observe_retry = observe_retry
         self._batcher = _Batcher(self._batch, batch_max, observe_batch) if mode != "unary" else None
@@ -132,12 +135,7 @@ class RpcClient:
             chat=chat, cursor=cursor, limit=limit, reverse=reverse, request_id=request_id.get()
         )
         page = await self._on_any("pull", lambda i, c, t: i.stubs[c].pull(request, timeout=t))
-        messages = [
-            {"chat": m.chat, "text": m.text, "sender": m.sender, "send_time": m.send_time}
-            for m in page.messages
-        ]
-        body = {"messages": messages, "has_more": page.has_more, "next_cursor": page.next_cursor}
-        return orjson.dumps(body)
+        return _page_body(page)
 
     def _admit(self) -> None:
         """Count one more call in flight, or shed it: past the bound, waiting only adds latency."""
@@ -147,6 +145,39 @@ class RpcClient:
                 f"overloaded: {self.in_flight} calls to im-rpc in flight; retry later",
             )
         self.in_flight += 1
+
+    async def pull_wait(self, chat: str, cursor: int, limit: int, wait_ms: int) -> bytes:
+        """A forward long poll that im-rpc holds up to `wait_ms` while the page would be
+        empty. In stream mode it is a batch of its own on the batch stream (a waiting
+        call in a shared batch would hold the others; a unary call would take an HTTP/2
+        stream, of which a connection has 100); otherwise a Pull RPC. Not counted
+        against max_in_flight (it waits, it does not load), but against max_waiting."""
+        if self.waiting >= self._max_waiting:
+            raise RpcFailure(
+                Status.RESOURCE_EXHAUSTED,
+                f"overloaded: {self.waiting} long polls waiting; retry later",
+            )
+        self.waiting += 1
+        timeout = wait_ms / 1000 + self._timeout
+        rid = request_id.get()
+        try:
+            if self._mode == "stream":  # a batch of its own on the stream: no HTTP/2 stream
+                calls = orjson.dumps([["pull", chat, cursor, limit, False, wait_ms]])
+                reply = await self._on_any(
+                    "pull_wait",
+                    lambda i, c, t: i.streams[c].call(calls, t, rid),
+                    timeout_s=timeout,
+                )
+                return _answers(reply, 1)[0]
+            request = PullRequest(
+                chat=chat, cursor=cursor, limit=limit, wait_ms=wait_ms, request_id=rid
+            )
+            page = await self._on_any(
+                "pull_wait", lambda i, c, t: i.stubs[c].pull(request, timeout=t), timeout_s=timeout
+            )
+            return _page_body(page)
+        finally:
+            self.waiting -= 1
 
     async def ready(self) -> bool:
         """True when an im-rpc instance reports IMService (and so its store) as serving."""
@@ -177,16 +208,19 @@ class RpcClient:
         call: Callable[[Instance, int, float], Awaitable[T]],
         *,
         retry: bool = True,
+        timeout_s: float | None = None,
     ) -> T:
         """Run `call(instance, channel, seconds_left)` on an instance; once more on another
-        one if the first is unavailable and time is left."""
-        deadline = time.monotonic() + self._timeout
+        one if the first is unavailable and time is left (of `timeout_s`, default the
+        client's deadline)."""
+        timeout = self._timeout if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout
         instance = self.pool.pick()
         if instance is None:
             raise RpcFailure(Status.UNAVAILABLE, "rpc_unavailable: no im-rpc instance is known")
         try:
             with self.pool.use(instance):
-                return await self._call(method, call(instance, instance.channel(), self._timeout))
+                return await self._call(method, call(instance, instance.channel(), timeout))
         except RpcFailure as failure:
             if failure.status is not Status.UNAVAILABLE:
                 raise
@@ -227,6 +261,41 @@ class RpcClient:
 
 
 # a call, its answer, whether it may be retried elsewhere, its HTTP request's id
+def _split(reply: BatchReply, calls: int) -> list[bytes | RpcFailure]:
+    """Each call's answer in a BatchReply: its body, or an RpcFailure with its status."""
+    index = orjson.loads(reply.index)
+    if len(index) != calls:
+        raise RpcFailure(Status.INTERNAL, "upstream_error: batch reply of the wrong size")
+    body = memoryview(reply.bodies)
+    answers: list[bytes | RpcFailure] = []
+    offset = 0
+    for status, length in index:
+        answer = bytes(body[offset : offset + length])
+        offset += length
+        answers.append(answer if status == 0 else RpcFailure(Status(status), answer.decode()))
+    return answers
+
+
+def _answers(reply: BatchReply, calls: int) -> list[bytes]:
+    """The bodies of a BatchReply's answers; the first failed one raised."""
+    out = []
+    for answer in _split(reply, calls):
+        if isinstance(answer, RpcFailure):
+            raise answer
+        out.append(answer)
+    return out
+
+
+def _page_body(page: PullResponse) -> bytes:
+    """The public JSON body of a PullResponse."""
+    messages = [
+        {"chat": m.chat, "text": m.text, "sender": m.sender, "send_time": m.send_time}
+        for m in page.messages
+    ]
+    body = {"messages": messages, "has_more": page.has_more, "next_cursor": page.next_cursor}
+    return orjson.dumps(body)
+
+
 _Pending = tuple[list[Any], asyncio.Future[bytes], bool, str]
 
 
@@ -269,22 +338,16 @@ class _Batcher:
             retry = all(r for _, _, r, _ in batch)
             ids = ",".join(rid for _, _, _, rid in batch)
             reply = await self._send(orjson.dumps([call for call, _, _, _ in batch]), retry, ids)
-            index = orjson.loads(reply.index)
-            if len(index) != len(batch):
-                raise RpcFailure(Status.INTERNAL, "upstream_error: batch reply of the wrong size")
+            answers = _split(reply, len(batch))
         except RpcFailure as failure:
             for _, future, _, _ in batch:
                 if not future.done():
                     future.set_exception(failure)
             return
-        body = memoryview(reply.bodies)
-        offset = 0
-        for (_, future, _, _), (status, length) in zip(batch, index, strict=True):
-            answer = bytes(body[offset : offset + length])
-            offset += length
+        for (_, future, _, _), answer in zip(batch, answers, strict=True):
             if future.done():  # the caller went away
                 continue
-            if status == 0:
-                future.set_result(answer)
+            if isinstance(answer, RpcFailure):
+                future.set_exception(answer)
             else:
-                future.set_exception(RpcFailure(Status(status), answer.decode()))
+                future.set_result(answer)

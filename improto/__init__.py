@@ -61,6 +61,7 @@ class PullRequest(betterproto.Message):
     limit: int = betterproto.int32_field(3)
     reverse: bool = betterproto.bool_field(4)
     request_id: str = betterproto.string_field(5)
+    wait_ms: int = betterproto.int32_field(6)
 
 
 @dataclass(eq=False, repr=False)

@@ -115,6 +115,15 @@ def check_client_msg_id(value: str, name: str = "client_msg_id") -> None:
         )
 
 
+MAX_WAIT_MS = 30_000
+
+
+def check_wait_ms(wait_ms: int) -> None:
+    """Raise InvalidArgument unless 0 <= wait_ms <= MAX_WAIT_MS."""
+    if not 0 <= wait_ms <= MAX_WAIT_MS:
+        raise InvalidArgument(f"wait_ms must be 0..{MAX_WAIT_MS}", "invalid_wait_ms")
+
+
 def page_limit(limit: int) -> int:
     """The page size for a requested `limit`: 0 means the default; 1..MAX_LIMIT."""
     if limit == 0:

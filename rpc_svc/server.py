@@ -18,7 +18,7 @@ from rpc_svc.errors import StoreError
 from rpc_svc.registry import Registration
 from rpc_svc.service import ChatService
 from rpc_svc.servicer import IMServicer, InFlight
-from rpc_svc.store import RedisStore
+from rpc_svc.store import RedisStore, Wakeups
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,9 @@ def build_server(settings: Settings, store: RedisStore, in_flight: InFlight) -> 
 
 
 class _DrainingServer:
-    """Stops in order: leave etcd, keep serving `grace_s` (gateways catch up), then close
-    `server` once the calls in flight finish (or `drain_s` passes)."""
+    """Stops in order: leave etcd, keep serving `grace_s` (gateways catch up), answer the
+    waiting long polls, then close `server` once the calls in flight finish (or `drain_s`
+    passes)."""
 
     def __init__(
         self,
@@ -54,12 +55,14 @@ class _DrainingServer:
         drain_s: float,
         registration: Registration | None = None,
         grace_s: float = 0.0,
+        wakeups: Wakeups | None = None,
     ) -> None:
         self._server = server
         self._in_flight = in_flight
         self._drain_s = drain_s
         self._registration = registration
         self._grace_s = grace_s
+        self._wakeups = wakeups
         self._stopped = asyncio.Event()
         self._drain: asyncio.Task[None] | None = None
 
@@ -71,6 +74,8 @@ class _DrainingServer:
         if self._registration is not None:
             await self._registration.deregister()
             await asyncio.sleep(self._grace_s)
+        if self._wakeups is not None:  # long polls answer now (with what they have)
+            await self._wakeups.close()
         log.info("stopping: %d call(s) in flight", self._in_flight.count)
         if not await self._in_flight.wait_idle(self._drain_s):
             log.warning("drain timed out with %d call(s) in flight", self._in_flight.count)
@@ -93,6 +98,8 @@ async def serve(settings: Settings) -> None:
             retry_key_ttl_s=settings.retry_key_ttl_s,
         )
         stack.push_async_callback(store.close)
+        if store.wakeups is not None:
+            store.wakeups.start()
         in_flight = InFlight()
         server = build_server(settings, store, in_flight)
         registration = None
@@ -103,7 +110,12 @@ async def serve(settings: Settings) -> None:
                 etcd, settings.etcd_prefix, settings.advertised_addr, settings.etcd_lease_ttl_s
             )
         draining = _DrainingServer(
-            server, in_flight, settings.drain_s, registration, settings.deregister_grace_s
+            server,
+            in_flight,
+            settings.drain_s,
+            registration,
+            settings.deregister_grace_s,
+            store.wakeups,
         )
         with graceful_exit([draining]):
             await server.start(settings.host, settings.port)

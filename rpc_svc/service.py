@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -13,6 +15,7 @@ from rpc_svc.chat import (
     check_client_msg_id,
     check_cursor,
     check_text,
+    check_wait_ms,
     page_limit,
     parse_chat,
 )
@@ -32,12 +35,14 @@ class SendCall(NamedTuple):
 
 
 class PullCall(NamedTuple):
-    """Read one page of `chat` from `cursor`."""
+    """Read one page of `chat` from `cursor`; a forward pull with `wait_ms` long-polls
+    (see ChatService.pull_wait; in a batch of several calls nothing waits)."""
 
     chat: str
     cursor: int = 0
     limit: int = 0
     reverse: bool = False
+    wait_ms: int = 0
 
 
 class Sent(NamedTuple):
@@ -88,6 +93,30 @@ class ChatService:
             raise result
         assert isinstance(result, Page)
         return result
+
+    async def pull_wait(self, call: PullCall, wait_ms: int) -> Page:
+        """A forward pull that, when its page is empty, waits up to `wait_ms` for a message
+        at or after the cursor (long polling); otherwise the same as pull.
+
+        The waiter is registered before the page is read, so a message stored after the
+        read wakes it: none is missed. Waiting holds no Redis connection.
+        """
+        check_wait_ms(wait_ms)
+        wakeups = self._store.wakeups
+        if wait_ms == 0 or call.reverse or wakeups is None:
+            return await self.pull(call)
+        chat = parse_chat(call.chat).name
+        deadline = time.monotonic() + wait_ms / 1000
+        while True:
+            with wakeups.watch(chat) as woken:
+                page = await self.pull(call)
+                left = deadline - time.monotonic()
+                if page.messages or left <= 0 or not wakeups.subscribed.is_set():
+                    return page
+                try:
+                    await asyncio.wait_for(woken, left)
+                except TimeoutError:
+                    return page
 
     async def ready(self) -> bool:
         """True when the store answers."""

@@ -27,7 +27,7 @@ from improto import (
     SendResponse,
 )
 from rpc_svc.errors import IMError
-from rpc_svc.service import ChatService, PullCall, SendCall
+from rpc_svc.service import ChatService, PullCall, Result, SendCall
 from rpc_svc.wire import decode_calls, encode_results, status_message, status_of
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ class IMServicer(ImServiceBase):
         request_id.set(pull_request.request_id)
         async with self._in_flight.track():
             try:
-                page = await self._service.pull(call)
+                page = await self._service.pull_wait(call, pull_request.wait_ms)
             except IMError as exc:
                 self._failures.record([exc], pull_request.request_id)
                 raise _to_status(exc) from None
@@ -195,9 +195,21 @@ class IMServicer(ImServiceBase):
             for task in list(tasks):
                 task.cancel()
 
+    async def _long_poll(self, call: PullCall) -> list[Result]:
+        try:
+            return [await self._service.pull_wait(call, call.wait_ms)]
+        except IMError as exc:
+            return [exc]
+
     async def _answer(self, request: BatchRequest) -> BatchReply:
+        calls = decode_calls(request.calls)
         async with self._in_flight.track():
-            results = await self._service.run(decode_calls(request.calls))
+            match calls:
+                case [PullCall(wait_ms=wait_ms) as call] if wait_ms > 0:
+                    # a long poll travels alone, so that its wait holds no other call
+                    results = await self._long_poll(call)
+                case _:
+                    results = await self._service.run(calls)
         self._failures.record(results, request.request_ids)
         index, bodies = encode_results(results)
         return BatchReply(index=index, bodies=bodies)

@@ -18,8 +18,11 @@ are known from the key and are not stored per message.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
-from collections.abc import Awaitable, Sequence
+import logging
+from collections.abc import Awaitable, Iterator, Sequence
 from typing import Any, NamedTuple, TypeVar, cast
 
 import redis.asyncio as aioredis
@@ -34,9 +37,11 @@ from rpc_svc.chat import Entry
 from rpc_svc.errors import StoreError, StoreTimeout, StoreUnavailable
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 _Rows = list[tuple[str, list[str]]]  # an XRANGE reply: [id, [field, value, ...]] per entry
 
 _FIELD = "m"
+WAKE_CHANNEL = "im:wake"
 
 
 def _tag(chat: str) -> str:
@@ -72,6 +77,7 @@ def send_time_of(entry_id_: str) -> int:
 
 # One round trip per send. Redis's own clock gives the time, bumped past the chat's
 # last message; an idempotency key seen within its lifetime returns the first answer.
+# A stored message is announced on WAKE_CHANNEL (its stream key): long polls wake on it.
 SEND_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -92,6 +98,7 @@ if top[1] then
 end
 redis.call('XADD', KEYS[1], string.format('%.0f-%.0f', math.floor(st / 1000), st % 1000),
   'm', ARGV[1])
+redis.call('PUBLISH', ARGV[4], KEYS[1])
 if idem ~= '' then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
   redis.call('ZADD', KEYS[2], st, idem)
@@ -125,13 +132,99 @@ Op = Append | Read
 Outcome = int | list[Entry] | StoreError
 
 
+class Wakeups:
+    """Who waits for a chat's next message: one subscription to WAKE_CHANNEL per process
+    (its own connection, not the pool's), waiters by chat. Waiting costs no connection."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.subscribed = asyncio.Event()
+
+    def start(self) -> None:
+        """Subscribe in the background (and again after a lost connection)."""
+        self._task = asyncio.create_task(self._listen())
+
+    async def close(self) -> None:
+        """Stop listening; every waiter is woken (and waits no more). Safe to call twice."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+            await self._client.aclose()
+        self.subscribed.clear()
+        self.wake_all()
+
+    @contextlib.contextmanager
+    def watch(self, chat: str) -> Iterator[asyncio.Future[None]]:
+        """A future done when a message is stored in `chat` (or waiters are all woken)."""
+        key = messages_key(chat)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(key, set()).add(future)
+        try:
+            yield future
+        finally:
+            waiters = self._waiters.get(key)
+            if waiters is not None:
+                waiters.discard(future)
+                if not waiters:
+                    del self._waiters[key]
+
+    @property
+    def waiting(self) -> int:
+        """How many calls wait."""
+        return sum(len(w) for w in self._waiters.values())
+
+    def wake_all(self) -> None:
+        """Wake every waiter: they read again (used on stop and when the subscription broke)."""
+        for key in list(self._waiters):
+            self._wake(key)
+
+    def _wake(self, key: str) -> None:
+        for future in self._waiters.get(key, ()):
+            if not future.done():
+                future.set_result(None)
+
+    async def _listen(self) -> None:
+        failing = False
+        while True:
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(WAKE_CHANNEL)
+                self.subscribed.set()
+                self.wake_all()  # what was stored while not subscribed is read again
+                if failing:
+                    log.info("subscribed to %s again", WAKE_CHANNEL)
+                failing = False
+                async for message in pubsub.listen():
+                    if message["type"] == "message":
+                        self._wake(message["data"])
+            except (rexc.RedisError, OSError) as exc:
+                if not failing:
+                    log.warning("lost the %s subscription, retrying: %s", WAKE_CHANNEL, exc)
+                failing = True
+            finally:
+                self.subscribed.clear()
+                self.wake_all()
+                with contextlib.suppress(rexc.RedisError, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(0.5)
+
+
 class RedisStore:
     """Appends and reads chat messages in Redis; maps Redis failures to StoreError."""
 
     def __init__(
-        self, client: aioredis.Redis, idempotency_ttl_s: int, retry_key_ttl_s: int = 60
+        self,
+        client: aioredis.Redis,
+        idempotency_ttl_s: int,
+        retry_key_ttl_s: int = 60,
+        wakeups: Wakeups | None = None,
     ) -> None:
         self._redis = client
+        self.wakeups = wakeups
         self._ttl_us = idempotency_ttl_s * 1_000_000
         self._retry_ttl_us = retry_key_ttl_s * 1_000_000
         self._send_sha = hashlib.sha1(SEND_SCRIPT.encode()).hexdigest()
@@ -161,10 +254,23 @@ class RedisStore:
             retry=Retry(NoBackoff(), 0),
             maint_notifications_config=MaintNotificationsConfig(enabled=False),
         )
-        return cls(aioredis.Redis(connection_pool=pool), idempotency_ttl_s, retry_key_ttl_s)
+        # the subscription's connection waits for messages as long as it takes; a PING
+        # every few seconds tells a dead one
+        listener = aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_connect_timeout=timeout_s,
+            health_check_interval=5,
+            retry=Retry(NoBackoff(), 0),
+            maint_notifications_config=MaintNotificationsConfig(enabled=False),
+        )
+        client = aioredis.Redis(connection_pool=pool)
+        return cls(client, idempotency_ttl_s, retry_key_ttl_s, Wakeups(listener))
 
     async def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection and the subscription."""
+        if self.wakeups is not None:
+            await self.wakeups.close()
         await self._redis.aclose(close_connection_pool=True)
 
     async def ping(self) -> bool:
@@ -232,6 +338,7 @@ class RedisStore:
                 f"{op.role}{op.text}",
                 member,
                 ttl,
+                WAKE_CHANNEL,
             )
         if op.reverse:
             start = entry_id(op.cursor) if op.cursor else "+"

@@ -1,8 +1,8 @@
 """The Batch RPC's payloads: a JSON array of calls in, indexed answer bodies out.
 
 A call is ``["send", chat, sender, text, client_msg_id, retry_key]`` (the retry key
-may be left out) or
-``["pull", chat, cursor, limit, reverse]``. An answer is a gRPC status code and a
+may be left out) or ``["pull", chat, cursor, limit, reverse]`` (plus ``wait_ms`` for
+a long poll, which travels alone in its batch). An answer is a gRPC status code and a
 body: for OK the public JSON body of /api/send or /api/pull, otherwise the status
 message ``"<machine_code>: <message>"``. See protos/im.proto.
 """
@@ -50,6 +50,12 @@ def _call(item: Any) -> Call:
             cursor, -INT64_MAX - 1, INT64_MAX
         ) and _int(limit, -_INT32_MAX - 1, _INT32_MAX):
             return PullCall(chat, cursor, limit, reverse)
+        case ["pull", str(chat), cursor, limit, bool(reverse), wait_ms] if (
+            _int(cursor, -INT64_MAX - 1, INT64_MAX)
+            and _int(limit, -_INT32_MAX - 1, _INT32_MAX)
+            and _int(wait_ms, 0, _INT32_MAX)
+        ):
+            return PullCall(chat, cursor, limit, reverse, wait_ms)
     kind = item[0] if isinstance(item, list) and item and isinstance(item[0], str) else "?"
     # the call itself is not quoted: it may hold a message text
     raise InvalidArgument(f"malformed batch call ({kind[:16]!r})", "invalid_batch")

@@ -95,6 +95,8 @@ def test_nginx_accepts_the_rendered_config(tmp_path: Path) -> None:
     write_config(tmp_path, 18080, ["127.0.0.1:18081", "127.0.0.1:18082"], 65536)
     conf = (tmp_path / "im.conf").read_text()
     assert "${" not in conf
+    read_timeout = int(conf.split("proxy_read_timeout ")[1].split("s;")[0])
+    assert read_timeout > 30  # the longest long poll (wait_ms 30,000) fits
     assert "$remote_addr" in conf  # nginx's own variables are left alone
     done = subprocess.run(nginx_argv(tmp_path, "-t"), capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import httpx
 import pytest
 
@@ -155,4 +158,22 @@ async def test_the_openapi_document_describes_the_api(client: httpx.AsyncClient)
     assert doc["openapi"].startswith("3.")
     assert {"/ping", "/api/send", "/api/pull"} <= set(doc["paths"])
     params = {p["name"] for p in doc["paths"]["/api/pull"]["get"]["parameters"]}
-    assert params == {"chat", "cursor", "limit", "reverse", "X-Request-ID"}
+    assert params == {"chat", "cursor", "limit", "reverse", "wait_ms", "X-Request-ID"}
+
+
+async def test_a_long_poll_answers_with_the_next_message(
+    client: httpx.AsyncClient, chat: tuple[str, str, str]
+) -> None:
+    name, sender, _other = chat
+    started = time.monotonic()
+    poll = asyncio.create_task(client.get("/api/pull", params={"chat": name, "wait_ms": 5000}))
+    await asyncio.sleep(0.3)
+    sent = await client.post("/api/send", json={"chat": name, "sender": sender, "text": "now"})
+    page = (await poll).json()
+    assert [m["send_time"] for m in page["messages"]] == [sent.json()["send_time"]]
+    assert time.monotonic() - started < 2.0
+    after = {"chat": name, "cursor": page["next_cursor"], "wait_ms": 200}
+    empty = await client.get("/api/pull", params=after)
+    assert empty.json() == {"messages": [], "has_more": False, "next_cursor": page["next_cursor"]}
+    bad = await client.get("/api/pull", params={"chat": name, "wait_ms": 30_001})
+    assert (bad.status_code, bad.json()["error"]) == (400, "invalid_wait_ms")

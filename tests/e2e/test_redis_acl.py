@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -41,6 +42,15 @@ def test_the_store_works_as_the_acl_user_and_nothing_else_does(
         page = http.get("/api/pull", params={"chat": "a:b", "reverse": "true"}).json()
         assert [m["text"] for m in page["messages"]] == ["hi"]
         assert http.get("/readyz").status_code == 200
+        # long polling needs PUBLISH (in the send script) and SUBSCRIBE on im:wake
+        with ThreadPoolExecutor(1) as pool:
+            started = time.monotonic()
+            poll = pool.submit(http.get, "/api/pull", params={"chat": "c:d", "wait_ms": 5000})
+            time.sleep(0.3)
+            note = {"chat": "c:d", "sender": "c", "text": "x"}
+            assert http.post("/api/send", json=note).is_success
+            assert [m["text"] for m in poll.result().json()["messages"]] == ["x"]
+            assert time.monotonic() - started < 2
         store.stop()
         store.start()  # an empty script cache: the store loads its script again (SCRIPT LOAD)
         deadline = time.monotonic() + 5

@@ -50,6 +50,10 @@ def test_bad_values_fail_naming_the_variable(env: dict[str, str], names: str) ->
         load_settings(HttpSettings, env)
 
 
+def test_the_gateway_waits_longer_than_the_longest_long_poll() -> None:
+    assert load_settings(HttpSettings, {}).response_timeout_s > 30
+
+
 def test_with_etcd_no_static_address_is_needed() -> None:
     s = load_settings(HttpSettings, {"IM_RPC_ADDRS": "", "IM_ETCD_URL": "http://127.0.0.1:2379"})
     assert (s.rpc_addrs, s.etcd_prefix) == ((), "/im/rpc/")

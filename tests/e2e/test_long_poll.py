@@ -1,0 +1,76 @@
+"""Long polling end to end: 1,000 waiting pulls on 100 chats, each woken by its own chat's
+message, with the wake-up latency measured and Redis connections counted."""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from devtools.procs import Process, http_service, redis_server, rpc_service
+from devtools.rawhttp import Connection
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+POLLS, CHATS, POOL = 1000, 100, 16
+
+
+@pytest.fixture
+def stack(workdir: Path) -> Iterator[tuple[Process, int]]:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    redis = redis_server(workdir / "redis").start()
+    url = f"redis://127.0.0.1:{redis.port}/0"
+    rpc = rpc_service(workdir, url, IM_REDIS_MAX_CONNECTIONS=str(POOL)).start()
+    http = http_service(workdir, [rpc.port]).start()
+    yield redis, http.port
+    for proc in (http, rpc, redis):
+        proc.stop()
+
+
+async def test_a_thousand_long_polls_each_woken_by_its_own_chat(
+    stack: tuple[Process, int], report: Callable[[str], None]
+) -> None:
+    redis, port = stack
+    conns = await asyncio.gather(*(Connection.open(port) for _ in range(POLLS)))
+    returned: dict[int, float] = {}
+
+    async def poll(i: int) -> tuple[int, object]:
+        answer = await conns[i].get(f"/api/pull?chat=lp{i % CHATS}:x&wait_ms=15000")
+        returned[i] = time.monotonic()
+        return answer.status, answer.json()
+
+    polls = [asyncio.create_task(poll(i)) for i in range(POLLS)]
+    await asyncio.sleep(2)  # every poll is waiting now
+    assert not any(p.done() for p in polls)
+    admin = aioredis.Redis(port=redis.port)
+    clients = len(await admin.client_list())
+    sender = await Connection.open(port)
+    sent_at: dict[int, float] = {}
+    for chat in range(CHATS):
+        sent_at[chat] = time.monotonic()
+        r = await sender.post_json(
+            "/api/send", {"chat": f"lp{chat}:x", "sender": "x", "text": f"for {chat}"}
+        )
+        assert r.status == 200
+    answers = await asyncio.wait_for(asyncio.gather(*polls), 10)
+    await admin.aclose()
+    await asyncio.gather(sender.close(), *(c.close() for c in conns))
+    for i, (status, body) in enumerate(answers):
+        assert status == 200
+        assert [m["text"] for m in body["messages"]] == [f"for {i % CHATS}"]  # type: ignore[index]
+    latency = sorted(returned[i] - sent_at[i % CHATS] for i in range(POLLS))
+    p50, p99 = statistics.median(latency), latency[int(len(latency) * 0.99)]
+    report(
+        f"{POLLS} long polls on {CHATS} chats: woken {p50 * 1000:.1f} ms (p50), "
+        f"{p99 * 1000:.1f} ms (p99) after their chat's send was acknowledged; Redis had "
+        f"{clients} client connections while they all waited"
+    )
+    # the waiters hold no connection: at most the pool, one subscription and this test's
+    assert clients <= POOL + 2
+    assert p99 < 2.0

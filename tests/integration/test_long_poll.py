@@ -1,0 +1,79 @@
+"""Long polling in the service over the real store: woken by its own chat's message only,
+never misses one stored around its read, and times out with an empty page."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from devtools.procs import Process
+from rpc_svc.errors import InvalidArgument
+from rpc_svc.service import ChatService, PullCall, SendCall
+from tests.conftest import make_store
+
+
+@pytest.fixture
+async def service(redis_proc: Process, redis_client: object) -> AsyncIterator[ChatService]:
+    """A service whose store listens for new messages (as im-rpc's does)."""
+    store = make_store(redis_proc)
+    assert store.wakeups is not None
+    store.wakeups.start()
+    await asyncio.wait_for(store.wakeups.subscribed.wait(), 5)
+    yield ChatService(store, 4096)
+    await store.close()
+
+
+async def test_a_long_poll_answers_when_its_chat_gets_a_message(service: ChatService) -> None:
+    waiting = asyncio.create_task(service.pull_wait(PullCall("a:b"), 5000))
+    other = asyncio.create_task(service.pull_wait(PullCall("a:c"), 800))
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    sent = await service.send(SendCall("a:b", "a", "wake up"))
+    page = await asyncio.wait_for(waiting, 2)
+    woke_after = time.monotonic() - started
+    assert [m["text"] for m in page.messages] == ["wake up"]
+    assert page.next_cursor == sent.send_time + 1
+    assert woke_after < 1.0
+    assert not other.done()  # another chat's message did not wake it
+    unrelated = await other
+    assert (unrelated.messages, unrelated.next_cursor) == ([], 0)
+
+
+async def test_a_long_poll_times_out_with_an_empty_page_at_its_cursor(
+    service: ChatService,
+) -> None:
+    started = time.monotonic()
+    page = await service.pull_wait(PullCall("a:b", cursor=12345), 300)
+    took = time.monotonic() - started
+    assert (page.messages, page.has_more, page.next_cursor) == ([], False, 12345)
+    assert 0.25 < took < 1.5
+
+
+async def test_no_wait_when_there_is_something_or_for_reverse_or_zero(
+    service: ChatService,
+) -> None:
+    await service.send(SendCall("a:b", "a", "already here"))
+    quick = [(PullCall("a:b"), 5000), (PullCall("a:x", reverse=True), 5000), (PullCall("a:x"), 0)]
+    for call, wait in quick:
+        started = time.monotonic()
+        await service.pull_wait(call, wait)
+        assert time.monotonic() - started < 0.5
+    with pytest.raises(InvalidArgument):
+        await service.pull_wait(PullCall("a:b"), 30_001)
+
+
+async def test_a_message_stored_around_the_read_is_never_missed(service: ChatService) -> None:
+    rng = random.Random(7)
+    for i in range(60):  # a send racing each poll by 0..3 ms, either side of its read
+        chat = f"race{i}:x"
+        poll = asyncio.create_task(service.pull_wait(PullCall(chat), 3000))
+        await asyncio.sleep(rng.uniform(0, 0.003))
+        started = time.monotonic()
+        await service.send(SendCall(chat, "x", f"m{i}"))
+        page = await asyncio.wait_for(poll, 5)
+        assert [m["text"] for m in page.messages] == [f"m{i}"]
+        assert time.monotonic() - started < 1.5  # answered by the message, not the timeout
