@@ -11,7 +11,7 @@ import pytest
 
 from devtools.procs import Process
 from http_svc.discovery import Discovery
-from im_common.etcd import etcd_client
+from im_common.etcd import ETCD_ERRORS, etcd_client
 from rpc_svc.registry import Registration
 
 _prefixes = itertools.count()
@@ -104,7 +104,12 @@ async def test_discovery_keeps_the_last_set_while_etcd_is_down_then_catches_up(
         await asyncio.sleep(1)
         assert seen[-1] == ["10.0.0.1:1"]  # nothing dropped while etcd is away
         await asyncio.to_thread(etcd_proc.start)
-        await etcd.put(f"{prefix}b".encode(), b"10.0.0.2:1")
+        for _ in range(50):  # this test's own client reconnects too (grpc backoff <= 1 s)
+            try:
+                await etcd.put(f"{prefix}b".encode(), b"10.0.0.2:1")
+                break
+            except ETCD_ERRORS:
+                await asyncio.sleep(0.1)
         await eventually(lambda: seen[-1] == ["10.0.0.1:1", "10.0.0.2:1"], seconds=10)
     finally:
         await discovery.close()
