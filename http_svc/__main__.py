@@ -12,14 +12,12 @@ from sanic.worker.loader import AppLoader
 from http_svc.app import create_app
 from http_svc.config import Settings
 from http_svc.protocol import WholeRequestTimeout
-from im_common.logs import configure_logging
 from im_common.settings import load_or_exit
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Load the settings, then serve until SIGTERM/SIGINT; exit 2 on bad settings."""
     settings = load_or_exit(Settings.from_env, "im-http", argv)
-    configure_logging(settings.log_level, settings.log_format)
     loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()
     single = settings.workers == 1

@@ -65,10 +65,8 @@ class RpcClient:
         self.pool.set_addrs(addrs)
         self._mode = mode
         self._timeout = timeout_s
-        self._max_in_flight = max_in_flight
-        self._max_waiting = max_waiting
-        self.in_flight = 0
-        self.waiting = 0
+        self._in_flight = _Bound(max_in_flight, "calls to im-rpc in flight")
+        self._waiting = _Bound(max_waiting, "long polls waiting")
         self._observe = observe
         self._observe_retry = observe_retry
         self._batcher = _Batcher(self._batch, batch_max, observe_batch) if mode != "unary" else None
@@ -92,11 +90,11 @@ class RpcClient:
         self, chat: str, text: str, sender: str, client_msg_id: str, retry_key: str = ""
     ) -> bytes:
         """Store a message through im-rpc; the JSON body of the answer."""
-        self._admit()
+        self._in_flight.take()
         try:
             return await self._send(chat, text, sender, client_msg_id, retry_key)
         finally:
-            self.in_flight -= 1
+            self._in_flight.give()
 
     async def _send(
         self, chat: str, text: str, sender: str, client_msg_id: str, retry_key: str
@@ -122,11 +120,11 @@ class RpcClient:
 
     async def pull(self, chat: str, cursor: int, limit: int, reverse: bool) -> bytes:
         """Read one page through im-rpc; the JSON body of the answer."""
-        self._admit()
+        self._in_flight.take()
         try:
             return await self._pull(chat, cursor, limit, reverse)
         finally:
-            self.in_flight -= 1
+            self._in_flight.give()
 
     async def _pull(self, chat: str, cursor: int, limit: int, reverse: bool) -> bytes:
         if self._batcher is not None:
@@ -137,27 +135,13 @@ class RpcClient:
         page = await self._on_any("pull", lambda i, c, t: i.stubs[c].pull(request, timeout=t))
         return _page_body(page)
 
-    def _admit(self) -> None:
-        """Count one more call in flight, or shed it: past the bound, waiting only adds latency."""
-        if self.in_flight >= self._max_in_flight:
-            raise RpcFailure(
-                Status.RESOURCE_EXHAUSTED,
-                f"overloaded: {self.in_flight} calls to im-rpc in flight; retry later",
-            )
-        self.in_flight += 1
-
     async def pull_wait(self, chat: str, cursor: int, limit: int, wait_ms: int) -> bytes:
         """A forward long poll that im-rpc holds up to `wait_ms` while the page would be
         empty. In stream mode it is a batch of its own on the batch stream (a waiting
         call in a shared batch would hold the others; a unary call would take an HTTP/2
         stream, of which a connection has 100); otherwise a Pull RPC. Not counted
         against max_in_flight (it waits, it does not load), but against max_waiting."""
-        if self.waiting >= self._max_waiting:
-            raise RpcFailure(
-                Status.RESOURCE_EXHAUSTED,
-                f"overloaded: {self.waiting} long polls waiting; retry later",
-            )
-        self.waiting += 1
+        self._waiting.take()
         timeout = wait_ms / 1000 + self._timeout
         rid = request_id.get()
         try:
@@ -177,7 +161,7 @@ class RpcClient:
             )
             return _page_body(page)
         finally:
-            self.waiting -= 1
+            self._waiting.give()
 
     async def ready(self) -> bool:
         """True when an im-rpc instance reports IMService (and so its store) as serving."""
@@ -261,6 +245,28 @@ class RpcClient:
 
 
 # a call, its answer, whether it may be retried elsewhere, its HTTP request's id
+class _Bound:
+    """How many calls of a kind are under way; past `limit` a new one is shed at once
+    (RESOURCE_EXHAUSTED -> 503 overloaded): beyond it, waiting only adds latency."""
+
+    def __init__(self, limit: int, what: str) -> None:
+        self._limit = limit
+        self._what = what
+        self.count = 0
+
+    def take(self) -> None:
+        """Count one more call, or raise RpcFailure when `limit` are under way."""
+        if self.count >= self._limit:
+            raise RpcFailure(
+                Status.RESOURCE_EXHAUSTED, f"overloaded: {self.count} {self._what}; retry later"
+            )
+        self.count += 1
+
+    def give(self) -> None:
+        """One call is over."""
+        self.count -= 1
+
+
 def _split(reply: BatchReply, calls: int) -> list[bytes | RpcFailure]:
     """Each call's answer in a BatchReply: its body, or an RpcFailure with its status."""
     index = orjson.loads(reply.index)

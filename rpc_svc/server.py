@@ -98,8 +98,7 @@ async def serve(settings: Settings) -> None:
             retry_key_ttl_s=settings.retry_key_ttl_s,
         )
         stack.push_async_callback(store.close)
-        if store.wakeups is not None:
-            store.wakeups.start()
+        store.wakeups.start()
         in_flight = InFlight()
         server = build_server(settings, store, in_flight)
         registration = None

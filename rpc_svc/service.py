@@ -103,7 +103,7 @@ class ChatService:
         """
         check_wait_ms(wait_ms)
         wakeups = self._store.wakeups
-        if wait_ms == 0 or call.reverse or wakeups is None:
+        if wait_ms == 0 or call.reverse:
             return await self.pull(call)
         chat = parse_chat(call.chat).name
         deadline = time.monotonic() + wait_ms / 1000

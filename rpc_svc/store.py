@@ -172,11 +172,6 @@ class Wakeups:
                 if not waiters:
                     del self._waiters[key]
 
-    @property
-    def waiting(self) -> int:
-        """How many calls wait."""
-        return sum(len(w) for w in self._waiters.values())
-
     def wake_all(self) -> None:
         """Wake every waiter: they read again (used on stop and when the subscription broke)."""
         for key in list(self._waiters):
@@ -219,9 +214,9 @@ class RedisStore:
     def __init__(
         self,
         client: aioredis.Redis,
+        wakeups: Wakeups,
         idempotency_ttl_s: int,
         retry_key_ttl_s: int = 60,
-        wakeups: Wakeups | None = None,
     ) -> None:
         self._redis = client
         self.wakeups = wakeups
@@ -265,12 +260,11 @@ class RedisStore:
             maint_notifications_config=MaintNotificationsConfig(enabled=False),
         )
         client = aioredis.Redis(connection_pool=pool)
-        return cls(client, idempotency_ttl_s, retry_key_ttl_s, Wakeups(listener))
+        return cls(client, Wakeups(listener), idempotency_ttl_s, retry_key_ttl_s)
 
     async def close(self) -> None:
         """Close every pooled connection and the subscription."""
-        if self.wakeups is not None:
-            await self.wakeups.close()
+        await self.wakeups.close()
         await self._redis.aclose(close_connection_pool=True)
 
     async def ping(self) -> bool:

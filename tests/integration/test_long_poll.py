@@ -20,7 +20,6 @@ from tests.conftest import make_store
 async def service(redis_proc: Process, redis_client: object) -> AsyncIterator[ChatService]:
     """A service whose store listens for new messages (as im-rpc's does)."""
     store = make_store(redis_proc)
-    assert store.wakeups is not None
     store.wakeups.start()
     await asyncio.wait_for(store.wakeups.subscribed.wait(), 5)
     yield ChatService(store, 4096)
