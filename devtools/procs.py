@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from devtools.binaries import system_exe
@@ -220,3 +221,49 @@ def http_service(
     addrs = {"IM_RPC_ADDRS": ",".join(f"{HOST}:{p}" for p in rpc_ports)} if rpc_ports else {}
     env = _service_env({"IM_HTTP_PORT": str(port), **addrs, **settings})
     return Process("im-http", [str(BIN / "im-http")], port, workdir / f"im-http-{port}.log", env)
+
+
+@dataclass
+class Trio:
+    """A redis-server, an im-rpc storing in it and gateways calling that im-rpc, started;
+    `stop` stops them gateways first. (Tests that break things own one of these.)"""
+
+    workdir: Path
+    redis: Process
+    rpc: Process
+    gateways: list[Process] = field(default_factory=list)
+
+    def add_gateway(self, **settings: str) -> Process:
+        """Start one more gateway on the im-rpc; `settings` are IM_* variables."""
+        gateway = http_service(self.workdir, [self.rpc.port], None, **settings).start()
+        self.gateways.append(gateway)
+        return gateway
+
+    def url(self, i: int = 0) -> str:
+        """Base URL of gateway `i`."""
+        return f"http://{HOST}:{self.gateways[i].port}"
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop every process, gateways first."""
+        for proc in (*reversed(self.gateways), self.rpc, self.redis):
+            proc.stop(sig)
+
+
+def start_trio(
+    workdir: Path,
+    *redis_args: str,
+    fsync: str | None = None,
+    credentials: str = "",
+    rpc_settings: Mapping[str, str] | None = None,
+    gateways: Sequence[Mapping[str, str]] = ({},),
+) -> Trio:
+    """Start a Trio: redis-server (`redis_args`, AOF with `fsync`), im-rpc logging in with
+    `credentials` ("user:password", if any) and one gateway per entry of `gateways`."""
+    redis = redis_server(workdir / "redis", None, *redis_args, fsync=fsync).start()
+    auth = f"{credentials}@" if credentials else ""
+    url = f"redis://{auth}{HOST}:{redis.port}/0"
+    rpc = rpc_service(workdir, url, None, **(rpc_settings or {})).start()
+    trio = Trio(workdir, redis, rpc)
+    for settings in gateways:
+        trio.add_gateway(**settings)
+    return trio

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +13,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devtools.procs import Process, http_service, redis_server, rpc_service
+from devtools.procs import start_trio
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
@@ -53,14 +52,9 @@ content_types = st.one_of(
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     """A gateway on a Redis of its own: its URL and the Redis port."""
-    workdir: Path = tmp_path_factory.mktemp("badprops")
-    proc_redis = redis_server(workdir / "redis").start()
-    rpc = rpc_service(workdir, f"redis://127.0.0.1:{proc_redis.port}/0").start()
-    http = http_service(workdir, [rpc.port]).start()
-    procs: list[Process] = [http, rpc, proc_redis]
-    yield f"http://127.0.0.1:{http.port}", proc_redis.port
-    for proc in procs:
-        proc.stop()
+    trio = start_trio(tmp_path_factory.mktemp("badprops"))
+    yield trio.url(), trio.redis.port
+    trio.stop()
 
 
 def assert_json_4xx(r: httpx.Response) -> None:

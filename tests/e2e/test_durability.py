@@ -14,18 +14,11 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from devtools.procs import Process, http_service, redis_server, rpc_service
+from devtools.procs import Process, start_trio
 from rpc_svc.store import entry_id, messages_key
 from tests.e2e.load import LoadResult, send_load
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-def start_stack(workdir: Path, fsync: str) -> tuple[Process, Process, Process]:
-    redis = redis_server(workdir / "redis", fsync=fsync).start()
-    rpc = rpc_service(workdir, f"redis://127.0.0.1:{redis.port}/0").start()
-    http = http_service(workdir, [rpc.port]).start()
-    return redis, rpc, http
 
 
 async def crash_and_restart(redis: Process, down_s: float = 0.3) -> None:
@@ -50,8 +43,8 @@ async def send_until_ok(url: str, chat: str, sender: str, seconds: float = 5) ->
 async def test_with_appendfsync_always_a_crash_loses_nothing(
     workdir: Path, report: Callable[[str], None]
 ) -> None:
-    redis, rpc, http = start_stack(workdir, "always")
-    url = f"http://127.0.0.1:{http.port}"
+    trio = start_trio(workdir, fsync="always")
+    redis, url = trio.redis, trio.url()
     try:
         future = time.time_ns() // 1000 + 3_600_000_000  # a chat whose last message is 1 h ahead
         client = aioredis.Redis(port=redis.port)
@@ -69,15 +62,14 @@ async def test_with_appendfsync_always_a_crash_loses_nothing(
             assert send_time > max(result.acks[chat])
         assert await send_until_ok(url, "fut:ure", "fut") > future
     finally:
-        for proc in (http, rpc, redis):
-            proc.stop()
+        trio.stop()
 
 
 async def test_with_appendfsync_everysec_a_redis_crash_loses_at_most_the_window(
     workdir: Path, report: Callable[[str], None]
 ) -> None:
-    redis, rpc, http = start_stack(workdir, "everysec")
-    url = f"http://127.0.0.1:{http.port}"
+    trio = start_trio(workdir, fsync="everysec")
+    redis, url = trio.redis, trio.url()
     try:
         load = asyncio.create_task(send_load(url, clients=10, seconds=4, chats=5, tag="sec"))
         await asyncio.sleep(2.5)
@@ -100,8 +92,7 @@ async def test_with_appendfsync_everysec_a_redis_crash_loses_at_most_the_window(
         assert window_ms < 2000
         assert set(result.statuses) <= {200, 503}  # the outage is a fast 503, never a hang
     finally:
-        for proc in (http, rpc, redis):
-            proc.stop()
+        trio.stop()
 
 
 async def stored_times(url: str, chat: str) -> list[int]:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from devtools.procs import Process, free_port, http_service, redis_server, rpc_service
+from devtools.procs import Process, free_port, http_service, start_trio
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -22,12 +22,9 @@ MSG = {"chat": "fault:test", "sender": "fault", "text": "hello"}
 @pytest.fixture
 def trio(workdir: Path) -> Iterator[tuple[Process, Process, Process]]:
     """A private redis-server, im-rpc and im-http that a test may break."""
-    redis = redis_server(workdir / "redis").start()
-    rpc = rpc_service(workdir, f"redis://127.0.0.1:{redis.port}/0").start()
-    http = http_service(workdir, [rpc.port]).start()
-    yield redis, rpc, http
-    for proc in (http, rpc, redis):
-        proc.stop(signal.SIGKILL)
+    trio = start_trio(workdir)
+    yield trio.redis, trio.rpc, trio.gateways[0]
+    trio.stop(signal.SIGKILL)
 
 
 async def _timed_send(c: httpx.AsyncClient, url: str) -> tuple[httpx.Response, float]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devtools.procs import Process, http_service, redis_server, rpc_service
+from devtools.procs import Process, start_trio
 from http_svc.config import RPC_MODES
 
 pytestmark = pytest.mark.e2e
@@ -22,15 +22,10 @@ SECRET = "SECRET-TEXT-4242"
 @pytest.fixture
 def stack(workdir: Path) -> Iterator[tuple[Process, Process, list[Process]]]:
     """Redis, im-rpc, and a gateway per RPC mode with the access log on."""
-    redis = redis_server(workdir / "redis").start()
-    rpc = rpc_service(workdir, f"redis://127.0.0.1:{redis.port}/0").start()
-    gateways = [
-        http_service(workdir, [rpc.port], IM_RPC_MODE=mode, IM_HTTP_ACCESS_LOG="true").start()
-        for mode in RPC_MODES
-    ]
-    yield redis, rpc, gateways
-    for proc in (*gateways, rpc, redis):
-        proc.stop()
+    modes = [{"IM_RPC_MODE": mode, "IM_HTTP_ACCESS_LOG": "true"} for mode in RPC_MODES]
+    trio = start_trio(workdir, gateways=modes)
+    yield trio.redis, trio.rpc, trio.gateways
+    trio.stop()
 
 
 def log_lines(proc: Process) -> list[dict[str, object]]:

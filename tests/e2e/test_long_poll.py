@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from devtools.procs import Process, http_service, redis_server, rpc_service
+from devtools.procs import Process, start_trio
 from devtools.rawhttp import Connection
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -24,13 +24,9 @@ POLLS, CHATS, POOL = 1000, 100, 16
 def stack(workdir: Path) -> Iterator[tuple[Process, int]]:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    redis = redis_server(workdir / "redis").start()
-    url = f"redis://127.0.0.1:{redis.port}/0"
-    rpc = rpc_service(workdir, url, IM_REDIS_MAX_CONNECTIONS=str(POOL)).start()
-    http = http_service(workdir, [rpc.port]).start()
-    yield redis, http.port
-    for proc in (http, rpc, redis):
-        proc.stop()
+    trio = start_trio(workdir, rpc_settings={"IM_REDIS_MAX_CONNECTIONS": str(POOL)})
+    yield trio.redis, trio.gateways[0].port
+    trio.stop()
 
 
 async def test_a_thousand_long_polls_each_woken_by_its_own_chat(

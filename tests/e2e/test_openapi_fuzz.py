@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from devtools.procs import Process, http_service, redis_server, rpc_service
+from devtools.procs import start_trio
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 POSITIVE, NEGATIVE = schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE
@@ -35,14 +35,9 @@ CASES = [  # /ping has no input to get wrong
 @pytest.fixture(scope="module")
 def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesis.BaseSchema]:
     """The schema served by a real gateway (im-rpc and Redis behind it), bound to it."""
-    workdir = tmp_path_factory.mktemp("fuzz")
-    redis = redis_server(workdir / "redis").start()
-    rpc = rpc_service(workdir, f"redis://127.0.0.1:{redis.port}/0").start()
-    http = http_service(workdir, [rpc.port]).start()
-    procs: list[Process] = [http, rpc, redis]
-    yield schemathesis.openapi.from_url(f"http://127.0.0.1:{http.port}/openapi.json")
-    for proc in procs:
-        proc.stop()
+    trio = start_trio(tmp_path_factory.mktemp("fuzz"))
+    yield schemathesis.openapi.from_url(f"{trio.url()}/openapi.json")
+    trio.stop()
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.procs import http_service, redis_server, rpc_service
+from devtools.procs import start_trio
 from devtools.rawhttp import Connection
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -23,13 +23,10 @@ BOUND = 16
 @pytest.fixture
 def gateways(workdir: Path) -> Iterator[tuple[int, int]]:
     """Two gateways on one im-rpc: bounded at BOUND calls in flight, and unbounded."""
-    redis = redis_server(workdir / "redis").start()
-    rpc = rpc_service(workdir, f"redis://127.0.0.1:{redis.port}/0").start()
-    bounded = http_service(workdir, [rpc.port], IM_HTTP_MAX_IN_FLIGHT=str(BOUND)).start()
-    unbounded = http_service(workdir, [rpc.port], IM_HTTP_MAX_IN_FLIGHT="1000000").start()
-    yield bounded.port, unbounded.port
-    for proc in (bounded, unbounded, rpc, redis):
-        proc.stop()
+    bounds = [{"IM_HTTP_MAX_IN_FLIGHT": str(BOUND)}, {"IM_HTTP_MAX_IN_FLIGHT": "1000000"}]
+    trio = start_trio(workdir, gateways=bounds)
+    yield trio.gateways[0].port, trio.gateways[1].port
+    trio.stop()
 
 
 def p99(values: list[float]) -> float:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.procs import http_service, nginx_server, redis_server, rpc_service
+from devtools.procs import nginx_server, start_trio
 from devtools.rawhttp import Connection
 
 pytestmark = pytest.mark.e2e
@@ -21,16 +21,13 @@ def ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
     """A gateway limiting each sender to 5/s (bursts of 5), one without limits, and an
     nginx limiting each address to 10 requests/s (bursts of 20) in front of the latter."""
     workdir: Path = tmp_path_factory.mktemp("limits")
-    redis = redis_server(workdir / "redis").start()
-    rpc = rpc_service(workdir, f"redis://127.0.0.1:{redis.port}/0").start()
-    limited = http_service(
-        workdir, [rpc.port], IM_HTTP_SENDER_RATE="5", IM_HTTP_SENDER_BURST="5"
-    ).start()
-    free = http_service(workdir, [rpc.port]).start()
+    limits = [{"IM_HTTP_SENDER_RATE": "5", "IM_HTTP_SENDER_BURST": "5"}, {}]
+    trio = start_trio(workdir, gateways=limits)
+    limited, free = trio.gateways
     nginx = nginx_server(workdir, [free.port], rate_limit="10r/s").start()
     yield {"limited": limited.port, "free": free.port, "nginx": nginx.port}
-    for proc in (nginx, free, limited, rpc, redis):
-        proc.stop()
+    nginx.stop()
+    trio.stop()
 
 
 async def sends(port: int, sender: str, n: int) -> list[tuple[int, str | None, object]]:

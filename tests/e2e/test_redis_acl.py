@@ -12,7 +12,7 @@ import httpx
 import pytest
 import redis
 
-from devtools.procs import Process, http_service, redis_server, rpc_service
+from devtools.procs import Process, start_trio
 
 pytestmark = pytest.mark.e2e
 RULES = (Path(__file__).resolve().parents[2] / "deploy" / "redis" / "im-user.acl").read_text()
@@ -23,13 +23,9 @@ PASSWORD = "test-password"
 def stack(workdir: Path) -> Iterator[tuple[Process, str]]:
     """Redis with compose's users, im-rpc logging in as "im", a gateway: Redis and the URL."""
     users = ["--user", "default", "off", "--user", "im", "on", f">{PASSWORD}", *RULES.split()]
-    store = redis_server(workdir / "redis", None, *users)
-    store.start()
-    rpc = rpc_service(workdir, f"redis://im:{PASSWORD}@127.0.0.1:{store.port}/0").start()
-    http = http_service(workdir, [rpc.port]).start()
-    yield store, f"http://127.0.0.1:{http.port}"
-    for proc in (http, rpc, store):
-        proc.stop()
+    trio = start_trio(workdir, *users, credentials=f"im:{PASSWORD}")
+    yield trio.redis, trio.url()
+    trio.stop()
 
 
 def test_the_store_works_as_the_acl_user_and_nothing_else_does(

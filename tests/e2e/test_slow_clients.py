@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from devtools.procs import Process, http_service, nginx_server, redis_server, rpc_service
+from devtools.procs import nginx_server, start_trio
 from devtools.rawhttp import Connection
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -27,14 +27,12 @@ def targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the services inherit it
     workdir = tmp_path_factory.mktemp("slow")
-    redis = redis_server(workdir / "redis").start()
-    rpc = rpc_service(workdir, f"redis://127.0.0.1:{redis.port}/0").start()
-    http = http_service(workdir, [rpc.port], IM_HTTP_REQUEST_TIMEOUT_S="2").start()
+    trio = start_trio(workdir, gateways=[{"IM_HTTP_REQUEST_TIMEOUT_S": "2"}])
+    http = trio.gateways[0]
     nginx = nginx_server(workdir, [http.port], client_timeout="2s").start()
-    procs: list[Process] = [nginx, http, rpc, redis]
     yield {"gateway": http.port, "nginx": nginx.port}
-    for proc in procs:
-        proc.stop()
+    nginx.stop()
+    trio.stop()
 
 
 async def normal_latencies(port: int, seconds: float) -> list[float]:
