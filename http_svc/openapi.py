@@ -13,6 +13,13 @@ _CHAT = {
     "example": "alice:bob",
 }
 _ERROR = {"$ref": "#/components/schemas/Error"}
+_USER = {
+    "type": "string",
+    "pattern": f"^{_MEMBER}$",
+    "description": "a member name: 1..64 characters without ':', whitespace or control characters",
+    "example": "alice",
+}
+_BODY_TYPES = ("application/json", "application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def _param(
@@ -25,6 +32,17 @@ def _param(
         "schema": schema,
         "description": description,
     }
+
+
+def _cursor(description: str) -> dict[str, Any]:
+    return _param("cursor", {"type": "integer", "minimum": 0, "default": 0}, description)
+
+
+_LIMIT = _param(
+    "limit",
+    {"type": "integer", "minimum": 0, "maximum": 1000, "default": 10},
+    "page size, 1..1000; 0 means 10",
+)
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
@@ -99,16 +117,47 @@ def _send_body(max_text_bytes: int) -> dict[str, Any]:
             },
         },
     }
-    example = {"chat": "alice:bob", "sender": "alice", "text": "hello"}
+    return _body(schema, {"chat": "alice:bob", "sender": "alice", "text": "hello"})
+
+
+def _body(schema: dict[str, Any], example: dict[str, Any]) -> dict[str, Any]:
     return {
         "required": True,
-        "content": {
-            mime: {"schema": schema, "example": example}
-            for mime in (
-                "application/json",
-                "application/x-www-form-urlencoded",
-                "multipart/form-data",
-            )
+        "content": {mime: {"schema": schema, "example": example} for mime in _BODY_TYPES},
+    }
+
+
+def _read_body() -> dict[str, Any]:
+    schema = {
+        "type": "object",
+        "required": ["chat", "user", "send_time"],
+        "properties": {
+            "chat": _CHAT,
+            "user": {**_USER, "description": "one of the chat's two members"},
+            "send_time": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 2**63 - 1,
+                "description": "read up to here: the position becomes the send_time of the "
+                "chat's last message at or before it, and never moves back",
+            },
+        },
+    }
+    return _body(schema, {"chat": "alice:bob", "user": "bob", "send_time": 1700000000000000})
+
+
+def _chats() -> dict[str, Any]:
+    return {
+        "summary": "A user's chats, most recently active first, with unread counts",
+        "parameters": [
+            _REQUEST_ID,
+            _param("user", _USER, "whose inbox", required=True),
+            _cursor("0 = from the most recent activity; else a next_cursor"),
+            _LIMIT,
+        ],
+        "responses": {
+            **_ok({"$ref": "#/components/schemas/ChatsResponse"}, "A page of chats"),
+            **_errors(400, 415, 502, 503, 504),
         },
     }
 
@@ -119,16 +168,8 @@ def _pull() -> dict[str, Any]:
         "parameters": [
             _REQUEST_ID,
             _param("chat", _CHAT, "the chat", required=True),
-            _param(
-                "cursor",
-                {"type": "integer", "minimum": 0, "default": 0},
-                "forward: from send_time >= cursor; reverse: <= cursor (0 = newest)",
-            ),
-            _param(
-                "limit",
-                {"type": "integer", "minimum": 0, "maximum": 1000, "default": 10},
-                "page size, 1..1000; 0 means 10",
-            ),
+            _cursor("forward: from send_time >= cursor; reverse: <= cursor (0 = newest)"),
+            _LIMIT,
             _param(
                 "reverse",
                 {"type": "boolean", "default": False},
@@ -187,6 +228,18 @@ def build_openapi(max_body_bytes: int, max_text_bytes: int = 4096) -> dict[str, 
                 }
             },
             "/api/pull": {"get": _pull()},
+            "/api/chats": {"get": _chats()},
+            "/api/read": {
+                "post": {
+                    "summary": "Mark a chat read up to a message",
+                    "parameters": [_REQUEST_ID],
+                    "requestBody": _read_body(),
+                    "responses": {
+                        **_ok({"$ref": "#/components/schemas/ReadResponse"}, "The position kept"),
+                        **_errors(400, 413, 415, 502, 503, 504),
+                    },
+                }
+            },
         },
         "components": {
             "schemas": {
@@ -206,6 +259,44 @@ def build_openapi(max_body_bytes: int, max_text_bytes: int = 4096) -> dict[str, 
                         },
                         "has_more": {"type": "boolean"},
                         "next_cursor": {"type": "integer"},
+                    },
+                },
+                "ChatsResponse": {
+                    "type": "object",
+                    "required": ["chats", "has_more", "next_cursor"],
+                    "properties": {
+                        "chats": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["chat", "last_message", "unread"],
+                                "properties": {
+                                    "chat": {"type": "string"},
+                                    "last_message": {"$ref": "#/components/schemas/Message"},
+                                    "unread": {
+                                        "type": "integer",
+                                        "minimum": 0,
+                                        "description": "the other member's messages after "
+                                        "the user's read position",
+                                    },
+                                },
+                            },
+                        },
+                        "has_more": {"type": "boolean"},
+                        "next_cursor": {
+                            "type": "integer",
+                            "description": "the position of the first chat of the next "
+                            "page (has_more), else 0",
+                        },
+                    },
+                },
+                "ReadResponse": {
+                    "type": "object",
+                    "required": ["chat", "user", "read_until"],
+                    "properties": {
+                        "chat": {"type": "string"},
+                        "user": {"type": "string"},
+                        "read_until": {"type": "integer"},
                     },
                 },
                 "Error": {

@@ -113,10 +113,12 @@ def optional_text_param(params: Params, name: str) -> str | None:
     return None if params.get(name) is None else text_param(params, name)
 
 
-def int_param(params: Params, name: str, default: int, lo: int, hi: int) -> int:
-    """An integer parameter in lo..hi; absent or empty gives `default`."""
+def int_param(params: Params, name: str, default: int | None, lo: int, hi: int) -> int:
+    """An integer parameter in lo..hi; absent or empty gives `default` (None: required)."""
     value = params.get(name)
     if value is None or value == "":
+        if default is None:
+            raise ApiError(400, "missing_parameter", f"{name} is required")
         return default
     if isinstance(value, str) and _INT.fullmatch(value):
         value = int(value)

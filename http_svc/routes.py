@@ -83,6 +83,28 @@ async def pull(request: Request) -> HTTPResponse:
     return HTTPResponse(body, content_type="application/json")
 
 
+@bp.get("/api/chats")
+async def chats(request: Request) -> HTTPResponse:
+    """One page of a user's chats, most recently active first, with unread counts."""
+    params = collect(request)
+    user = text_param(params, "user")
+    cursor = int_param(params, "cursor", 0, 0, INT64_MAX)
+    limit = int_param(params, "limit", 0, 0, _INT32_MAX)
+    body = await request.app.ctx.rpc.chats(user, cursor, limit)
+    return HTTPResponse(body, content_type="application/json")
+
+
+@bp.post("/api/read")
+async def read(request: Request) -> HTTPResponse:
+    """Move a member's read position in a chat forward."""
+    params = collect(request)
+    chat = text_param(params, "chat")
+    user = text_param(params, "user")
+    send_time = int_param(params, "send_time", None, 0, INT64_MAX)
+    body = await request.app.ctx.rpc.read(chat, user, send_time)
+    return HTTPResponse(body, content_type="application/json")
+
+
 @bp.get("/healthz")
 async def healthz(request: Request) -> HTTPResponse:
     """The process is alive."""

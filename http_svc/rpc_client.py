@@ -26,9 +26,20 @@ from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 from http_svc.errors import RPC_ERRORS, RpcFailure, rpc_failure
 from http_svc.instances import Instance, InstancePool
 from im_common.logs import request_id
-from improto import BatchReply, BatchRequest, PullRequest, PullResponse, SendRequest
+from improto import (
+    BatchReply,
+    BatchRequest,
+    ChatsRequest,
+    ChatsResponse,
+    Message,
+    PullRequest,
+    PullResponse,
+    ReadRequest,
+    SendRequest,
+)
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 SERVICE_NAME = "improto.IMService"
 
@@ -120,20 +131,60 @@ class RpcClient:
 
     async def pull(self, chat: str, cursor: int, limit: int, reverse: bool) -> bytes:
         """Read one page through im-rpc; the JSON body of the answer."""
+        return await self._read_only(
+            ["pull", chat, cursor, limit, reverse],
+            lambda: PullRequest(
+                chat=chat, cursor=cursor, limit=limit, reverse=reverse, request_id=request_id.get()
+            ),
+            "pull",
+            lambda i, c, t, r: i.stubs[c].pull(r, timeout=t),
+            _page_body,
+        )
+
+    async def chats(self, user: str, cursor: int, limit: int) -> bytes:
+        """One page of a user's inbox through im-rpc; the JSON body of the answer."""
+        return await self._read_only(
+            ["chats", user, cursor, limit],
+            lambda: ChatsRequest(
+                user=user, cursor=cursor, limit=limit, request_id=request_id.get()
+            ),
+            "chats",
+            lambda i, c, t, r: i.stubs[c].chats(r, timeout=t),
+            _chats_body,
+        )
+
+    async def read(self, chat: str, user: str, send_time: int) -> bytes:
+        """Move a member's read position forward through im-rpc (safe to repeat: it only
+        moves forward); the JSON body of the answer."""
+        return await self._read_only(
+            ["read", chat, user, send_time],
+            lambda: ReadRequest(
+                chat=chat, user=user, send_time=send_time, request_id=request_id.get()
+            ),
+            "read",
+            lambda i, c, t, r: i.stubs[c].read(r, timeout=t),
+            lambda r: orjson.dumps({"chat": r.chat, "user": r.user, "read_until": r.read_until}),
+        )
+
+    async def _read_only(
+        self,
+        call: list[Any],
+        request: Callable[[], R],
+        method: str,
+        unary: Callable[[Instance, int, float, R], Awaitable[T]],
+        body: Callable[[T], bytes],
+    ) -> bytes:
+        """A call that may be repeated safely: batched (`call`), or the typed RPC `unary`
+        with the message `request()` makes, whose answer `body` turns into the public JSON
+        body (messages are made only in unary mode: betterproto's are slow to build)."""
         self._in_flight.take()
         try:
-            return await self._pull(chat, cursor, limit, reverse)
+            if self._batcher is not None:
+                return await self._batcher.submit(call)
+            message = request()
+            return body(await self._on_any(method, lambda i, c, t: unary(i, c, t, message)))
         finally:
             self._in_flight.give()
-
-    async def _pull(self, chat: str, cursor: int, limit: int, reverse: bool) -> bytes:
-        if self._batcher is not None:
-            return await self._batcher.submit(["pull", chat, cursor, limit, reverse])
-        request = PullRequest(
-            chat=chat, cursor=cursor, limit=limit, reverse=reverse, request_id=request_id.get()
-        )
-        page = await self._on_any("pull", lambda i, c, t: i.stubs[c].pull(request, timeout=t))
-        return _page_body(page)
 
     async def pull_wait(self, chat: str, cursor: int, limit: int, wait_ms: int) -> bytes:
         """A forward long poll that im-rpc holds up to `wait_ms` while the page would be
@@ -292,13 +343,24 @@ def _answers(reply: BatchReply, calls: int) -> list[bytes]:
     return out
 
 
+def _message(m: Message) -> dict[str, Any]:
+    return {"chat": m.chat, "text": m.text, "sender": m.sender, "send_time": m.send_time}
+
+
 def _page_body(page: PullResponse) -> bytes:
     """The public JSON body of a PullResponse."""
-    messages = [
-        {"chat": m.chat, "text": m.text, "sender": m.sender, "send_time": m.send_time}
-        for m in page.messages
-    ]
+    messages = [_message(m) for m in page.messages]
     body = {"messages": messages, "has_more": page.has_more, "next_cursor": page.next_cursor}
+    return orjson.dumps(body)
+
+
+def _chats_body(page: ChatsResponse) -> bytes:
+    """The public JSON body of a ChatsResponse."""
+    chats = [
+        {"chat": c.chat, "last_message": _message(c.last_message), "unread": c.unread}
+        for c in page.chats
+    ]
+    body = {"chats": chats, "has_more": page.has_more, "next_cursor": page.next_cursor}
     return orjson.dumps(body)
 
 

@@ -72,12 +72,57 @@ class PullResponse(betterproto.Message):
 
 
 @dataclass(eq=False, repr=False)
+class ChatsRequest(betterproto.Message):
+    """
+    The inbox: a user's chats, most recently active first (paged like a reverse pull).
+    """
+
+    user: str = betterproto.string_field(1)
+    cursor: int = betterproto.int64_field(2)
+    limit: int = betterproto.int32_field(3)
+    request_id: str = betterproto.string_field(4)
+
+
+@dataclass(eq=False, repr=False)
+class ChatSummary(betterproto.Message):
+    chat: str = betterproto.string_field(1)
+    last_message: "Message" = betterproto.message_field(2)
+    unread: int = betterproto.int64_field(3)
+
+
+@dataclass(eq=False, repr=False)
+class ChatsResponse(betterproto.Message):
+    chats: List["ChatSummary"] = betterproto.message_field(1)
+    has_more: bool = betterproto.bool_field(2)
+    next_cursor: int = betterproto.int64_field(3)
+
+
+@dataclass(eq=False, repr=False)
+class ReadRequest(betterproto.Message):
+    """Moves a member's read position forward (never back)."""
+
+    chat: str = betterproto.string_field(1)
+    user: str = betterproto.string_field(2)
+    send_time: int = betterproto.int64_field(3)
+    request_id: str = betterproto.string_field(4)
+
+
+@dataclass(eq=False, repr=False)
+class ReadResponse(betterproto.Message):
+    chat: str = betterproto.string_field(1)
+    user: str = betterproto.string_field(2)
+    read_until: int = betterproto.int64_field(3)
+
+
+@dataclass(eq=False, repr=False)
 class BatchRequest(betterproto.Message):
     """
     calls: a JSON array; each call is one of
-       ["send", chat, sender, text, client_msg_id]
-       ["pull", chat, cursor, limit, reverse]
-     with the types and rules of SendRequest and PullRequest.
+       ["send", chat, sender, text, client_msg_id, retry_key]
+       ["pull", chat, cursor, limit, reverse] (+ wait_ms)
+       ["chats", user, cursor, limit]
+       ["read", chat, user, send_time]
+     with the types and rules of SendRequest, PullRequest, ChatsRequest and ReadRequest.
     """
 
     calls: bytes = betterproto.bytes_field(1)
@@ -90,7 +135,8 @@ class BatchReply(betterproto.Message):
     """
     One answer per call, in order. index: a JSON array of [status, length] pairs,
      status being a gRPC status code (0 = OK); bodies: the answers' bytes, back to
-     back. An OK answer is the public JSON body of /api/send or /api/pull; any other
+     back. An OK answer is the public JSON body of /api/send, /api/pull, /api/chats
+     or /api/read; any other
      is the UTF-8 status message "<machine_code>: <message>".
     """
 
@@ -129,6 +175,40 @@ class ImServiceStub(betterproto.ServiceStub):
             "/improto.IMService/Pull",
             pull_request,
             PullResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def chats(
+        self,
+        chats_request: "ChatsRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "ChatsResponse":
+        return await self._unary_unary(
+            "/improto.IMService/Chats",
+            chats_request,
+            ChatsResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def read(
+        self,
+        read_request: "ReadRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "ReadResponse":
+        return await self._unary_unary(
+            "/improto.IMService/Read",
+            read_request,
+            ReadResponse,
             timeout=timeout,
             deadline=deadline,
             metadata=metadata,
@@ -181,6 +261,12 @@ class ImServiceBase(ServiceBase):
     async def pull(self, pull_request: "PullRequest") -> "PullResponse":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def chats(self, chats_request: "ChatsRequest") -> "ChatsResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def read(self, read_request: "ReadRequest") -> "ReadResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
     async def batch(self, batch_request: "BatchRequest") -> "BatchReply":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
@@ -202,6 +288,20 @@ class ImServiceBase(ServiceBase):
     ) -> None:
         request = await stream.recv_message()
         response = await self.pull(request)
+        await stream.send_message(response)
+
+    async def __rpc_chats(
+        self, stream: "grpclib.server.Stream[ChatsRequest, ChatsResponse]"
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.chats(request)
+        await stream.send_message(response)
+
+    async def __rpc_read(
+        self, stream: "grpclib.server.Stream[ReadRequest, ReadResponse]"
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.read(request)
         await stream.send_message(response)
 
     async def __rpc_batch(
@@ -234,6 +334,18 @@ class ImServiceBase(ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 PullRequest,
                 PullResponse,
+            ),
+            "/improto.IMService/Chats": grpclib.const.Handler(
+                self.__rpc_chats,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                ChatsRequest,
+                ChatsResponse,
+            ),
+            "/improto.IMService/Read": grpclib.const.Handler(
+                self.__rpc_read,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                ReadRequest,
+                ReadResponse,
             ),
             "/improto.IMService/Batch": grpclib.const.Handler(
                 self.__rpc_batch,

@@ -8,7 +8,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from rpc_svc.store import SEND_SCRIPT, idempotency_key, messages_key
+from rpc_svc.store_keys import WAKE_CHANNEL, idempotency_key, inbox_key, messages_key
+from rpc_svc.store_scripts import SEND
 
 
 @dataclass(frozen=True)
@@ -26,12 +27,17 @@ def _commands(sha: str) -> dict[str, list[str]]:
         "EVALSHA send script": [
             "EVALSHA",
             sha,
-            "2",
+            "4",
             messages_key(chat),
             idempotency_key(chat),
+            inbox_key("bench"),
+            inbox_key("mark"),
             "0" + "x" * 100,
             "",
             "86400000000",
+            WAKE_CHANNEL,
+            "PUBLISH",
+            chat,
         ],
         "XRANGE COUNT 11": ["XRANGE", messages_key(chat), "-", "+", "COUNT", "11"],
         "XRANGE COUNT 101": ["XRANGE", messages_key(chat), "-", "+", "COUNT", "101"],
@@ -44,7 +50,7 @@ def redis_ceilings(port: int, requests: int = 100_000, clients: int = 50) -> lis
     if bench is None or cli is None:
         raise SystemExit("redis-benchmark is not installed: run scripts/bootstrap (redis-tools)")
     sha = subprocess.run(
-        [cli, "-p", str(port), "SCRIPT", "LOAD", SEND_SCRIPT],
+        [cli, "-p", str(port), "SCRIPT", "LOAD", SEND.text],
         capture_output=True,
         text=True,
         check=True,

@@ -5,7 +5,8 @@ messages of `--text-bytes`-byte text from 8-byte senders, and prints
 used_memory growth per message for:
 
   store     this project's layout, written through RedisStore.append (one stream
-            per chat, ID from send_time, one field: role digit + text)
+            per chat, ID from send_time, one field: role digit, the members' running
+            counts, text; and each member's inbox)
   zset-json the original reference design: a sorted set per chat, JSON members
   stream-3f a plain stream per chat with sender/text/send_time fields
 

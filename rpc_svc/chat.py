@@ -35,14 +35,14 @@ class Chat:
         """The canonical chat name: the members sorted by code point, joined by ':'."""
         return f"{self.first}:{self.second}"
 
-    def role_of(self, sender: str) -> int:
-        """0 for the first member, 1 for the second; InvalidArgument otherwise."""
-        if sender == self.first:
+    def role_of(self, member: str, field: str = "sender") -> int:
+        """0 for the first member, 1 for the second; InvalidArgument (naming `field`) otherwise."""
+        if member == self.first:
             return 0
-        if sender == self.second:
+        if member == self.second:
             return 1
         raise InvalidArgument(
-            f"sender {sender!r} is not a member of chat {self.name!r}", "sender_not_in_chat"
+            f"{field} {member!r} is not a member of chat {self.name!r}", f"{field}_not_in_chat"
         )
 
     def member(self, role: int) -> str:
@@ -65,6 +65,50 @@ class Entry(NamedTuple):
     send_time: int
     role: int
     text: str
+
+
+class Tip(NamedTuple):
+    """A stored message with how many messages each member (by role) had sent up to and
+    including it: unread counts are differences of two of these."""
+
+    entry: Entry
+    sent: tuple[int, int]
+
+
+class ReadMark(NamedTuple):
+    """A user's read position in a chat: the last message read, and the tally at it."""
+
+    send_time: int
+    sent: tuple[int, int]
+
+
+NO_READ = ReadMark(0, (0, 0))
+
+
+class InboxRow(NamedTuple):
+    """A chat of a user's inbox: its position (the send time of its last message) and the
+    user's read position in it."""
+
+    chat: str
+    position: int
+    read: ReadMark
+
+
+class InboxChat(TypedDict):
+    """A chat as the inbox shows it."""
+
+    chat: str
+    last_message: Message
+    unread: int
+
+
+@dataclass(frozen=True, slots=True)
+class InboxPage:
+    """One page of a user's chats, most recently active first."""
+
+    chats: list[InboxChat]
+    has_more: bool
+    next_cursor: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +137,16 @@ def parse_chat(raw: str) -> Chat:
                 "invalid_chat",
             )
     return Chat(first, second) if first <= second else Chat(second, first)
+
+
+def check_user(user: str) -> None:
+    """Raise InvalidArgument unless `user` could be a chat member (the rules of parse_chat)."""
+    if not 1 <= len(user) <= MAX_MEMBER_CHARS or _BAD_MEMBER_CHAR.search(user):
+        raise InvalidArgument(
+            f"user must be 1..{MAX_MEMBER_CHARS} characters without ':', whitespace or "
+            "control characters",
+            "invalid_user",
+        )
 
 
 def check_text(text: str, max_bytes: int) -> None:
@@ -133,10 +187,10 @@ def page_limit(limit: int) -> int:
     return limit
 
 
-def check_cursor(cursor: int) -> None:
+def check_cursor(cursor: int, name: str = "cursor") -> None:
     """Raise InvalidArgument unless 0 <= cursor <= 2**63-1."""
     if not 0 <= cursor <= INT64_MAX:
-        raise InvalidArgument("cursor must be an integer 0..2^63-1", "invalid_cursor")
+        raise InvalidArgument(f"{name} must be an integer 0..2^63-1", f"invalid_{name}")
 
 
 def build_page(
@@ -157,3 +211,69 @@ def build_page(
     else:
         next_cursor = shown[-1].send_time + 1 if shown else cursor
     return Page(messages, has_more, next_cursor)
+
+
+def read_mark(tip: Tip | None) -> ReadMark:
+    """The read position of a user who has read up to `tip` (the chat's last message at or
+    before the time they named; None when there is none)."""
+    return NO_READ if tip is None else ReadMark(tip.entry.send_time, tip.sent)
+
+
+def unread(role: int, latest: Tip, read: ReadMark) -> int:
+    """How many messages of the other member lie after the read position of member `role`."""
+    other = 1 - role
+    return max(0, latest.sent[other] - read.sent[other])
+
+
+# An inbox cursor is a position (µs) * TIES + how many chats at that position (ties: active
+# in the same microsecond) were already shown, so paging shows each chat once.
+TIES = 1000
+
+
+def inbox_cursor(cursor: int) -> tuple[int, int]:
+    """(position, chats of that position to skip) of an inbox cursor; (0, 0): the top."""
+    return divmod(cursor, TIES)
+
+
+def build_inbox_page(
+    user: str, rows: Sequence[InboxRow], latest: Sequence[Tip | None], limit: int, cursor: int
+) -> InboxPage:
+    """Turn up to limit+1 inbox rows read from `cursor`, with each chat's latest message,
+    into a page (like a reverse pull: next_cursor points at the first chat left)."""
+    has_more = len(rows) > limit
+    next_cursor = 0
+    if has_more:
+        position = rows[limit].position
+        shown = sum(1 for row in rows[:limit] if row.position == position)
+        below, skipped = inbox_cursor(cursor)
+        if below == position:  # the same microsecond as the page before: those count too
+            shown += skipped
+        if shown >= TIES:
+            raise InvalidArgument(
+                f"more than {TIES - 1} chats at one microsecond: page with a larger limit",
+                "invalid_limit",
+            )
+        next_cursor = position * TIES + shown
+    chats: list[InboxChat] = []
+    for row, tip in zip(rows[:limit], latest, strict=False):
+        if tip is None:  # an inbox row for a chat without messages: nothing to show
+            continue
+        chat = parse_chat(row.chat)
+        role = chat.role_of(user, "user")
+        chats.append(
+            InboxChat(
+                chat=chat.name,
+                last_message=_message(chat, tip.entry),
+                unread=unread(role, tip, row.read),
+            )
+        )
+    return InboxPage(chats, has_more, next_cursor)
+
+
+def _message(chat: Chat, entry: Entry) -> Message:
+    return Message(
+        chat=chat.name,
+        text=entry.text,
+        sender=chat.member(entry.role),
+        send_time=entry.send_time,
+    )

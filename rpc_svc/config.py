@@ -19,6 +19,25 @@ class Settings:
     host: str = setting("IM_RPC_HOST", "127.0.0.1", "address the gRPC server listens on")
     port: int = setting("IM_RPC_PORT", 8888, "gRPC port", lo=1, hi=65535)
     redis_url: str = setting("IM_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis to store in")
+    redis_cluster: bool = setting(
+        "IM_REDIS_CLUSTER",
+        False,
+        "IM_REDIS_URL is a seed node of a Redis Cluster (the slots and nodes are read from it)",
+    )
+    redis_wait_replicas: int = setting(
+        "IM_REDIS_WAIT_REPLICAS",
+        0,
+        "acknowledge a send only once this many replicas have it (WAIT); 0: do not wait",
+        lo=0,
+        hi=16,
+    )
+    redis_wait_timeout_ms: int = setting(
+        "IM_REDIS_WAIT_TIMEOUT_MS",
+        100,
+        "with IM_REDIS_WAIT_REPLICAS, how long a send waits for them (then 504 store_timeout)",
+        lo=1,
+        hi=60_000,
+    )
     redis_max_connections: int = setting(
         "IM_REDIS_MAX_CONNECTIONS", 64, "Redis connections in the pool", lo=1, hi=100_000
     )

@@ -18,7 +18,8 @@ from rpc_svc.errors import StoreError
 from rpc_svc.registry import Registration
 from rpc_svc.service import ChatService
 from rpc_svc.servicer import IMServicer, InFlight
-from rpc_svc.store import RedisStore, Wakeups
+from rpc_svc.store import RedisStore
+from rpc_svc.wakeups import WakeupSource
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class _DrainingServer:
         drain_s: float,
         registration: Registration | None = None,
         grace_s: float = 0.0,
-        wakeups: Wakeups | None = None,
+        wakeups: WakeupSource | None = None,
     ) -> None:
         self._server = server
         self._in_flight = in_flight
@@ -96,6 +97,9 @@ async def serve(settings: Settings) -> None:
             timeout_s=settings.redis_timeout_ms / 1000,
             idempotency_ttl_s=settings.idempotency_ttl_s,
             retry_key_ttl_s=settings.retry_key_ttl_s,
+            cluster=settings.redis_cluster,
+            wait_replicas=settings.redis_wait_replicas,
+            wait_timeout_ms=settings.redis_wait_timeout_ms,
         )
         stack.push_async_callback(store.close)
         store.wakeups.start()

@@ -5,22 +5,33 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from rpc_svc.chat import (
+    NO_READ,
     Chat,
     Entry,
+    InboxPage,
+    InboxRow,
     Page,
+    ReadMark,
+    Tip,
+    build_inbox_page,
     build_page,
     check_client_msg_id,
     check_cursor,
     check_text,
+    check_user,
     check_wait_ms,
+    inbox_cursor,
     page_limit,
     parse_chat,
+    read_mark,
 )
-from rpc_svc.errors import IMError
-from rpc_svc.store import Append, Op, Outcome, Read, RedisStore
+from rpc_svc.errors import IMError, StoreError
+from rpc_svc.store import Append, InboxRange, Latest, MarkRead, Outcome, Read, RedisStore
+
+POLL_S = 0.5  # a long poll's re-read interval while wake-ups cannot be watched
 
 
 class SendCall(NamedTuple):
@@ -45,6 +56,31 @@ class PullCall(NamedTuple):
     wait_ms: int = 0
 
 
+class ChatsCall(NamedTuple):
+    """One page of `user`'s chats, most recently active first, from `cursor` (0: the top)."""
+
+    user: str
+    cursor: int = 0
+    limit: int = 0
+
+
+class ReadCall(NamedTuple):
+    """Move `user`'s read position in `chat` forward to `send_time`."""
+
+    chat: str
+    user: str
+    send_time: int
+
+
+class ReadDone(NamedTuple):
+    """What a read answers: the read position kept (the send time of the last message
+    read; it never moves back)."""
+
+    chat: str
+    user: str
+    read_until: int
+
+
 class Sent(NamedTuple):
     """What a send answers: the canonical chat and the message's send time."""
 
@@ -52,8 +88,8 @@ class Sent(NamedTuple):
     send_time: int
 
 
-Call = SendCall | PullCall
-Result = Sent | Page | IMError
+Call = SendCall | PullCall | ChatsCall | ReadCall
+Result = Sent | Page | InboxPage | ReadDone | IMError
 
 
 class ChatService:
@@ -67,16 +103,67 @@ class ChatService:
         """Answer each call, in order; the valid ones go to the store in one round trip.
 
         A call given as an IMError (it could not even be decoded) is answered with it.
+        Inbox calls take more than one round trip; they run beside the others.
         """
-        planned: list[tuple[Chat, Op] | IMError] = []
-        for call in calls:
+        results: list[Result | None] = [None] * len(calls)
+        planned: list[tuple[int, Chat, Append | Read]] = []
+        inbox: list[tuple[int, ChatsCall | ReadCall]] = []
+        for i, call in enumerate(calls):
             try:
-                planned.append(self._plan(call))
+                if isinstance(call, ChatsCall | ReadCall):
+                    inbox.append((i, call))
+                else:
+                    planned.append((i, *self._plan(call)))
             except IMError as exc:
-                planned.append(exc)
-        ops = [p[1] for p in planned if not isinstance(p, IMError)]
-        outcomes = iter(await self._store.execute(ops) if ops else [])
-        return [p if isinstance(p, IMError) else _result(*p, next(outcomes)) for p in planned]
+                results[i] = exc
+        ops = [op for _, _, op in planned]
+        pipeline = self._store.execute(ops) if ops else _no_outcomes()
+        if inbox:
+            outcomes, *answers = await asyncio.gather(
+                pipeline, *(self._inbox_call(call) for _, call in inbox)
+            )
+            for (i, _), answer in zip(inbox, answers, strict=True):
+                results[i] = cast(Result, answer)
+        else:
+            outcomes = await pipeline
+        for (i, chat, op), outcome in zip(planned, cast(list[Outcome], outcomes), strict=True):
+            results[i] = _result(chat, op, outcome)
+        return cast(list[Result], results)
+
+    async def chats(self, call: ChatsCall) -> InboxPage:
+        """One page of a user's chats, each with its last message and the user's unread
+        count: two round trips (the inbox with read positions, then each chat's last
+        message); raise IMError otherwise."""
+        check_user(call.user)
+        check_cursor(call.cursor)
+        limit = page_limit(call.limit)
+        below, skip = inbox_cursor(call.cursor)
+        inbox = InboxRange(call.user, below, skip, limit + 1)
+        rows = cast(list[InboxRow], await self._store.one(inbox))
+        latest = await self._store.execute([Latest(row.chat) for row in rows[:limit]])
+        failed = next((o for o in latest if isinstance(o, StoreError)), None)
+        if failed is not None:
+            raise failed
+        return build_inbox_page(call.user, rows, cast(list[Tip | None], latest), limit, call.cursor)
+
+    async def mark_read(self, call: ReadCall) -> ReadDone:
+        """Move a member's read position forward to the last message at or before
+        `send_time` (never back, never past what is stored); raise IMError otherwise."""
+        chat = parse_chat(call.chat)
+        chat.role_of(call.user, "user")
+        check_cursor(call.send_time, "send_time")
+        mark = NO_READ
+        if call.send_time:
+            tip = await self._store.one(Latest(chat.name, call.send_time))
+            mark = read_mark(cast(Tip | None, tip))
+        kept = cast(ReadMark, await self._store.one(MarkRead(call.user, chat.name, mark)))
+        return ReadDone(chat.name, call.user, kept.send_time)
+
+    async def _inbox_call(self, call: ChatsCall | ReadCall) -> Result:
+        try:
+            return await (self.chats(call) if isinstance(call, ChatsCall) else self.mark_read(call))
+        except IMError as exc:
+            return exc
 
     async def send(self, call: SendCall) -> Sent:
         """Store one message and return where it landed; raise IMError otherwise."""
@@ -99,7 +186,8 @@ class ChatService:
         at or after the cursor (long polling); otherwise the same as pull.
 
         The waiter is registered before the page is read, so a message stored after the
-        read wakes it: none is missed. Waiting holds no Redis connection.
+        read wakes it: none is missed. Waiting holds no Redis connection; while the
+        store's subscription is down it reads again every POLL_S seconds instead.
         """
         check_wait_ms(wait_ms)
         wakeups = self._store.wakeups
@@ -108,13 +196,14 @@ class ChatService:
         chat = parse_chat(call.chat).name
         deadline = time.monotonic() + wait_ms / 1000
         while True:
-            with wakeups.watch(chat) as woken:
+            async with wakeups.watch(chat) as woken:
                 page = await self.pull(call)
                 left = deadline - time.monotonic()
-                if page.messages or left <= 0 or not wakeups.subscribed.is_set():
+                if page.messages or left <= 0 or wakeups.closed:
                     return page
                 try:
-                    await asyncio.wait_for(woken, left)
+                    # no subscription now (Redis lost, a failover): read again shortly
+                    await asyncio.wait_for(woken or asyncio.sleep(POLL_S), left)
                 except TimeoutError:
                     return page
 
@@ -122,7 +211,7 @@ class ChatService:
         """True when the store answers."""
         return await self._store.ping()
 
-    def _plan(self, call: Call | IMError) -> tuple[Chat, Op]:
+    def _plan(self, call: SendCall | PullCall | IMError) -> tuple[Chat, Append | Read]:
         if isinstance(call, IMError):
             raise call
         chat = parse_chat(call.chat)
@@ -137,12 +226,14 @@ class ChatService:
         return chat, Read(chat.name, call.cursor, page_limit(call.limit) + 1, call.reverse)
 
 
-def _result(chat: Chat, op: Op, outcome: Outcome) -> Result:
+async def _no_outcomes() -> list[Outcome]:
+    return []
+
+
+def _result(chat: Chat, op: Append | Read, outcome: Outcome) -> Result:
     if isinstance(outcome, IMError):
         return outcome
     if isinstance(op, Append):
         assert isinstance(outcome, int)
         return Sent(chat.name, outcome)
-    assert isinstance(outcome, list)
-    entries: list[Entry] = outcome
-    return build_page(chat, entries, op.cursor, op.entries - 1, op.reverse)
+    return build_page(chat, cast(list[Entry], outcome), op.cursor, op.entries - 1, op.reverse)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from grpclib import GRPCError
 from grpclib.const import Status
@@ -19,18 +20,25 @@ from im_common.logs import request_id
 from improto import (
     BatchReply,
     BatchRequest,
+    ChatsRequest,
+    ChatsResponse,
+    ChatSummary,
     ImServiceBase,
     Message,
     PullRequest,
     PullResponse,
+    ReadRequest,
+    ReadResponse,
     SendRequest,
     SendResponse,
 )
+from rpc_svc.chat import Message as MessageDict
 from rpc_svc.errors import IMError
-from rpc_svc.service import ChatService, PullCall, Result, SendCall
+from rpc_svc.service import ChatsCall, ChatService, PullCall, ReadCall, Result, SendCall
 from rpc_svc.wire import decode_calls, encode_results, status_message, status_of
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class InFlight:
@@ -102,6 +110,10 @@ def _to_status(exc: IMError) -> GRPCError:
     return GRPCError(status_of(exc), status_message(exc))
 
 
+def _message(m: MessageDict) -> Message:
+    return Message(chat=m["chat"], text=m["text"], sender=m["sender"], send_time=m["send_time"])
+
+
 class IMServicer(ImServiceBase):
     """Serves IMService: Send and Pull."""
 
@@ -110,46 +122,58 @@ class IMServicer(ImServiceBase):
         self._in_flight = in_flight
         self._failures = FailureLog()
 
-    async def send(self, send_request: SendRequest) -> SendResponse:
-        """Store a message."""
-        call = SendCall(
-            send_request.chat,
-            send_request.sender,
-            send_request.text,
-            send_request.client_msg_id,
-            send_request.retry_key,
-        )
-        request_id.set(send_request.request_id)
+    async def _unary(self, rid: str, work: Awaitable[T]) -> T:
+        """Run one typed call: counted in flight, logged by request id, errors as statuses."""
+        request_id.set(rid)
         async with self._in_flight.track():
             try:
-                sent = await self._service.send(call)
+                return await work
             except IMError as exc:
-                self._failures.record([exc], send_request.request_id)
+                self._failures.record([exc], rid)
                 raise _to_status(exc) from None
+
+    async def send(self, send_request: SendRequest) -> SendResponse:
+        """Store a message."""
+        r = send_request
+        call = SendCall(r.chat, r.sender, r.text, r.client_msg_id, r.retry_key)
+        sent = await self._unary(r.request_id, self._service.send(call))
         return SendResponse(chat=sent.chat, send_time=sent.send_time)
 
     async def pull(self, pull_request: PullRequest) -> PullResponse:
-        """Read one page of a chat."""
-        call = PullCall(
-            pull_request.chat, pull_request.cursor, pull_request.limit, pull_request.reverse
-        )
-        request_id.set(pull_request.request_id)
-        async with self._in_flight.track():
-            try:
-                page = await self._service.pull_wait(call, pull_request.wait_ms)
-            except IMError as exc:
-                self._failures.record([exc], pull_request.request_id)
-                raise _to_status(exc) from None
+        """Read one page of a chat (a forward pull with wait_ms long-polls)."""
+        r = pull_request
+        call = PullCall(r.chat, r.cursor, r.limit, r.reverse)
+        page = await self._unary(r.request_id, self._service.pull_wait(call, r.wait_ms))
         return PullResponse(
-            messages=[
-                Message(
-                    chat=m["chat"], text=m["text"], sender=m["sender"], send_time=m["send_time"]
+            messages=[_message(m) for m in page.messages],
+            has_more=page.has_more,
+            next_cursor=page.next_cursor,
+        )
+
+    async def chats(self, chats_request: ChatsRequest) -> ChatsResponse:
+        """One page of a user's chats."""
+        r = chats_request
+        page = await self._unary(
+            r.request_id, self._service.chats(ChatsCall(r.user, r.cursor, r.limit))
+        )
+        return ChatsResponse(
+            chats=[
+                ChatSummary(
+                    chat=c["chat"], last_message=_message(c["last_message"]), unread=c["unread"]
                 )
-                for m in page.messages
+                for c in page.chats
             ],
             has_more=page.has_more,
             next_cursor=page.next_cursor,
         )
+
+    async def read(self, read_request: ReadRequest) -> ReadResponse:
+        """Move a member's read position forward."""
+        r = read_request
+        done = await self._unary(
+            r.request_id, self._service.mark_read(ReadCall(r.chat, r.user, r.send_time))
+        )
+        return ReadResponse(chat=done.chat, user=done.user, read_until=done.read_until)
 
     async def batch(self, batch_request: BatchRequest) -> BatchReply:
         """Answer many sends and pulls at once, each with its public JSON body."""

@@ -1,111 +1,59 @@
-"""The message store: Redis, one stream per chat.
-
-Keys (all of a chat's keys share the hash tag ``{<chat>}``, so they live in one
-Redis Cluster slot and one script may touch them together):
-
-    im:{<chat>}:m      stream of the chat's messages
-    im:{<chat>}:idem   sorted set: "<role>:<client_msg_id>" -> send_time (24 h)
-    im:{<chat>}:retry  sorted set: "<role>:<retry_key>" -> send_time (60 s): the keys
-                       gateways put on sends without a client_msg_id, so that a send
-                       retried on another instance is not stored twice
+"""The message store: Redis (one server, or a Redis Cluster), one stream per chat, an
+inbox per user. Key names are in store_keys, scripts in store_scripts.
 
 A message is one stream entry. Its ID is derived from its ``send_time`` (µs):
 ``<send_time // 1000>-<send_time % 1000>``, so IDs sort as send times do and a
-cursor is an ID. Its single field ``m`` holds the sender's role digit (0 or 1:
-which member of the chat) followed by the text; the chat and the member names
-are known from the key and are not stored per message.
+cursor is an ID. Its one field ``t`` holds the sender's role digit (0 or 1: which
+member of the chat), how many messages each role had sent up to it, and the text:
+``"<role><sent by 0>:<sent by 1>:<text>"`` (entries written before the inbox existed
+have field ``m``, ``"<role><text>"``). The chat and the member names are known from
+the key.
+
+A send moves the chat to its send time in both members' inboxes (``ZADD GT``: never
+back): on one Redis in the same script (atomic); on a cluster, where a user's keys live
+in other slots, as a second step right after, which is idempotent and monotonic, so a
+retried send converges.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, NamedTuple, TypeVar, cast
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
 from hiredis import pack_command
-from redis.asyncio.connection import Connection
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import Connection, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.maint_notifications import MaintNotificationsConfig
 
-from rpc_svc.chat import Entry
+from rpc_svc.chat import NO_READ, Entry, InboxRow, ReadMark, Tip
 from rpc_svc.errors import StoreError, StoreTimeout, StoreUnavailable
+from rpc_svc.store_keys import (
+    WAKE_CHANNEL,
+    entry_id,
+    idempotency_key,
+    inbox_key,
+    messages_key,
+    reads_key,
+    retry_keys_key,
+    send_time_of,
+    wake_channel,
+)
+from rpc_svc.store_scripts import INBOX, MARK_READ, SCRIPTS, SEND
+from rpc_svc.wakeups import ShardedWakeups, Wakeups, WakeupSource
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-_Rows = list[tuple[str, list[str]]]  # an XRANGE reply: [id, [field, value, ...]] per entry
+_Rows = list[tuple[str, list[str] | dict[str, str]]]  # XRANGE: [id, [field, value, ...]] each
 
-_FIELD = "m"
-WAKE_CHANNEL = "im:wake"
-
-
-def _tag(chat: str) -> str:
-    # Braces would end the hash tag early; '%' is escaped so the mapping stays one-to-one.
-    return chat.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
-
-
-def messages_key(chat: str) -> str:
-    """The stream key of a canonical chat."""
-    return f"im:{{{_tag(chat)}}}:m"
-
-
-def idempotency_key(chat: str) -> str:
-    """The sorted set of a chat's idempotency keys."""
-    return f"im:{{{_tag(chat)}}}:idem"
-
-
-def retry_keys_key(chat: str) -> str:
-    """The sorted set of a chat's gateway-made (short-lived) idempotency keys."""
-    return f"im:{{{_tag(chat)}}}:retry"
-
-
-def entry_id(send_time: int) -> str:
-    """The stream ID of a send time in microseconds."""
-    return f"{send_time // 1000}-{send_time % 1000}"
-
-
-def send_time_of(entry_id_: str) -> int:
-    """The send time in microseconds of a stream ID."""
-    ms, _, seq = entry_id_.partition("-")
-    return int(ms) * 1000 + int(seq)
-
-
-# One round trip per send. Redis's own clock gives the time, bumped past the chat's
-# last message; an idempotency key seen within its lifetime returns the first answer.
-# A stored message is announced on WAKE_CHANNEL (its stream key): long polls wake on it.
-SEND_SCRIPT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local idem, ttl = ARGV[2], tonumber(ARGV[3])
-if idem ~= '' then
-  local prev = redis.call('ZSCORE', KEYS[2], idem)
-  if prev and tonumber(prev) > now - ttl then
-    return tonumber(prev)
-  end
-end
-local st = now
-local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-if top[1] then
-  local id = top[1][1]
-  local dash = string.find(id, '-', 1, true)
-  local last = tonumber(string.sub(id, 1, dash - 1)) * 1000 + tonumber(string.sub(id, dash + 1))
-  if st <= last then st = last + 1 end
-end
-redis.call('XADD', KEYS[1], string.format('%.0f-%.0f', math.floor(st / 1000), st % 1000),
-  'm', ARGV[1])
-redis.call('PUBLISH', ARGV[4], KEYS[1])
-if idem ~= '' then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
-  redis.call('ZADD', KEYS[2], st, idem)
-  redis.call('PEXPIRE', KEYS[2], math.floor(ttl / 1000))
-end
-return st
-"""
+_WRITE_SCRIPTS = {SEND.sha, MARK_READ.sha}
+_LOST = (rexc.ConnectionError, rexc.TimeoutError, rexc.ClusterDownError, OSError)
 
 
 class Append(NamedTuple):
@@ -128,101 +76,82 @@ class Read(NamedTuple):
     reverse: bool
 
 
-Op = Append | Read
-Outcome = int | list[Entry] | StoreError
+class Latest(NamedTuple):
+    """The last message of `chat` at or before `at` (0: the newest), with its tally."""
+
+    chat: str
+    at: int = 0
 
 
-class Wakeups:
-    """Who waits for a chat's next message: one subscription to WAKE_CHANNEL per process
-    (its own connection, not the pool's), waiters by chat. Waiting costs no connection."""
+class InboxRange(NamedTuple):
+    """Up to `rows` rows of `user`'s inbox at or below position `below` (0: from the top),
+    the first `skip` of them left out."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
-        self._client = client
-        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+    user: str
+    below: int
+    skip: int
+    rows: int
+
+
+class MarkRead(NamedTuple):
+    """Move `user`'s read position in `chat` forward to `mark` (never back)."""
+
+    user: str
+    chat: str
+    mark: ReadMark
+
+
+Op = Append | Read | Latest | InboxRange | MarkRead
+Outcome = int | list[Entry] | Tip | None | list[InboxRow] | ReadMark | StoreError
+
+
+class ClusterTopology:
+    """Has a cluster client learn the slots again, in the background, one refresh at a
+    time: after a failover the slots of the lost master belong to its replica."""
+
+    def __init__(self, cluster: RedisCluster) -> None:
+        self.cluster = cluster
         self._task: asyncio.Task[None] | None = None
-        self.subscribed = asyncio.Event()
 
-    def start(self) -> None:
-        """Subscribe in the background (and again after a lost connection)."""
-        self._task = asyncio.create_task(self._listen())
+    def refresh(self) -> None:
+        """Start a refresh unless one is under way."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._refresh())
 
     async def close(self) -> None:
-        """Stop listening; every waiter is woken (and waits no more). Safe to call twice."""
+        """Stop a refresh under way."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            self._task = None
-            await self._client.aclose()
-        self.subscribed.clear()
-        self.wake_all()
 
-    @contextlib.contextmanager
-    def watch(self, chat: str) -> Iterator[asyncio.Future[None]]:
-        """A future done when a message is stored in `chat` (or waiters are all woken)."""
-        key = messages_key(chat)
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(key, set()).add(future)
+    async def _refresh(self) -> None:
         try:
-            yield future
-        finally:
-            waiters = self._waiters.get(key)
-            if waiters is not None:
-                waiters.discard(future)
-                if not waiters:
-                    del self._waiters[key]
-
-    def wake_all(self) -> None:
-        """Wake every waiter: they read again (used on stop and when the subscription broke)."""
-        for key in list(self._waiters):
-            self._wake(key)
-
-    def _wake(self, key: str) -> None:
-        for future in self._waiters.get(key, ()):
-            if not future.done():
-                future.set_result(None)
-
-    async def _listen(self) -> None:
-        failing = False
-        while True:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(WAKE_CHANNEL)
-                self.subscribed.set()
-                self.wake_all()  # what was stored while not subscribed is read again
-                if failing:
-                    log.info("subscribed to %s again", WAKE_CHANNEL)
-                failing = False
-                async for message in pubsub.listen():
-                    if message["type"] == "message":
-                        self._wake(message["data"])
-            except (rexc.RedisError, OSError) as exc:
-                if not failing:
-                    log.warning("lost the %s subscription, retrying: %s", WAKE_CHANNEL, exc)
-                failing = True
-            finally:
-                self.subscribed.clear()
-                self.wake_all()
-                with contextlib.suppress(rexc.RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await asyncio.sleep(0.5)
+            await self.cluster.nodes_manager.initialize()
+        except (rexc.RedisError, OSError) as exc:
+            log.warning("cannot read the cluster's slots: %s", exc)
+        await asyncio.sleep(0.2)  # at most five refreshes a second
 
 
 class RedisStore:
-    """Appends and reads chat messages in Redis; maps Redis failures to StoreError."""
+    """Runs the store's operations on Redis; maps Redis failures to StoreError."""
 
     def __init__(
         self,
-        client: aioredis.Redis,
-        wakeups: Wakeups,
+        client: aioredis.Redis | ClusterTopology,
+        wakeups: WakeupSource,
         idempotency_ttl_s: int,
         retry_key_ttl_s: int = 60,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 100,
     ) -> None:
-        self._redis = client
+        self._wait_replicas = wait_replicas
+        self._wait_timeout_ms = wait_timeout_ms
+        self._topology = client if isinstance(client, ClusterTopology) else None
+        self._redis = client.cluster if isinstance(client, ClusterTopology) else client
         self.wakeups = wakeups
         self._ttl_us = idempotency_ttl_s * 1_000_000
         self._retry_ttl_us = retry_key_ttl_s * 1_000_000
-        self._send_sha = hashlib.sha1(SEND_SCRIPT.encode()).hexdigest()
 
     @classmethod
     def from_url(
@@ -233,21 +162,44 @@ class RedisStore:
         timeout_s: float,
         idempotency_ttl_s: int,
         retry_key_ttl_s: int = 60,
+        cluster: bool = False,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 100,
     ) -> RedisStore:
-        """A store with its own blocking connection pool to the Redis at `url`."""
+        """A store with its own connections to the Redis at `url` (with `cluster`, a seed
+        node of a Redis Cluster). With `wait_replicas`, a write is acknowledged only once
+        that many replicas have it (WAIT, up to `wait_timeout_ms`)."""
+        waits = {"wait_replicas": wait_replicas, "wait_timeout_ms": wait_timeout_ms}
+        # A command is never sent twice: a re-sent script could store a message twice.
+        # The pool replaces connections closed by the server before use, but only with
+        # maintenance notifications off: redis-py 8's default "auto" skips that check,
+        # and every pooled connection fails once after a restart.
+        common: dict[str, Any] = {
+            "socket_timeout": timeout_s,
+            "socket_connect_timeout": timeout_s,
+            "decode_responses": True,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        if cluster:
+            topology = ClusterTopology(
+                RedisCluster.from_url(url, max_connections=max_connections, **common)
+            )
+            credentials = {k: v for k, v in parse_url(url).items() if k in ("username", "password")}
+            wakeups = ShardedWakeups(
+                topology.cluster,
+                topology.refresh,
+                timeout_s,
+                socket_connect_timeout=timeout_s,
+                **credentials,
+            )
+            return cls(topology, wakeups, idempotency_ttl_s, retry_key_ttl_s, **waits)
+        no_maint = MaintNotificationsConfig(enabled=False)
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=max_connections,
             timeout=timeout_s,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            decode_responses=True,
-            # A command is never sent twice: a re-sent script could store a message
-            # twice. The pool replaces connections closed by the server before use,
-            # but only with maintenance notifications off: redis-py 8's default "auto"
-            # skips that check, and every pooled connection fails once after a restart.
-            retry=Retry(NoBackoff(), 0),
-            maint_notifications_config=MaintNotificationsConfig(enabled=False),
+            maint_notifications_config=no_maint,
+            **common,
         )
         # the subscription's connection waits for messages as long as it takes; a PING
         # every few seconds tells a dead one
@@ -257,87 +209,188 @@ class RedisStore:
             socket_connect_timeout=timeout_s,
             health_check_interval=5,
             retry=Retry(NoBackoff(), 0),
-            maint_notifications_config=MaintNotificationsConfig(enabled=False),
+            maint_notifications_config=no_maint,
         )
         client = aioredis.Redis(connection_pool=pool)
-        return cls(client, Wakeups(listener), idempotency_ttl_s, retry_key_ttl_s)
+        return cls(client, Wakeups(listener), idempotency_ttl_s, retry_key_ttl_s, **waits)
 
     async def close(self) -> None:
-        """Close every pooled connection and the subscription."""
+        """Close every connection and the subscriptions."""
         await self.wakeups.close()
-        await self._redis.aclose(close_connection_pool=True)
+        if self._topology is not None:
+            await self._topology.close()
+            await self._topology.cluster.aclose()
+        elif isinstance(self._redis, aioredis.Redis):
+            await self._redis.aclose(close_connection_pool=True)
 
     async def ping(self) -> bool:
-        """True when Redis answers; raises StoreError otherwise."""
+        """True when Redis (every cluster master) answers; raises StoreError otherwise."""
         return bool(await _guard(self._redis.ping()))
 
     async def append(
         self, chat: str, role: int, text: str, client_msg_id: str = "", retry_key: str = ""
     ) -> int:
         """Store one message; return its send time (µs), or the first one for a repeated key."""
-        (outcome,) = await self.execute([Append(chat, role, text, client_msg_id, retry_key)])
-        if isinstance(outcome, StoreError):
-            raise outcome
-        return cast(int, outcome)
+        return cast(int, await self.one(Append(chat, role, text, client_msg_id, retry_key)))
 
     async def read(self, chat: str, cursor: int, count: int, reverse: bool) -> list[Entry]:
         """Up to `count` entries from `cursor` (inclusive), oldest first or newest first."""
-        (outcome,) = await self.execute([Read(chat, cursor, count, reverse)])
+        return cast(list[Entry], await self.one(Read(chat, cursor, count, reverse)))
+
+    async def one(self, op: Op) -> Outcome:
+        """The outcome of one op; a StoreError raised."""
+        (outcome,) = await self.execute([op])
         if isinstance(outcome, StoreError):
             raise outcome
-        return cast(list[Entry], outcome)
+        return outcome
 
     async def execute(self, ops: Sequence[Op]) -> list[Outcome]:
-        """Run `ops` in one pipeline (one round trip); one outcome per op, in order.
+        """Run `ops` in one pipeline (one round trip per node); one outcome per op, in order.
 
-        An append answers its send time, a read its entries; a failure is a StoreError
-        in place, and a connection failure fails every op.
+        An append answers its send time, a read its entries, Latest a Tip (or None),
+        InboxRange its rows, MarkRead the position kept; a failure is a StoreError in
+        place. On a cluster the appends then update the members' inboxes (a second
+        round trip); an append whose inbox update failed answers that failure.
         """
         try:
-            outcomes = await self._run(ops)
-            missing = [i for i, o in enumerate(outcomes) if isinstance(o, rexc.NoScriptError)]
-            if missing:  # a restarted Redis forgot the script; those appends did not run
-                await _guard(self._redis.script_load(SEND_SCRIPT))
-                rerun = await self._run([ops[i] for i in missing])
-                for i, outcome in zip(missing, rerun, strict=True):
-                    outcomes[i] = outcome
+            outcomes = await self._run([self._command(op) for op in ops])
         except StoreError as exc:
             return [exc] * len(ops)
-        return [_outcome(op, o) for op, o in zip(ops, outcomes, strict=True)]
+        results = [_outcome(op, o) for op, o in zip(ops, outcomes, strict=True)]
+        if self._topology is not None:
+            await self._touch_inboxes(ops, results)
+        return results
 
-    async def _run(self, ops: Sequence[Op]) -> list[Any]:
-        """Send every op's command on one pooled connection, then read every reply."""
-        commands = [self._command(op) for op in ops]
+    async def _touch_inboxes(self, ops: Sequence[Op], results: list[Outcome]) -> None:
+        touched = [
+            (i, op)
+            for i, (op, result) in enumerate(zip(ops, results, strict=True))
+            if isinstance(op, Append) and isinstance(result, int)
+        ]
+        commands = [
+            (i, ("ZADD", inbox_key(member), "GT", results[i], op.chat))
+            for i, op in touched
+            for member in set(op.chat.split(":"))
+        ]
+        if not commands:
+            return
+        try:
+            outcomes = await self._run([c for _, c in commands])
+        except StoreError as exc:
+            outcomes = [exc] * len(commands)
+        for (i, _), outcome in zip(commands, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                results[i] = _store_error(outcome)
+
+    async def _run(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Run `commands`; those a restarted (or, after a failover, promoted) Redis refused
+        for want of a script run again once the scripts are loaded."""
+        outcomes = await self._send(commands)
+        missing = [i for i, o in enumerate(outcomes) if isinstance(o, rexc.NoScriptError)]
+        if missing:
+            for script in SCRIPTS:
+                await _guard(self._redis.script_load(script.text))
+            rerun = await self._send([commands[i] for i in missing])
+            for i, outcome in zip(missing, rerun, strict=True):
+                outcomes[i] = outcome
+        return outcomes
+
+    async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send `commands` and read every reply: an error reply is kept in its place. With
+        wait_replicas, a WAIT follows the writes on each node they went to; writes that
+        fewer replicas than that acknowledged in time answer StoreTimeout."""
+        writes = [i for i, c in enumerate(commands) if c[0] == "ZADD" or c[1] in _WRITE_SCRIPTS]
+        if not self._wait_replicas or not writes:
+            return await self._pipeline(commands, [])
+        wait = ("WAIT", self._wait_replicas, self._wait_timeout_ms)
+        node_of: dict[int, ClusterNode | None] = dict.fromkeys(writes)
+        if self._topology is not None:  # a WAIT on each master written to
+            cluster = self._topology.cluster
+            await _guard(cluster.initialize())
+            node_of = {i: cluster.get_node_from_key(commands[i][3]) for i in writes}
+        nodes = list({id(n): n for n in node_of.values()}.values())
+        replies = await self._pipeline(commands, [(wait, node) for node in nodes])
+        replies, acked = replies[: len(commands)], replies[len(commands) :]
+        short = {
+            id(node)
+            for node, count in zip(nodes, acked, strict=True)
+            if isinstance(count, Exception) or count < self._wait_replicas
+        }
+        for i in writes:
+            if id(node_of[i]) in short and not isinstance(replies[i], Exception):
+                replies[i] = StoreTimeout(
+                    f"stored, but fewer than {self._wait_replicas} replica(s) acknowledged it "
+                    f"within {self._wait_timeout_ms} ms"
+                )
+        return replies
+
+    async def _pipeline(
+        self,
+        commands: list[tuple[Any, ...]],
+        extra: list[tuple[tuple[Any, ...], ClusterNode | None]],
+    ) -> list[Any]:
+        """One round trip per node: `commands`, then each `extra` command on its node."""
+        if self._topology is not None:
+            pipe = self._topology.cluster.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            for command, node in extra:
+                pipe.execute_command(*command, target_nodes=node)
+            try:
+                replies = await _guard(pipe.execute(raise_on_error=False))
+            except StoreUnavailable:
+                self._topology.refresh()
+                raise
+            if any(isinstance(r, _LOST) for r in replies):
+                self._topology.refresh()
+            return replies
+        assert isinstance(self._redis, aioredis.Redis)
         pool = self._redis.connection_pool
         conn = await _guard(pool.get_connection())  # type: ignore[no-untyped-call]
         try:
-            return await _guard(_round_trip(conn, commands))
+            return await _guard(_round_trip(conn, commands + [c for c, _ in extra]))
         finally:
             await pool.release(conn)
 
     def _command(self, op: Op) -> tuple[Any, ...]:
+        if isinstance(op, Read):  # the hot path first, without pattern matching
+            if op.reverse:
+                start = entry_id(op.cursor) if op.cursor else "+"
+                return ("XREVRANGE", messages_key(op.chat), start, "-", "COUNT", op.entries)
+            return ("XRANGE", messages_key(op.chat), entry_id(op.cursor), "+", "COUNT", op.entries)
         if isinstance(op, Append):
-            keys, member, ttl = idempotency_key(op.chat), "", self._ttl_us
-            if op.client_msg_id:
-                member = f"{op.role}:{op.client_msg_id}"
-            elif op.retry_key:
-                keys, member = retry_keys_key(op.chat), f"{op.role}:{op.retry_key}"
-                ttl = self._retry_ttl_us
+            return self._append_command(op)
+        match op:
+            case Latest(chat, at):
+                start = entry_id(at) if at else "+"
+                return ("XREVRANGE", messages_key(chat), start, "-", "COUNT", 1)
+            case InboxRange(user, below, skip, rows):
+                keys = (inbox_key(user), reads_key(user))
+                return ("EVALSHA", INBOX.sha, 2, *keys, below or "+inf", skip, rows)
+            case MarkRead(user, chat, mark):
+                value = f"{mark.send_time}:{mark.sent[0]}:{mark.sent[1]}"
+                return ("EVALSHA", MARK_READ.sha, 1, reads_key(user), chat, value)
+        raise AssertionError(op)
+
+    def _append_command(self, op: Append) -> tuple[Any, ...]:
+        keys, member, ttl = idempotency_key(op.chat), "", self._ttl_us
+        if op.client_msg_id:
+            member = f"{op.role}:{op.client_msg_id}"
+        elif op.retry_key:
+            keys, member = retry_keys_key(op.chat), f"{op.role}:{op.retry_key}"
+            ttl = self._retry_ttl_us
+        role = "1" if op.role else "0"
+        if self._topology is not None:  # the inboxes follow in a second step
             return (
-                "EVALSHA",
-                self._send_sha,
-                2,
-                messages_key(op.chat),
-                keys,
-                f"{op.role}{op.text}",
-                member,
-                ttl,
-                WAKE_CHANNEL,
-            )
-        if op.reverse:
-            start = entry_id(op.cursor) if op.cursor else "+"
-            return ("XREVRANGE", messages_key(op.chat), start, "-", "COUNT", op.entries)
-        return ("XRANGE", messages_key(op.chat), entry_id(op.cursor), "+", "COUNT", op.entries)
+                "EVALSHA", SEND.sha, 2, messages_key(op.chat), keys,
+                role, op.text, member, ttl, wake_channel(op.chat), "SPUBLISH", op.chat,
+            )  # fmt: skip
+        first, _, second = op.chat.partition(":")
+        inboxes = (inbox_key(first),) if first == second else (inbox_key(first), inbox_key(second))
+        return (
+            "EVALSHA", SEND.sha, 2 + len(inboxes), messages_key(op.chat), keys, *inboxes,
+            role, op.text, member, ttl, WAKE_CHANNEL, "PUBLISH", op.chat,
+        )  # fmt: skip
 
 
 async def _round_trip(conn: Connection, commands: list[tuple[Any, ...]]) -> list[Any]:
@@ -358,17 +411,56 @@ async def _round_trip(conn: Connection, commands: list[tuple[Any, ...]]) -> list
         raise
 
 
-def _entry(entry_id_: str, fields: list[str]) -> Entry:
-    value = fields[fields.index(_FIELD) + 1]
-    return Entry(send_time_of(entry_id_), 1 if value[0] == "1" else 0, value[1:])
+def _field(fields: list[str] | dict[str, str]) -> tuple[str, str]:
+    # a raw reply lists field, value; the cluster client's pipeline makes it a dict
+    if isinstance(fields, list):
+        return fields[0], fields[1]
+    return next(iter(fields.items()))
+
+
+def _entry(entry_id_: str, fields: list[str] | dict[str, str]) -> Entry:
+    name, value = _field(fields)
+    text = value[value.index(":", value.index(":") + 1) + 1 :] if name == "t" else value[1:]
+    return Entry(send_time_of(entry_id_), 1 if value[0] == "1" else 0, text)
+
+
+def _tip(rows: _Rows) -> Tip | None:
+    if not rows:
+        return None
+    entry_id_, fields = rows[0]
+    name, value = _field(fields)
+    sent = (0, 0)
+    if name == "t":
+        sent0, sent1, _ = value[1:].split(":", 2)
+        sent = (int(sent0), int(sent1))
+    return Tip(_entry(entry_id_, fields), sent)
+
+
+def _mark(value: str) -> ReadMark:
+    if not value:
+        return NO_READ
+    send_time, sent0, sent1 = value.split(":")
+    return ReadMark(int(send_time), (int(sent0), int(sent1)))
 
 
 def _outcome(op: Op, raw: Any) -> Outcome:
     if isinstance(raw, Exception):
         return _store_error(raw)
-    if isinstance(op, Append):
-        return int(raw)
-    return [_entry(entry_id_, fields) for entry_id_, fields in cast(_Rows, raw)]
+    if isinstance(op, Read):
+        return [_entry(entry_id_, fields) for entry_id_, fields in cast(_Rows, raw)]
+    match op:
+        case Append():
+            return int(raw)
+        case Latest():
+            return _tip(cast(_Rows, raw))
+        case InboxRange():
+            return [
+                InboxRow(raw[i], int(float(raw[i + 1])), _mark(raw[i + 2]))
+                for i in range(0, len(raw), 3)
+            ]
+        case MarkRead():
+            return _mark(raw)
+    raise AssertionError(op)
 
 
 def _store_error(exc: BaseException) -> StoreError:
@@ -376,7 +468,7 @@ def _store_error(exc: BaseException) -> StoreError:
         return exc
     if isinstance(exc, rexc.TimeoutError | TimeoutError):
         return StoreTimeout(f"redis did not answer in time: {exc}")
-    if isinstance(exc, rexc.ConnectionError | rexc.BusyLoadingError | OSError):
+    if isinstance(exc, (*_LOST, rexc.BusyLoadingError, rexc.RedisClusterException)):
         return StoreUnavailable(f"redis is unavailable: {exc}")
     return StoreError(f"redis refused the command: {exc}")
 
@@ -390,6 +482,8 @@ async def _guard(call: Awaitable[T]) -> T:
         TimeoutError,
         rexc.ConnectionError,
         rexc.BusyLoadingError,
+        rexc.ClusterDownError,
+        rexc.RedisClusterException,
         OSError,
     ) as exc:
         raise _store_error(exc) from exc

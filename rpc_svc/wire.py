@@ -1,10 +1,11 @@
 """The Batch RPC's payloads: a JSON array of calls in, indexed answer bodies out.
 
 A call is ``["send", chat, sender, text, client_msg_id, retry_key]`` (the retry key
-may be left out) or ``["pull", chat, cursor, limit, reverse]`` (plus ``wait_ms`` for
-a long poll, which travels alone in its batch). An answer is a gRPC status code and a
-body: for OK the public JSON body of /api/send or /api/pull, otherwise the status
-message ``"<machine_code>: <message>"``. See protos/im.proto.
+may be left out), ``["pull", chat, cursor, limit, reverse]`` (plus ``wait_ms`` for
+a long poll, which travels alone in its batch), ``["chats", user, cursor, limit]`` or
+``["read", chat, user, send_time]``. An answer is a gRPC status code and a body: for
+OK the public JSON body of /api/send, /api/pull, /api/chats or /api/read, otherwise
+the status message ``"<machine_code>: <message>"``. See protos/im.proto.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Any
 import orjson
 from grpclib.const import Status
 
-from rpc_svc.chat import INT64_MAX, Page
+from rpc_svc.chat import INT64_MAX, InboxPage, Page
 from rpc_svc.errors import IMError, InvalidArgument, StoreTimeout, StoreUnavailable
-from rpc_svc.service import Call, PullCall, Result, SendCall, Sent
+from rpc_svc.service import Call, ChatsCall, PullCall, ReadCall, ReadDone, Result, SendCall, Sent
 
 _STATUS: list[tuple[type[IMError], Status]] = [
     (InvalidArgument, Status.INVALID_ARGUMENT),
@@ -56,6 +57,14 @@ def _call(item: Any) -> Call:
             and _int(wait_ms, 0, _INT32_MAX)
         ):
             return PullCall(chat, cursor, limit, reverse, wait_ms)
+        case ["chats", str(user), cursor, limit] if _int(
+            cursor, -INT64_MAX - 1, INT64_MAX
+        ) and _int(limit, -_INT32_MAX - 1, _INT32_MAX):
+            return ChatsCall(user, cursor, limit)
+        case ["read", str(chat), str(user), send_time] if _int(
+            send_time, -INT64_MAX - 1, INT64_MAX
+        ):
+            return ReadCall(chat, user, send_time)
     kind = item[0] if isinstance(item, list) and item and isinstance(item[0], str) else "?"
     # the call itself is not quoted: it may hold a message text
     raise InvalidArgument(f"malformed batch call ({kind[:16]!r})", "invalid_batch")
@@ -83,12 +92,21 @@ def _body(result: Result) -> tuple[int, bytes]:
         return status_of(result).value, status_message(result).encode()
     if isinstance(result, Sent):
         return 0, orjson.dumps({"chat": result.chat, "send_time": result.send_time})
-    assert isinstance(result, Page)
-    body = {
-        "messages": result.messages,
-        "has_more": result.has_more,
-        "next_cursor": result.next_cursor,
-    }
+    if isinstance(result, Page):
+        body = {
+            "messages": result.messages,
+            "has_more": result.has_more,
+            "next_cursor": result.next_cursor,
+        }
+    elif isinstance(result, InboxPage):
+        body = {
+            "chats": result.chats,
+            "has_more": result.has_more,
+            "next_cursor": result.next_cursor,
+        }
+    else:
+        assert isinstance(result, ReadDone)
+        body = {"chat": result.chat, "user": result.user, "read_until": result.read_until}
     return 0, orjson.dumps(body)
 
 

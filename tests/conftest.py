@@ -1,4 +1,5 @@
-"""Fixtures shared by every test layer: one real redis-server for the session."""
+"""Fixtures shared by every test layer: one real redis-server for the session, and a real
+Redis Cluster (3 masters, a replica each) for the tests that run on both."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ import pytest
 import redis.asyncio as aioredis
 
 from devtools.procs import Process, etcd_server, redis_server
+from devtools.redis_cluster import RedisClusterNodes, start_redis_cluster
 from rpc_svc.service import ChatService
 from rpc_svc.store import RedisStore
 
 STORE_DB = 0  # integration tests; FLUSHDB before each
 _FIGURES: list[str] = []  # measured by tests, printed at the end of the run
 E2E_DB = 1  # the end-to-end stack
+# a test (or module) marked so runs on one redis-server and again on the Redis Cluster
+ON_BOTH_BACKENDS = pytest.mark.parametrize("backend", ["redis", "cluster"], indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -52,11 +56,35 @@ def redis_url(proc: Process, db: int = STORE_DB) -> str:
     return f"redis://127.0.0.1:{proc.port}/{db}"
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterNodes]:
+    """A real Redis Cluster on free ports: 3 masters with a replica each, for the session."""
+    cluster = start_redis_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
-async def redis_client(redis_proc: Process) -> AsyncIterator[aioredis.Redis]:
-    """A client of the store database, emptied before the test."""
-    client = aioredis.Redis.from_url(redis_url(redis_proc), decode_responses=True)
-    await client.flushdb()
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store a test runs on: "redis" (one server), or "cluster" where ON_BOTH_BACKENDS."""
+    return str(getattr(request, "param", "redis"))
+
+
+@pytest.fixture
+async def redis_client(
+    backend: str, request: pytest.FixtureRequest
+) -> AsyncIterator[aioredis.Redis]:
+    """A client of the store's Redis (database STORE_DB, or the cluster), emptied first."""
+    if backend == "cluster":
+        cluster: RedisClusterNodes = request.getfixturevalue("redis_cluster")
+        cluster.flush()
+        client: aioredis.Redis = aioredis.RedisCluster.from_url(  # type: ignore[assignment]
+            cluster.url, decode_responses=True
+        )
+    else:
+        proc: Process = request.getfixturevalue("redis_proc")
+        client = aioredis.Redis.from_url(redis_url(proc), decode_responses=True)
+        await client.flushdb()
     yield client
     await client.aclose()
 
@@ -74,10 +102,22 @@ def make_store(
     )
 
 
+def make_cluster_store(cluster: RedisClusterNodes, ttl_s: int = 86_400) -> RedisStore:
+    """A RedisStore on a Redis Cluster, as im-rpc builds it with IM_REDIS_CLUSTER=1."""
+    return RedisStore.from_url(
+        cluster.url, max_connections=32, timeout_s=1.0, idempotency_ttl_s=ttl_s, cluster=True
+    )
+
+
 @pytest.fixture
-async def store(redis_proc: Process, redis_client: aioredis.Redis) -> AsyncIterator[RedisStore]:
-    """A store on an empty database."""
-    s = make_store(redis_proc)
+async def store(
+    backend: str, redis_client: aioredis.Redis, request: pytest.FixtureRequest
+) -> AsyncIterator[RedisStore]:
+    """A store on an empty database (or an empty cluster)."""
+    if backend == "cluster":
+        s = make_cluster_store(request.getfixturevalue("redis_cluster"))
+    else:
+        s = make_store(request.getfixturevalue("redis_proc"))
     yield s
     await s.close()
 

@@ -21,12 +21,17 @@ ROOT = Path(__file__).resolve().parent.parent
 NO_ENV_FILE = ["--env-file", str(ROOT / "tests" / "empty.env")]
 BASE = [*NO_ENV_FILE, "-f", "docker-compose.yml", "-f", "docker-compose.override.yml"]
 SCALED = [*NO_ENV_FILE, "-f", "docker-compose.yml", "-f", "docker-compose.scale.yml"]
+CLUSTER = [*NO_ENV_FILE, "-f", "docker-compose.cluster.yml"]
 
 
 def compose_config(files: list[str]) -> dict[str, Any]:
     """The merged, validated config of compose `files`, as docker-compose prints it."""
     exe = system_exe("docker-compose", "docker-compose")
-    env = {**os.environ, "IM_REDIS_PASSWORD": "from-the-env-file"}  # what .env provides
+    env = {  # what .env provides
+        **os.environ,
+        "IM_REDIS_PASSWORD": "from-the-env-file",
+        "IM_REDIS_ADMIN_PASSWORD": "admin-from-the-env-file",
+    }
     done = subprocess.run(
         [exe, *files, "config"], cwd=ROOT, capture_output=True, text=True, check=False, env=env
     )
@@ -81,14 +86,51 @@ def test_only_the_edge_is_reachable_and_redis_needs_its_user() -> None:
     assert ".env" in (ROOT / ".gitignore").read_text().split()
 
 
-def test_compose_refuses_to_start_without_the_redis_password() -> None:
+def test_the_cluster_topology_runs_six_redis_nodes_behind_the_gateway() -> None:
+    config = compose_config(CLUSTER)
+    services = config["services"]
+    nodes = {f"redis-{i}" for i in range(1, 7)}
+    assert set(services) == {*nodes, "redis-cluster-init", "etcd", "rpc", "http"}
+    assert list(published(config)) == ["http"]
+    assert config["networks"]["backend"].get("internal") is True
+    addresses = {services[n]["networks"]["backend"]["ipv4_address"] for n in nodes}
+    init = " ".join(services["redis-cluster-init"]["command"])
+    assert all(f"{a}:6379" in init for a in addresses)
+    assert "--cluster-replicas 1" in init
+    for name in nodes:
+        command = " ".join(services[name]["command"])
+        assert "--cluster-enabled yes" in command
+        assert "/etc/redis/im-user-cluster.acl" in command
+        assert services[name]["read_only"] is True
+    rpc = services["rpc"]
+    assert rpc["environment"]["IM_REDIS_CLUSTER"] == "true"
+    assert rpc["depends_on"]["redis-cluster-init"]["condition"] == "service_completed_successfully"
+    assert "IM_REDIS_ADMIN_PASSWORD=" in (ROOT / ".env.example").read_text()
+
+
+@pytest.mark.parametrize(
+    ("files", "variable"),
+    [
+        (BASE, "IM_REDIS_PASSWORD"),
+        (CLUSTER, "IM_REDIS_PASSWORD"),
+        (CLUSTER, "IM_REDIS_ADMIN_PASSWORD"),
+    ],
+)
+def test_compose_refuses_to_start_without_the_redis_passwords(
+    files: list[str], variable: str
+) -> None:
     exe = system_exe("docker-compose", "docker-compose")
-    env = {k: v for k, v in os.environ.items() if k != "IM_REDIS_PASSWORD"}
+    env = {
+        "IM_REDIS_PASSWORD": "x",
+        "IM_REDIS_ADMIN_PASSWORD": "y",
+        **{k: v for k, v in os.environ.items() if not k.startswith("IM_REDIS")},
+    }
+    del env[variable]
     done = subprocess.run(
-        [exe, *BASE, "config"], cwd=ROOT, capture_output=True, text=True, check=False, env=env
+        [exe, *files, "config"], cwd=ROOT, capture_output=True, text=True, check=False, env=env
     )
     assert done.returncode != 0
-    assert "IM_REDIS_PASSWORD" in done.stderr
+    assert variable in done.stderr
 
 
 def test_nginx_accepts_the_rendered_config(tmp_path: Path) -> None:
@@ -110,7 +152,13 @@ def test_the_image_holds_every_package() -> None:
     assert re.search(r"^USER (?!root)\w+", dockerfile, re.MULTILINE)
 
 
-@pytest.mark.parametrize("name", ["docker-compose.yml", "docker-compose.scale.yml"])
-def test_compose_files_name_the_commands_they_document(name: str) -> None:
-    text = (ROOT / name).read_text()
-    assert "--scale http=3 --scale rpc=3" in text
+@pytest.mark.parametrize(
+    ("name", "command"),
+    [
+        ("docker-compose.yml", "--scale http=3 --scale rpc=3"),
+        ("docker-compose.scale.yml", "--scale http=3 --scale rpc=3"),
+        ("docker-compose.cluster.yml", "docker compose -f docker-compose.cluster.yml up --build"),
+    ],
+)
+def test_compose_files_name_the_commands_they_document(name: str, command: str) -> None:
+    assert command in (ROOT / name).read_text()

@@ -1,6 +1,6 @@
-"""The end-to-end stack: redis-server, two im-rpc and two im-http processes on loopback.
-
-There is one gateway per IM_RPC_MODE (stream, batch, unary), each calling both im-rpc.
+"""The end-to-end stacks: redis-server, two im-rpc and a gateway per IM_RPC_MODE (stream,
+batch, unary), each calling both im-rpc; and the same on a Redis Cluster (two im-rpc with
+IM_REDIS_CLUSTER=1, one gateway). A test taking `client` runs against each of the four.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from devtools.procs import Process, http_service, rpc_service
+from devtools.redis_cluster import RedisClusterNodes
 from http_svc.config import RPC_MODES
 from tests.conftest import E2E_DB, redis_url
 
@@ -28,6 +29,7 @@ class Stack:
     redis: Process
     rpcs: list[Process]
     gateways: list[Process]
+    cluster: RedisClusterNodes | None = None
 
     def url(self, i: int = 0) -> str:
         """Base URL of gateway `i`."""
@@ -46,17 +48,46 @@ def stack(redis_proc: Process, tmp_path_factory: pytest.TempPathFactory) -> Iter
         proc.stop()
 
 
-@pytest.fixture(params=range(len(RPC_MODES)), ids=list(RPC_MODES))
-async def client(stack: Stack, request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of each gateway in turn: one per IM_RPC_MODE."""
-    async with httpx.AsyncClient(base_url=stack.url(request.param), timeout=10) as c:
+@pytest.fixture(scope="session")
+def cluster_stack(
+    redis_cluster: RedisClusterNodes, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """Two im-rpc on the Redis Cluster and one gateway (stream mode) calling both."""
+    workdir = tmp_path_factory.mktemp("e2e-cluster")
+    rpcs = [rpc_service(workdir, redis_cluster.url, IM_REDIS_CLUSTER="1").start() for _ in range(2)]
+    gateways = [http_service(workdir, [r.port for r in rpcs]).start()]
+    yield Stack(redis_cluster.nodes[0], rpcs, gateways, redis_cluster)
+    for proc in gateways + rpcs:
+        proc.stop()
+
+
+@pytest.fixture(params=[*RPC_MODES, "cluster"])
+def api_stack(request: pytest.FixtureRequest) -> tuple[Stack, int]:
+    """A stack and the gateway to call: each IM_RPC_MODE's, then the cluster stack's."""
+    if request.param == "cluster":
+        return request.getfixturevalue("cluster_stack"), 0
+    return request.getfixturevalue("stack"), RPC_MODES.index(request.param)
+
+
+@pytest.fixture
+async def client(api_stack: tuple[Stack, int]) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of each gateway in turn: one per IM_RPC_MODE, one on the cluster."""
+    stack, i = api_stack
+    async with httpx.AsyncClient(base_url=stack.url(i), timeout=10) as c:
         yield c
 
 
 @pytest.fixture
-async def e2e_redis(stack: Stack) -> AsyncIterator[aioredis.Redis]:
-    """A client of the stack's Redis database, to check what was (not) stored."""
-    client = aioredis.Redis.from_url(redis_url(stack.redis, E2E_DB), decode_responses=True)
+async def e2e_redis(api_stack: tuple[Stack, int]) -> AsyncIterator[aioredis.Redis]:
+    """A client of the Redis database (or cluster) behind `client`, to check what was
+    (not) stored."""
+    stack, _ = api_stack
+    if stack.cluster is not None:
+        client: aioredis.Redis = aioredis.RedisCluster.from_url(  # type: ignore[assignment]
+            stack.cluster.url, decode_responses=True
+        )
+    else:
+        client = aioredis.Redis.from_url(redis_url(stack.redis, E2E_DB), decode_responses=True)
     yield client
     await client.aclose()
 

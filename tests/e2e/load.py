@@ -24,6 +24,7 @@ class LoadResult:
 
     statuses: Counter[int | str] = field(default_factory=Counter)
     acks: dict[str, list[int]] = field(default_factory=dict)
+    failed_at: list[float] = field(default_factory=list)  # time.monotonic() of each failure
 
     @property
     def requests(self) -> int:
@@ -77,13 +78,17 @@ async def send_load(
                     )
                 except httpx.TimeoutException:
                     result.statuses["hang"] += 1
+                    result.failed_at.append(time.monotonic())
                     continue
                 except httpx.TransportError:
                     result.statuses["error"] += 1
+                    result.failed_at.append(time.monotonic())
                     await asyncio.sleep(0.01)
                     continue
                 result.statuses[r.status_code] += 1
-                if r.status_code == 200:
+                if r.status_code != 200:
+                    result.failed_at.append(time.monotonic())
+                else:
                     body = r.json()
                     result.acks.setdefault(body["chat"], []).append(body["send_time"])
 

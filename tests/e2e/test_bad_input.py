@@ -102,6 +102,33 @@ CASES: list[tuple[str, tuple[str, str, dict[str, Any]], int, str]] = [
     ("limit -1", _pull(params={"chat": "a:b", "limit": "-1"}), 400, "invalid_limit"),
     ("limit 2^40", _pull(params={"chat": "a:b", "limit": str(2**40)}), 400, "invalid_limit"),
     ("reverse maybe", _pull(params={"chat": "a:b", "reverse": "maybe"}), 400, "invalid_reverse"),
+    ("chats no user", ("GET", "/api/chats", {}), 400, "missing_parameter"),
+    ("chats user a:b", ("GET", "/api/chats", {"params": {"user": "a:b"}}), 400, "invalid_user"),
+    (
+        "chats limit 0x",
+        ("GET", "/api/chats", {"params": {"user": "a", "limit": "0x"}}),
+        400,
+        "invalid_limit",
+    ),
+    (
+        "read no time",
+        ("POST", "/api/read", {"json": {"chat": "a:b", "user": "a"}}),
+        400,
+        "missing_parameter",
+    ),
+    (
+        "read stranger",
+        ("POST", "/api/read", {"json": {"chat": "a:b", "user": "c", "send_time": 1}}),
+        400,
+        "user_not_in_chat",
+    ),
+    (
+        "read time -1",
+        ("POST", "/api/read", {"json": {"chat": "a:b", "user": "a", "send_time": -1}}),
+        400,
+        "invalid_send_time",
+    ),
+    ("GET read", ("GET", "/api/read", {"params": {"chat": "a:b"}}), 405, "method_not_allowed"),
     ("GET send", ("GET", "/api/send", {"params": OK}), 405, "method_not_allowed"),
     ("unknown path", ("GET", "/api/nothing", {}), 404, "not_found"),
 ]

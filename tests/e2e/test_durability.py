@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from devtools.procs import Process, start_trio
-from rpc_svc.store import entry_id, messages_key
+from rpc_svc.store_keys import entry_id, messages_key
 from tests.e2e.load import LoadResult, send_load
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

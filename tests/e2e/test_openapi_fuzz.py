@@ -28,6 +28,10 @@ CASES = [  # /ping has no input to get wrong
     ("/api/send", "POST", NEGATIVE),
     ("/api/pull", "GET", POSITIVE),
     ("/api/pull", "GET", NEGATIVE),
+    ("/api/chats", "GET", POSITIVE),
+    ("/api/chats", "GET", NEGATIVE),
+    ("/api/read", "POST", POSITIVE),
+    ("/api/read", "POST", NEGATIVE),
     ("/ping", "GET", POSITIVE),
 ]
 

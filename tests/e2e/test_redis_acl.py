@@ -38,6 +38,11 @@ def test_the_store_works_as_the_acl_user_and_nothing_else_does(
         page = http.get("/api/pull", params={"chat": "a:b", "reverse": "true"}).json()
         assert [m["text"] for m in page["messages"]] == ["hi"]
         assert http.get("/readyz").status_code == 200
+        # the inbox: its scripts read and write the users' sorted sets and hashes
+        read = {"chat": "a:b", "user": "b", "send_time": sent.json()["send_time"]}
+        assert http.post("/api/read", json=read).status_code == 200
+        inbox = http.get("/api/chats", params={"user": "b"}).json()["chats"]
+        assert [(c["chat"], c["unread"]) for c in inbox] == [("a:b", 0)]
         # long polling needs PUBLISH (in the send script) and SUBSCRIBE on im:wake
         with ThreadPoolExecutor(1) as pool:
             started = time.monotonic()

@@ -6,24 +6,23 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
-from devtools.procs import Process
 from rpc_svc.errors import InvalidArgument
 from rpc_svc.service import ChatService, PullCall, SendCall
-from tests.conftest import make_store
+from rpc_svc.store import RedisStore
+from tests.conftest import ON_BOTH_BACKENDS
+
+pytestmark = ON_BOTH_BACKENDS
 
 
 @pytest.fixture
-async def service(redis_proc: Process, redis_client: object) -> AsyncIterator[ChatService]:
+async def service(store: RedisStore) -> ChatService:
     """A service whose store listens for new messages (as im-rpc's does)."""
-    store = make_store(redis_proc)
     store.wakeups.start()
     await asyncio.wait_for(store.wakeups.subscribed.wait(), 5)
-    yield ChatService(store, 4096)
-    await store.close()
+    return ChatService(store, 4096)
 
 
 async def test_a_long_poll_answers_when_its_chat_gets_a_message(service: ChatService) -> None:

@@ -19,7 +19,8 @@ from rpc_svc.config import Settings
 from rpc_svc.healthcheck import serving
 from rpc_svc.server import build_server
 from rpc_svc.servicer import InFlight
-from rpc_svc.store import RedisStore, retry_keys_key
+from rpc_svc.store import RedisStore
+from rpc_svc.store_keys import retry_keys_key
 
 
 @pytest.fixture

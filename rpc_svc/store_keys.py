@@ -1,0 +1,68 @@
+"""The store's Redis key names and stream IDs.
+
+A chat's keys share the hash tag ``{<chat>}`` and a user's keys the tag ``{<user>}``
+(a chat's tag always holds a ':', a user's never does), so each script touches keys
+of one Redis Cluster slot:
+
+    im:{<chat>}:m      stream of the chat's messages
+    im:{<chat>}:idem   sorted set: "<role>:<client_msg_id>" -> send_time (24 h)
+    im:{<chat>}:retry  sorted set: "<role>:<retry_key>" -> send_time (60 s): the keys
+                       gateways put on sends without a client_msg_id
+    im:{<chat>}:w      the chat's wake-up channel on a cluster (sharded pub/sub)
+    im:{<user>}:inbox  sorted set: chat -> send time of the chat's last message
+    im:{<user>}:read   hash: chat -> "<read_until>:<sent by role 0>:<sent by role 1>"
+"""
+
+from __future__ import annotations
+
+WAKE_CHANNEL = "im:wake"  # on one Redis: every send announces its stream key here
+
+
+def _tag(name: str) -> str:
+    # Braces would end the hash tag early; '%' is escaped so the mapping stays one-to-one.
+    return name.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
+def _key(name: str, suffix: str) -> str:
+    return f"im:{{{_tag(name)}}}:{suffix}"
+
+
+def messages_key(chat: str) -> str:
+    """The stream key of a canonical chat."""
+    return _key(chat, "m")
+
+
+def idempotency_key(chat: str) -> str:
+    """The sorted set of a chat's idempotency keys."""
+    return _key(chat, "idem")
+
+
+def retry_keys_key(chat: str) -> str:
+    """The sorted set of a chat's gateway-made (short-lived) idempotency keys."""
+    return _key(chat, "retry")
+
+
+def wake_channel(chat: str) -> str:
+    """The sharded pub/sub channel announcing a chat's new messages (cluster only)."""
+    return _key(chat, "w")
+
+
+def inbox_key(user: str) -> str:
+    """The sorted set of a user's chats by last activity."""
+    return _key(user, "inbox")
+
+
+def reads_key(user: str) -> str:
+    """The hash of a user's read positions, by chat."""
+    return _key(user, "read")
+
+
+def entry_id(send_time: int) -> str:
+    """The stream ID of a send time in microseconds."""
+    return f"{send_time // 1000}-{send_time % 1000}"
+
+
+def send_time_of(entry_id_: str) -> int:
+    """The send time in microseconds of a stream ID."""
+    ms, _, seq = entry_id_.partition("-")
+    return int(ms) * 1000 + int(seq)

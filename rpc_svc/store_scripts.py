@@ -1,0 +1,102 @@
+"""The store's Lua scripts: each runs atomically on the Redis (or cluster node) of its keys.
+
+Numbers travel as decimal strings (``%.0f``): microsecond times pass 2^31 and Redis
+would print a Lua number in exponent form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Script:
+    """A Lua script and the SHA1 that EVALSHA names it by."""
+
+    text: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.text.encode()).hexdigest())
+
+
+# KEYS: stream, idempotency set, then the members' inboxes (none on a cluster, where they
+# live in other slots and a ZADD GT per member follows). ARGV: role digit, text,
+# idempotency member ('' for none), its lifetime (µs), wake channel, 'PUBLISH' or
+# 'SPUBLISH', the chat.
+# One round trip per send. Redis's own clock gives the time, bumped past the chat's last
+# message; a key seen within its lifetime returns the first answer. The entry's field t
+# is "<role><sent by 0>:<sent by 1>:<text>": how many messages each member had sent up to
+# it, so an unread count is a difference of two entries (older entries have field m,
+# "<role><text>", and count from 0). A stored message is announced on the wake channel,
+# and the chat moves to `st` in each inbox (ZADD GT: never back).
+SEND = Script(
+    """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local idem, ttl = ARGV[3], tonumber(ARGV[4])
+if idem ~= '' then
+  local prev = redis.call('ZSCORE', KEYS[2], idem)
+  if prev and tonumber(prev) > now - ttl then
+    return tonumber(prev)
+  end
+end
+local st, n0, n1 = now, 0, 0
+local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if top[1] then
+  local id = top[1][1]
+  local dash = string.find(id, '-', 1, true)
+  local last = tonumber(string.sub(id, 1, dash - 1)) * 1000 + tonumber(string.sub(id, dash + 1))
+  if st <= last then st = last + 1 end
+  local f = top[1][2]
+  if f[1] == 't' then
+    local a, b = string.match(f[2], '^%d(%d+):(%d+):')
+    n0, n1 = tonumber(a), tonumber(b)
+  end
+end
+if ARGV[1] == '1' then n1 = n1 + 1 else n0 = n0 + 1 end
+redis.call('XADD', KEYS[1], string.format('%.0f-%.0f', math.floor(st / 1000), st % 1000),
+  't', string.format('%s%.0f:%.0f:', ARGV[1], n0, n1) .. ARGV[2])
+redis.call(ARGV[6], ARGV[5], KEYS[1])
+if idem ~= '' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
+  redis.call('ZADD', KEYS[2], st, idem)
+  redis.call('PEXPIRE', KEYS[2], math.floor(ttl / 1000))
+end
+for i = 3, #KEYS do redis.call('ZADD', KEYS[i], 'GT', st, ARGV[7]) end
+return st
+"""
+)
+
+# KEYS: a user's read positions. ARGV: chat, "<read_until>:<n0>:<n1>". Only forward;
+# answers the position kept.
+MARK_READ = Script(
+    """
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur and tonumber(string.match(cur, '^%d+')) >= tonumber(string.match(ARGV[2], '^%d+')) then
+  return cur
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return ARGV[2]
+"""
+)
+
+# KEYS: a user's inbox, read positions. ARGV: highest position ('+inf' or a time), how
+# many of the chats there to skip (those of that position already shown), how many.
+# Answers chat, position, read position ('' for none), ... most recent first.
+INBOX = Script(
+    """
+local rows = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], '-inf', 'WITHSCORES',
+  'LIMIT', tonumber(ARGV[2]), tonumber(ARGV[3]))
+local out = {}
+for i = 1, #rows, 2 do
+  out[#out + 1] = rows[i]
+  out[#out + 1] = rows[i + 1]
+  out[#out + 1] = redis.call('HGET', KEYS[2], rows[i]) or ''
+end
+return out
+"""
+)
+
+SCRIPTS = (SEND, MARK_READ, INBOX)
