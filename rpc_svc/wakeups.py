@@ -172,11 +172,12 @@ class _NodeChannels:
 
     async def close(self) -> None:
         """Stop listening and close the connection."""
-        if self._task is not None:
+        if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._conn.disconnect()
+        with contextlib.suppress(*_ERRORS):
+            await self._conn.disconnect()
 
     async def _listen(self) -> None:
         try:
@@ -211,6 +212,7 @@ class ShardedWakeups:
         self._connect = connect  # credentials and timeouts for the nodes' connections
         self._waiters = _Waiters()
         self._nodes: dict[str, _NodeChannels] = {}
+        self._closing: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()
         self.closed = False
@@ -245,6 +247,7 @@ class ShardedWakeups:
     async def _subscribe(self, channel: str) -> bool:
         if not self.subscribed.is_set():
             return False
+        channels = None
         try:
             await self._cluster.initialize()  # learns the slots on first use
             node = self._cluster.get_node_from_key(channel)
@@ -258,15 +261,21 @@ class ShardedWakeups:
             await channels.subscribe(channel, self._timeout_s)
         except _ERRORS as exc:
             log.warning("cannot subscribe to %s: %s", channel, exc)
+            if channels is not None:  # a connection that failed (or is too slow) is dropped
+                self._lost(channels, exc)
             self._refresh()  # a failover moves the slots
             return False
         return True
 
     def _lost(self, channels: _NodeChannels, exc: BaseException) -> None:
+        """Forget a node's connection: its waiters read again and subscribe anew."""
         for name, known in list(self._nodes.items()):
             if known is channels:
                 del self._nodes[name]
                 log.warning("lost the shard subscriptions on %s: %s", name, exc)
+                closing = asyncio.create_task(channels.close())
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
         for channel in channels.channels:
             self._waiters.wake(channel)
         self._refresh()
