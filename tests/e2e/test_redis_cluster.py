@@ -45,9 +45,18 @@ async def test_sends_succeed_again_after_a_master_fails_over(
     stack: tuple[RedisClusterNodes, str, int], report: Callable[[str], None]
 ) -> None:
     cluster, url, wait_replicas = stack
-    victim = cluster.node_of(messages_key("fo0:peer0"))  # serves some of the load's chats
+    victim = cluster.node_of(messages_key("lp:x"))  # serves some of the load's chats too
     load = asyncio.create_task(send_load(url, clients=10, seconds=LOAD_S, chats=CHATS, tag="fo"))
+    # a long poll subscribed on the victim's shard channel when the victim dies
+    waiting = httpx.AsyncClient(base_url=url, timeout=30)
+
+    async def early() -> tuple[httpx.Response, float]:
+        answer = await waiting.get("/api/pull", params={"chat": "lp:x", "wait_ms": 20_000})
+        return answer, time.monotonic()
+
+    early_poll = asyncio.create_task(early())
     await asyncio.sleep(KILL_AFTER_S)
+    assert not early_poll.done()
     killed_at = time.monotonic()
     victim.stop(signal.SIGKILL)
     await asyncio.sleep(BACK_AFTER_S)
@@ -81,15 +90,23 @@ async def test_sends_succeed_again_after_a_master_fails_over(
             r = await http.get("/api/chats", params={"user": f"peer{peer}", "limit": 1000})
             listed.update(c["chat"] for c in r.json()["chats"])
         assert listed == set(result.acks)
-        # a long poll on a chat of the promoted master's slots is woken by a send
-        newest = await http.get("/api/pull", params={"chat": "fo0:peer0", "reverse": "true"})
-        cursor = newest.json()["messages"][0]["send_time"] + 1
+        # the poll waiting on the victim was woken when its subscription broke, read again,
+        # and answered 503 (the store unavailable: retry) at once, not after its 20 s wait
+        answer, answered_at = await early_poll
+        await waiting.aclose()
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"] == "store_unavailable"
+        assert "retry-after" in answer.headers
+        assert answered_at - killed_at < 2.0
+        report(f"a long poll on the killed master answered 503 +{answered_at - killed_at:.2f} s")
+        # a new long poll on that chat (the promoted master's slots) is woken by a send
+        cursor = 0
         poll = asyncio.create_task(
-            http.get("/api/pull", params={"chat": "fo0:peer0", "cursor": cursor, "wait_ms": 5000})
+            http.get("/api/pull", params={"chat": "lp:x", "cursor": cursor, "wait_ms": 5000})
         )
         await asyncio.sleep(0.5)
         started = time.monotonic()
-        note = {"chat": "fo0:peer0", "sender": "fo0", "text": "after"}
+        note = {"chat": "lp:x", "sender": "lp", "text": "after"}
         assert (await http.post("/api/send", json=note)).status_code == 200
         page = (await poll).json()
         woken = time.monotonic() - started
