@@ -8,6 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from redis import Redis
+
+from devtools.procs import redis_server
+from perf.redis_bench import redis_ceilings
+from rpc_svc.store_keys import messages_key
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,6 +42,22 @@ def test_store_memory_prints_a_row_per_layout_and_shape() -> None:
         (name, chats) for chats in ("1", "10") for name in ("store", "zset-json", "stream-3f")
     ]
     assert all(float(r[2]) > 0 for r in rows)
+
+
+def test_the_redis_ceilings_run_the_store_commands(tmp_path: Path) -> None:
+    redis = redis_server(tmp_path).start()
+    try:
+        ceilings = redis_ceilings(redis.port, requests=200, clients=2)
+        with Redis(port=redis.port) as client:  # the send script ran: it stored messages
+            assert client.xlen(messages_key("bench:mark")) > 0
+    finally:
+        redis.stop()
+    assert {c.command for c in ceilings} == {
+        "EVALSHA send script",
+        "XRANGE COUNT 11",
+        "XRANGE COUNT 101",
+    }
+    assert all(c.rps > 0 for c in ceilings)
 
 
 @pytest.mark.slow
