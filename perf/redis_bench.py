@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from rpc_svc.store_keys import WAKE_CHANNEL, idempotency_key, inbox_key, messages_key
+from rpc_svc.store_keys import idempotency_key, inbox_key, messages_key, wake_channel
 from rpc_svc.store_scripts import SEND
 
 
@@ -36,8 +36,7 @@ def _commands(sha: str) -> dict[str, list[str]]:
             "x" * 100,
             "",
             "86400000000",
-            WAKE_CHANNEL,
-            "PUBLISH",
+            wake_channel(chat),
             chat,
         ],
         "XRANGE COUNT 11": ["XRANGE", messages_key(chat), "-", "+", "COUNT", "11"],

@@ -19,7 +19,7 @@ from rpc_svc.registry import Registration
 from rpc_svc.service import ChatService
 from rpc_svc.servicer import IMServicer, InFlight
 from rpc_svc.store import RedisStore
-from rpc_svc.wakeups import WakeupSource
+from rpc_svc.wakeups import Wakeups
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class _DrainingServer:
         drain_s: float,
         registration: Registration | None = None,
         grace_s: float = 0.0,
-        wakeups: WakeupSource | None = None,
+        wakeups: Wakeups | None = None,
     ) -> None:
         self._server = server
         self._in_flight = in_flight

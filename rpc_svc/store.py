@@ -35,7 +35,6 @@ from redis.maint_notifications import MaintNotificationsConfig
 from rpc_svc.chat import NO_READ, Entry, InboxRow, ReadMark, Tip
 from rpc_svc.errors import StoreError, StoreTimeout, StoreUnavailable
 from rpc_svc.store_keys import (
-    WAKE_CHANNEL,
     entry_id,
     idempotency_key,
     inbox_key,
@@ -46,7 +45,7 @@ from rpc_svc.store_keys import (
     wake_channel,
 )
 from rpc_svc.store_scripts import INBOX, MARK_READ, SCRIPTS, SEND
-from rpc_svc.wakeups import ShardedWakeups, Wakeups, WakeupSource
+from rpc_svc.wakeups import Node, Wakeups
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -118,6 +117,13 @@ class ClusterTopology:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._refresh())
 
+    async def locate(self, channel: str) -> Node:
+        """The master that serves `channel`'s slot (the slots read on first use)."""
+        await self.cluster.initialize()
+        node = self.cluster.get_node_from_key(channel)
+        assert node is not None
+        return Node(str(node.name), str(node.host), int(node.port))
+
     async def close(self) -> None:
         """Stop a refresh under way."""
         if self._task is not None:
@@ -139,7 +145,7 @@ class RedisStore:
     def __init__(
         self,
         client: aioredis.Redis | ClusterTopology,
-        wakeups: WakeupSource,
+        wakeups: Wakeups,
         idempotency_ttl_s: int,
         retry_key_ttl_s: int = 60,
         wait_replicas: int = 0,
@@ -170,6 +176,10 @@ class RedisStore:
         node of a Redis Cluster). With `wait_replicas`, a write is acknowledged only once
         that many replicas have it (WAIT, up to `wait_timeout_ms`)."""
         waits = {"wait_replicas": wait_replicas, "wait_timeout_ms": wait_timeout_ms}
+        parsed = parse_url(url)
+        # the wake-ups' own connections: the URL's credentials, no read timeout
+        connect = {k: v for k, v in parsed.items() if k in ("username", "password")}
+        connect["socket_connect_timeout"] = timeout_s
         # A command is never sent twice: a re-sent script could store a message twice.
         # The pool replaces connections closed by the server before use, but only with
         # maintenance notifications off: redis-py 8's default "auto" skips that check,
@@ -184,14 +194,7 @@ class RedisStore:
             topology = ClusterTopology(
                 RedisCluster.from_url(url, max_connections=max_connections, **common)
             )
-            credentials = {k: v for k, v in parse_url(url).items() if k in ("username", "password")}
-            wakeups = ShardedWakeups(
-                topology.cluster,
-                topology.refresh,
-                timeout_s,
-                socket_connect_timeout=timeout_s,
-                **credentials,
-            )
+            wakeups = Wakeups(topology.locate, topology.refresh, timeout_s, **connect)
             return cls(topology, wakeups, idempotency_ttl_s, retry_key_ttl_s, **waits)
         no_maint = MaintNotificationsConfig(enabled=False)
         pool = aioredis.BlockingConnectionPool.from_url(
@@ -201,18 +204,14 @@ class RedisStore:
             maint_notifications_config=no_maint,
             **common,
         )
-        # the subscription's connection waits for messages as long as it takes; a PING
-        # every few seconds tells a dead one
-        listener = aioredis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_connect_timeout=timeout_s,
-            health_check_interval=5,
-            retry=Retry(NoBackoff(), 0),
-            maint_notifications_config=no_maint,
-        )
+        server = Node("redis", str(parsed.get("host", "localhost")), int(parsed.get("port", 6379)))
+
+        async def locate(channel: str) -> Node:
+            return server
+
+        wakeups = Wakeups(locate, lambda: None, timeout_s, **connect)
         client = aioredis.Redis(connection_pool=pool)
-        return cls(client, Wakeups(listener), idempotency_ttl_s, retry_key_ttl_s, **waits)
+        return cls(client, wakeups, idempotency_ttl_s, retry_key_ttl_s, **waits)
 
     async def close(self) -> None:
         """Close every connection and the subscriptions."""
@@ -379,17 +378,15 @@ class RedisStore:
         elif op.retry_key:
             keys, member = retry_keys_key(op.chat), f"{op.role}:{op.retry_key}"
             ttl = self._retry_ttl_us
-        role = "1" if op.role else "0"
-        if self._topology is not None:  # the inboxes follow in a second step
-            return (
-                "EVALSHA", SEND.sha, 2, messages_key(op.chat), keys,
-                role, op.text, member, ttl, wake_channel(op.chat), "SPUBLISH", op.chat,
-            )  # fmt: skip
-        first, _, second = op.chat.partition(":")
-        inboxes = (inbox_key(first),) if first == second else (inbox_key(first), inbox_key(second))
+        inboxes: tuple[str, ...] = ()
+        if self._topology is None:  # on a cluster the inboxes follow in a second step
+            first, _, second = op.chat.partition(":")
+            inboxes = (
+                (inbox_key(first), inbox_key(second)) if first != second else (inbox_key(first),)
+            )
         return (
             "EVALSHA", SEND.sha, 2 + len(inboxes), messages_key(op.chat), keys, *inboxes,
-            role, op.text, member, ttl, WAKE_CHANNEL, "PUBLISH", op.chat,
+            "1" if op.role else "0", op.text, member, ttl, wake_channel(op.chat), op.chat,
         )  # fmt: skip
 
 

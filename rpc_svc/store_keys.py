@@ -8,14 +8,12 @@ of one Redis Cluster slot:
     im:{<chat>}:idem   sorted set: "<role>:<client_msg_id>" -> send_time (24 h)
     im:{<chat>}:retry  sorted set: "<role>:<retry_key>" -> send_time (60 s): the keys
                        gateways put on sends without a client_msg_id
-    im:{<chat>}:w      the chat's wake-up channel on a cluster (sharded pub/sub)
+    im:{<chat>}:w      the chat's wake-up channel (sharded pub/sub): each send's stream key
     im:{<user>}:inbox  sorted set: chat -> send time of the chat's last message
     im:{<user>}:read   hash: chat -> "<read_until>:<sent by role 0>:<sent by role 1>"
 """
 
 from __future__ import annotations
-
-WAKE_CHANNEL = "im:wake"  # on one Redis: every send announces its stream key here
 
 
 def _tag(name: str) -> str:
@@ -43,7 +41,7 @@ def retry_keys_key(chat: str) -> str:
 
 
 def wake_channel(chat: str) -> str:
-    """The sharded pub/sub channel announcing a chat's new messages (cluster only)."""
+    """The sharded pub/sub channel announcing a chat's new messages."""
     return _key(chat, "w")
 
 

@@ -23,14 +23,13 @@ class Script:
 
 # KEYS: stream, idempotency set, then the members' inboxes (none on a cluster, where they
 # live in other slots and a ZADD GT per member follows). ARGV: role digit, text,
-# idempotency member ('' for none), its lifetime (µs), wake channel, 'PUBLISH' or
-# 'SPUBLISH', the chat.
+# idempotency member ('' for none), its lifetime (µs), the chat's wake channel, the chat.
 # One round trip per send. Redis's own clock gives the time, bumped past the chat's last
 # message; a key seen within its lifetime returns the first answer. The entry's field t
 # is "<role><sent by 0>:<sent by 1>:<text>": how many messages each member had sent up to
 # it, so an unread count is a difference of two entries (older entries have field m,
-# "<role><text>", and count from 0). A stored message is announced on the wake channel,
-# and the chat moves to `st` in each inbox (ZADD GT: never back).
+# "<role><text>", and count from 0). A stored message is announced on the chat's wake
+# channel (SPUBLISH), and the chat moves to `st` in each inbox (ZADD GT: never back).
 SEND = Script(
     """
 local t = redis.call('TIME')
@@ -58,13 +57,13 @@ end
 if ARGV[1] == '1' then n1 = n1 + 1 else n0 = n0 + 1 end
 redis.call('XADD', KEYS[1], string.format('%.0f-%.0f', math.floor(st / 1000), st % 1000),
   't', string.format('%s%.0f:%.0f:', ARGV[1], n0, n1) .. ARGV[2])
-redis.call(ARGV[6], ARGV[5], KEYS[1])
+redis.call('SPUBLISH', ARGV[5], KEYS[1])
 if idem ~= '' then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
   redis.call('ZADD', KEYS[2], st, idem)
   redis.call('PEXPIRE', KEYS[2], math.floor(ttl / 1000))
 end
-for i = 3, #KEYS do redis.call('ZADD', KEYS[i], 'GT', st, ARGV[7]) end
+for i = 3, #KEYS do redis.call('ZADD', KEYS[i], 'GT', st, ARGV[6]) end
 return st
 """
 )

@@ -1,14 +1,15 @@
 """Who waits for a chat's next message, and what wakes them (long polling).
 
-On one Redis every send PUBLISHes its stream key on WAKE_CHANNEL, and each im-rpc holds
-one subscription to it (Wakeups). On a Redis Cluster a send SPUBLISHes on its chat's own
-shard channel, in the chat's slot, and im-rpc subscribes to a chat's channel on the
-master of that slot while someone waits for the chat (ShardedWakeups). Either way,
-waiting holds no pooled connection and nothing polls while the subscription stands.
+A send SPUBLISHes its stream key on its chat's own shard channel (``im:{<chat>}:w``, in
+the chat's slot on a cluster; sharded pub/sub works on one Redis too). While anyone here
+waits for a chat, im-rpc holds an SSUBSCRIBE to that channel on the Redis (the cluster
+master) that serves it: one connection per Redis, not the pool's, shared by all its
+channels; channels nobody waits for are dropped every few seconds. Waiting holds no
+pooled connection, nothing polls, and im-rpc hears only of the chats someone waits for.
 
-``watch(chat)`` yields a future done when a message is stored in the chat (or every
-waiter is woken: a lost subscription, a stop), or None when it cannot watch now (the
-subscription is down): the caller then polls.
+``watch(chat)`` yields a future done when a message is stored in the chat (or its
+subscription broke: the waiter reads again), or None when it cannot watch now (the
+Redis cannot be reached; the caller polls).
 """
 
 from __future__ import annotations
@@ -17,45 +18,38 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, NamedTuple
 
-import redis.asyncio as aioredis
 import redis.exceptions as rexc
-from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection
 
-from rpc_svc.store_keys import WAKE_CHANNEL, messages_key, wake_channel
+from rpc_svc.store_keys import wake_channel
 
 log = logging.getLogger(__name__)
 _ERRORS = (rexc.RedisError, rexc.RedisClusterException, OSError, TimeoutError)
 Watch = asyncio.Future[None] | None
 
 
-class WakeupSource(Protocol):
-    """What the chat service needs of wake-ups."""
+class Node(NamedTuple):
+    """A Redis server that serves some channels."""
 
-    subscribed: asyncio.Event
-    closed: bool  # stopped for good: long polls answer now
+    name: str
+    host: str
+    port: int
 
-    def start(self) -> None:
-        """Begin listening."""
 
-    async def close(self) -> None:
-        """Stop listening; every waiter is woken."""
-
-    def watch(self, chat: str) -> contextlib.AbstractAsyncContextManager[Watch]:
-        """A future done when `chat` has a new message; None when it cannot watch now."""
+Locate = Callable[[str], Awaitable[Node]]  # the Redis that serves a channel
 
 
 class _Waiters:
-    """Futures of the waiting calls, by channel (or stream key)."""
+    """Futures of the waiting calls, by channel."""
 
     def __init__(self) -> None:
         self.by_name: dict[str, set[asyncio.Future[None]]] = {}
 
     @contextlib.contextmanager
-    def add(self, name: str) -> Any:
+    def add(self, name: str) -> Iterator[asyncio.Future[None]]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.by_name.setdefault(name, set()).add(future)
         try:
@@ -77,66 +71,8 @@ class _Waiters:
             self.wake(name)
 
 
-class Wakeups:
-    """One subscription to WAKE_CHANNEL per process (its own connection, not the pool's)."""
-
-    def __init__(self, client: aioredis.Redis) -> None:
-        self._client = client
-        self._waiters = _Waiters()
-        self._task: asyncio.Task[None] | None = None
-        self.subscribed = asyncio.Event()
-        self.closed = False
-
-    def start(self) -> None:
-        """Subscribe in the background (and again after a lost connection)."""
-        self._task = asyncio.create_task(self._listen())
-
-    async def close(self) -> None:
-        """Stop listening; every waiter is woken (and waits no more). Safe to call twice."""
-        self.closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-            await self._client.aclose()
-        self.subscribed.clear()
-        self._waiters.wake_all()
-
-    @contextlib.asynccontextmanager
-    async def watch(self, chat: str) -> AsyncIterator[Watch]:
-        """A future done when a message is stored in `chat` (or waiters are all woken)."""
-        with self._waiters.add(messages_key(chat)) as future:
-            yield future if self.subscribed.is_set() else None
-
-    async def _listen(self) -> None:
-        failing = False
-        while True:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(WAKE_CHANNEL)
-                self.subscribed.set()
-                self._waiters.wake_all()  # what was stored while not subscribed is read again
-                if failing:
-                    log.info("subscribed to %s again", WAKE_CHANNEL)
-                failing = False
-                async for message in pubsub.listen():
-                    if message["type"] == "message":
-                        self._waiters.wake(message["data"])
-            except (rexc.RedisError, OSError) as exc:
-                if not failing:
-                    log.warning("lost the %s subscription, retrying: %s", WAKE_CHANNEL, exc)
-                failing = True
-            finally:
-                self.subscribed.clear()
-                self._waiters.wake_all()
-                with contextlib.suppress(rexc.RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await asyncio.sleep(0.5)
-
-
 class _NodeChannels:
-    """The shard channels subscribed on one cluster node, over a connection of their own."""
+    """The shard channels subscribed on one Redis, over a connection of their own."""
 
     def __init__(self, conn: Connection, waiters: _Waiters, on_lost: Any) -> None:
         self._conn = conn
@@ -198,16 +134,16 @@ class _NodeChannels:
             self._on_lost(self, exc)
 
 
-class ShardedWakeups:
-    """Wake-ups on a Redis Cluster: SSUBSCRIBE to a chat's channel on its slot's master
-    while anyone here waits for the chat; idle channels are dropped every few seconds.
-    A lost node wakes its channels' waiters (they read again and watch on the new master)."""
+class Wakeups:
+    """SSUBSCRIBE to a chat's channel, on the Redis that `locate` names, while anyone here
+    waits for the chat. A lost connection wakes its channels' waiters (they read again and
+    watch anew, on a cluster after `refresh` has the client learn the slots again)."""
 
     def __init__(
-        self, cluster: RedisCluster, refresh: Callable[[], None], timeout_s: float, **connect: Any
+        self, locate: Locate, refresh: Callable[[], None], timeout_s: float, **connect: Any
     ) -> None:
-        self._cluster = cluster
-        self._refresh = refresh  # have the cluster client learn the slots again
+        self._locate = locate
+        self._refresh = refresh
         self._timeout_s = timeout_s
         self._connect = connect  # credentials and timeouts for the nodes' connections
         self._waiters = _Waiters()
@@ -238,8 +174,8 @@ class ShardedWakeups:
 
     @contextlib.asynccontextmanager
     async def watch(self, chat: str) -> AsyncIterator[Watch]:
-        """A future done when a message is stored in `chat`; None when its node cannot be
-        subscribed to now (the caller polls; a failover is under way)."""
+        """A future done when a message is stored in `chat`; None when its Redis cannot be
+        subscribed to now (the caller polls: Redis is down, or a failover is under way)."""
         channel = wake_channel(chat)
         with self._waiters.add(channel) as future:
             yield future if await self._subscribe(channel) else None
@@ -249,9 +185,7 @@ class ShardedWakeups:
             return False
         channels = None
         try:
-            await self._cluster.initialize()  # learns the slots on first use
-            node = self._cluster.get_node_from_key(channel)
-            assert node is not None
+            node = await self._locate(channel)
             channels = self._nodes.get(node.name)
             if channels is None:
                 conn = Connection(

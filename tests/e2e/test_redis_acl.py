@@ -43,7 +43,7 @@ def test_the_store_works_as_the_acl_user_and_nothing_else_does(
         assert http.post("/api/read", json=read).status_code == 200
         inbox = http.get("/api/chats", params={"user": "b"}).json()["chats"]
         assert [(c["chat"], c["unread"]) for c in inbox] == [("a:b", 0)]
-        # long polling needs PUBLISH (in the send script) and SUBSCRIBE on im:wake
+        # long polling needs SPUBLISH (in the send script) and SSUBSCRIBE on im:{chat}:w
         with ThreadPoolExecutor(1) as pool:
             started = time.monotonic()
             poll = pool.submit(http.get, "/api/pull", params={"chat": "c:d", "wait_ms": 5000})

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
 import time
+from pathlib import Path
 
 import pytest
 
-from rpc_svc.errors import InvalidArgument
+from devtools.procs import redis_server
+from rpc_svc.errors import InvalidArgument, StoreUnavailable
 from rpc_svc.service import ChatService, PullCall, SendCall
 from rpc_svc.store import RedisStore
 from tests.conftest import ON_BOTH_BACKENDS
-
-pytestmark = ON_BOTH_BACKENDS
 
 
 @pytest.fixture
@@ -25,6 +26,7 @@ async def service(store: RedisStore) -> ChatService:
     return ChatService(store, 4096)
 
 
+@ON_BOTH_BACKENDS
 async def test_a_long_poll_answers_when_its_chat_gets_a_message(service: ChatService) -> None:
     waiting = asyncio.create_task(service.pull_wait(PullCall("a:b"), 5000))
     other = asyncio.create_task(service.pull_wait(PullCall("a:c"), 800))
@@ -41,6 +43,7 @@ async def test_a_long_poll_answers_when_its_chat_gets_a_message(service: ChatSer
     assert (unrelated.messages, unrelated.next_cursor) == ([], 0)
 
 
+@ON_BOTH_BACKENDS
 async def test_a_long_poll_times_out_with_an_empty_page_at_its_cursor(
     service: ChatService,
 ) -> None:
@@ -51,6 +54,7 @@ async def test_a_long_poll_times_out_with_an_empty_page_at_its_cursor(
     assert 0.25 < took < 1.5
 
 
+@ON_BOTH_BACKENDS
 async def test_no_wait_when_there_is_something_or_for_reverse_or_zero(
     service: ChatService,
 ) -> None:
@@ -64,6 +68,7 @@ async def test_no_wait_when_there_is_something_or_for_reverse_or_zero(
         await service.pull_wait(PullCall("a:b"), 30_001)
 
 
+@ON_BOTH_BACKENDS
 async def test_a_message_stored_around_the_read_is_never_missed(service: ChatService) -> None:
     rng = random.Random(7)
     for i in range(60):  # a send racing each poll by 0..3 ms, either side of its read
@@ -75,3 +80,36 @@ async def test_a_message_stored_around_the_read_is_never_missed(service: ChatSer
         page = await asyncio.wait_for(poll, 5)
         assert [m["text"] for m in page.messages] == [f"m{i}"]
         assert time.monotonic() - started < 1.5  # answered by the message, not the timeout
+
+
+async def test_a_redis_restart_answers_the_waiters_and_long_polls_work_after_it(
+    tmp_path: Path,
+) -> None:
+    """(On a cluster, a master's death: tests/e2e/test_redis_cluster.py.)"""
+    proc = redis_server(tmp_path).start()
+    store = RedisStore.from_url(
+        f"redis://127.0.0.1:{proc.port}/0", max_connections=4, timeout_s=1.0, idempotency_ttl_s=60
+    )
+    store.wakeups.start()
+    service = ChatService(store, 4096)
+    try:
+        waiting = asyncio.create_task(service.pull_wait(PullCall("r:s"), 20_000))
+        await asyncio.sleep(0.2)
+        proc.stop(signal.SIGKILL)
+        started = time.monotonic()
+        # woken when its subscription broke: it reads again and fails, it does not hang
+        with pytest.raises(StoreUnavailable):
+            await asyncio.wait_for(waiting, 5)
+        assert time.monotonic() - started < 1.5
+        proc.start()
+        await asyncio.sleep(0.05)  # proc.start blocked the loop: let it see the closed sockets
+        again = asyncio.create_task(service.pull_wait(PullCall("r:s"), 5000))
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        await service.send(SendCall("r:s", "r", "back"))
+        page = await asyncio.wait_for(again, 5)
+        assert [m["text"] for m in page.messages] == ["back"]
+        assert time.monotonic() - started < 1.0  # woken, not polled
+    finally:
+        await store.close()
+        proc.stop()
