@@ -421,6 +421,23 @@ def _entry(entry_id_: str, fields: list[str] | dict[str, str]) -> Entry:
     return Entry(send_time_of(entry_id_), 1 if value[0] == "1" else 0, text)
 
 
+def _entries(rows: _Rows) -> list[Entry]:
+    """The entries of an XRANGE reply: _entry, inlined for the raw reply of a page read (the
+    hot path of a pull: a call and a named-tuple constructor per entry cost a tenth of it)."""
+    entries: list[Entry] = []
+    append = entries.append
+    for entry_id_, fields in rows:
+        if type(fields) is not list:
+            append(_entry(entry_id_, fields))
+            continue
+        name, value = fields[0], fields[1]
+        ms, _, seq = entry_id_.partition("-")
+        text = value[value.index(":", value.index(":") + 1) + 1 :] if name == "t" else value[1:]
+        role = 1 if value[0] == "1" else 0
+        append(tuple.__new__(Entry, (int(ms) * 1000 + int(seq), role, text)))
+    return entries
+
+
 def _tip(rows: _Rows) -> Tip | None:
     if not rows:
         return None
@@ -444,7 +461,7 @@ def _outcome(op: Op, raw: Any) -> Outcome:
     if isinstance(raw, Exception):
         return _store_error(raw)
     if isinstance(op, Read):
-        return [_entry(entry_id_, fields) for entry_id_, fields in cast(_Rows, raw)]
+        return _entries(cast(_Rows, raw))
     match op:
         case Append():
             return int(raw)
