@@ -74,7 +74,12 @@ class _Waiters:
 class _NodeChannels:
     """The shard channels subscribed on one Redis, over a connection of their own."""
 
-    def __init__(self, conn: Connection, waiters: _Waiters, on_lost: Any) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        waiters: _Waiters,
+        on_lost: Callable[[_NodeChannels, BaseException], None],
+    ) -> None:
         self._conn = conn
         self._waiters = waiters
         self._on_lost = on_lost
@@ -150,13 +155,13 @@ class Wakeups:
         self._nodes: dict[str, _NodeChannels] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
-        self.subscribed = asyncio.Event()
+        self.started = asyncio.Event()
         self.closed = False
 
     def start(self) -> None:
         """Be ready to watch; drop idle subscriptions in the background."""
         self._sweeper = asyncio.create_task(self._sweep())
-        self.subscribed.set()
+        self.started.set()
 
     async def close(self) -> None:
         """Unsubscribe everywhere; every waiter is woken. Safe to call twice."""
@@ -169,7 +174,7 @@ class Wakeups:
         nodes, self._nodes = list(self._nodes.values()), {}
         for node in nodes:
             await node.close()
-        self.subscribed.clear()
+        self.started.clear()
         self._waiters.wake_all()
 
     @contextlib.asynccontextmanager
@@ -181,7 +186,7 @@ class Wakeups:
             yield future if await self._subscribe(channel) else None
 
     async def _subscribe(self, channel: str) -> bool:
-        if not self.subscribed.is_set():
+        if not self.started.is_set():
             return False
         channels = None
         try:

@@ -22,7 +22,7 @@ from tests.conftest import ON_BOTH_BACKENDS
 async def service(store: RedisStore) -> ChatService:
     """A service whose store listens for new messages (as im-rpc's does)."""
     store.wakeups.start()
-    await asyncio.wait_for(store.wakeups.subscribed.wait(), 5)
+    await asyncio.wait_for(store.wakeups.started.wait(), 5)
     return ChatService(store, 4096)
 
 
