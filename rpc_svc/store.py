@@ -21,13 +21,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Sequence
+from functools import partial
 from typing import Any, NamedTuple, TypeVar, cast
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
 from hiredis import pack_command
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import Connection, parse_url
+from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.maint_notifications import MaintNotificationsConfig
@@ -122,7 +123,7 @@ class ClusterTopology:
         await self.cluster.initialize()
         node = self.cluster.get_node_from_key(channel)
         assert node is not None
-        return Node(str(node.name), str(node.host), int(node.port))
+        return Node(str(node.name), partial(node.connection_class, **node.connection_kwargs))
 
     async def close(self) -> None:
         """Stop a refresh under way."""
@@ -176,10 +177,6 @@ class RedisStore:
         node of a Redis Cluster). With `wait_replicas`, a write is acknowledged only once
         that many replicas have it (WAIT, up to `wait_timeout_ms`)."""
         waits = {"wait_replicas": wait_replicas, "wait_timeout_ms": wait_timeout_ms}
-        parsed = parse_url(url)
-        # the wake-ups' own connections: the URL's credentials, no read timeout
-        connect = {k: v for k, v in parsed.items() if k in ("username", "password")}
-        connect["socket_connect_timeout"] = timeout_s
         # A command is never sent twice: a re-sent script could store a message twice.
         # The pool replaces connections closed by the server before use, but only with
         # maintenance notifications off: redis-py 8's default "auto" skips that check,
@@ -194,7 +191,7 @@ class RedisStore:
             topology = ClusterTopology(
                 RedisCluster.from_url(url, max_connections=max_connections, **common)
             )
-            wakeups = Wakeups(topology.locate, topology.refresh, timeout_s, **connect)
+            wakeups = Wakeups(topology.locate, topology.refresh, timeout_s)
             return cls(topology, wakeups, idempotency_ttl_s, retry_key_ttl_s, **waits)
         no_maint = MaintNotificationsConfig(enabled=False)
         pool = aioredis.BlockingConnectionPool.from_url(
@@ -204,12 +201,13 @@ class RedisStore:
             maint_notifications_config=no_maint,
             **common,
         )
-        server = Node("redis", str(parsed.get("host", "localhost")), int(parsed.get("port", 6379)))
+        # the wake-ups' connection is made like the pool's, but not counted in it
+        server = Node("redis", partial(pool.connection_class, **pool.connection_kwargs))
 
         async def locate(channel: str) -> Node:
             return server
 
-        wakeups = Wakeups(locate, lambda: None, timeout_s, **connect)
+        wakeups = Wakeups(locate, lambda: None, timeout_s)
         client = aioredis.Redis(connection_pool=pool)
         return cls(client, wakeups, idempotency_ttl_s, retry_key_ttl_s, **waits)
 

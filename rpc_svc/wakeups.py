@@ -19,10 +19,10 @@ import contextlib
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import redis.exceptions as rexc
-from redis.asyncio.connection import Connection
+from redis.asyncio.connection import AbstractConnection
 
 from rpc_svc.store_keys import wake_channel
 
@@ -32,11 +32,11 @@ Watch = asyncio.Future[None] | None
 
 
 class Node(NamedTuple):
-    """A Redis server that serves some channels."""
+    """A Redis server that serves some channels, and how to open a connection to it (with
+    the store's own settings: address or socket path, credentials, TLS)."""
 
     name: str
-    host: str
-    port: int
+    connect: Callable[[], AbstractConnection]
 
 
 Locate = Callable[[str], Awaitable[Node]]  # the Redis that serves a channel
@@ -76,7 +76,7 @@ class _NodeChannels:
 
     def __init__(
         self,
-        conn: Connection,
+        conn: AbstractConnection,
         waiters: _Waiters,
         on_lost: Callable[[_NodeChannels, BaseException], None],
     ) -> None:
@@ -144,13 +144,10 @@ class Wakeups:
     waits for the chat. A lost connection wakes its channels' waiters (they read again and
     watch anew, on a cluster after `refresh` has the client learn the slots again)."""
 
-    def __init__(
-        self, locate: Locate, refresh: Callable[[], None], timeout_s: float, **connect: Any
-    ) -> None:
+    def __init__(self, locate: Locate, refresh: Callable[[], None], timeout_s: float) -> None:
         self._locate = locate
         self._refresh = refresh
         self._timeout_s = timeout_s
-        self._connect = connect  # credentials and timeouts for the nodes' connections
         self._waiters = _Waiters()
         self._nodes: dict[str, _NodeChannels] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -193,10 +190,8 @@ class Wakeups:
             node = await self._locate(channel)
             channels = self._nodes.get(node.name)
             if channels is None:
-                conn = Connection(
-                    host=node.host, port=node.port, decode_responses=True, **self._connect
-                )
-                channels = self._nodes[node.name] = _NodeChannels(conn, self._waiters, self._lost)
+                channels = _NodeChannels(node.connect(), self._waiters, self._lost)
+                self._nodes[node.name] = channels
             await channels.subscribe(channel, self._timeout_s)
         except _ERRORS as exc:
             log.warning("cannot subscribe to %s: %s", channel, exc)

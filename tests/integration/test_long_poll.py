@@ -113,3 +113,26 @@ async def test_a_redis_restart_answers_the_waiters_and_long_polls_work_after_it(
     finally:
         await store.close()
         proc.stop()
+
+
+async def test_long_polls_work_over_a_unix_socket(tmp_path: Path) -> None:
+    """The wake-ups' connection is made like the pool's (here: a socket path, not a port)."""
+    sock = tmp_path / "redis.sock"
+    proc = redis_server(tmp_path, None, "--unixsocket", str(sock)).start()
+    store = RedisStore.from_url(
+        f"unix://{sock}?db=0", max_connections=4, timeout_s=1.0, idempotency_ttl_s=60
+    )
+    store.wakeups.start()
+    service = ChatService(store, 4096)
+    try:
+        waiting = asyncio.create_task(service.pull_wait(PullCall("u:v"), 5000))
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        await service.send(SendCall("u:v", "u", "via the socket"))
+        page = await asyncio.wait_for(waiting, 5)
+        assert [m["text"] for m in page.messages] == ["via the socket"]
+        # woken: a poll without a subscription reads again only after 0.5 s
+        assert time.monotonic() - started < 0.25
+    finally:
+        await store.close()
+        proc.stop()
