@@ -20,7 +20,7 @@ from rpc_svc.store_keys import (
     retry_keys_key,
     send_time_of,
 )
-from tests.conftest import ON_BOTH_BACKENDS, make_store
+from tests.conftest import ON_BOTH_BACKENDS, make_store, redis_url
 
 
 @ON_BOTH_BACKENDS
@@ -178,3 +178,26 @@ async def test_a_redis_that_does_not_answer_times_out_and_the_next_call_works(
         assert [e.text for e in entries] == ["warm"]
     finally:
         await quick.close()
+
+
+async def test_with_wait_replicas_a_write_no_replica_confirms_is_not_acknowledged(
+    redis_proc: Process, redis_client: aioredis.Redis
+) -> None:
+    s = RedisStore.from_url(
+        redis_url(redis_proc),
+        max_connections=4,
+        timeout_s=1.0,
+        idempotency_ttl_s=60,
+        wait_replicas=1,
+        wait_timeout_ms=50,
+    )
+    try:  # this Redis has no replica: WAIT 1 times out
+        started = time.monotonic()
+        with pytest.raises(StoreTimeout, match="fewer than 1 replica"):
+            await s.append("a:b", 0, "unconfirmed", client_msg_id="k")
+        assert time.monotonic() - started < 0.5
+        # reads are not held up by WAIT, and the message is on the master: a 504, not a loss
+        (entry,) = await s.read("a:b", 0, 10, reverse=False)
+        assert entry.text == "unconfirmed"
+    finally:
+        await s.close()
