@@ -296,8 +296,10 @@ class RedisStore:
         """Send `commands` and read every reply: an error reply is kept in its place. With
         wait_replicas, a WAIT follows the writes on each node they went to; writes that
         fewer replicas than that acknowledged in time answer StoreTimeout."""
+        if not self._wait_replicas:  # the default: no scan of the commands for writes
+            return await self._pipeline(commands, [])
         writes = [i for i, c in enumerate(commands) if c[0] == "ZADD" or c[1] in _WRITE_SCRIPTS]
-        if not self._wait_replicas or not writes:
+        if not writes:
             return await self._pipeline(commands, [])
         wait = ("WAIT", self._wait_replicas, self._wait_timeout_ms)
         node_of: dict[int, ClusterNode | None] = dict.fromkeys(writes)

@@ -7,6 +7,8 @@ import asyncio
 import random
 import signal
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,17 @@ from rpc_svc.errors import InvalidArgument, StoreUnavailable
 from rpc_svc.service import ChatService, PullCall, SendCall
 from rpc_svc.store import RedisStore
 from tests.conftest import ON_BOTH_BACKENDS
+
+
+@asynccontextmanager
+async def _listening_service(url: str) -> AsyncIterator[ChatService]:
+    """A service on its own store at `url`, listening for new messages, closed after."""
+    store = RedisStore.from_url(url, max_connections=4, timeout_s=1.0, idempotency_ttl_s=60)
+    store.wakeups.start()
+    try:
+        yield ChatService(store, 4096)
+    finally:
+        await store.close()
 
 
 @pytest.fixture
@@ -87,31 +100,26 @@ async def test_a_redis_restart_answers_the_waiters_and_long_polls_work_after_it(
 ) -> None:
     """(On a cluster, a master's death: tests/e2e/test_redis_cluster.py.)"""
     proc = redis_server(tmp_path).start()
-    store = RedisStore.from_url(
-        f"redis://127.0.0.1:{proc.port}/0", max_connections=4, timeout_s=1.0, idempotency_ttl_s=60
-    )
-    store.wakeups.start()
-    service = ChatService(store, 4096)
     try:
-        waiting = asyncio.create_task(service.pull_wait(PullCall("r:s"), 20_000))
-        await asyncio.sleep(0.2)
-        proc.stop(signal.SIGKILL)
-        started = time.monotonic()
-        # woken when its subscription broke: it reads again and fails, it does not hang
-        with pytest.raises(StoreUnavailable):
-            await asyncio.wait_for(waiting, 5)
-        assert time.monotonic() - started < 1.5
-        proc.start()
-        await asyncio.sleep(0.05)  # proc.start blocked the loop: let it see the closed sockets
-        again = asyncio.create_task(service.pull_wait(PullCall("r:s"), 5000))
-        await asyncio.sleep(0.2)
-        started = time.monotonic()
-        await service.send(SendCall("r:s", "r", "back"))
-        page = await asyncio.wait_for(again, 5)
-        assert [m["text"] for m in page.messages] == ["back"]
-        assert time.monotonic() - started < 1.0  # woken, not polled
+        async with _listening_service(f"redis://127.0.0.1:{proc.port}/0") as service:
+            waiting = asyncio.create_task(service.pull_wait(PullCall("r:s"), 20_000))
+            await asyncio.sleep(0.2)
+            proc.stop(signal.SIGKILL)
+            started = time.monotonic()
+            # woken when its subscription broke: it reads again and fails, it does not hang
+            with pytest.raises(StoreUnavailable):
+                await asyncio.wait_for(waiting, 5)
+            assert time.monotonic() - started < 1.5
+            proc.start()
+            await asyncio.sleep(0.05)  # proc.start blocked the loop: let it see the closed sockets
+            again = asyncio.create_task(service.pull_wait(PullCall("r:s"), 5000))
+            await asyncio.sleep(0.2)
+            started = time.monotonic()
+            await service.send(SendCall("r:s", "r", "back"))
+            page = await asyncio.wait_for(again, 5)
+            assert [m["text"] for m in page.messages] == ["back"]
+            assert time.monotonic() - started < 1.0  # woken, not polled
     finally:
-        await store.close()
         proc.stop()
 
 
@@ -119,20 +127,15 @@ async def test_long_polls_work_over_a_unix_socket(tmp_path: Path) -> None:
     """The wake-ups' connection is made like the pool's (here: a socket path, not a port)."""
     sock = tmp_path / "redis.sock"
     proc = redis_server(tmp_path, None, "--unixsocket", str(sock)).start()
-    store = RedisStore.from_url(
-        f"unix://{sock}?db=0", max_connections=4, timeout_s=1.0, idempotency_ttl_s=60
-    )
-    store.wakeups.start()
-    service = ChatService(store, 4096)
     try:
-        waiting = asyncio.create_task(service.pull_wait(PullCall("u:v"), 5000))
-        await asyncio.sleep(0.1)
-        started = time.monotonic()
-        await service.send(SendCall("u:v", "u", "via the socket"))
-        page = await asyncio.wait_for(waiting, 5)
-        assert [m["text"] for m in page.messages] == ["via the socket"]
-        # woken: a poll without a subscription reads again only after 0.5 s
-        assert time.monotonic() - started < 0.25
+        async with _listening_service(f"unix://{sock}?db=0") as service:
+            waiting = asyncio.create_task(service.pull_wait(PullCall("u:v"), 5000))
+            await asyncio.sleep(0.1)
+            started = time.monotonic()
+            await service.send(SendCall("u:v", "u", "via the socket"))
+            page = await asyncio.wait_for(waiting, 5)
+            assert [m["text"] for m in page.messages] == ["via the socket"]
+            # woken: a poll without a subscription reads again only after 0.5 s
+            assert time.monotonic() - started < 0.25
     finally:
-        await store.close()
         proc.stop()
