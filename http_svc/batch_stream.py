@@ -1,5 +1,8 @@
 """One long-lived BatchStream call per channel: batches go out on it, replies come back by id.
 
+A batch is written to the stream by the coroutine that sends it, with no queue or task in
+between: started with `start_now`, it is on the socket before the loop turn goes on. A
+reader task per stream opens it and hands each reply to the batch waiting for its id.
 A stream that fails (im-rpc gone, connection reset, stream ended) fails every batch
 waiting on it with UNAVAILABLE; the next batch opens a new stream.
 """
@@ -8,62 +11,88 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
 
-from grpclib.const import Status
+from grpclib.client import Stream
+from grpclib.const import Cardinality, Status
 
 from http_svc.errors import RPC_ERRORS, RpcFailure, rpc_failure
 from improto import BatchReply, BatchRequest, ImServiceStub
 
+ROUTE = "/improto.IMService/BatchStream"
+
+_Stream = Stream[BatchRequest, BatchReply]
+
 
 class BatchStream:
-    """Sends BatchRequests on one open stream of `stub`, each answered by its reply's id."""
+    """Sends BatchRequests on one open stream of `stub`'s channel, each answered by its
+    reply's id."""
 
     def __init__(self, stub: ImServiceStub) -> None:
-        self._stub = stub
+        self._channel = stub.channel
         self._ids = itertools.count(1)
         self._waiters: dict[int, asyncio.Future[BatchReply]] = {}
-        self._outbox: asyncio.Queue[BatchRequest | None] = asyncio.Queue()
+        self._writing = asyncio.Lock()  # one message at a time: its frames must not interleave
+        self._opened: asyncio.Future[_Stream] | None = None
         self._reader: asyncio.Task[None] | None = None
 
     async def call(self, calls: bytes, deadline_s: float, request_ids: str = "") -> BatchReply:
         """Send one batch and wait for its reply; TimeoutError after `deadline_s` seconds."""
-        if self._reader is None or self._reader.done():
-            self._outbox = asyncio.Queue()
-            self._reader = asyncio.create_task(self._read(self._outbox))
-        batch_id = next(self._ids)
-        future: asyncio.Future[BatchReply] = asyncio.get_running_loop().create_future()
-        self._waiters[batch_id] = future
-        self._outbox.put_nowait(BatchRequest(calls=calls, id=batch_id, request_ids=request_ids))
-        try:
-            return await asyncio.wait_for(future, deadline_s)
-        finally:
-            self._waiters.pop(batch_id, None)
+        async with asyncio.timeout(deadline_s):
+            stream = await self._stream()
+            batch_id = next(self._ids)
+            future: asyncio.Future[BatchReply] = asyncio.get_running_loop().create_future()
+            self._waiters[batch_id] = future
+            try:
+                async with self._writing:
+                    request = BatchRequest(calls=calls, id=batch_id, request_ids=request_ids)
+                    try:
+                        await stream.send_message(request)
+                    except asyncio.CancelledError:  # cut short (a stalled write, a deadline):
+                        self.close()  # its message may be half sent, so the stream is done
+                        raise
+                return await future
+            except RPC_ERRORS as exc:
+                raise rpc_failure(exc) from None
+            finally:
+                self._waiters.pop(batch_id, None)
 
     def close(self) -> None:
         """End the stream; batches still waiting fail with UNAVAILABLE."""
-        self._outbox.put_nowait(None)
         if self._reader is not None:
             self._reader.cancel()
 
-    @staticmethod
-    async def _requests(outbox: asyncio.Queue[BatchRequest | None]) -> AsyncIterator[BatchRequest]:
-        while (request := await outbox.get()) is not None:
-            yield request
+    async def _stream(self) -> _Stream:
+        opened = self._opened
+        if opened is None:  # the first batch, or the last stream has ended
+            opened = self._opened = asyncio.get_running_loop().create_future()
+            self._reader = asyncio.create_task(self._read(opened))
+        if opened.done():
+            return opened.result()
+        return await asyncio.shield(opened)  # a caller's deadline must not cancel it for all
 
-    async def _read(self, outbox: asyncio.Queue[BatchRequest | None]) -> None:
+    async def _read(self, opened: asyncio.Future[_Stream]) -> None:
         failure = RpcFailure(
             Status.UNAVAILABLE, "rpc_unavailable: the batch stream ended", connection=True
         )
         try:
-            async for reply in self._stub.batch_stream(self._requests(outbox)):
-                future = self._waiters.get(reply.id)
-                if future is not None and not future.done():
-                    future.set_result(reply)
+            request = self._channel.request(
+                ROUTE, Cardinality.STREAM_STREAM, BatchRequest, BatchReply
+            )
+            async with request as stream:
+                await stream.send_request()
+                opened.set_result(stream)
+                while (reply := await stream.recv_message()) is not None:
+                    future = self._waiters.get(reply.id)
+                    if future is not None and not future.done():
+                        future.set_result(reply)
         except RPC_ERRORS as exc:
             failure = rpc_failure(exc)
         finally:
-            outbox.put_nowait(None)  # stops the request iterator if the replies ended first
+            if self._opened is opened:
+                self._opened = None
+            if not opened.done():
+                opened.set_exception(failure)
+                opened.exception()  # nobody may be waiting for it: no "never retrieved"
             for future in list(self._waiters.values()):
                 if not future.done():
                     future.set_exception(failure)

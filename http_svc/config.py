@@ -56,7 +56,7 @@ class Settings:
         hi=1_000_000,
     )
     rpc_batch_max: int = setting(
-        "IM_RPC_BATCH_MAX", 128, "most calls in one Batch RPC", lo=1, hi=10_000
+        "IM_RPC_BATCH_MAX", 32, "most calls in one batch (it goes out when full)", lo=1, hi=10_000
     )
     sender_rate: float = setting(
         "IM_HTTP_SENDER_RATE",

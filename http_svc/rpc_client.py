@@ -1,10 +1,11 @@
 """The gateway's client of im-rpc: a pool of grpclib channels, a deadline on every call.
 
-Sends and pulls are coalesced: every call made in the same event-loop turn goes out
-in one batch as soon as the loop gets to it (no timer, no added wait), and each
-caller gets back its answer's public JSON body. How batches travel is the mode:
-"stream" (one long-lived BatchStream per channel), "batch" (a unary Batch RPC each);
-"unary" does not batch at all (a Send or Pull RPC per request). Every failure comes
+Sends and pulls are coalesced: the calls made in the same event-loop turn go out in
+one batch as soon as the loop gets to it (no timer, no added wait), or as soon as
+`batch_max` of them wait, and each caller gets back its answer's public JSON body.
+How batches travel is the mode: "stream" (one long-lived BatchStream per channel),
+"batch" (a unary Batch RPC each); "unary" does not batch at all (a Send or Pull RPC
+per request). Every failure comes
 out as RpcFailure with a gRPC status: a refused or broken connection is UNAVAILABLE,
 a passed deadline DEADLINE_EXCEEDED. Which instance serves a call is the InstancePool's
 choice; an unavailable one costs a retry on another, not an error.
@@ -25,6 +26,7 @@ from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
 from http_svc.errors import RPC_ERRORS, RpcFailure, rpc_failure
 from http_svc.instances import Instance, InstancePool
+from im_common.eager import start_now
 from im_common.logs import request_id
 from improto import (
     BatchReply,
@@ -65,7 +67,7 @@ class RpcClient:
         timeout_s: float,
         *,
         mode: str = "stream",
-        batch_max: int = 128,
+        batch_max: int = 32,
         max_in_flight: int = 1 << 30,
         max_waiting: int = 1 << 30,
         observe: Observer | None = None,
@@ -367,9 +369,16 @@ def _chats_body(page: ChatsResponse) -> bytes:
 _Pending = tuple[list[Any], asyncio.Future[bytes], bool, str]
 
 
+def _fail(batch: list[_Pending], failure: RpcFailure) -> None:
+    for _, future, _, _ in batch:
+        if not future.done():
+            future.set_exception(failure)
+
+
 class _Batcher:
-    """Gathers the calls of one loop turn and sends them as Batch RPCs of `limit` at most;
-    a batch may be retried elsewhere only when each of its calls may."""
+    """Gathers the calls of one loop turn and sends them as batches of `limit` at most, each
+    as soon as it is full, the last at the end of the turn; a batch may be retried
+    elsewhere only when each of its calls may."""
 
     def __init__(
         self,
@@ -384,18 +393,24 @@ class _Batcher:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def submit(self, call: list[Any], retry: bool = True) -> asyncio.Future[bytes]:
-        """Queue `call`; the future gets its answer's body or an RpcFailure."""
+        """Queue `call`; the future gets its answer's body or an RpcFailure. A batch that
+        reaches the limit goes out at once, before the loop turn's other handlers run:
+        im-rpc starts on it while the gateway reads the rest."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bytes] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._flush)
         self._pending.append((call, future, retry, request_id.get()))
+        if len(self._pending) >= self._limit:
+            self._flush()
         return future
 
     def _flush(self) -> None:
-        pending, self._pending = self._pending, []
-        for start in range(0, len(pending), self._limit):
-            task = asyncio.create_task(self._run(pending[start : start + self._limit]))
+        if not self._pending:  # it went out full
+            return
+        batch, self._pending = self._pending, []
+        task = start_now(self._run(batch))  # written to im-rpc before this returns
+        if not task.done():
             self._tasks.add(task)  # keep a reference until it finishes
             task.add_done_callback(self._tasks.discard)
 
@@ -408,10 +423,11 @@ class _Batcher:
             reply = await self._send(orjson.dumps([call for call, _, _, _ in batch]), retry, ids)
             answers = _split(reply, len(batch))
         except RpcFailure as failure:
-            for _, future, _, _ in batch:
-                if not future.done():
-                    future.set_exception(failure)
+            _fail(batch, failure)
             return
+        except BaseException:  # cancelled, or a bug: no caller may wait forever
+            _fail(batch, RpcFailure(Status.INTERNAL, "upstream_error: the batch was abandoned"))
+            raise
         for (_, future, _, _), answer in zip(batch, answers, strict=True):
             if future.done():  # the caller went away
                 continue

@@ -14,8 +14,10 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from grpclib import GRPCError
-from grpclib.const import Status
+from grpclib.const import Cardinality, Handler, Status
+from grpclib.server import Stream
 
+from im_common.eager import start_now
 from im_common.logs import request_id
 from improto import (
     BatchReply,
@@ -38,6 +40,7 @@ from rpc_svc.service import ChatsCall, ChatService, PullCall, ReadCall, Result, 
 from rpc_svc.wire import decode_calls, encode_results, status_message, status_of
 
 log = logging.getLogger(__name__)
+BATCH_STREAM = "/improto.IMService/BatchStream"
 T = TypeVar("T")
 
 
@@ -182,11 +185,19 @@ class IMServicer(ImServiceBase):
         except IMError as exc:
             raise _to_status(exc) from None
 
-    async def batch_stream(
-        self, batch_request_iterator: AsyncIterator[BatchRequest]
-    ) -> AsyncIterator[BatchReply]:
-        """Answer each batch of the stream as soon as it is done, tagged with its id."""
-        replies: asyncio.Queue[BatchReply | None] = asyncio.Queue()
+    def __mapping__(self) -> dict[str, Handler]:
+        mapping = super().__mapping__()
+        mapping[BATCH_STREAM] = Handler(
+            self._batch_stream, Cardinality.STREAM_STREAM, BatchRequest, BatchReply
+        )
+        return mapping
+
+    async def _batch_stream(self, stream: Stream[BatchRequest, BatchReply]) -> None:
+        """Answer each batch of the stream as soon as it is done, tagged with its id.
+
+        Served on grpclib's stream itself (not the generated generator method): each batch
+        starts at once, in the step that read it, and writes its own reply."""
+        writing = asyncio.Lock()  # one reply at a time: its frames must not interleave
         tasks: set[asyncio.Task[None]] = set()
 
         async def answer(request: BatchRequest) -> None:
@@ -197,25 +208,18 @@ class IMServicer(ImServiceBase):
                     log.exception("batch failed")
                 reply = BatchReply(index=b"[]")
             reply.id = request.id
-            replies.put_nowait(reply)
+            async with writing:
+                await stream.send_message(reply)
 
-        async def read() -> None:
-            try:
-                async for request in batch_request_iterator:
-                    task = asyncio.create_task(answer(request))
+        try:
+            async for request in stream:
+                task = start_now(answer(request))
+                if not task.done():
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
-                if tasks:
-                    await asyncio.wait(set(tasks))
-            finally:
-                replies.put_nowait(None)
-
-        reader = asyncio.create_task(read())
-        try:
-            while (reply := await replies.get()) is not None:
-                yield reply
+            if tasks:
+                await asyncio.wait(set(tasks))
         finally:
-            reader.cancel()
             for task in list(tasks):
                 task.cancel()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import orjson
@@ -14,6 +15,7 @@ from http_svc.config import RPC_MODES
 from http_svc.errors import RpcFailure
 from http_svc.instances import Instance
 from http_svc.rpc_client import RpcClient
+from im_common.eager import start_now
 from improto import PullRequest
 from rpc_svc.config import Settings
 from rpc_svc.healthcheck import serving
@@ -126,3 +128,20 @@ async def test_the_container_healthcheck_asks_the_health_service(live: str) -> N
     host, _, port = live.rpartition(":")
     assert await serving(host, int(port))
     assert not await serving("127.0.0.1", free_port(), timeout_s=1)
+
+
+async def test_a_full_batch_goes_out_before_the_loop_turn_ends(live: str) -> None:
+    batches: list[int] = []
+    client = RpcClient([live], 1, 2.0, batch_max=2, observe_batch=batches.append)
+    try:
+        sends = [start_now(client.send("a:b", f"m{i}", "a", "")) for i in range(2)]
+        assert batches == [2]  # written by the second send's own step, not at the turn's end
+        sends += [start_now(client.send("a:b", f"m{i}", "a", "")) for i in range(2, 5)]
+        assert batches == [2, 2]
+        answers = [orjson.loads(body) for body in await asyncio.gather(*sends)]
+        assert batches == [2, 2, 1]  # the rest at the end of the turn
+        page = orjson.loads(await client.pull("a:b", 0, 100, False))
+    finally:
+        client.close()
+    stored = {m["text"]: m["send_time"] for m in page["messages"]}  # concurrent: any order
+    assert stored == {f"m{i}": a["send_time"] for i, a in enumerate(answers)}

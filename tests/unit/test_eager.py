@@ -1,0 +1,111 @@
+"""start_now: a task whose first step runs in the caller's step, as a task's step."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from im_common.eager import start_now
+
+
+async def test_the_first_step_runs_before_start_now_returns() -> None:
+    steps: list[str] = []
+
+    async def work() -> str:
+        steps.append("first")
+        await asyncio.sleep(0)
+        steps.append("rest")
+        return "done"
+
+    task = start_now(work())
+    assert steps == ["first"]
+    assert await task == "done"
+    assert steps == ["first", "rest"]
+
+
+async def test_a_coroutine_that_never_waits_runs_to_its_end_at_once() -> None:
+    runs: list[int] = []
+
+    async def quick() -> int:
+        runs.append(1)
+        return 7
+
+    task = start_now(quick())
+    assert runs == [1]  # on 3.11 the task itself reports it at its first step
+    assert await task == 7
+    assert runs == [1]
+
+
+async def test_the_new_task_is_the_current_task_during_its_first_step() -> None:
+    caller = asyncio.current_task()
+    seen: list[asyncio.Task[object] | None] = []
+
+    async def work() -> None:
+        seen.append(asyncio.current_task())
+        await asyncio.sleep(0)
+        seen.append(asyncio.current_task())
+
+    task = start_now(work())
+    assert asyncio.current_task() is caller
+    await task
+    assert seen == [task, task]
+
+
+async def test_it_starts_from_a_plain_callback_too() -> None:
+    loop = asyncio.get_running_loop()
+    started: asyncio.Future[asyncio.Task[str]] = loop.create_future()
+
+    async def work() -> str:
+        await asyncio.sleep(0)
+        return "from a callback"
+
+    loop.call_soon(lambda: started.set_result(start_now(work())))
+    task = await started
+    assert asyncio.current_task() is not task
+    assert await task == "from a callback"
+
+
+async def test_a_timeout_entered_in_the_first_step_cancels_the_new_task_only() -> None:
+    async def slow() -> None:
+        async with asyncio.timeout(0.01):
+            await asyncio.sleep(5)
+
+    task = start_now(slow())
+    with pytest.raises(TimeoutError):
+        await task
+    assert not asyncio.current_task().cancelling()  # type: ignore[union-attr]
+
+
+async def test_cancelling_the_task_reaches_the_coroutine() -> None:
+    cleaned: list[str] = []
+
+    async def waits() -> None:
+        try:
+            await asyncio.sleep(5)
+        finally:
+            cleaned.append("finally ran")
+
+    task = start_now(waits())
+    task.cancel()  # before the task's own first step
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cleaned == ["finally ran"]
+
+
+async def test_an_error_before_the_first_wait_is_the_task_s_error() -> None:
+    async def fails() -> None:
+        raise ValueError("at once")
+
+    task = start_now(fails())
+    with pytest.raises(ValueError, match="at once"):
+        await task
+
+
+async def test_an_error_after_a_wait_is_the_task_s_error() -> None:
+    async def fails_later() -> None:
+        await asyncio.sleep(0)
+        raise KeyError("later")
+
+    with pytest.raises(KeyError, match="later"):
+        await start_now(fails_later())
