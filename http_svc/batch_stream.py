@@ -16,9 +16,8 @@ from grpclib.client import Stream
 from grpclib.const import Cardinality, Status
 
 from http_svc.errors import RPC_ERRORS, RpcFailure, rpc_failure
+from im_common.rpc_names import BATCH_STREAM
 from improto import BatchReply, BatchRequest, ImServiceStub
-
-ROUTE = "/improto.IMService/BatchStream"
 
 _Stream = Stream[BatchRequest, BatchReply]
 
@@ -76,7 +75,7 @@ class BatchStream:
         )
         try:
             request = self._channel.request(
-                ROUTE, Cardinality.STREAM_STREAM, BatchRequest, BatchReply
+                BATCH_STREAM, Cardinality.STREAM_STREAM, BatchRequest, BatchReply
             )
             async with request as stream:
                 await stream.send_request()

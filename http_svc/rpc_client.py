@@ -28,6 +28,7 @@ from http_svc.errors import RPC_ERRORS, RpcFailure, rpc_failure
 from http_svc.instances import Instance, InstancePool
 from im_common.eager import start_now
 from im_common.logs import request_id
+from im_common.rpc_names import SERVICE
 from improto import (
     BatchReply,
     BatchRequest,
@@ -42,8 +43,6 @@ from improto import (
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-SERVICE_NAME = "improto.IMService"
 
 Observer = Callable[[str, str, float], None]
 SizeObserver = Callable[[int], None]
@@ -218,7 +217,7 @@ class RpcClient:
 
     async def ready(self) -> bool:
         """True when an im-rpc instance reports IMService (and so its store) as serving."""
-        request = HealthCheckRequest(service=SERVICE_NAME)
+        request = HealthCheckRequest(service=SERVICE)
         try:
             reply = await self._on_any(
                 "health", lambda i, c, t: i.health[c].Check(request, timeout=t)

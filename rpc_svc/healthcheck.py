@@ -16,7 +16,7 @@ from grpclib.client import Channel
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
-SERVICE = "improto.IMService"
+from im_common.rpc_names import SERVICE
 
 
 async def serving(host: str, port: int, timeout_s: float = 2.0) -> bool:

@@ -19,6 +19,7 @@ from grpclib.server import Stream
 
 from im_common.eager import start_now
 from im_common.logs import request_id
+from im_common.rpc_names import BATCH_STREAM
 from improto import (
     BatchReply,
     BatchRequest,
@@ -40,7 +41,6 @@ from rpc_svc.service import ChatsCall, ChatService, PullCall, ReadCall, Result, 
 from rpc_svc.wire import decode_calls, encode_results, status_message, status_of
 
 log = logging.getLogger(__name__)
-BATCH_STREAM = "/improto.IMService/BatchStream"
 T = TypeVar("T")
 
 
