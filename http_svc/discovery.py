@@ -16,6 +16,7 @@ from collections.abc import Callable
 import aetcd
 
 from im_common.etcd import ETCD_ERRORS
+from im_common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,7 @@ class Discovery:
 
     async def close(self) -> None:
         """Stop following etcd."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _follow(self) -> None:
         failing = False

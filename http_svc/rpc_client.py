@@ -26,9 +26,9 @@ from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
 from http_svc.errors import RPC_ERRORS, RpcFailure, rpc_failure
 from http_svc.instances import Instance, InstancePool
-from im_common.eager import start_now
 from im_common.logs import request_id
 from im_common.rpc_names import SERVICE
+from im_common.tasks import start_now
 from improto import (
     BatchReply,
     BatchRequest,

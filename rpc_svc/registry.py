@@ -9,12 +9,12 @@ the key written again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import aetcd
 
 from im_common.etcd import ETCD_ERRORS, instance_key
+from im_common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,7 @@ class Registration:
 
     async def deregister(self, timeout_s: float = 2.0) -> None:
         """Stop refreshing, delete the key and revoke the lease (best effort within timeout_s)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         lease, self._lease = self._lease, None
         self.registered.clear()
         try:

@@ -17,9 +17,9 @@ from grpclib import GRPCError
 from grpclib.const import Cardinality, Handler, Status
 from grpclib.server import Stream
 
-from im_common.eager import start_now
 from im_common.logs import request_id
 from im_common.rpc_names import BATCH_STREAM
+from im_common.tasks import start_now
 from improto import (
     BatchReply,
     BatchRequest,

@@ -24,6 +24,7 @@ from typing import NamedTuple
 import redis.exceptions as rexc
 from redis.asyncio.connection import AbstractConnection
 
+from im_common.tasks import cancel_and_wait
 from rpc_svc.store_keys import wake_channel
 
 log = logging.getLogger(__name__)
@@ -113,10 +114,8 @@ class _NodeChannels:
 
     async def close(self) -> None:
         """Stop listening and close the connection."""
-        if self._task is not None and self._task is not asyncio.current_task():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._task is not asyncio.current_task():
+            await cancel_and_wait(self._task)
         with contextlib.suppress(*_ERRORS):
             await self._conn.disconnect()
 
@@ -163,11 +162,8 @@ class Wakeups:
     async def close(self) -> None:
         """Unsubscribe everywhere; every waiter is woken. Safe to call twice."""
         self.closed = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await cancel_and_wait(self._sweeper)
+        self._sweeper = None
         nodes, self._nodes = list(self._nodes.values()), {}
         for node in nodes:
             await node.close()

@@ -15,7 +15,7 @@ from http_svc.config import RPC_MODES
 from http_svc.errors import RpcFailure
 from http_svc.instances import Instance
 from http_svc.rpc_client import RpcClient
-from im_common.eager import start_now
+from im_common.tasks import start_now
 from improto import PullRequest
 from rpc_svc.config import Settings
 from rpc_svc.healthcheck import serving

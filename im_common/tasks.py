@@ -1,6 +1,9 @@
-"""Start a task now, in the caller's step: Python 3.12's eager tasks, for 3.11 too.
+"""Tasks started now and tasks stopped for good.
 
-`asyncio.create_task` runs nothing until the loop's next turn, behind every callback
+`cancel_and_wait(task)` cancels a background task and waits until it has ended.
+
+`start_now(coro)` starts a task in the caller's step: Python 3.12's eager tasks, for 3.11
+too. `asyncio.create_task` runs nothing until the loop's next turn, behind every callback
 already queued. `start_now(coro)` runs the new task's first step at once, up to its first
 real suspension (often to the end), as a 3.12 `asyncio.Task(..., eager_start=True)` does.
 The gateway uses it to write a full batch to im-rpc while the handlers of the same loop
@@ -15,11 +18,22 @@ which every task step calls; on 3.12 and later the standard eager start is used.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
+    """Cancel `task` (None: nothing to stop) and wait until it has ended."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
 
 _PENDING = object()  # the first step has not run yet
 

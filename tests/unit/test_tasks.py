@@ -1,4 +1,4 @@
-"""start_now: a task whose first step runs in the caller's step, as a task's step."""
+"""start_now (a first step run in the caller's step, as a task's step) and cancel_and_wait."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from im_common.eager import start_now
+from im_common.tasks import cancel_and_wait, start_now
 
 
 async def test_the_first_step_runs_before_start_now_returns() -> None:
@@ -109,3 +109,20 @@ async def test_an_error_after_a_wait_is_the_task_s_error() -> None:
 
     with pytest.raises(KeyError, match="later"):
         await start_now(fails_later())
+
+
+async def test_cancel_and_wait_ends_the_task_before_it_returns() -> None:
+    cleaned: list[str] = []
+
+    async def background() -> None:
+        try:
+            await asyncio.sleep(5)
+        finally:
+            cleaned.append("finally ran")
+
+    task = asyncio.create_task(background())
+    await asyncio.sleep(0)
+    await cancel_and_wait(task)
+    assert task.cancelled()
+    assert cleaned == ["finally ran"]
+    await cancel_and_wait(None)  # nothing started: nothing to stop
