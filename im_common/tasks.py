@@ -100,15 +100,7 @@ class _Eager(Coroutine[Any, Any, T]):
         self._coro.close()
 
     def __await__(self) -> Generator[Any, Any, T]:
-        value: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                waiting_on = self.send(value) if error is None else self.throw(error)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            value, error = None, None
-            try:
-                value = yield waiting_on
-            except BaseException as exc:  # cancellation included: it goes into the coroutine
-                error = exc
+        return self  # type: ignore[return-value]  # an iterator with send and throw, as await wants
+
+    def __next__(self) -> Any:
+        return self.send(None)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from im_common.tasks import cancel_and_wait, start_now
+from im_common.tasks import _Eager, cancel_and_wait, start_now
 
 
 async def test_the_first_step_runs_before_start_now_returns() -> None:
@@ -126,3 +126,21 @@ async def test_cancel_and_wait_ends_the_task_before_it_returns() -> None:
     assert task.cancelled()
     assert cleaned == ["finally ran"]
     await cancel_and_wait(None)  # nothing started: nothing to stop
+
+
+async def test_what_a_task_runs_on_3_11_can_be_awaited_like_its_coroutine() -> None:
+    async def work(n: int) -> int:
+        await asyncio.sleep(0)
+        return n + 1
+
+    started = _Eager(work(1))
+    started.first_step()
+    assert await started == 2
+    assert await _Eager(work(41)) == 42  # its first step not run before
+
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        raise KeyError("inside")
+
+    with pytest.raises(KeyError, match="inside"):
+        await _Eager(fails())
