@@ -31,6 +31,18 @@ async def _listening_service(url: str) -> AsyncIterator[ChatService]:
         await store.close()
 
 
+async def _seconds_to_wake(service: ChatService, chat: str, text: str, settle_s: float) -> float:
+    """Long-poll `chat`, send `text` to it once the poll has waited `settle_s`; how long
+    after the send the poll answered (with that message, asserted)."""
+    waiting = asyncio.create_task(service.pull_wait(PullCall(chat), 5000))
+    await asyncio.sleep(settle_s)
+    started = time.monotonic()
+    await service.send(SendCall(chat, chat.split(":")[0], text))
+    page = await asyncio.wait_for(waiting, 5)
+    assert [m["text"] for m in page.messages] == [text]
+    return time.monotonic() - started
+
+
 @pytest.fixture
 async def service(store: RedisStore) -> ChatService:
     """A service whose store listens for new messages (as im-rpc's does)."""
@@ -112,13 +124,7 @@ async def test_a_redis_restart_answers_the_waiters_and_long_polls_work_after_it(
             assert time.monotonic() - started < 1.5
             proc.start()
             await asyncio.sleep(0.05)  # proc.start blocked the loop: let it see the closed sockets
-            again = asyncio.create_task(service.pull_wait(PullCall("r:s"), 5000))
-            await asyncio.sleep(0.2)
-            started = time.monotonic()
-            await service.send(SendCall("r:s", "r", "back"))
-            page = await asyncio.wait_for(again, 5)
-            assert [m["text"] for m in page.messages] == ["back"]
-            assert time.monotonic() - started < 1.0  # woken, not polled
+            assert await _seconds_to_wake(service, "r:s", "back", 0.2) < 1.0  # woken, not polled
     finally:
         proc.stop()
 
@@ -129,13 +135,7 @@ async def test_long_polls_work_over_a_unix_socket(tmp_path: Path) -> None:
     proc = redis_server(tmp_path, None, "--unixsocket", str(sock)).start()
     try:
         async with _listening_service(f"unix://{sock}?db=0") as service:
-            waiting = asyncio.create_task(service.pull_wait(PullCall("u:v"), 5000))
-            await asyncio.sleep(0.1)
-            started = time.monotonic()
-            await service.send(SendCall("u:v", "u", "via the socket"))
-            page = await asyncio.wait_for(waiting, 5)
-            assert [m["text"] for m in page.messages] == ["via the socket"]
             # woken: a poll without a subscription reads again only after 0.5 s
-            assert time.monotonic() - started < 0.25
+            assert await _seconds_to_wake(service, "u:v", "via the socket", 0.1) < 0.25
     finally:
         proc.stop()
