@@ -16,36 +16,38 @@ from grpclib.client import Stream
 from grpclib.const import Cardinality, Status
 
 from http_svc.errors import RPC_ERRORS, RpcFailure, rpc_failure
+from im_common.batch_messages import BatchReplyMessage, BatchRequestMessage
 from im_common.rpc_names import BATCH_STREAM
-from improto import BatchReply, BatchRequest, ImServiceStub
+from improto import ImServiceStub
 
-_Stream = Stream[BatchRequest, BatchReply]
+_Stream = Stream[BatchRequestMessage, BatchReplyMessage]
 
 
 class BatchStream:
     """Sends BatchRequests on one open stream of `stub`'s channel, each answered by its
-    reply's id."""
+    reply's id (both coded by im_common.batch_messages)."""
 
     def __init__(self, stub: ImServiceStub) -> None:
         self._channel = stub.channel
         self._ids = itertools.count(1)
-        self._waiters: dict[int, asyncio.Future[BatchReply]] = {}
+        self._waiters: dict[int, asyncio.Future[BatchReplyMessage]] = {}
         self._writing = asyncio.Lock()  # one message at a time: its frames must not interleave
         self._opened: asyncio.Future[_Stream] | None = None
         self._reader: asyncio.Task[None] | None = None
 
-    async def call(self, calls: bytes, deadline_s: float, request_ids: str = "") -> BatchReply:
+    async def call(
+        self, calls: bytes, deadline_s: float, request_ids: str = ""
+    ) -> BatchReplyMessage:
         """Send one batch and wait for its reply; TimeoutError after `deadline_s` seconds."""
         async with asyncio.timeout(deadline_s):
             stream = await self._stream()
             batch_id = next(self._ids)
-            future: asyncio.Future[BatchReply] = asyncio.get_running_loop().create_future()
+            future: asyncio.Future[BatchReplyMessage] = asyncio.get_running_loop().create_future()
             self._waiters[batch_id] = future
             try:
                 async with self._writing:
-                    request = BatchRequest(calls=calls, id=batch_id, request_ids=request_ids)
                     try:
-                        await stream.send_message(request)
+                        await stream.send_message(BatchRequestMessage(calls, batch_id, request_ids))
                     except asyncio.CancelledError:  # cut short (a stalled write, a deadline):
                         self.close()  # its message may be half sent, so the stream is done
                         raise
@@ -75,7 +77,7 @@ class BatchStream:
         )
         try:
             request = self._channel.request(
-                BATCH_STREAM, Cardinality.STREAM_STREAM, BatchRequest, BatchReply
+                BATCH_STREAM, Cardinality.STREAM_STREAM, BatchRequestMessage, BatchReplyMessage
             )
             async with request as stream:
                 await stream.send_request()

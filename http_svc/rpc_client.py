@@ -26,11 +26,11 @@ from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
 from http_svc.errors import RPC_ERRORS, RpcFailure, rpc_failure
 from http_svc.instances import Instance, InstancePool
+from im_common.batch_messages import BatchReplyMessage
 from im_common.logs import request_id
 from im_common.rpc_names import SERVICE
 from im_common.tasks import start_now
 from improto import (
-    BatchReply,
     BatchRequest,
     ChatsRequest,
     ChatsResponse,
@@ -226,7 +226,7 @@ class RpcClient:
             return False
         return bool(reply.status == HealthCheckResponse.SERVING)
 
-    async def _batch(self, calls: bytes, retry: bool, request_ids: str) -> BatchReply:
+    async def _batch(self, calls: bytes, retry: bool, request_ids: str) -> BatchReplyMessage:
         if self._mode == "stream":
             return await self._on_any(
                 "batch_stream",
@@ -234,9 +234,10 @@ class RpcClient:
                 retry=retry,
             )
         request = BatchRequest(calls=calls, request_ids=request_ids)
-        return await self._on_any(
+        reply = await self._on_any(
             "batch", lambda i, c, t: i.stubs[c].batch(request, timeout=t), retry=retry
         )
+        return BatchReplyMessage(reply.index, reply.bodies, reply.id)
 
     async def _on_any(
         self,
@@ -319,7 +320,7 @@ class _Bound:
         self.count -= 1
 
 
-def _split(reply: BatchReply, calls: int) -> list[bytes | RpcFailure]:
+def _split(reply: BatchReplyMessage, calls: int) -> list[bytes | RpcFailure]:
     """Each call's answer in a BatchReply: its body, or an RpcFailure with its status."""
     index = orjson.loads(reply.index)
     if len(index) != calls:
@@ -334,7 +335,7 @@ def _split(reply: BatchReply, calls: int) -> list[bytes | RpcFailure]:
     return answers
 
 
-def _answers(reply: BatchReply, calls: int) -> list[bytes]:
+def _answers(reply: BatchReplyMessage, calls: int) -> list[bytes]:
     """The bodies of a BatchReply's answers; the first failed one raised."""
     out = []
     for answer in _split(reply, calls):
@@ -381,7 +382,7 @@ class _Batcher:
 
     def __init__(
         self,
-        send: Callable[[bytes, bool, str], Awaitable[BatchReply]],
+        send: Callable[[bytes, bool, str], Awaitable[BatchReplyMessage]],
         limit: int,
         observe: SizeObserver | None,
     ) -> None:

@@ -17,6 +17,7 @@ from grpclib import GRPCError
 from grpclib.const import Cardinality, Handler, Status
 from grpclib.server import Stream
 
+from im_common.batch_messages import BatchReplyMessage, BatchRequestMessage
 from im_common.logs import request_id
 from im_common.rpc_names import BATCH_STREAM
 from im_common.tasks import start_now
@@ -180,33 +181,36 @@ class IMServicer(ImServiceBase):
 
     async def batch(self, batch_request: BatchRequest) -> BatchReply:
         """Answer many sends and pulls at once, each with its public JSON body."""
+        r = batch_request
         try:
-            return await self._answer(batch_request)
+            reply = await self._answer(BatchRequestMessage(r.calls, r.id, r.request_ids))
         except IMError as exc:
             raise _to_status(exc) from None
+        return BatchReply(index=reply.index, bodies=reply.bodies)
 
     def __mapping__(self) -> dict[str, Handler]:
         mapping = super().__mapping__()
         mapping[BATCH_STREAM] = Handler(
-            self._batch_stream, Cardinality.STREAM_STREAM, BatchRequest, BatchReply
+            self._batch_stream, Cardinality.STREAM_STREAM, BatchRequestMessage, BatchReplyMessage
         )
         return mapping
 
-    async def _batch_stream(self, stream: Stream[BatchRequest, BatchReply]) -> None:
+    async def _batch_stream(self, stream: Stream[BatchRequestMessage, BatchReplyMessage]) -> None:
         """Answer each batch of the stream as soon as it is done, tagged with its id.
 
         Served on grpclib's stream itself (not the generated generator method): each batch
-        starts at once, in the step that read it, and writes its own reply."""
+        starts at once, in the step that read it, and writes its own reply. Its messages are
+        coded by im_common.batch_messages, not betterproto (50-60 us a message)."""
         writing = asyncio.Lock()  # one reply at a time: its frames must not interleave
         tasks: set[asyncio.Task[None]] = set()
 
-        async def answer(request: BatchRequest) -> None:
+        async def answer(request: BatchRequestMessage) -> None:
             try:
                 reply = await self._answer(request)
             except Exception as exc:  # the gateway fails the batch's calls, not waits for them
                 if not isinstance(exc, IMError):
                     log.exception("batch failed")
-                reply = BatchReply(index=b"[]")
+                reply = BatchReplyMessage(index=b"[]")
             reply.id = request.id
             async with writing:
                 await stream.send_message(reply)
@@ -229,7 +233,7 @@ class IMServicer(ImServiceBase):
         except IMError as exc:
             return [exc]
 
-    async def _answer(self, request: BatchRequest) -> BatchReply:
+    async def _answer(self, request: BatchRequestMessage) -> BatchReplyMessage:
         calls = decode_calls(request.calls)
         async with self._in_flight.track():
             match calls:
@@ -240,4 +244,4 @@ class IMServicer(ImServiceBase):
                     results = await self._service.run(calls)
         self._failures.record(results, request.request_ids)
         index, bodies = encode_results(results)
-        return BatchReply(index=index, bodies=bodies)
+        return BatchReplyMessage(index, bodies)
