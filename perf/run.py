@@ -76,15 +76,20 @@ def _run(
     return r
 
 
-def _scenarios(url: str, args: argparse.Namespace, prefix: str, acks: Path) -> list[WrkResult]:
-    results = []
+def _scenarios(
+    url: str, args: argparse.Namespace, prefix: str, acks: Path
+) -> tuple[list[WrkResult], list[WrkResult]]:
+    """The median run of each scenario at each concurrency, and every run in order."""
+    results, every = [], []
     for conns in (int(c) for c in args.connections.split(",")):
         rounds: dict[str, list[WrkResult]] = {s: [] for s in SCENARIOS}
         for _ in range(args.rounds):
             for scenario in SCENARIOS:
-                rounds[scenario].append(_run(url, scenario, conns, args, prefix, acks))
+                run = _run(url, scenario, conns, args, prefix, acks)
+                rounds[scenario].append(run)
+                every.append(run)
         results += [median_result(runs) for runs in rounds.values()]
-    return results
+    return results, every
 
 
 def _steps(stack: LocalStack, args: argparse.Namespace, prefix: str, acks: Path) -> list[Step]:
@@ -175,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         redis = redis_ceilings(local.redis.port) if local and not args.smoke else []
         for c in redis:
             log(f"redis-benchmark {c.command} -P {c.pipeline}: {c.rps:,.0f}/s")
-        results = _scenarios(url, args, prefix, acks)
+        results, every_run = _scenarios(url, args, prefix, acks)
         steps = _steps(local, args, prefix, acks) if local and args.step_rounds else []
         locust = _locust(url, args, out, prefix, acks) if args.locust_seconds else []
         log("auditing every acknowledged send ...")
@@ -194,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         ),
         f"load: wrk -t2, {args.seconds:g} s per run, {args.chats} chats, 100-byte texts; "
         f"{args.rounds} round(s) per scenario (median)",
+        "targets against /ping: each round's scenario over the same round's /ping (run just "
+        "before it), median of the rounds; the tables divide the medians",
     ]
     data = RunData(
         f"IM backend performance report, {today}",
@@ -205,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         locust,
         memory,
         command=_command(argv),
+        rounds=every_run,
     )
     log(f"report: {write_report(out, data)}")
     return 0 if audit.ok else 1
