@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from functools import partial
 from typing import Any, NamedTuple, TypeVar, cast
 
@@ -107,11 +108,33 @@ Outcome = int | list[Entry] | Tip | None | list[InboxRow] | ReadMark | StoreErro
 
 class ClusterTopology:
     """Has a cluster client learn the slots again, in the background, one refresh at a
-    time: after a failover the slots of the lost master belong to its replica."""
+    time: after a failover the slots of the lost master belong to its replica. Bounds the
+    pipelines under way, since the cluster client does not wait for a free connection."""
 
-    def __init__(self, cluster: RedisCluster) -> None:
+    def __init__(self, cluster: RedisCluster, max_connections: int, wait_s: float) -> None:
         self.cluster = cluster
         self._task: asyncio.Task[None] | None = None
+        # a pipeline holds at most one connection per node; one stays for slot refreshes
+        self._pipelines = asyncio.Semaphore(max(1, max_connections - 1))
+        self._wait_s = wait_s
+
+    @asynccontextmanager
+    async def pipeline_slot(self) -> AsyncIterator[None]:
+        """Run the block as one of the pipelines under way, waiting up to `wait_s` for a
+        turn (StoreUnavailable then): past its `max_connections` per node, redis-py's
+        cluster client fails a command at once (MaxConnectionsError) instead of waiting,
+        as the single-Redis pool does."""
+        try:
+            async with asyncio.timeout(self._wait_s):
+                await self._pipelines.acquire()
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"no connection to redis came free within {self._wait_s:g}s"
+            ) from None
+        try:
+            yield
+        finally:
+            self._pipelines.release()
 
     def refresh(self) -> None:
         """Start a refresh unless one is under way."""
@@ -186,7 +209,9 @@ class RedisStore:
         }
         if cluster:
             topology = ClusterTopology(
-                RedisCluster.from_url(url, max_connections=max_connections, **common)
+                RedisCluster.from_url(url, max_connections=max_connections, **common),
+                max_connections,
+                timeout_s,
             )
             wakeups = Wakeups(topology.locate, topology.refresh, timeout_s)
             return cls(topology, wakeups, idempotency_ttl_s, retry_key_ttl_s, **waits)
@@ -219,7 +244,15 @@ class RedisStore:
 
     async def ping(self) -> bool:
         """True when Redis (every cluster master) answers; raises StoreError otherwise."""
-        return bool(await _guard(self._redis.ping()))
+        async with self._turn():
+            return bool(await _guard(self._redis.ping()))
+
+    def _turn(self) -> AbstractAsyncContextManager[None]:
+        """On a cluster, a turn among the commands under way (ClusterTopology.pipeline_slot);
+        the single-Redis pool waits for a free connection itself."""
+        if self._topology is not None:
+            return self._topology.pipeline_slot()
+        return nullcontext()
 
     async def append(
         self, chat: str, role: int, text: str, client_msg_id: str = "", retry_key: str = ""
@@ -282,8 +315,9 @@ class RedisStore:
         outcomes = await self._send(commands)
         missing = [i for i, o in enumerate(outcomes) if isinstance(o, rexc.NoScriptError)]
         if missing:
-            for script in SCRIPTS:
-                await _guard(self._redis.script_load(script.text))
+            async with self._turn():  # SCRIPT LOAD takes a connection on every master
+                for script in SCRIPTS:
+                    await _guard(self._redis.script_load(script.text))
             rerun = await self._send([commands[i] for i in missing])
             for i, outcome in zip(missing, rerun, strict=True):
                 outcomes[i] = outcome
@@ -332,11 +366,12 @@ class RedisStore:
                 pipe.execute_command(*command)
             for command, node in extra:
                 pipe.execute_command(*command, target_nodes=node)
-            try:
-                replies = await _guard(pipe.execute(raise_on_error=False))
-            except StoreUnavailable:
-                self._topology.refresh()
-                raise
+            async with self._turn():
+                try:
+                    replies = await _guard(pipe.execute(raise_on_error=False))
+                except StoreUnavailable:
+                    self._topology.refresh()
+                    raise
             if any(isinstance(r, _LOST) for r in replies):
                 self._topology.refresh()
             return replies

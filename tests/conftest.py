@@ -102,10 +102,16 @@ def make_store(
     )
 
 
-def make_cluster_store(cluster: RedisClusterNodes, ttl_s: int = 86_400) -> RedisStore:
+def make_cluster_store(
+    cluster: RedisClusterNodes, ttl_s: int = 86_400, max_connections: int = 32
+) -> RedisStore:
     """A RedisStore on a Redis Cluster, as im-rpc builds it with IM_REDIS_CLUSTER=1."""
     return RedisStore.from_url(
-        cluster.url, max_connections=32, timeout_s=1.0, idempotency_ttl_s=ttl_s, cluster=True
+        cluster.url,
+        max_connections=max_connections,
+        timeout_s=1.0,
+        idempotency_ttl_s=ttl_s,
+        cluster=True,
     )
 
 

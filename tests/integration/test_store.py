@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from devtools.procs import Process, redis_server
+from devtools.redis_cluster import RedisClusterNodes
 from rpc_svc.errors import StoreTimeout, StoreUnavailable
 from rpc_svc.store import RedisStore
 from rpc_svc.store_keys import (
@@ -20,7 +21,7 @@ from rpc_svc.store_keys import (
     retry_keys_key,
     send_time_of,
 )
-from tests.conftest import ON_BOTH_BACKENDS, make_store, redis_url
+from tests.conftest import ON_BOTH_BACKENDS, make_cluster_store, make_store, redis_url
 
 
 @ON_BOTH_BACKENDS
@@ -41,6 +42,40 @@ async def test_concurrent_appends_are_all_kept_with_unique_times(store: RedisSto
     assert len(set(times)) == 300
     entries = await store.read("a:b", 0, 1000, reverse=False)
     assert [e.send_time for e in entries] == sorted(times)
+
+
+async def test_a_cluster_store_waits_for_a_free_connection_instead_of_failing(
+    redis_cluster: RedisClusterNodes,
+) -> None:
+    # redis-py's cluster client fails a command past max_connections per node
+    # (MaxConnectionsError); the store waits for a turn, as the single-Redis pool does
+    redis_cluster.flush()
+    store = make_cluster_store(redis_cluster, max_connections=2)
+    try:
+        chats = [f"c{i}:d{i}" for i in range(10)]  # spread over the masters
+        times = await asyncio.gather(*(store.append(chats[i % 10], 0, "x") for i in range(200)))
+        assert len(set(times)) == 200
+        stored = [await store.read(chat, 0, 100, reverse=False) for chat in chats]
+        assert sum(len(entries) for entries in stored) == 200
+    finally:
+        await store.close()
+
+
+async def test_masters_without_the_scripts_get_them_again_within_the_connection_bound(
+    redis_cluster: RedisClusterNodes,
+) -> None:
+    # as after a restart: every send meets NOSCRIPT, and each batch loads the scripts on
+    # every master (a connection each) before sending again, in its turn
+    redis_cluster.flush()
+    for master in redis_cluster.masters():
+        async with aioredis.Redis(port=master.port) as admin:
+            await admin.script_flush()
+    store = make_cluster_store(redis_cluster)
+    try:
+        times = await asyncio.gather(*(store.append("a:b", 0, "x") for _ in range(300)))
+        assert len(set(times)) == 300
+    finally:
+        await store.close()
 
 
 @ON_BOTH_BACKENDS
