@@ -77,16 +77,17 @@ async def test_a_timeout_entered_in_the_first_step_cancels_the_new_task_only() -
     assert not asyncio.current_task().cancelling()  # type: ignore[union-attr]
 
 
+async def _sleeps(cleaned: list[str]) -> None:
+    """Sleeps long; notes in `cleaned` that its finally block ran."""
+    try:
+        await asyncio.sleep(5)
+    finally:
+        cleaned.append("finally ran")
+
+
 async def test_cancelling_the_task_reaches_the_coroutine() -> None:
     cleaned: list[str] = []
-
-    async def waits() -> None:
-        try:
-            await asyncio.sleep(5)
-        finally:
-            cleaned.append("finally ran")
-
-    task = start_now(waits())
+    task = start_now(_sleeps(cleaned))
     task.cancel()  # before the task's own first step
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -113,14 +114,7 @@ async def test_an_error_after_a_wait_is_the_task_s_error() -> None:
 
 async def test_cancel_and_wait_ends_the_task_before_it_returns() -> None:
     cleaned: list[str] = []
-
-    async def background() -> None:
-        try:
-            await asyncio.sleep(5)
-        finally:
-            cleaned.append("finally ran")
-
-    task = asyncio.create_task(background())
+    task = asyncio.create_task(_sleeps(cleaned))
     await asyncio.sleep(0)
     await cancel_and_wait(task)
     assert task.cancelled()
