@@ -36,9 +36,11 @@ def write_config(
     max_body: int,
     client_timeout: str = "10s",
     rate_limit: str = "",
+    read_timeout: str = "40s",
 ) -> Path:
     """Write nginx.conf and im.conf into `directory`; the path of nginx.conf. `rate_limit`
-    ("50r/s", bursts of twice that) limits requests per client address ("": none)."""
+    ("50r/s", bursts of twice that) limits requests per client address ("": none);
+    `read_timeout` is how long a gateway may take to answer (504 beyond)."""
     directory.mkdir(parents=True, exist_ok=True)
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (directory / "tmp" / sub).mkdir(parents=True, exist_ok=True)
@@ -49,6 +51,7 @@ def write_config(
         "IM_NGINX_RESOLVER": "",
         "IM_NGINX_MAX_BODY": str(max_body),
         "IM_NGINX_CLIENT_TIMEOUT": client_timeout,
+        "IM_NGINX_READ_TIMEOUT": read_timeout,
         "IM_NGINX_LIMIT_ZONE": "",
         "IM_NGINX_LIMIT": "",
     }

@@ -196,12 +196,13 @@ def nginx_server(
     max_body: int = 65_536,
     client_timeout: str = "10s",
     rate_limit: str = "",
+    read_timeout: str = "40s",
 ) -> Process:
     """An nginx (not started) on `port` in front of the gateways on `http_ports`."""
     port = port or free_port()
     directory = workdir / f"nginx-{port}"
     gateways = [f"{HOST}:{p}" for p in http_ports]
-    write_config(directory, port, gateways, max_body, client_timeout, rate_limit)
+    write_config(directory, port, gateways, max_body, client_timeout, rate_limit, read_timeout)
     argv = nginx_argv(directory, "-g", "daemon off;")
     return Process("nginx", argv, port, directory / "stdout.log")
 

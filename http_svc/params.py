@@ -1,7 +1,8 @@
 """Request parameters: gathered from the query string and the body, then typed.
 
-The body (JSON object, urlencoded or multipart form) wins over the query string;
-within one source the first value of a repeated name counts. Text must be valid
+The body (JSON object, urlencoded or multipart form) wins over the query string,
+on every method (GET included); a JSON null counts as absent. Within one source the
+first value of a repeated name counts. Text must be valid
 UTF-8 everywhere. Errors are ApiError with code "missing_parameter" or
 "invalid_<name>" (400), "invalid_body"/"invalid_json"/"invalid_utf8" (400) or
 "unsupported_media_type" (415).
@@ -56,7 +57,8 @@ def _json_body(body: bytes) -> Params:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise ApiError(400, "invalid_json", "the JSON body must be an object")
-    return value
+    # null is no value: the query string's value (or the default) stands
+    return {name: v for name, v in value.items() if v is not None}
 
 
 def _multipart_body(body: bytes, boundary: str | None) -> Params:

@@ -66,7 +66,7 @@ def _retry_key(request: Request) -> str:
     return key if 0 < len(key) <= 64 and key.isascii() and key.isprintable() else ""
 
 
-@bp.get("/api/pull")
+@bp.get("/api/pull", ignore_body=False)
 async def pull(request: Request) -> HTTPResponse:
     """One page of a chat, with has_more and next_cursor."""
     params = collect(request)
@@ -83,7 +83,7 @@ async def pull(request: Request) -> HTTPResponse:
     return HTTPResponse(body, content_type="application/json")
 
 
-@bp.get("/api/chats")
+@bp.get("/api/chats", ignore_body=False)
 async def chats(request: Request) -> HTTPResponse:
     """One page of a user's chats, most recently active first, with unread counts."""
     params = collect(request)

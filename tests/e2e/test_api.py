@@ -64,18 +64,6 @@ async def test_every_parameter_source_works(
     ]
 
 
-async def test_the_body_wins_over_the_query_string(client: httpx.AsyncClient, chat: Chat) -> None:
-    name, first, _ = chat
-    r = await client.post(
-        "/api/send", params={"chat": name, "sender": first, "text": "query"}, json={"text": "body"}
-    )
-    assert r.status_code == 200
-    pulled = await client.request(
-        "GET", "/api/pull", params={"chat": name, "limit": "1"}, json={"limit": 5}
-    )
-    assert [m["text"] for m in pulled.json()["messages"]] == ["body"]
-
-
 async def test_pull_defaults_and_paging(client: httpx.AsyncClient, chat: Chat) -> None:
     name, first, second = chat
     times = [await _send(client, name, (first, second)[i % 2], f"m{i}") for i in range(12)]

@@ -63,6 +63,12 @@ def test_the_local_cluster_serves_through_nginx_and_stops_on_ctrl_c(tmp_path: Pa
                 assert r.status_code == 200
             page = (http.get("/api/pull", params={"chat": "a:b", "limit": 100})).json()
             assert [m["text"] for m in page["messages"]] == [str(i) for i in range(20)]
+            # the original assignment's clients: GET with a JSON body
+            body = {"chat": "a:b", "limit": 3, "reverse": True}
+            page = http.request("GET", "/api/pull", json=body).json()
+            assert [m["text"] for m in page["messages"]] == ["19", "18", "17"]
+            too_big = http.post("/api/send", content=b"x" * 70_000)
+            assert (too_big.status_code, too_big.json()["error"]) == (413, "payload_too_large")
             for gw in gateways:  # nginx spread the requests over both gateways
                 metrics = (http.get(f"http://127.0.0.1:{gw}/metrics")).text
                 assert 'route="/api/send"' in metrics
