@@ -89,6 +89,14 @@ async def redis_client(
     await client.aclose()
 
 
+async def key_count(client: aioredis.Redis) -> int:
+    """How many keys the store holds: on a cluster, summed over every master (a bare
+    DBSIZE asks one node of a cluster, which sees a third of the keys)."""
+    if isinstance(client, aioredis.RedisCluster):
+        return int(await client.dbsize(target_nodes=aioredis.RedisCluster.PRIMARIES))
+    return int(await client.dbsize())
+
+
 def make_store(
     proc: Process, ttl_s: int = 86_400, db: int = STORE_DB, retry_ttl_s: int = 60
 ) -> RedisStore:

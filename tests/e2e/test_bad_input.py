@@ -8,6 +8,8 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from tests.conftest import key_count
+
 pytestmark = pytest.mark.e2e
 
 OK = {"chat": "eve:mallory", "sender": "eve", "text": "hi"}
@@ -143,7 +145,7 @@ async def test_bad_input_is_a_4xx_with_the_json_error_shape_and_stores_nothing(
     status: int,
     code: str,
 ) -> None:
-    keys_before = await e2e_redis.dbsize()
+    keys_before = await key_count(e2e_redis)
     method, path, kwargs = request_
     r = await client.request(method, path, **kwargs)
     assert (r.status_code, r.headers["content-type"]) == (status, "application/json"), r.text
@@ -152,5 +154,5 @@ async def test_bad_input_is_a_4xx_with_the_json_error_shape_and_stores_nothing(
     assert body["error"] == code
     assert isinstance(body["message"], str)
     assert body["message"]
-    assert await e2e_redis.dbsize() == keys_before
+    assert await key_count(e2e_redis) == keys_before
     assert await e2e_redis.exists("im:{eve:mallory}:m") == 0

@@ -15,7 +15,7 @@ from rpc_svc.chat import InboxChat
 from rpc_svc.errors import InvalidArgument
 from rpc_svc.service import ChatsCall, ChatService, PullCall, ReadCall, SendCall
 from rpc_svc.store_keys import inbox_key, messages_key
-from tests.conftest import ON_BOTH_BACKENDS
+from tests.conftest import ON_BOTH_BACKENDS, key_count
 from tests.integration.test_paging_properties import PROPERTY_SETTINGS
 
 pytestmark = ON_BOTH_BACKENDS
@@ -105,7 +105,7 @@ async def test_bad_inbox_calls_are_refused(
     (result,) = await service.run([call])
     assert isinstance(result, InvalidArgument)
     assert result.code == code
-    assert await redis_client.dbsize() == 0
+    assert await key_count(redis_client) == 0
 
 
 async def test_chats_active_in_the_same_microsecond_are_each_paged_once(

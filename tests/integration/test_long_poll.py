@@ -34,13 +34,25 @@ async def _listening_service(url: str) -> AsyncIterator[ChatService]:
 async def _seconds_to_wake(service: ChatService, chat: str, text: str, settle_s: float) -> float:
     """Long-poll `chat`, send `text` to it once the poll has waited `settle_s`; how long
     after the send the poll answered (with that message, asserted)."""
-    waiting = asyncio.create_task(service.pull_wait(PullCall(chat), 5000))
+    cursor = (await service.pull(PullCall(chat, reverse=True, limit=1))).messages
+    after = cursor[0]["send_time"] + 1 if cursor else 0
+    waiting = asyncio.create_task(service.pull_wait(PullCall(chat, after), 5000))
     await asyncio.sleep(settle_s)
     started = time.monotonic()
     await service.send(SendCall(chat, chat.split(":")[0], text))
     page = await asyncio.wait_for(waiting, 5)
     assert [m["text"] for m in page.messages] == [text]
     return time.monotonic() - started
+
+
+WOKEN_S = 0.2  # a waiter is woken within this; one that polls (every POLL_S = 0.5 s) is not
+
+
+async def _assert_woken_not_polled(service: ChatService, chat: str, settle_s: float) -> None:
+    """Six long polls in a row on `chat`, each answered within WOKEN_S of its message: a
+    poll that read again every 0.5 s instead would pass all six once in 250 runs."""
+    waits = [await _seconds_to_wake(service, chat, f"w{i}", settle_s) for i in range(6)]
+    assert max(waits) < WOKEN_S, waits
 
 
 @pytest.fixture
@@ -63,6 +75,7 @@ async def test_a_long_poll_answers_when_its_chat_gets_a_message(service: ChatSer
     assert [m["text"] for m in page.messages] == ["wake up"]
     assert page.next_cursor == sent.send_time + 1
     assert woke_after < 1.0
+    await _assert_woken_not_polled(service, "a:b", 0.05)
     assert not other.done()  # another chat's message did not wake it
     unrelated = await other
     assert (unrelated.messages, unrelated.next_cursor) == ([], 0)
@@ -124,7 +137,7 @@ async def test_a_redis_restart_answers_the_waiters_and_long_polls_work_after_it(
             assert time.monotonic() - started < 1.5
             proc.start()
             await asyncio.sleep(0.05)  # proc.start blocked the loop: let it see the closed sockets
-            assert await _seconds_to_wake(service, "r:s", "back", 0.2) < 1.0  # woken, not polled
+            await _assert_woken_not_polled(service, "r:s", 0.2)
     finally:
         proc.stop()
 
@@ -135,7 +148,6 @@ async def test_long_polls_work_over_a_unix_socket(tmp_path: Path) -> None:
     proc = redis_server(tmp_path, None, "--unixsocket", str(sock)).start()
     try:
         async with _listening_service(f"unix://{sock}?db=0") as service:
-            # woken: a poll without a subscription reads again only after 0.5 s
-            assert await _seconds_to_wake(service, "u:v", "via the socket", 0.1) < 0.25
+            await _assert_woken_not_polled(service, "u:v", 0.1)
     finally:
         proc.stop()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import orjson
 import pytest
@@ -47,10 +50,46 @@ async def test_calls_to_a_dead_instance_are_retried_on_a_live_one(live: str, mod
             assert sent["chat"] == "a:b"
         page = orjson.loads(await client.pull("a:b", 0, 100, False))
         assert [m["text"] for m in page["messages"]] == [f"m{i}" for i in range(6)]
+        # the dead one was tried once, then skipped while marked down (1 s): the calls take
+        # turns, so without that every other one would be retried
+        assert len(retried) == 1, retried
         assert await client.ready()
     finally:
         client.close()
-    assert retried  # the dead one was tried (then skipped while marked down)
+
+
+@asynccontextmanager
+async def _listener(handle_s: float | None) -> AsyncIterator[str]:
+    """A TCP server that takes connections and never answers: it closes each after
+    `handle_s` seconds (an instance that dies mid-call), or holds it (None: one that hangs)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            await asyncio.wait_for(reader.read(-1), handle_s)
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    server.close()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(server.wait_closed(), 1)
+
+
+@pytest.mark.parametrize("mode", RPC_MODES)
+async def test_a_retry_gets_what_is_left_of_the_first_deadline(mode: str) -> None:
+    retried: list[str] = []
+    async with _listener(1.2) as dies, _listener(None) as hangs:
+        client = RpcClient([dies, hangs], 1, 2.0, mode=mode, observe_retry=retried.append)
+        started = time.monotonic()
+        try:
+            with pytest.raises(RpcFailure) as failure:
+                await client.pull("a:b", 0, 10, False)
+        finally:
+            client.close()
+    took = time.monotonic() - started
+    # the first instance failed after 1.2 s; the retry had the 0.8 s left, not 2 s more
+    assert (failure.value.status, len(retried)) == (Status.DEADLINE_EXCEEDED, 1)
+    assert 1.9 < took < 2.6
 
 
 async def test_a_send_retried_with_its_key_is_stored_once(live: str) -> None:

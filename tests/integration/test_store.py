@@ -113,12 +113,21 @@ async def test_an_idempotency_key_expires_after_its_lifetime(
     redis_proc: Process, redis_client: aioredis.Redis
 ) -> None:
     short = make_store(redis_proc, ttl_s=1)
+    key = idempotency_key("a:b")
     try:
         first = await short.append("a:b", 0, "x", "k")
+        await short.append("a:b", 0, "x", "old")
         assert await short.append("a:b", 0, "x", "k") == first
-        assert 0 < await redis_client.pttl(idempotency_key("a:b")) <= 1000
-        await asyncio.sleep(1.1)
-        assert await short.append("a:b", 0, "x", "k") > first
+        assert 0 < await redis_client.pttl(key) <= 1000
+        await asyncio.sleep(0.7)
+        await short.append("a:b", 0, "x", "k2")  # the set now lives until 1.7 s
+        await asyncio.sleep(0.5)
+        assert await redis_client.exists(key) == 1  # so the entry's own lifetime decides:
+        again = await short.append("a:b", 0, "x", "k")
+        assert again > first  # past its lifetime, the key no longer dedups
+        # and the send pruned the entries past their lifetime ("old"), not the others
+        assert await redis_client.zrange(key, 0, -1) == ["0:k2", "0:k"]
+        assert await short.append("a:b", 0, "x", "k2") < again  # still dedups
     finally:
         await short.close()
 
@@ -127,17 +136,21 @@ async def test_a_retry_key_dedups_briefly_and_apart_from_client_keys(
     redis_proc: Process, redis_client: aioredis.Redis
 ) -> None:
     short = make_store(redis_proc, retry_ttl_s=1)
+    key = retry_keys_key("a:b")
     try:
         first = await short.append("a:b", 0, "x", retry_key="r1")
+        await short.append("a:b", 0, "x", retry_key="old")
         kept = await short.append("a:b", 0, "y", client_msg_id="c1")
         assert await short.append("a:b", 0, "x", retry_key="r1") == first
-        assert 0 < await redis_client.pttl(retry_keys_key("a:b")) <= 1000
-        await asyncio.sleep(1.1)
-        third = await short.append("a:b", 0, "x", retry_key="r2")  # trims expired retry keys
+        assert 0 < await redis_client.pttl(key) <= 1000
+        await asyncio.sleep(0.7)
+        third = await short.append("a:b", 0, "x", retry_key="r2")  # the set lives until 1.7 s
+        await asyncio.sleep(0.5)
+        assert await redis_client.exists(key) == 1  # so the entry's own lifetime decides:
         assert await short.append("a:b", 0, "x", retry_key="r1") > third
+        assert await redis_client.zrange(key, 0, -1) == ["0:r2", "0:r1"]  # "old" pruned
         # the client's key lives its own 24 h: untouched by the retry keys' trimming
         assert await short.append("a:b", 0, "y", client_msg_id="c1") == kept
-        assert await redis_client.zcard(retry_keys_key("a:b")) == 2
     finally:
         await short.close()
 
