@@ -165,3 +165,36 @@ async def test_a_long_poll_answers_with_the_next_message(
     assert empty.json() == {"messages": [], "has_more": False, "next_cursor": page["next_cursor"]}
     bad = await client.get("/api/pull", params={"chat": name, "wait_ms": 30_001})
     assert (bad.status_code, bad.json()["error"]) == (400, "invalid_wait_ms")
+
+
+async def test_a_long_poll_pages_like_a_pull(client: httpx.AsyncClient, chat: Chat) -> None:
+    name, first, second = chat
+    times = [await _send(client, name, (first, second)[i % 2], f"m{i}") for i in range(4)]
+    started = time.monotonic()
+    page = (
+        await client.get("/api/pull", params={"chat": name, "limit": 2, "wait_ms": 5000})
+    ).json()
+    assert [m["text"] for m in page["messages"]] == ["m0", "m1"]  # there is a page: no wait
+    assert (page["has_more"], page["next_cursor"]) == (True, times[2])
+    rest = {"chat": name, "cursor": times[2], "limit": 5, "wait_ms": 5000}
+    page = (await client.get("/api/pull", params=rest)).json()
+    assert [m["text"] for m in page["messages"]] == ["m2", "m3"]
+    assert (page["has_more"], page["next_cursor"]) == (False, times[3] + 1)
+    newest = {"chat": name, "reverse": "true", "limit": 3, "wait_ms": 5000}
+    page = (await client.get("/api/pull", params=newest)).json()
+    assert [m["text"] for m in page["messages"]] == ["m3", "m2", "m1"]  # reverse never waits
+    assert (page["has_more"], page["next_cursor"]) == (True, times[0])
+    assert time.monotonic() - started < 2.0  # none of the three waited its 5 s
+
+    # a poll woken by one message sees every message stored by the time it reads, up to limit
+    poll = asyncio.create_task(
+        client.get(
+            "/api/pull", params={"chat": name, "cursor": times[3] + 1, "limit": 1, "wait_ms": 5000}
+        )
+    )
+    await asyncio.sleep(0.3)
+    later = [await _send(client, name, first, f"n{i}") for i in range(2)]
+    page = (await poll).json()
+    assert [m["send_time"] for m in page["messages"]] == later[:1]
+    assert page["next_cursor"] in (later[0] + 1, later[1])  # limit 1: at most one, either way
+    assert page["has_more"] is (page["next_cursor"] == later[1])

@@ -139,3 +139,31 @@ async def test_sigterm_lets_the_requests_in_flight_finish(
     assert await asyncio.to_thread(target.proc.wait, 10) == 0
     if stopping == "im-rpc":
         assert "im-rpc stopped" in target.log_tail()
+
+
+async def test_an_rpc_that_stalls_is_the_gateways_own_504_at_its_deadline(workdir: Path) -> None:
+    trio = start_trio(workdir, gateways=[{"IM_RPC_TIMEOUT_MS": "1000"}])
+    url = trio.url()
+    try:
+        async with httpx.AsyncClient(timeout=10) as c:
+            assert (await c.post(f"{url}/api/send", json=MSG)).status_code == 200
+            trio.rpc.send_signal(signal.SIGSTOP)  # alive, connected, silent
+            try:
+                answers = []
+                for path in ("/api/send", "/api/pull"):
+                    started = time.monotonic()
+                    r = await (
+                        c.post(f"{url}{path}", json=MSG)
+                        if path == "/api/send"
+                        else c.get(f"{url}{path}", params={"chat": MSG["chat"]})
+                    )
+                    answers.append((r.status_code, r.json()["error"], time.monotonic() - started))
+            finally:
+                trio.rpc.send_signal(signal.SIGCONT)
+            for status, error, took in answers:
+                assert (status, error) == (504, "rpc_timeout")
+                assert 0.9 < took < 1.8  # IM_RPC_TIMEOUT_MS, not a hang or nginx's 40 s
+            r = await _until_ok(c, url)
+            assert r.status_code == 200
+    finally:
+        trio.stop(signal.SIGKILL)

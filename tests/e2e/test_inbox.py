@@ -45,3 +45,17 @@ async def test_chats_list_a_users_chats_newest_first_with_unread_counts(
 async def test_a_user_without_chats_has_an_empty_inbox(client: httpx.AsyncClient) -> None:
     r = await client.get("/api/chats", params={"user": "nobody-ever"})
     assert r.json() == {"chats": [], "has_more": False, "next_cursor": 0}
+
+
+async def test_a_read_at_send_time_zero_reads_nothing(
+    client: httpx.AsyncClient, chat: Chat
+) -> None:
+    name, ann, bob = chat
+    for text in ("a", "b"):
+        r = await client.post("/api/send", json={"chat": name, "sender": bob, "text": text})
+        assert r.status_code == 200
+    for how in ({"json": {"send_time": 0}}, {"data": {"send_time": "0"}}):
+        r = await client.post("/api/read", params={"chat": name, "user": ann}, **how)  # type: ignore[arg-type]
+        assert (r.status_code, r.json()) == (200, {"chat": name, "user": ann, "read_until": 0})
+    r = await client.get("/api/chats", params={"user": ann})
+    assert [c["unread"] for c in r.json()["chats"]] == [2]

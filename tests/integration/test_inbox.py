@@ -57,6 +57,9 @@ async def test_reads_only_move_forward_and_stop_at_what_is_stored(service: ChatS
         return (await service.chats(ChatsCall("ann"))).chats[0]["unread"]
 
     assert await unread() == 4
+    nothing = await service.mark_read(ReadCall("ann:bob", "ann", 0))  # before every message
+    assert nothing.read_until == 0
+    assert await unread() == 4
     done = await service.mark_read(ReadCall("bob:ann", "ann", times[1]))
     assert (done.chat, done.user, done.read_until) == ("ann:bob", "ann", times[1])
     assert await unread() == 2

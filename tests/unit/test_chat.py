@@ -15,6 +15,7 @@ from rpc_svc.chat import (
     check_client_msg_id,
     check_cursor,
     check_text,
+    check_user,
     page_limit,
     parse_chat,
 )
@@ -49,6 +50,9 @@ def test_both_orders_name_the_same_canonical_chat(a: str, b: str) -> None:
         "a\x00:b",
         "a\u2028:b",
         "a\x85:b",
+        "a\x7f:b",  # DEL, and C1 controls that are not whitespace to \s
+        "a:\x80b",
+        "a\x9b:b",
         "x" * 65 + ":bob",
     ],
 )
@@ -56,6 +60,20 @@ def test_malformed_chats_are_invalid(raw: str) -> None:
     with pytest.raises(InvalidArgument) as err:
         parse_chat(raw)
     assert err.value.code == "invalid_chat"
+
+
+@pytest.mark.parametrize(
+    "user", ["", "a:b", "a b", "a\x00", "a\x7f", "\x80", "b\x9f", "\x85", "x" * 65]
+)
+def test_bad_users(user: str) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        check_user(user)
+    assert err.value.code == "invalid_user"
+
+
+@pytest.mark.parametrize("user", ["x" * 64, "{é}", "名前"])
+def test_good_users(user: str) -> None:
+    check_user(user)
 
 
 def test_members_may_be_64_characters_and_hold_braces() -> None:
