@@ -176,11 +176,11 @@ async def test_a_long_poll_pages_like_a_pull(client: httpx.AsyncClient, chat: Ch
     ).json()
     assert [m["text"] for m in page["messages"]] == ["m0", "m1"]  # there is a page: no wait
     assert (page["has_more"], page["next_cursor"]) == (True, times[2])
-    rest = {"chat": name, "cursor": times[2], "limit": 5, "wait_ms": 5000}
+    rest: dict[str, str | int] = {"chat": name, "cursor": times[2], "limit": 5, "wait_ms": 5000}
     page = (await client.get("/api/pull", params=rest)).json()
     assert [m["text"] for m in page["messages"]] == ["m2", "m3"]
     assert (page["has_more"], page["next_cursor"]) == (False, times[3] + 1)
-    newest = {"chat": name, "reverse": "true", "limit": 3, "wait_ms": 5000}
+    newest: dict[str, str | int] = {"chat": name, "reverse": "true", "limit": 3, "wait_ms": 5000}
     page = (await client.get("/api/pull", params=newest)).json()
     assert [m["text"] for m in page["messages"]] == ["m3", "m2", "m1"]  # reverse never waits
     assert (page["has_more"], page["next_cursor"]) == (True, times[0])

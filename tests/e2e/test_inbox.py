@@ -54,8 +54,11 @@ async def test_a_read_at_send_time_zero_reads_nothing(
     for text in ("a", "b"):
         r = await client.post("/api/send", json={"chat": name, "sender": bob, "text": text})
         assert r.status_code == 200
-    for how in ({"json": {"send_time": 0}}, {"data": {"send_time": "0"}}):
-        r = await client.post("/api/read", params={"chat": name, "user": ann}, **how)  # type: ignore[arg-type]
+    where = {"chat": name, "user": ann}
+    for r in (
+        await client.post("/api/read", params=where, json={"send_time": 0}),
+        await client.post("/api/read", params=where, data={"send_time": "0"}),
+    ):
         assert (r.status_code, r.json()) == (200, {"chat": name, "user": ann, "read_until": 0})
     r = await client.get("/api/chats", params={"user": ann})
     assert [c["unread"] for c in r.json()["chats"]] == [2]
