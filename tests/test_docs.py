@@ -1,0 +1,117 @@
+"""The docs tell the truth: the settings table, and every `console` example of README.md
+and docs/*.md, run in order against a fresh stack per document."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from devtools.procs import Process, http_service, redis_server, rpc_service
+from http_svc.config import Settings as HttpSettings
+from im_common.settings import describe
+from rpc_svc.config import Settings as RpcSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+SETTINGS_DOC = ROOT / "docs" / "operations.md"
+TIME_KEYS = {"send_time", "next_cursor", "read_until"}
+A_TIME = 10**15  # any µs timestamp after 2001
+
+
+def test_the_settings_table_names_every_variable_and_its_default() -> None:
+    # a default is `value`, or *(empty)* for an empty string
+    cells = re.findall(
+        r"^\| `(IM_\w+)` \| `--[\w-]+` \| [^|]+ \| (`[^`]*`|\*\(empty\)\*) \|",
+        SETTINGS_DOC.read_text(),
+        re.M,
+    )
+    rows = {env: cell.strip("`") if cell.startswith("`") else "" for env, cell in cells}
+    for cls in (HttpSettings, RpcSettings):
+        for env, _flag, default, _help in describe(cls):
+            shown = ",".join(default) if isinstance(default, tuple) else str(default)
+            assert env in rows, f"{env} is missing from the settings table"
+            assert rows[env].lower() == shown.lower(), f"{env}: the docs say {rows[env]}"
+
+
+def examples(text: str) -> list[tuple[str, str]]:
+    """Every `$ curl ...` line of the text's console blocks, with the line printed after it."""
+    pairs = []
+    for block in re.findall(r"^```console\n(.*?)^```", text, re.M | re.S):
+        pairs += re.findall(r"^\$ (curl .*)\n(.*)$", block, re.M)
+    return pairs
+
+
+def test_the_docs_have_examples_and_the_readme_the_main_ones() -> None:
+    assert len(examples((ROOT / "README.md").read_text())) >= 8
+    assert len([d for d in DOCS if examples(d.read_text())]) >= 2
+
+
+def matches(expected: Any, actual: Any, times: dict[int, int], key: str = "") -> bool:
+    """Equal, except that a µs timestamp printed in the docs stands for the one the stack
+    answered: the same one wherever the docs print it again, and another one where they
+    print another (`times` keeps the pairs)."""
+    if key in TIME_KEYS and isinstance(expected, int) and expected > A_TIME:
+        if not (isinstance(actual, int) and actual > A_TIME):
+            return False
+        if expected not in times and actual in times.values():
+            return False  # two times printed where the stack answered one
+        return times.setdefault(expected, actual) == actual
+    if isinstance(expected, dict):
+        return (
+            isinstance(actual, dict)
+            and expected.keys() == actual.keys()
+            and all(matches(v, actual[k], times, k) for k, v in expected.items())
+        )
+    if isinstance(expected, list):
+        return (
+            isinstance(actual, list)
+            and len(expected) == len(actual)
+            and all(matches(e, a, times) for e, a in zip(expected, actual, strict=True))
+        )
+    return bool(expected == actual)
+
+
+def test_a_printed_time_stands_for_one_time_only() -> None:
+    times: dict[int, int] = {}
+    first = {"send_time": A_TIME + 1}
+    assert matches(first, {"send_time": A_TIME + 50}, times)
+    assert matches(first, {"send_time": A_TIME + 50}, times)
+    assert not matches(first, {"send_time": A_TIME + 51}, times)  # same print, other time
+    assert not matches({"send_time": A_TIME + 3}, {"send_time": A_TIME + 50}, times)
+    assert not matches({"send_time": A_TIME + 2}, {"send_time": 7}, times)
+    assert not matches({"text": "a"}, {"text": "b"}, times)
+
+
+@pytest.fixture
+def fresh_stack(workdir: Path) -> Iterator[int]:
+    procs: list[Process] = [redis_server(workdir / "redis").start()]
+    procs.append(rpc_service(workdir, f"redis://127.0.0.1:{procs[0].port}/0").start())
+    procs.append(http_service(workdir, [procs[1].port]).start())
+    yield procs[2].port
+    for proc in reversed(procs):
+        proc.stop()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("doc", [d for d in DOCS if examples(d.read_text())], ids=lambda d: d.name)
+def test_the_console_examples_answer_as_printed(fresh_stack: int, doc: Path) -> None:
+    curl = shutil.which("curl")
+    assert curl, "curl is not installed: run scripts/bootstrap"
+    times: dict[int, int] = {}
+    for command, printed in examples(doc.read_text()):
+        for shown, got in times.items():  # a time printed earlier, given back in a command
+            command = command.replace(str(shown), str(got))
+        command = command.replace("localhost:8080", f"127.0.0.1:{fresh_stack}")
+        out = subprocess.run(
+            ["bash", "-c", command], capture_output=True, text=True, check=True, timeout=10
+        ).stdout
+        assert matches(orjson.loads(printed), orjson.loads(out), times), (
+            f"{doc.name}: {command}\n  printed: {printed}\n  got: {out}"
+        )
