@@ -89,7 +89,7 @@ def _body_params(request: Request) -> Params:
         415,
         "unsupported_media_type",
         "the body must be application/json, application/x-www-form-urlencoded "
-        f"or multipart/form-data, not {mime or 'untyped'!r}",
+        f"or multipart/form-data, not {repr(mime) if mime else 'without a content type'}",
     )
 
 

@@ -1,6 +1,7 @@
 """The end-to-end stacks: redis-server, two im-rpc and a gateway per IM_RPC_MODE (stream,
-batch, unary), each calling both im-rpc; and the same on a Redis Cluster (two im-rpc with
-IM_REDIS_CLUSTER=1, one gateway). A test taking `client` runs against each of the four.
+batch, unary), each calling both im-rpc; the same on a Redis Cluster (two im-rpc with
+IM_REDIS_CLUSTER=1, one gateway); and a gateway and im-rpc in the test's own process. A test
+taking `client` runs against each of the five.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from devtools.procs import Process, http_service, rpc_service
 from devtools.redis_cluster import RedisClusterNodes
 from http_svc.config import RPC_MODES
 from tests.conftest import E2E_DB, redis_url
+from tests.in_process import in_process_stack
 
 pytestmark = pytest.mark.e2e
 _chat_ids = itertools.count()
@@ -61,18 +63,32 @@ def cluster_stack(
         proc.stop()
 
 
-@pytest.fixture(params=[*RPC_MODES, "cluster"])
+IN_PROCESS = -1  # api_stack's gateway index for the in-process gateway and im-rpc
+
+
+@pytest.fixture(params=[*RPC_MODES, "cluster", "in_process"])
 def api_stack(request: pytest.FixtureRequest) -> tuple[Stack, int]:
-    """A stack and the gateway to call: each IM_RPC_MODE's, then the cluster stack's."""
+    """A stack and the gateway to call: each IM_RPC_MODE's, the cluster stack's, then
+    (IN_PROCESS) a gateway and im-rpc in the test's own process on the stack's Redis."""
     if request.param == "cluster":
         return request.getfixturevalue("cluster_stack"), 0
+    if request.param == "in_process":  # only the session's Redis: no processes to start
+        return Stack(request.getfixturevalue("redis_proc"), [], []), IN_PROCESS
     return request.getfixturevalue("stack"), RPC_MODES.index(request.param)
 
 
 @pytest.fixture
 async def client(api_stack: tuple[Stack, int]) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of each gateway in turn: one per IM_RPC_MODE, one on the cluster."""
+    """An HTTP client of each gateway in turn: one per IM_RPC_MODE, one on the cluster, one
+    in this process (tests/in_process.py: what mutation testing can see)."""
     stack, i = api_stack
+    if i == IN_PROCESS:
+        async with (
+            in_process_stack(redis_url(stack.redis, E2E_DB)) as url,
+            httpx.AsyncClient(base_url=url, timeout=10) as c,
+        ):
+            yield c
+        return
     async with httpx.AsyncClient(base_url=stack.url(i), timeout=10) as c:
         yield c
 

@@ -156,3 +156,64 @@ async def test_bad_input_is_a_4xx_with_the_json_error_shape_and_stores_nothing(
     assert body["message"]
     assert await key_count(e2e_redis) == keys_before
     assert await e2e_redis.exists("im:{eve:mallory}:m") == 0
+
+
+MULTIPART = "multipart/form-data; boundary=b"
+PART = b'--b\r\nContent-Disposition: form-data; name="text"\r\n%s\r\n%s\r\n--b--\r\n'
+MEDIA = (
+    "the body must be application/json, application/x-www-form-urlencoded "
+    "or multipart/form-data, not {}"
+)
+MESSAGES: list[tuple[str, tuple[str, str, dict[str, Any]], int, str, str]] = [
+    ("JSON array", _send(json=[OK]), 400, "invalid_json", "the JSON body must be an object"),
+    ("form bad UTF-8", _send(content=b"text=%ff", headers={"content-type": FORM}), 400,
+     "invalid_utf8", "the body is not valid UTF-8"),
+    ("raw bad UTF-8", _send(content=b"text=\xff", headers={"content-type": FORM}), 400,
+     "invalid_utf8", "the body is not valid UTF-8"),
+    ("query bad UTF-8", ("POST", "/api/send?text=%ff", {}), 400, "invalid_utf8",
+     "the query string is not valid UTF-8"),
+    ("no boundary", _send(content=b"x", headers={"content-type": "multipart/form-data"}), 400,
+     "invalid_body", "multipart/form-data needs a boundary"),
+    ("part bad UTF-8", _send(content=PART % (b"", b"\xff"), headers={"content-type": MULTIPART}),
+     400, "invalid_utf8", "a form field is not valid UTF-8"),
+    ("part charset", _send(content=PART % (b"Content-Type: text/plain; charset=nope\r\n", b"x"),
+     headers={"content-type": MULTIPART}), 400, "invalid_body", "the multipart body is malformed"),
+    ("part head", _send(content=b"--b\r\nno colon\r\n\r\nx\r\n--b--\r\n",
+     headers={"content-type": MULTIPART}), 400, "invalid_body", "the multipart body is malformed"),
+    ("text/plain", _send(content=b"hi", headers={"content-type": "text/plain"}), 415,
+     "unsupported_media_type", MEDIA.format("'text/plain'")),
+    ("untyped", _send(content=b"hi"), 415, "unsupported_media_type",
+     MEDIA.format("without a content type")),
+    ("empty key", _send(json={**OK, "client_msg_id": ""}), 400, "invalid_client_msg_id",
+     "client_msg_id must not be empty"),
+    ("empty header key", _send(json=OK, headers={"Idempotency-Key": ""}), 400,
+     "invalid_client_msg_id", "client_msg_id must not be empty"),
+    ("wait 30001", _pull(params={"chat": "a:b", "wait_ms": "30001"}), 400, "invalid_wait_ms",
+     "wait_ms must be 0..30000"),
+    ("limit 2^31", _pull(params={"chat": "a:b", "limit": str(2**31)}), 400, "invalid_limit",
+     "limit must be 0..2147483647"),
+    ("cursor 2^63", _pull(params={"chat": "a:b", "cursor": str(2**63)}), 400, "invalid_cursor",
+     f"cursor must be 0..{2**63 - 1}"),
+    ("limit 1001", _pull(params={"chat": "a:b", "limit": "1001"}), 400, "invalid_limit",
+     "limit must be 1..1000 (0 for the default)"),
+    ("read no time", ("POST", "/api/read", {"json": {"chat": "a:b", "user": "a"}}), 400,
+     "missing_parameter", "send_time is required"),
+    ("chats no user", ("GET", "/api/chats", {"params": {"limit": "2"}}), 400,
+     "missing_parameter", "user is required"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "request_", "status", "code", "message"), MESSAGES, ids=[m[0] for m in MESSAGES]
+)
+async def test_the_gateways_own_answers_name_what_is_wrong(
+    client: httpx.AsyncClient,
+    name: str,
+    request_: tuple[str, str, dict[str, Any]],
+    status: int,
+    code: str,
+    message: str,
+) -> None:
+    method, path, kwargs = request_
+    r = await client.request(method, path, **kwargs)
+    assert (r.status_code, r.json()) == (status, {"error": code, "message": message})

@@ -1,0 +1,68 @@
+"""The gateway and im-rpc in the test's own process and event loop, on real sockets and a
+real Redis: the same factories and servers the processes run (create_app with Sanic's HTTP
+protocol, build_server with grpclib), only not in processes of their own. Mutation testing
+sees code only in the test's process, so the API tests run against this stack too."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from devtools.procs import HOST, free_port
+from http_svc.app import create_app
+from http_svc.config import Settings as HttpSettings
+from http_svc.protocol import WholeRequestTimeout
+from rpc_svc.config import Settings as RpcSettings
+from rpc_svc.server import build_server
+from rpc_svc.servicer import InFlight
+from rpc_svc.store import RedisStore
+
+_apps = itertools.count()
+
+
+@asynccontextmanager
+async def in_process_stack(
+    redis_url: str, gateway: Mapping[str, Any] | None = None
+) -> AsyncIterator[str]:
+    """im-rpc on `redis_url` and a gateway calling it (`gateway`: its Settings fields),
+    both started in this event loop; the gateway's base URL. Both stop on exit."""
+    rpc_settings = RpcSettings(redis_url=redis_url)
+    store = RedisStore.from_url(
+        redis_url,
+        max_connections=16,
+        timeout_s=rpc_settings.redis_timeout_ms / 1000,
+        idempotency_ttl_s=rpc_settings.idempotency_ttl_s,
+        retry_key_ttl_s=rpc_settings.retry_key_ttl_s,
+    )
+    store.wakeups.start()
+    rpc = build_server(rpc_settings, store, InFlight())
+    rpc_port, http_port = free_port(), free_port()
+    await rpc.start(HOST, rpc_port)
+    settings = HttpSettings(
+        rpc_addrs=(f"{HOST}:{rpc_port}",), port=http_port, uvloop=False, **(gateway or {})
+    )
+    app = create_app(settings, name=f"im_http_in_process_{next(_apps)}")
+    app.config.TOUCHUP = False  # it rewrites Sanic's own methods once per process, not per app
+    server = await app.create_server(
+        host=HOST,
+        port=http_port,
+        return_asyncio_server=True,
+        protocol=WholeRequestTimeout,
+        access_log=False,
+    )
+    assert server is not None
+    await server.startup()
+    await server.before_start()
+    await server.after_start()
+    try:
+        yield f"http://{HOST}:{http_port}"
+    finally:
+        await server.before_stop()
+        server.close()
+        await server.wait_closed()
+        await server.after_stop()
+        rpc.close()
+        await rpc.wait_closed()
+        await store.close()
