@@ -1,7 +1,7 @@
 """The end-to-end stacks: redis-server, two im-rpc and a gateway per IM_RPC_MODE (stream,
 batch, unary), each calling both im-rpc; the same on a Redis Cluster (two im-rpc with
-IM_REDIS_CLUSTER=1, one gateway); and a gateway and im-rpc in the test's own process. A test
-taking `client` runs against each of the five.
+IM_REDIS_CLUSTER=1, one gateway); and per IM_RPC_MODE a gateway and im-rpc in the test's
+own process. A test taking `client` runs against each of the seven.
 """
 
 from __future__ import annotations
@@ -63,38 +63,40 @@ def cluster_stack(
         proc.stop()
 
 
-IN_PROCESS = -1  # api_stack's gateway index for the in-process gateway and im-rpc
+IN_PROCESS = [f"in_process_{mode}" for mode in RPC_MODES]
 
 
-@pytest.fixture(params=[*RPC_MODES, "cluster", "in_process"])
-def api_stack(request: pytest.FixtureRequest) -> tuple[Stack, int]:
-    """A stack and the gateway to call: each IM_RPC_MODE's, the cluster stack's, then
-    (IN_PROCESS) a gateway and im-rpc in the test's own process on the stack's Redis."""
+@pytest.fixture(params=[*RPC_MODES, "cluster", *IN_PROCESS])
+def api_stack(request: pytest.FixtureRequest) -> tuple[Stack, int | str]:
+    """A stack and the gateway to call: each IM_RPC_MODE's, the cluster stack's, then per
+    IM_RPC_MODE a gateway and im-rpc in the test's own process on the session's Redis (the
+    IM_RPC_MODE instead of the gateway's index)."""
     if request.param == "cluster":
         return request.getfixturevalue("cluster_stack"), 0
-    if request.param == "in_process":  # only the session's Redis: no processes to start
-        return Stack(request.getfixturevalue("redis_proc"), [], []), IN_PROCESS
+    if request.param in IN_PROCESS:  # only the session's Redis: no processes to start
+        mode = request.param.removeprefix("in_process_")
+        return Stack(request.getfixturevalue("redis_proc"), [], []), mode
     return request.getfixturevalue("stack"), RPC_MODES.index(request.param)
 
 
 @pytest.fixture
-async def client(api_stack: tuple[Stack, int]) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of each gateway in turn: one per IM_RPC_MODE, one on the cluster, one
-    in this process (tests/in_process.py: what mutation testing can see)."""
-    stack, i = api_stack
-    if i == IN_PROCESS:
+async def client(api_stack: tuple[Stack, int | str]) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of each gateway in turn: one per IM_RPC_MODE, one on the cluster, and
+    one per IM_RPC_MODE in this process (tests/in_process.py: what mutation testing sees)."""
+    stack, gateway = api_stack
+    if isinstance(gateway, str):
         async with (
-            in_process_stack(redis_url(stack.redis, E2E_DB)) as url,
+            in_process_stack(redis_url(stack.redis, E2E_DB), {"rpc_mode": gateway}) as url,
             httpx.AsyncClient(base_url=url, timeout=10) as c,
         ):
             yield c
         return
-    async with httpx.AsyncClient(base_url=stack.url(i), timeout=10) as c:
+    async with httpx.AsyncClient(base_url=stack.url(gateway), timeout=10) as c:
         yield c
 
 
 @pytest.fixture
-async def e2e_redis(api_stack: tuple[Stack, int]) -> AsyncIterator[aioredis.Redis]:
+async def e2e_redis(api_stack: tuple[Stack, int | str]) -> AsyncIterator[aioredis.Redis]:
     """A client of the Redis database (or cluster) behind `client`, to check what was
     (not) stored."""
     stack, _ = api_stack

@@ -9,8 +9,14 @@ from hypothesis import strategies as st
 from rpc_svc.chat import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    NO_READ,
+    TIES,
     Chat,
     Entry,
+    InboxRow,
+    ReadMark,
+    Tip,
+    build_inbox_page,
     build_page,
     check_client_msg_id,
     check_cursor,
@@ -18,6 +24,7 @@ from rpc_svc.chat import (
     check_user,
     page_limit,
     parse_chat,
+    read_mark,
 )
 from rpc_svc.errors import InvalidArgument
 
@@ -71,7 +78,7 @@ def test_bad_users(user: str) -> None:
     assert err.value.code == "invalid_user"
 
 
-@pytest.mark.parametrize("user", ["x" * 64, "{é}", "名前"])
+@pytest.mark.parametrize("user", ["u", "x" * 64, "{é}", "名前"])
 def test_good_users(user: str) -> None:
     check_user(user)
 
@@ -156,3 +163,50 @@ def test_an_empty_forward_page_resumes_at_its_cursor() -> None:
 def test_the_last_reverse_page_ends_at_zero() -> None:
     page = build_page(CHAT, _entries(12, 11), cursor=0, limit=5, reverse=True)
     assert (page.has_more, page.next_cursor) == (False, 0)
+
+
+def _tip(send_time: int, role: int, sent: tuple[int, int]) -> Tip:
+    return Tip(Entry(send_time, role, f"t{send_time}"), sent)
+
+
+def test_an_inbox_page_skips_chats_without_messages_and_counts_the_others() -> None:
+    rows = [
+        InboxRow("a:b", 30, ReadMark(10, (1, 1))),
+        InboxRow("a:gone", 20, NO_READ),  # its stream is gone: nothing to show
+        InboxRow("a:c", 10, NO_READ),
+        InboxRow("a:d", 5, NO_READ),  # the first row beyond the page
+    ]
+    latest = [_tip(30, 1, (1, 4)), None, _tip(10, 0, (2, 0))]
+    page = build_inbox_page("a", rows, latest, 3, 0)
+    assert [(c["chat"], c["unread"]) for c in page.chats] == [("a:b", 3), ("a:c", 0)]
+    assert page.chats[0]["last_message"] == {
+        "chat": "a:b",
+        "text": "t30",
+        "sender": "b",
+        "send_time": 30,
+    }
+    assert (page.has_more, page.next_cursor) == (True, 5 * TIES)
+
+
+def test_inbox_paging_counts_chats_of_one_microsecond_up_to_its_bound() -> None:
+    rows = [InboxRow(f"a:u{i:04}", 7, NO_READ) for i in range(TIES + 1)]
+    latest = [_tip(7, 1, (0, 1))] * TIES
+    page = build_inbox_page("a", rows, latest[: TIES - 1], TIES - 1, 0)
+    assert page.next_cursor == 7 * TIES + TIES - 1  # 999 shown: the cursor can say so
+    with pytest.raises(InvalidArgument) as err:
+        build_inbox_page("a", rows, latest, TIES, 0)  # 1000 at one microsecond: it cannot
+    assert (err.value.code, err.value.message) == (
+        "invalid_limit",
+        f"more than {TIES - 1} chats at one microsecond: page with a larger limit",
+    )
+    # 500 shown by the page before, at the same microsecond: they count too
+    with pytest.raises(InvalidArgument):
+        build_inbox_page("a", rows, latest[:500], 500, 7 * TIES + 500)
+    assert build_inbox_page("a", rows, latest[:499], 499, 7 * TIES + 500).next_cursor == (
+        7 * TIES + 999
+    )
+
+
+def test_a_read_mark_of_nothing_read_is_zero() -> None:
+    assert read_mark(None) == NO_READ == ReadMark(0, (0, 0))
+    assert read_mark(_tip(9, 0, (3, 2))) == ReadMark(9, (3, 2))
