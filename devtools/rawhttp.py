@@ -49,6 +49,11 @@ class Connection:
         self._writer.write(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
         return await self._read()
 
+    async def raw(self, request: bytes) -> Answer:
+        """Write `request` as it is (any bytes) and read the answer."""
+        self._writer.write(request)
+        return await self._read()
+
     async def _read(self) -> Answer:
         head = await self._reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")

@@ -10,6 +10,7 @@ renders every error, Sanic's own (404, 405, 413, ...) included.
 from __future__ import annotations
 
 import logging
+import re
 
 import orjson
 from grpclib import GRPCError
@@ -30,6 +31,7 @@ RPC_TO_HTTP: dict[Status, tuple[int, str]] = {
 }
 _UPSTREAM_ERROR = (502, "upstream_error")
 RETRY_AFTER_S = "1"  # seconds, on every 503 and 429
+_CODE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")  # a machine code: invalid_utf8
 
 _SANIC_CODES = {
     400: "bad_request",
@@ -69,7 +71,7 @@ class RpcFailure(Exception):
         """The HTTP answer for this failure; im-rpc's "<code>: <text>" messages keep their code."""
         http_status, code = RPC_TO_HTTP.get(self.status, _UPSTREAM_ERROR)
         head, sep, tail = self.message.partition(": ")
-        if sep and head.replace("_", "").isalpha() and head.islower():
+        if sep and _CODE.fullmatch(head):
             code, message = head, tail
         else:
             message = self.message or self.status.name.lower()

@@ -70,7 +70,21 @@ def _multipart_body(body: bytes, boundary: str | None) -> Params:
         raise ApiError(400, "invalid_utf8", "a form field is not valid UTF-8") from None
     except (ValueError, LookupError, IndexError):
         raise ApiError(400, "invalid_body", "the multipart body is malformed") from None
-    return {name: values[0] for name, values in fields.items()}
+    params = {name: values[0] for name, values in fields.items()}
+    for name, value in params.items():  # a part in another charset may decode to anything
+        if not is_utf8(name) or not is_utf8(value):
+            raise ApiError(400, "invalid_utf8", "a form field is not valid UTF-8")
+    return params
+
+
+def is_utf8(value: str) -> bool:
+    """Whether `value` can be written as UTF-8: no lone surrogates (what undecodable header
+    bytes and some charsets become)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _body_params(request: Request) -> Params:

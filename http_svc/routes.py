@@ -13,6 +13,7 @@ from http_svc.params import (
     bool_param,
     collect,
     int_param,
+    is_utf8,
     optional_text_param,
     text_param,
 )
@@ -46,6 +47,8 @@ async def send(request: Request) -> HTTPResponse:
     client_msg_id = optional_text_param(params, "client_msg_id")
     if client_msg_id is None:
         client_msg_id = request.headers.get("idempotency-key")
+        if client_msg_id is not None and not is_utf8(client_msg_id):
+            raise ApiError(400, "invalid_utf8", "the Idempotency-Key header is not valid UTF-8")
     if client_msg_id == "":
         raise ApiError(400, "invalid_client_msg_id", "client_msg_id must not be empty")
     limiter = request.app.ctx.sender_limiter

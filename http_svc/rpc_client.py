@@ -375,6 +375,26 @@ def _fail(batch: list[_Pending], failure: RpcFailure) -> None:
             future.set_exception(failure)
 
 
+def _encode(batch: list[_Pending]) -> tuple[bytes, list[_Pending]]:
+    """The batch's calls as one JSON array, and the calls in it. A call that cannot be
+    encoded (a str with lone surrogates that slipped past the parameter checks) fails
+    alone with INVALID_ARGUMENT: one client's bad bytes never fail the others' calls."""
+    try:
+        return orjson.dumps([call for call, _, _, _ in batch]), batch
+    except orjson.JSONEncodeError:
+        pass
+    kept: list[_Pending] = []
+    for pending in batch:
+        try:
+            orjson.dumps(pending[0])
+        except orjson.JSONEncodeError:
+            bad = RpcFailure(Status.INVALID_ARGUMENT, "invalid_utf8: a parameter is not UTF-8")
+            pending[1].set_exception(bad)
+        else:
+            kept.append(pending)
+    return orjson.dumps([call for call, _, _, _ in kept]), kept
+
+
 class _Batcher:
     """Gathers the calls of one loop turn and sends them as batches of `limit` at most, each
     as soon as it is full, the last at the end of the turn; a batch may be retried
@@ -415,12 +435,15 @@ class _Batcher:
             task.add_done_callback(self._tasks.discard)
 
     async def _run(self, batch: list[_Pending]) -> None:
+        calls, batch = _encode(batch)
+        if not batch:
+            return
         if self._observe is not None:
             self._observe(len(batch))
         try:
             retry = all(r for _, _, r, _ in batch)
             ids = ",".join(rid for _, _, _, rid in batch)
-            reply = await self._send(orjson.dumps([call for call, _, _, _ in batch]), retry, ids)
+            reply = await self._send(calls, retry, ids)
             answers = _split(reply, len(batch))
         except RpcFailure as failure:
             _fail(batch, failure)

@@ -184,3 +184,26 @@ async def test_a_full_batch_goes_out_before_the_loop_turn_ends(live: str) -> Non
         client.close()
     stored = {m["text"]: m["send_time"] for m in page["messages"]}  # concurrent: any order
     assert stored == {f"m{i}": a["send_time"] for i, a in enumerate(answers)}
+
+
+@pytest.mark.parametrize("mode", ["stream", "batch"])
+async def test_a_call_that_cannot_be_encoded_fails_alone_in_its_batch(
+    live: str, mode: str
+) -> None:
+    client = RpcClient([live], 1, 2.0, mode=mode)
+    try:
+        calls = [
+            client.send("a:b", "before", "a", ""),
+            client.send("a:b", "\ud800", "a", ""),  # a lone surrogate: no UTF-8 for it
+            client.pull("a:b", 0, 10, False),
+            client.send("a:b", "after", "b", ""),
+        ]
+        answers = await asyncio.gather(*calls, return_exceptions=True)
+    finally:
+        client.close()
+    bad = answers[1]
+    assert isinstance(bad, RpcFailure)
+    assert (bad.status, bad.to_api_error().code) == (Status.INVALID_ARGUMENT, "invalid_utf8")
+    before, _, page, after = (a if isinstance(a, bytes) else b"{}" for a in answers)
+    assert [orjson.loads(a).get("chat") for a in (before, after)] == ["a:b", "a:b"]
+    assert "messages" in orjson.loads(page)

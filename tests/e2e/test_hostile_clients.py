@@ -1,0 +1,118 @@
+"""Careless or hostile clients on raw sockets: whatever they send, they get a 4xx (or are
+disconnected), nothing of theirs is stored, and every other client is served as if they
+were not there. Every loop here is bounded in count and time, on loopback only."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from devtools.procs import HOST, Trio, start_trio
+from devtools.rawhttp import Answer, Connection
+
+pytestmark = pytest.mark.e2e
+
+BOUNDARY = b"im-test-boundary-7f3a"
+UTF7_PART = (
+    b'--%(b)s\r\nContent-Disposition: form-data; name="text"\r\n'
+    b"Content-Type: text/plain; charset=utf-7\r\n\r\n+2AA-\r\n"
+    b'--%(b)s\r\nContent-Disposition: form-data; name="chat"\r\n\r\nbad:x\r\n'
+    b'--%(b)s\r\nContent-Disposition: form-data; name="sender"\r\n\r\nbad\r\n--%(b)s--\r\n'
+) % {b"b": BOUNDARY}
+FORM = b"chat=bad:x&sender=bad&text=hello"
+
+
+def _request(head: bytes, body: bytes = b"") -> bytes:
+    return head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+# Requests whose bytes broke the JSON encoding of a whole batch in the gateway.
+BAD_SENDS = {
+    "header byte": _request(
+        b"POST /api/send HTTP/1.1\r\nHost: x\r\nIdempotency-Key: \xff\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n",
+        FORM,
+    ),
+    "utf-7 part": _request(
+        b"POST /api/send HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: multipart/form-data; boundary=" + BOUNDARY + b"\r\n",
+        UTF7_PART,
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trio]:
+    workdir: Path = tmp_path_factory.mktemp("hostile")
+    trio = start_trio(workdir)
+    yield trio
+    trio.stop()
+
+
+async def _raw(port: int, request: bytes) -> Answer:
+    conn = await Connection.open(port)
+    try:
+        return await conn.raw(request)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("name", list(BAD_SENDS))
+async def test_a_bad_send_alone_is_a_4xx(trio: Trio, name: str) -> None:
+    answer = await _raw(trio.gateways[0].port, BAD_SENDS[name])
+    assert answer.status == 400
+    assert answer.json() == {
+        "error": "invalid_utf8",
+        "message": "the Idempotency-Key header is not valid UTF-8"
+        if name == "header byte"
+        else "a form field is not valid UTF-8",
+    }
+
+
+async def test_bad_bytes_never_fail_other_clients_sends(trio: Trio) -> None:
+    """50 honest senders and 3 clients sending bad bytes, for 3 s: every honest send 200 and
+    stored once, every bad one a 400, nothing stored for them."""
+    port, seconds = trio.gateways[0].port, 3.0
+    deadline = time.monotonic() + seconds
+    honest: Counter[int] = Counter()
+    bad: Counter[int] = Counter()
+    acked: dict[str, int] = {}
+
+    async def honest_sender(i: int) -> None:
+        conn = await Connection.open(port)
+        chat, sent = f"h{i}:peer", 0
+        while time.monotonic() < deadline and sent < 5000:
+            r = await conn.post_json("/api/send", {"chat": chat, "sender": f"h{i}", "text": "ok"})
+            honest[r.status] += 1
+            sent += r.status == 200
+        acked[chat] = sent
+        await conn.close()
+
+    async def bad_sender(request: bytes) -> None:
+        conn = await Connection.open(port)
+        for _ in range(5000):
+            if time.monotonic() >= deadline:
+                break
+            bad[(await conn.raw(request)).status] += 1
+        await conn.close()
+
+    bad_requests = [*BAD_SENDS.values(), BAD_SENDS["header byte"]]
+    await asyncio.gather(
+        *(honest_sender(i) for i in range(50)), *(bad_sender(r) for r in bad_requests)
+    )
+    assert set(honest) == {200}, honest
+    assert set(bad) == {400}, bad
+    assert honest[200] > 100 and bad[400] > 30  # both kinds really ran at once
+    client = aioredis.Redis(host=HOST, port=trio.redis.port, decode_responses=True)
+    try:
+        for chat, n in acked.items():
+            assert await client.xlen(f"im:{{{chat}}}:m") == n
+        assert not [k async for k in client.scan_iter("*bad*")]
+    finally:
+        await client.aclose()
