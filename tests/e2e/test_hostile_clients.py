@@ -108,7 +108,8 @@ async def test_bad_bytes_never_fail_other_clients_sends(trio: Trio) -> None:
     )
     assert set(honest) == {200}, honest
     assert set(bad) == {400}, bad
-    assert honest[200] > 100 and bad[400] > 30  # both kinds really ran at once
+    assert honest[200] > 100  # both kinds really ran at once
+    assert bad[400] > 30
     client = aioredis.Redis(host=HOST, port=trio.redis.port, decode_responses=True)
     try:
         for chat, n in acked.items():
