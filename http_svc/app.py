@@ -38,7 +38,11 @@ class AppContext:
 def create_app(settings: Settings, name: str = "im_http") -> Sanic[Config, AppContext]:
     """A gateway app; its im-rpc channels open at server start and close at stop."""
     configure_logging(settings.log_level, settings.log_format)  # here: every worker runs it
-    ctx = AppContext(settings, openapi=orjson.dumps(build_openapi(settings.max_body_bytes)))
+    ctx = AppContext(
+        settings,
+        metrics=Metrics(settings.max_metric_series),
+        openapi=orjson.dumps(build_openapi(settings.max_body_bytes)),
+    )
     if settings.sender_rate > 0:
         ctx.sender_limiter = RateLimiter(settings.sender_rate, settings.sender_burst)
     app: Sanic[Config, AppContext] = Sanic(

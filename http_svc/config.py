@@ -67,6 +67,14 @@ class Settings:
     sender_burst: int = setting(
         "IM_HTTP_SENDER_BURST", 20, "sends a sender may make at once before the rate applies", lo=1
     )
+    max_metric_series: int = setting(
+        "IM_HTTP_MAX_METRIC_SERIES",
+        1000,
+        "request label sets (route, method, status) in /metrics; past it a new one counts as "
+        "route and method \"other\" (unknown methods always do)",
+        lo=10,
+        hi=1_000_000,
+    )
     max_body_bytes: int = setting(
         "IM_HTTP_MAX_BODY_BYTES", 65_536, "largest request body (413 beyond)", lo=1024
     )

@@ -14,10 +14,18 @@ from http_svc.instances import InstancePool
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-class Metrics:
-    """The gateway's metrics, in a registry of their own (one per app)."""
+# HTTP methods counted by name; any other (a client may send any token) counts as "other"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"})
+OTHER = "other"
 
-    def __init__(self) -> None:
+
+class Metrics:
+    """The gateway's metrics, in a registry of their own (one per app). Request labels come
+    from clients, so they are bounded: unknown methods count as "other", and past
+    `max_series` label sets a new one counts as route and method "other"."""
+
+    def __init__(self, max_series: int = 1000) -> None:
+        self._max_series = max_series
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "im_http_requests_total",
@@ -59,6 +67,13 @@ class Metrics:
         key = (route, method, status)
         children = self._request_children.get(key)
         if children is None:  # labels() costs more than the observation itself: cache it
+            if method not in METHODS:
+                method = OTHER
+            if len(self._request_children) >= self._max_series:
+                route = method = OTHER
+            key = (route, method, status)
+            children = self._request_children.get(key)
+        if children is None:
             labels = (route, method, str(status))
             children = (self.requests.labels(*labels), self.latency.labels(*labels))
             self._request_children[key] = children
