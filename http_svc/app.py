@@ -15,6 +15,7 @@ from http_svc.discovery import Discovery
 from http_svc.errors import JsonErrorHandler
 from http_svc.metrics import Metrics
 from http_svc.openapi import build_openapi
+from http_svc.protocol import bounded_body_request
 from http_svc.rate_limit import RateLimiter
 from http_svc.routes import bp
 from http_svc.rpc_client import RpcClient
@@ -48,6 +49,7 @@ def create_app(settings: Settings, name: str = "im_http") -> Sanic[Config, AppCo
     app: Sanic[Config, AppContext] = Sanic(
         name,
         ctx=ctx,
+        request_class=bounded_body_request(settings.body_timeout_s),
         error_handler=JsonErrorHandler(),
         dumps=orjson.dumps,
         loads=orjson.loads,

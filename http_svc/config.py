@@ -71,7 +71,7 @@ class Settings:
         "IM_HTTP_MAX_METRIC_SERIES",
         1000,
         "request label sets (route, method, status) in /metrics; past it a new one counts as "
-        "route and method \"other\" (unknown methods always do)",
+        'route and method "other" (unknown methods always do)',
         lo=10,
         hi=1_000_000,
     )
@@ -80,6 +80,12 @@ class Settings:
     )
     request_timeout_s: float = setting(
         "IM_HTTP_REQUEST_TIMEOUT_S", 10.0, "time to receive a whole request", lo=0.1
+    )
+    body_timeout_s: float = setting(
+        "IM_HTTP_BODY_TIMEOUT_S",
+        10.0,
+        "time to receive a request body once its head is in (408 and disconnect beyond)",
+        lo=0.1,
     )
     response_timeout_s: float = setting(
         "IM_HTTP_RESPONSE_TIMEOUT_S",

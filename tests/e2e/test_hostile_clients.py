@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
@@ -117,3 +118,47 @@ async def test_bad_bytes_never_fail_other_clients_sends(trio: Trio) -> None:
         assert not [k async for k in client.scan_iter("*bad*")]
     finally:
         await client.aclose()
+
+
+HALF_SENT = {
+    "short body": b"POST /api/send HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b'Content-Length: 100\r\n\r\n{"chat":',
+    "unfinished chunks": b"POST /api/send HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b'Transfer-Encoding: chunked\r\n\r\n8\r\n{"chat":\r\n',
+}
+
+
+async def _answer_then_close(port: int, request: bytes) -> tuple[bytes, float]:
+    """Send `request`, read until the gateway closes the connection: what it answered, and
+    after how long it closed (bounded: 15 s)."""
+    reader, writer = await asyncio.open_connection(HOST, port)
+    started = time.monotonic()
+    writer.write(request)
+    data = await asyncio.wait_for(reader.read(-1), 15)  # until EOF: the socket was closed
+    writer.close()
+    return data, time.monotonic() - started
+
+
+@pytest.mark.parametrize("name", list(HALF_SENT))
+async def test_a_half_sent_body_gets_408_and_its_socket_closed(trio: Trio, name: str) -> None:
+    gateway = trio.add_gateway(IM_HTTP_BODY_TIMEOUT_S="1")
+    try:
+        answers = await asyncio.gather(
+            *(_answer_then_close(gateway.port, HALF_SENT[name]) for _ in range(20))
+        )
+        for data, took in answers:
+            head, _, body = data.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 408 "), data
+            assert orjson.loads(body) == {
+                "error": "request_timeout",
+                "message": "the request body did not arrive within 1 s",
+            }
+            assert 0.9 < took < 3.0
+        # an honest client on the same gateway meanwhile and after
+        conn = await Connection.open(gateway.port)
+        r = await conn.post_json("/api/send", {"chat": "ok:x", "sender": "ok", "text": "hi"})
+        await conn.close()
+        assert r.status == 200
+    finally:
+        trio.gateways.remove(gateway)
+        gateway.stop()
