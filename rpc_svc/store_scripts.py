@@ -69,12 +69,17 @@ return st
 )
 
 # KEYS: a user's read positions. ARGV: chat, "<read_until>:<n0>:<n1>". Only forward;
-# answers the position kept.
+# answers the position kept. A position of 0 (nothing read: no message at or before the
+# time named) writes nothing: reads of empty chats leave no keys behind.
 MARK_READ = Script(
     """
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if cur and tonumber(string.match(cur, '^%d+')) >= tonumber(string.match(ARGV[2], '^%d+')) then
+local new = tonumber(string.match(ARGV[2], '^%d+'))
+if cur and tonumber(string.match(cur, '^%d+')) >= new then
   return cur
+end
+if new == 0 then
+  return cur or ARGV[2]
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return ARGV[2]

@@ -197,3 +197,22 @@ async def test_texts_keep_their_colons_and_older_entries_still_read(
     (chat,) = (await service.chats(ChatsCall("ann"))).chats
     assert chat["unread"] == 3  # counting starts with the first message after the upgrade
     assert chat["last_message"]["text"] == "0:0:"
+
+
+async def test_reads_of_chats_without_messages_store_nothing(
+    service: ChatService, redis_client: aioredis.Redis
+) -> None:
+    for i in range(50):  # chats nobody wrote to: a client may name any
+        done = await service.mark_read(ReadCall(f"ann:ghost{i}", "ann", 2**62))
+        assert done.read_until == 0
+    assert await key_count(redis_client) == 0
+    sent = await service.send(SendCall("ann:bob", "bob", "hi"))
+    keys = await key_count(redis_client)
+    early = await service.mark_read(ReadCall("ann:bob", "ann", sent.send_time - 1))
+    assert early.read_until == 0  # before the first message: nothing read, nothing kept
+    assert await key_count(redis_client) == keys
+    read = await service.mark_read(ReadCall("ann:bob", "ann", sent.send_time))
+    assert read.read_until == sent.send_time
+    assert await key_count(redis_client) == keys + 1  # ann's read positions
+    again = await service.mark_read(ReadCall("ann:bob", "ann", 0))
+    assert again.read_until == sent.send_time  # never back
