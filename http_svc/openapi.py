@@ -8,15 +8,17 @@ _MEMBER = r"[^:\s\x00-\x1f\x7f]{1,64}"
 _CHAT = {
     "type": "string",
     "pattern": f"^{_MEMBER}:{_MEMBER}$",
-    "description": "'<member1>:<member2>': exactly one ':'; members 1..64 characters without "
-    "whitespace or control characters. 'a:b' and 'b:a' are the same chat.",
+    "description": "'<member1>:<member2>': exactly one ':'; members 1..64 printable characters "
+    "(no whitespace, control or format characters) in Unicode NFC. 'a:b' and 'b:a' are the "
+    "same chat.",
     "example": "alice:bob",
 }
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _USER = {
     "type": "string",
     "pattern": f"^{_MEMBER}$",
-    "description": "a member name: 1..64 characters without ':', whitespace or control characters",
+    "description": "a member name: 1..64 printable characters (no ':', whitespace, control or "
+    "format characters) in Unicode NFC",
     "example": "alice",
 }
 _BODY_TYPES = ("application/json", "application/x-www-form-urlencoded", "multipart/form-data")

@@ -6,6 +6,7 @@ Pure functions and value types; nothing here does I/O.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, TypedDict
@@ -21,6 +22,20 @@ INT64_MAX = 2**63 - 1
 # Whitespace (anything str.isspace() accepts), C0/C1 control characters and ':'.
 _BAD_MEMBER_CHAR = re.compile(r"[\s\x00-\x1f\x7f-\x9f:]")
 _CONTROL_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+NOT_NFC = "must be in Unicode normal form C (NFC)"
+
+
+def _member_fault(member: str) -> str | None:
+    """What breaks the member-name rules, or None: 1..64 characters, none of them ':',
+    whitespace or unprintable (control, format such as zero-width or bidi controls,
+    surrogate, private-use, unassigned), in NFC, so that one name looks like one user."""
+    if not 1 <= len(member) <= MAX_MEMBER_CHARS:
+        return "length"
+    if _BAD_MEMBER_CHAR.search(member) or not member.isprintable():
+        return "characters"
+    if not member.isascii() and not unicodedata.is_normalized("NFC", member):
+        return "nfc"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,25 +141,31 @@ def parse_chat(raw: str) -> Chat:
     if not sep:
         raise InvalidArgument("chat must be '<member1>:<member2>' (no ':' found)", "invalid_chat")
     for member in (first, second):
-        if not 1 <= len(member) <= MAX_MEMBER_CHARS:
+        fault = _member_fault(member)
+        if fault == "length":
             raise InvalidArgument(
                 f"chat members must be 1..{MAX_MEMBER_CHARS} characters", "invalid_chat"
             )
-        if _BAD_MEMBER_CHAR.search(member):
+        if fault == "characters":
             raise InvalidArgument(
-                "chat must have exactly one ':' and members without whitespace or "
-                "control characters",
+                "chat must have exactly one ':' and members without whitespace, control or "
+                "format characters",
                 "invalid_chat",
             )
+        if fault == "nfc":
+            raise InvalidArgument(f"chat members {NOT_NFC}", "invalid_chat")
     return Chat(first, second) if first <= second else Chat(second, first)
 
 
 def check_user(user: str) -> None:
     """Raise InvalidArgument unless `user` could be a chat member (the rules of parse_chat)."""
-    if not 1 <= len(user) <= MAX_MEMBER_CHARS or _BAD_MEMBER_CHAR.search(user):
+    fault = _member_fault(user)
+    if fault == "nfc":
+        raise InvalidArgument(f"user {NOT_NFC}", "invalid_user")
+    if fault is not None:
         raise InvalidArgument(
-            f"user must be 1..{MAX_MEMBER_CHARS} characters without ':', whitespace or "
-            "control characters",
+            f"user must be 1..{MAX_MEMBER_CHARS} characters without ':', whitespace, "
+            "control or format characters",
             "invalid_user",
         )
 

@@ -187,9 +187,7 @@ async def test_a_full_batch_goes_out_before_the_loop_turn_ends(live: str) -> Non
 
 
 @pytest.mark.parametrize("mode", ["stream", "batch"])
-async def test_a_call_that_cannot_be_encoded_fails_alone_in_its_batch(
-    live: str, mode: str
-) -> None:
+async def test_a_call_that_cannot_be_encoded_fails_alone_in_its_batch(live: str, mode: str) -> None:
     client = RpcClient([live], 1, 2.0, mode=mode)
     try:
         calls = [

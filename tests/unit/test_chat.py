@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -29,10 +31,13 @@ from rpc_svc.chat import (
 from rpc_svc.errors import InvalidArgument
 
 members = st.text(
-    st.characters(exclude_categories=["Cc", "Cs", "Zs", "Zl", "Zp"], exclude_characters=":"),
+    st.characters(
+        exclude_categories=["Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"],
+        exclude_characters=":",
+    ),
     min_size=1,
     max_size=64,
-).filter(lambda s: not any(c.isspace() for c in s))
+).filter(lambda s: not any(c.isspace() for c in s) and unicodedata.is_normalized("NFC", s))
 
 
 @given(members, members)

@@ -23,8 +23,10 @@ from rpc_svc.chat import (
 )
 from rpc_svc.errors import InvalidArgument
 
-MEMBERS = "chat must have exactly one ':' and members without whitespace or control characters"
-USER = "user must be 1..64 characters without ':', whitespace or control characters"
+MEMBERS = (
+    "chat must have exactly one ':' and members without whitespace, control or format characters"
+)
+USER = "user must be 1..64 characters without ':', whitespace, control or format characters"
 KEY = "client_msg_id must be 1..64 characters without control characters"
 LENGTH = "chat members must be 1..64 characters"
 LIMIT = "limit must be 1..1000 (0 for the default)"
@@ -40,6 +42,15 @@ RULES: list[tuple[str, Callable[[], object], str, str]] = [
     ("second colon", lambda: parse_chat("a:b:c"), "invalid_chat", MEMBERS),
     ("space in first", lambda: parse_chat("a b:c"), "invalid_chat", MEMBERS),
     ("DEL in second", lambda: parse_chat("a:b\x7f"), "invalid_chat", MEMBERS),
+    ("zero width", lambda: parse_chat("a\u200b:b"), "invalid_chat", MEMBERS),
+    ("bidi override", lambda: parse_chat("a:\u202eb"), "invalid_chat", MEMBERS),
+    ("BOM", lambda: parse_chat("\ufeffa:b"), "invalid_chat", MEMBERS),
+    ("NFD first", lambda: parse_chat("e\u0301:b"), "invalid_chat",
+     "chat members must be in Unicode normal form C (NFC)"),
+    ("NFD user", lambda: check_user("e\u0301"), "invalid_user",
+     "user must be in Unicode normal form C (NFC)"),
+    ("format user", lambda: check_user("a\u2066b"), "invalid_user", USER),
+    ("private use", lambda: check_user("\ue000"), "invalid_user", USER),
     ("stranger", lambda: Chat("a", "b").role_of("c"), "sender_not_in_chat",
      "sender 'c' is not a member of chat 'a:b'"),
     ("stranger user", lambda: Chat("a", "b").role_of("c", "user"), "user_not_in_chat",
