@@ -17,7 +17,7 @@ from grpclib import GRPCError
 from grpclib.const import Status
 from grpclib.exceptions import ProtocolError, StreamTerminatedError
 from sanic import HTTPResponse, Request
-from sanic.exceptions import SanicException
+from sanic.exceptions import PayloadTooLarge, SanicException
 from sanic.handlers import ErrorHandler
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,14 @@ class JsonErrorHandler(ErrorHandler):
                 exception.status, exception.code, exception.message, exception.retry_after
             )
         if isinstance(exception, SanicException):
-            status = exception.status_code
-            return json_error(status, _SANIC_CODES.get(status, "http_error"), str(exception))
+            status, message = exception.status_code, str(exception)
+            code = _SANIC_CODES.get(status, "http_error")
+            if isinstance(exception, PayloadTooLarge) and "header" in message:
+                # Sanic says 413 for a head over REQUEST_MAX_HEADER_SIZE: 431 is the status
+                status, code, message = 431, "header_too_large", "the request head is too large"
+            response = json_error(status, code, message)
+            for name, value in (exception.headers or {}).items():  # Allow of a 405
+                response.headers[name] = value
+            return response
         log.error("unhandled error: %s", exception, exc_info=exception)
         return json_error(500, "internal_error", "the gateway failed to handle the request")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import orjson
 from sanic import Blueprint, HTTPResponse, Request
@@ -25,13 +26,25 @@ _INT32_MAX = 2**31 - 1
 MAX_WAIT_MS = 30_000  # the contract's longest long poll
 _PONG = b'{"message":"pong"}'
 RETRY_KEY_HEADER = "x-im-retry-key"
+READ_METHODS = ("GET", "HEAD")  # HEAD: the same answer without its body
+
+
+Handler = Callable[[Request], Awaitable[HTTPResponse]]
+
+
+def _read_route(path: str, ignore_body: bool = True) -> Callable[[Handler], Handler]:
+    """A GET route that answers HEAD too (ignore_body=False: it reads a body, as the API's do)."""
+    return cast(
+        Callable[[Handler], Handler],
+        bp.route(path, methods=READ_METHODS, ignore_body=ignore_body),
+    )
 
 
 def _json(body: Any, status: int = 200) -> HTTPResponse:
     return HTTPResponse(orjson.dumps(body), status=status, content_type="application/json")
 
 
-@bp.get("/ping")
+@_read_route("/ping")
 async def ping(request: Request) -> HTTPResponse:
     """The gateway alone: never touches im-rpc or the store."""
     return HTTPResponse(_PONG, content_type="application/json")
@@ -69,7 +82,7 @@ def _retry_key(request: Request) -> str:
     return key if 0 < len(key) <= 64 and key.isascii() and key.isprintable() else ""
 
 
-@bp.get("/api/pull", ignore_body=False)
+@_read_route("/api/pull", ignore_body=False)
 async def pull(request: Request) -> HTTPResponse:
     """One page of a chat, with has_more and next_cursor."""
     params = collect(request)
@@ -86,7 +99,7 @@ async def pull(request: Request) -> HTTPResponse:
     return HTTPResponse(body, content_type="application/json")
 
 
-@bp.get("/api/chats", ignore_body=False)
+@_read_route("/api/chats", ignore_body=False)
 async def chats(request: Request) -> HTTPResponse:
     """One page of a user's chats, most recently active first, with unread counts."""
     params = collect(request)
@@ -108,13 +121,13 @@ async def read(request: Request) -> HTTPResponse:
     return HTTPResponse(body, content_type="application/json")
 
 
-@bp.get("/healthz")
+@_read_route("/healthz")
 async def healthz(request: Request) -> HTTPResponse:
     """The process is alive."""
     return _json({"status": "ok"})
 
 
-@bp.get("/readyz")
+@_read_route("/readyz")
 async def readyz(request: Request) -> HTTPResponse:
     """Ready when im-rpc answers and reports its store as serving."""
     if await request.app.ctx.rpc.ready():
@@ -122,7 +135,7 @@ async def readyz(request: Request) -> HTTPResponse:
     return json_error(503, "not_ready", "im-rpc reports its store as not serving")
 
 
-@bp.get("/metrics")
+@_read_route("/metrics")
 async def metrics(request: Request) -> HTTPResponse:
     """Prometheus metrics of this process."""
     return HTTPResponse(
@@ -130,7 +143,7 @@ async def metrics(request: Request) -> HTTPResponse:
     )
 
 
-@bp.get("/openapi.json")
+@_read_route("/openapi.json")
 async def openapi(request: Request) -> HTTPResponse:
     """The OpenAPI document of this API."""
     return HTTPResponse(request.app.ctx.openapi, content_type="application/json")

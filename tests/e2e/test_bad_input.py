@@ -68,7 +68,7 @@ CASES: list[tuple[str, tuple[str, str, dict[str, Any]], int, str]] = [
             headers={"content-type": "application/json"},
         ),
         400,
-        "invalid_json",
+        "invalid_utf8",
     ),
     (
         "form bad UTF-8",
@@ -224,3 +224,40 @@ async def test_the_gateways_own_answers_name_what_is_wrong(
     method, path, kwargs = request_
     r = await client.request(method, path, **kwargs)
     assert (r.status_code, r.json()) == (status, {"error": code, "message": message})
+
+
+async def test_a_json_body_that_is_not_utf8_is_invalid_utf8(client: httpx.AsyncClient) -> None:
+    r = await client.post(
+        "/api/send", content=b'{"text":"\xff"}', headers={"content-type": "application/json"}
+    )
+    assert (r.status_code, r.json()) == (
+        400,
+        {"error": "invalid_utf8", "message": "the body is not valid UTF-8"},
+    )
+
+
+async def test_a_405_says_which_methods_are_allowed(client: httpx.AsyncClient) -> None:
+    for method, path, allowed in (
+        ("GET", "/api/send", "POST"),
+        ("DELETE", "/api/pull", "GET, HEAD"),
+        ("PUT", "/api/read", "POST"),
+    ):
+        r = await client.request(method, path)
+        assert (r.status_code, r.json()["error"]) == (405, "method_not_allowed")
+        assert sorted(r.headers["allow"].split(", ")) == sorted(allowed.split(", "))
+
+
+async def test_head_answers_every_get_route_without_a_body(client: httpx.AsyncClient) -> None:
+    for path in ("/ping", "/healthz", "/api/pull?chat=a:b", "/api/chats?user=a", "/openapi.json"):
+        get, head = await client.get(path), await client.head(path)
+        assert (head.status_code, head.content) == (200, b""), path
+        assert head.headers["content-type"] == get.headers["content-type"]
+    assert (await client.head("/api/pull")).status_code == 400  # the same checks as GET
+
+
+async def test_a_head_over_the_limit_is_431(client: httpx.AsyncClient) -> None:
+    r = await client.get("/ping", headers={"x-big": "a" * 9000})
+    assert (r.status_code, r.json()) == (
+        431,
+        {"error": "header_too_large", "message": "the request head is too large"},
+    )

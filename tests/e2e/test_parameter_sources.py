@@ -164,3 +164,19 @@ async def test_a_repeated_name_counts_its_first_value(
         await client.get("/api/pull", params={"chat": name, "reverse": "1", "limit": 1})
     ).json()
     assert [(m["sender"], m["text"]) for m in newest["messages"]] == [(second, "a")]
+
+
+async def test_a_name_repeated_in_a_json_object_counts_its_first_value(
+    client: httpx.AsyncClient, chat: Chat
+) -> None:
+    name, _, second = chat
+    await _three(client, chat)
+    body = f'{{"chat":"{name}","limit":1,"limit":3,"reverse":true}}'.encode()
+    json_type = {"content-type": "application/json"}
+    r = await client.request("GET", "/api/pull", content=body, headers=json_type)
+    assert [m["text"] for m in r.json()["messages"]] == ["m2"]
+    escaped = f'{{"chat":"{name}","sender":"{second}","text":"a","te\\u0078t":"b"}}'.encode()
+    r = await client.post("/api/send", content=escaped, headers=json_type)
+    assert r.status_code == 200, r.text
+    newest = await client.get("/api/pull", params={"chat": name, "reverse": "1", "limit": 1})
+    assert [m["text"] for m in newest.json()["messages"]] == ["a"]
