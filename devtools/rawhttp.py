@@ -49,6 +49,10 @@ class Connection:
         self._writer.write(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
         return await self._read()
 
+    def send_only(self, request: str) -> None:
+        """Write a request and read nothing (a client that leaves before the answer)."""
+        self._writer.write(request.encode())
+
     async def raw(self, request: bytes) -> Answer:
         """Write `request` as it is (any bytes) and read the answer."""
         self._writer.write(request)

@@ -34,11 +34,14 @@ class BatchStream:
         self._writing = asyncio.Lock()  # one message at a time: its frames must not interleave
         self._opened: asyncio.Future[_Stream] | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._cancels: set[asyncio.Task[None]] = set()  # abandoned batches' cancel messages
 
     async def call(
-        self, calls: bytes, deadline_s: float, request_ids: str = ""
+        self, calls: bytes, deadline_s: float, request_ids: str = "", abandon: bool = False
     ) -> BatchReplyMessage:
-        """Send one batch and wait for its reply; TimeoutError after `deadline_s` seconds."""
+        """Send one batch and wait for its reply; TimeoutError after `deadline_s` seconds.
+        `abandon`: when the caller goes away (its client disconnected) before the reply,
+        tell im-rpc to stop the batch (for long polls: they only read, and hold a wait)."""
         async with asyncio.timeout(deadline_s):
             stream = await self._stream()
             batch_id = next(self._ids)
@@ -51,11 +54,37 @@ class BatchStream:
                     except asyncio.CancelledError:  # cut short (a stalled write, a deadline):
                         self.close()  # its message may be half sent, so the stream is done
                         raise
-                return await future
+                try:
+                    return await future
+                except asyncio.CancelledError:  # (cancelling the task cancelled the future too)
+                    if abandon and (future.cancelled() or not future.done()):
+                        self._abandon(stream, batch_id)
+                    raise
             except RPC_ERRORS as exc:
                 raise rpc_failure(exc) from None
             finally:
                 self._waiters.pop(batch_id, None)
+
+    def _abandon(self, stream: _Stream, batch_id: int) -> None:
+        """Ask im-rpc to stop batch `batch_id`: a request with no calls (see protos/im.proto)."""
+        task = asyncio.get_running_loop().create_task(self._send_cancel(stream, batch_id))
+        self._cancels.add(task)
+        task.add_done_callback(self._cancels.discard)
+
+    async def _send_cancel(self, stream: _Stream, batch_id: int) -> None:
+        opened = self._opened
+        if (
+            opened is None
+            or not opened.done()
+            or opened.exception()
+            or opened.result() is not stream
+        ):
+            return  # that stream has ended: im-rpc dropped its batches with it
+        try:
+            async with self._writing:
+                await stream.send_message(BatchRequestMessage(b"", batch_id))
+        except RPC_ERRORS:
+            pass  # the stream is failing: the reader fails its batches
 
     def close(self) -> None:
         """End the stream; batches still waiting fail with UNAVAILABLE."""

@@ -17,7 +17,7 @@ from grpclib import GRPCError
 from grpclib.const import Status
 from grpclib.exceptions import ProtocolError, StreamTerminatedError
 from sanic import HTTPResponse, Request
-from sanic.exceptions import PayloadTooLarge, SanicException
+from sanic.exceptions import PayloadTooLarge, RequestCancelled, SanicException
 from sanic.handlers import ErrorHandler
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,8 @@ class JsonErrorHandler(ErrorHandler):
     """Renders every exception as the JSON error shape."""
 
     def default(self, request: Request, exception: Exception) -> HTTPResponse:
+        if isinstance(exception, RequestCancelled):  # the client went away: nobody to answer
+            return json_error(499, "client_closed_request", "the client closed the connection")
         if isinstance(exception, RpcFailure):
             exception = exception.to_api_error()
         if isinstance(exception, ApiError):

@@ -201,7 +201,7 @@ class RpcClient:
                 calls = orjson.dumps([["pull", chat, cursor, limit, False, wait_ms]])
                 reply = await self._on_any(
                     "pull_wait",
-                    lambda i, c, t: i.streams[c].call(calls, t, rid),
+                    lambda i, c, t: i.streams[c].call(calls, t, rid, abandon=True),
                     timeout_s=timeout,
                 )
                 return _answers(reply, 1)[0]

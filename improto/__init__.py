@@ -123,6 +123,8 @@ class BatchRequest(betterproto.Message):
        ["chats", user, cursor, limit]
        ["read", chat, user, send_time]
      with the types and rules of SendRequest, PullRequest, ChatsRequest and ReadRequest.
+     On BatchStream, a BatchRequest without calls asks im-rpc to stop batch `id`, still
+     running (a long poll whose HTTP client went away); it is not answered.
     """
 
     calls: bytes = betterproto.bytes_field(1)

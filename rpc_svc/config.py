@@ -44,6 +44,13 @@ class Settings:
     redis_timeout_ms: int = setting(
         "IM_REDIS_TIMEOUT_MS", 1000, "connect/read timeout of a Redis call", lo=1, hi=600_000
     )
+    max_waiting: int = setting(
+        "IM_RPC_MAX_WAITING",
+        10_000,
+        "long polls waiting in this im-rpc; past it one answers 503 overloaded at once",
+        lo=1,
+        hi=1_000_000,
+    )
     max_text_bytes: int = setting(
         "IM_MAX_TEXT_BYTES", 4096, "largest message text in UTF-8 bytes", lo=1, hi=1 << 20
     )

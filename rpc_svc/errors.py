@@ -2,6 +2,7 @@
 
     IMError
     ├── InvalidArgument    bad input; `code` is a machine code, `message` names the field
+    ├── Overloaded         a bound of this instance is reached (long polls waiting)
     └── StoreError         the store failed; nothing may be assumed stored
         ├── StoreUnavailable   Redis cannot be reached (or is loading)
         └── StoreTimeout       Redis did not answer in time
@@ -28,6 +29,12 @@ class InvalidArgument(IMError):
     """The request breaks a rule of the contract."""
 
     code = "invalid_argument"
+
+
+class Overloaded(IMError):
+    """A bound of this instance is reached; the client may retry shortly."""
+
+    code = "overloaded"
 
 
 class StoreError(IMError):

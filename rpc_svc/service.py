@@ -28,7 +28,7 @@ from rpc_svc.chat import (
     parse_chat,
     read_mark,
 )
-from rpc_svc.errors import IMError, StoreError
+from rpc_svc.errors import IMError, Overloaded, StoreError
 from rpc_svc.store import Append, InboxRange, Latest, MarkRead, Outcome, Read, RedisStore
 
 POLL_S = 0.5  # a long poll's re-read interval while wake-ups cannot be watched
@@ -95,9 +95,11 @@ Result = Sent | Page | InboxPage | ReadDone | IMError
 class ChatService:
     """Send and pull, with every rule of the contract checked before the store is touched."""
 
-    def __init__(self, store: RedisStore, max_text_bytes: int) -> None:
+    def __init__(self, store: RedisStore, max_text_bytes: int, max_waiting: int = 10_000) -> None:
         self._store = store
         self._max_text_bytes = max_text_bytes
+        self._max_waiting = max_waiting
+        self.waiting = 0  # long polls waiting now
 
     async def run(self, calls: Sequence[Call | IMError]) -> list[Result]:
         """Answer each call, in order; the valid ones go to the store in one round trip.
@@ -201,11 +203,16 @@ class ChatService:
                 left = deadline - time.monotonic()
                 if page.messages or left <= 0 or wakeups.closed:
                     return page
+                if self.waiting >= self._max_waiting:
+                    raise Overloaded(f"{self.waiting} long polls wait here already; retry later")
+                self.waiting += 1
                 try:
                     # no subscription now (Redis lost, a failover): read again shortly
                     await asyncio.wait_for(woken or asyncio.sleep(POLL_S), left)
                 except TimeoutError:
                     return page
+                finally:
+                    self.waiting -= 1
 
     async def ready(self) -> bool:
         """True when the store answers."""

@@ -7,6 +7,7 @@ Domain errors become gRPC statuses here and nowhere else; the status message is
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
@@ -110,6 +111,10 @@ def _server_side(result: object) -> bool:
     return isinstance(result, IMError) and status_of(result) is not Status.INVALID_ARGUMENT
 
 
+def _forget(tasks: dict[int, asyncio.Task[None]], batch_id: int, _: object) -> None:
+    tasks.pop(batch_id, None)
+
+
 def _to_status(exc: IMError) -> GRPCError:
     return GRPCError(status_of(exc), status_message(exc))
 
@@ -202,7 +207,7 @@ class IMServicer(ImServiceBase):
         starts at once, in the step that read it, and writes its own reply. Its messages are
         coded by im_common.batch_messages, not betterproto (50-60 us a message)."""
         writing = asyncio.Lock()  # one reply at a time: its frames must not interleave
-        tasks: set[asyncio.Task[None]] = set()
+        tasks: dict[int, asyncio.Task[None]] = {}  # by batch id
 
         async def answer(request: BatchRequestMessage) -> None:
             try:
@@ -217,14 +222,19 @@ class IMServicer(ImServiceBase):
 
         try:
             async for request in stream:
+                if not request.calls:  # the gateway's client went away: stop that batch
+                    running = tasks.get(request.id)
+                    if running is not None:
+                        running.cancel()
+                    continue
                 task = start_now(answer(request))
                 if not task.done():
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
+                    tasks[request.id] = task
+                    task.add_done_callback(functools.partial(_forget, tasks, request.id))
             if tasks:
-                await asyncio.wait(set(tasks))
+                await asyncio.wait(set(tasks.values()))
         finally:
-            for task in list(tasks):
+            for task in list(tasks.values()):
                 task.cancel()
 
     async def _long_poll(self, call: PullCall) -> list[Result]:

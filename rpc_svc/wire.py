@@ -16,11 +16,18 @@ import orjson
 from grpclib.const import Status
 
 from rpc_svc.chat import INT64_MAX, InboxPage, Page
-from rpc_svc.errors import IMError, InvalidArgument, StoreTimeout, StoreUnavailable
+from rpc_svc.errors import (
+    IMError,
+    InvalidArgument,
+    Overloaded,
+    StoreTimeout,
+    StoreUnavailable,
+)
 from rpc_svc.service import Call, ChatsCall, PullCall, ReadCall, ReadDone, Result, SendCall, Sent
 
 _STATUS: list[tuple[type[IMError], Status]] = [
     (InvalidArgument, Status.INVALID_ARGUMENT),
+    (Overloaded, Status.RESOURCE_EXHAUSTED),
     (StoreUnavailable, Status.UNAVAILABLE),
     (StoreTimeout, Status.DEADLINE_EXCEEDED),
 ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -159,6 +159,55 @@ async def test_a_half_sent_body_gets_408_and_its_socket_closed(trio: Trio, name:
         r = await conn.post_json("/api/send", {"chat": "ok:x", "sender": "ok", "text": "hi"})
         await conn.close()
         assert r.status == 200
+    finally:
+        trio.gateways.remove(gateway)
+        gateway.stop()
+
+
+async def _shard_channels(redis_port: int) -> int:
+    client = aioredis.Redis(host=HOST, port=redis_port)
+    try:
+        return len(await client.execute_command("PUBSUB", "SHARDCHANNELS"))  # type: ignore[no-untyped-call]
+    finally:
+        await client.aclose()
+
+
+POLLS = 150  # unary mode holds at most 200 at once: 100 HTTP/2 streams per channel
+
+
+async def _until(done: Callable[[int], bool], redis_port: int, seconds: float) -> None:
+    """Poll the count of shard channels until `done(count)` or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while not done(await _shard_channels(redis_port)) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("mode", ["stream", "unary"])
+async def test_long_polls_whose_clients_left_stop_waiting_in_im_rpc(trio: Trio, mode: str) -> None:
+    """POLLS long polls (wait_ms 30 s) whose clients disconnect: im-rpc stops each wait, so its
+    wake-up subscriptions go within a sweep (5 s), not after the 30 s; the gateway counts
+    each as a 499, never a 500, and logs no error."""
+    gateway = trio.add_gateway(IM_RPC_MODE=mode)
+    try:
+        conns = await asyncio.gather(*(Connection.open(gateway.port) for _ in range(POLLS)))
+        for i, conn in enumerate(conns):
+            conn.send_only(
+                f"GET /api/pull?chat=gone{mode}{i}:x&wait_ms=30000 HTTP/1.1\r\nHost: x\r\n\r\n"
+            )
+        await _until(lambda n: n >= POLLS, trio.redis.port, 5)  # every poll waits in im-rpc
+        assert await _shard_channels(trio.redis.port) >= POLLS
+        await asyncio.gather(*(conn.close() for conn in conns))
+        left = time.monotonic()
+        await _until(lambda n: n == 0, trio.redis.port, 12)
+        gone_after = time.monotonic() - left
+        assert await _shard_channels(trio.redis.port) == 0
+        assert gone_after < 8  # the 5 s sweep, not the 30 s waits
+        conn = await Connection.open(gateway.port)
+        text = (await conn.get("/metrics")).body.decode()
+        await conn.close()
+        assert f'route="/api/pull",status="499"}} {POLLS}.0' in text
+        assert 'status="500"' not in text
+        assert "RequestCancelled" not in gateway.log_tail(200)
     finally:
         trio.gateways.remove(gateway)
         gateway.stop()

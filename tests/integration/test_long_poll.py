@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from devtools.procs import redis_server
-from rpc_svc.errors import InvalidArgument, StoreUnavailable
+from rpc_svc.errors import InvalidArgument, Overloaded, StoreUnavailable
 from rpc_svc.service import ChatService, PullCall, SendCall
 from rpc_svc.store import RedisStore
 from tests.conftest import ON_BOTH_BACKENDS
@@ -151,3 +151,25 @@ async def test_long_polls_work_over_a_unix_socket(tmp_path: Path) -> None:
             await _assert_woken_not_polled(service, "u:v", 0.1)
     finally:
         proc.stop()
+
+
+async def test_past_its_bound_a_long_poll_is_refused_at_once(store: RedisStore) -> None:
+    store.wakeups.start()
+    service = ChatService(store, 4096, max_waiting=3)
+    waits = [asyncio.create_task(service.pull_wait(PullCall(f"w{i}:x"), 5000)) for i in range(3)]
+    await asyncio.sleep(0.2)
+    assert service.waiting == 3
+    started = time.monotonic()
+    with pytest.raises(Overloaded, match="3 long polls wait here already; retry later"):
+        await service.pull_wait(PullCall("w3:x"), 5000)
+    assert time.monotonic() - started < 0.5
+    await service.send(SendCall("w9:x", "x", "here"))
+    page = await service.pull_wait(PullCall("w9:x"), 5000)  # a page at once: no wait to count
+    assert [m["text"] for m in page.messages] == ["here"]
+    await service.send(SendCall("w0:x", "x", "wake"))
+    assert [m["text"] for m in (await asyncio.wait_for(waits[0], 2)).messages] == ["wake"]
+    assert service.waiting == 2  # a woken poll leaves the count
+    for task in waits[1:]:
+        task.cancel()
+    await asyncio.gather(*waits[1:], return_exceptions=True)
+    assert service.waiting == 0  # and so does an abandoned one

@@ -6,8 +6,9 @@ import orjson
 import pytest
 from grpclib.const import Status
 
+from http_svc.errors import RpcFailure
 from rpc_svc.chat import Message, Page
-from rpc_svc.errors import InvalidArgument, StoreError, StoreTimeout, StoreUnavailable
+from rpc_svc.errors import InvalidArgument, Overloaded, StoreError, StoreTimeout, StoreUnavailable
 from rpc_svc.service import PullCall, SendCall, Sent
 from rpc_svc.wire import decode_calls, encode_results, status_of
 
@@ -73,3 +74,6 @@ def test_statuses_of_domain_errors() -> None:
     assert status_of(StoreUnavailable("x")) is Status.UNAVAILABLE
     assert status_of(StoreTimeout("x")) is Status.DEADLINE_EXCEEDED
     assert status_of(StoreError("x")) is Status.INTERNAL
+    assert status_of(Overloaded("x")) is Status.RESOURCE_EXHAUSTED
+    answer = RpcFailure(Status.RESOURCE_EXHAUSTED, "overloaded: 9 long polls wait").to_api_error()
+    assert (answer.status, answer.code, answer.message) == (503, "overloaded", "9 long polls wait")
