@@ -211,3 +211,121 @@ async def test_long_polls_whose_clients_left_stop_waiting_in_im_rpc(trio: Trio, 
     finally:
         trio.gateways.remove(gateway)
         gateway.stop()
+
+
+def _junk() -> list[bytes]:
+    """Requests no client should send: broken heads, bad bytes in every header and part the
+    gateway reads, made-up methods and paths, broken bodies. Each gets a 4xx or is dropped."""
+    send = b"POST /api/send HTTP/1.1\r\nHost: x\r\n"
+    form = b"Content-Type: application/x-www-form-urlencoded\r\n"
+    part = (
+        b"--"
+        + BOUNDARY
+        + b'\r\nContent-Disposition: form-data; name="%s"\r\n%s\r\n%s\r\n--'
+        + BOUNDARY
+        + b"--\r\n"
+    )
+    multipart = b"Content-Type: multipart/form-data; boundary=" + BOUNDARY + b"\r\n"
+    junk = [
+        b"\x00\x01\x02 garbage\r\n\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"GET /ping HTTP/1.1\r\nHost: x\r\nBroken header line\r\n\r\n",
+        b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
+        b"GET /" + b"%ff" * 3000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        _request(send + b"Idempotency-Key: \xff\xfe\r\n" + form, FORM),
+        _request(send + b"X-Request-ID: \xff\r\n" + form, b"chat=junk:x&sender=\xff&text=a"),
+        _request(send + b"X-IM-Retry-Key: \xc3\x28\r\n" + form, b"chat=junk:x&sender=junk"),
+        _request(send + b"Content-Type: \xff/\xfe\r\n", b"{}"),
+        _request(send + b"Content-Type: multipart/form-data; boundary=\xff\r\n", b"--\xff--"),
+        _request(
+            send + multipart,
+            part % (b"text", b"Content-Type: text/plain; charset=utf-7\r\n", b"+2AA-"),
+        ),
+        _request(
+            send + multipart, part % (b"text", b"Content-Type: text/plain; charset=nope\r\n", b"x")
+        ),
+        _request(send + multipart, part % (b"\xff", b"", b"x")),
+        _request(send + b"Content-Type: application/json\r\n", b'{"chat":"junk:x","text":"\xff"}'),
+        _request(send + b"Content-Type: application/json\r\n", b"[" * 5000),
+        _request(send + b"Content-Type: application/json\r\n", b'{"chat":"junk:\\ud800x"}'),
+        send + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+        send + b"Content-Length: -5\r\n\r\n",
+        send + b"Content-Length: 99999999999\r\n\r\n",
+    ]
+    junk += [f"X{i}Y /api/send HTTP/1.1\r\nHost: x\r\n\r\n".encode() for i in range(40)]
+    junk += [f"GET /junk/{i}/../../%00 HTTP/1.1\r\nHost: x\r\n\r\n".encode() for i in range(40)]
+    return junk
+
+
+async def _one(port: int, request: bytes) -> int | None:
+    """Send `request` on its own connection: the status answered, or None if dropped."""
+    reader, writer = await asyncio.open_connection(HOST, port)
+    try:
+        writer.write(request)
+        data = await asyncio.wait_for(reader.read(65536), 5)
+    except (ConnectionError, TimeoutError):
+        return None
+    finally:
+        writer.close()
+    head = data.split(b"\r\n", 1)[0].split()
+    return int(head[1]) if len(head) > 1 and head[1].isdigit() else None
+
+
+def _usage(pid: int) -> tuple[int, int]:
+    """(resident memory in kB, open file descriptors) of a process."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
+    return rss, len(list(Path(f"/proc/{pid}/fd").iterdir()))
+
+
+async def _series(port: int) -> int:
+    conn = await Connection.open(port)
+    text = (await conn.get("/metrics")).body.decode()
+    await conn.close()
+    return sum(1 for line in text.splitlines() if line.startswith("im_http_requests_total{"))
+
+
+async def test_after_a_storm_of_junk_the_processes_are_back_where_they_were(trio: Trio) -> None:
+    """Five rounds of every junk request, half-sent bodies and abandoned long polls: every
+    answer a 4xx (or a dropped connection), nothing stored, and afterwards each process is
+    back within bounds: open descriptors +5, RSS +25 MB, metric series +10, Redis keys +0."""
+    gateway = trio.add_gateway(IM_HTTP_BODY_TIMEOUT_S="1")
+    port = gateway.port
+    try:
+        conn = await Connection.open(port)  # warm: the routes each answer once
+        for path in ("/ping", "/api/pull?chat=a:b", "/api/chats?user=a", "/metrics"):
+            await conn.get(path)
+        await conn.close()
+        client = aioredis.Redis(host=HOST, port=trio.redis.port)
+        pids = {"im-http": gateway.proc.pid, "im-rpc": trio.rpc.proc.pid}  # type: ignore[union-attr]
+        before = {name: _usage(pid) for name, pid in pids.items()}
+        series, keys = await _series(port), await client.dbsize()
+        statuses: Counter[int | None] = Counter()
+        for _ in range(5):
+            answers = await asyncio.gather(*(_one(port, r) for r in _junk()))
+            statuses.update(answers)
+            half = [HALF_SENT["short body"], HALF_SENT["unfinished chunks"]] * 10
+            statuses.update(await asyncio.gather(*(_one(port, r) for r in half)))
+            polls = await asyncio.gather(*(Connection.open(port) for _ in range(50)))
+            for i, poll in enumerate(polls):
+                poll.send_only(
+                    f"GET /api/pull?chat=storm{i}:x&wait_ms=30000 HTTP/1.1\r\nHost: x\r\n\r\n"
+                )
+            await asyncio.sleep(0.3)
+            await asyncio.gather(*(poll.close() for poll in polls))
+        assert all(s is None or 400 <= s < 500 for s in statuses), statuses
+        assert statuses[400] >= 50, statuses  # the junk was read and refused, not ignored
+        await asyncio.sleep(6)  # the wake-up sweep (5 s) drops the abandoned polls' channels
+        after = {name: _usage(pid) for name, pid in pids.items()}
+        for name in pids:
+            (rss0, fds0), (rss1, fds1) = before[name], after[name]
+            assert fds1 <= fds0 + 5, (name, fds0, fds1)
+            assert rss1 <= rss0 + 25_000, (name, rss0, rss1)
+        assert await _series(port) <= series + 10
+        assert await client.dbsize() == keys
+        assert await _shard_channels(trio.redis.port) == 0
+        await client.aclose()
+        assert "Traceback" not in gateway.log_tail(500)
+    finally:
+        trio.gateways.remove(gateway)
+        gateway.stop()
