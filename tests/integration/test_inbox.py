@@ -197,6 +197,14 @@ async def test_texts_keep_their_colons_and_older_entries_still_read(
     (chat,) = (await service.chats(ChatsCall("ann"))).chats
     assert chat["unread"] == 3  # counting starts with the first message after the upgrade
     assert chat["last_message"]["text"] == "0:0:"
+    # a read position at the old entry counts nothing read yet, for either member
+    await service.send(SendCall("ann:bob", "ann", "new from ann"))
+    for user in ("ann", "bob"):
+        done = await service.mark_read(ReadCall("ann:bob", user, 1_000_001))
+        assert done.read_until == 1_000_001
+    (for_ann,) = (await service.chats(ChatsCall("ann"))).chats
+    (for_bob,) = (await service.chats(ChatsCall("bob"))).chats
+    assert (for_ann["unread"], for_bob["unread"]) == (3, 1)
 
 
 async def test_reads_of_chats_without_messages_store_nothing(

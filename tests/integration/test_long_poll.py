@@ -173,3 +173,17 @@ async def test_past_its_bound_a_long_poll_is_refused_at_once(store: RedisStore) 
         task.cancel()
     await asyncio.gather(*waits[1:], return_exceptions=True)
     assert service.waiting == 0  # and so does an abandoned one
+
+
+async def test_closing_the_wakeups_answers_every_waiting_poll_at_once(store: RedisStore) -> None:
+    """What SIGTERM does first: the waiting polls answer with what they have, not after
+    their wait."""
+    store.wakeups.start()
+    service = ChatService(store, 4096)
+    waits = [asyncio.create_task(service.pull_wait(PullCall(f"c{i}:x"), 20_000)) for i in range(3)]
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    await store.wakeups.close()
+    pages = await asyncio.wait_for(asyncio.gather(*waits), 5)
+    assert time.monotonic() - started < 1.0
+    assert [p.messages for p in pages] == [[], [], []]
