@@ -84,8 +84,8 @@ def _multipart_body(body: bytes, boundary: str | None) -> Params:
     except (ValueError, LookupError, IndexError):
         raise ApiError(400, "invalid_body", "the multipart body is malformed") from None
     params = {name: values[0] for name, values in fields.items()}
-    for name, value in params.items():  # a part in another charset may decode to anything
-        if not is_utf8(name) or not is_utf8(value):
+    for value in params.values():  # a part in another charset may decode to anything
+        if not is_utf8(value):  # (names come from part heads, which must be UTF-8)
             raise ApiError(400, "invalid_utf8", "a form field is not valid UTF-8")
     return params
 
@@ -165,7 +165,7 @@ def bool_param(params: Params, name: str, default: bool) -> bool:
         return default
     if isinstance(value, bool):
         return value
-    key = value.lower() if isinstance(value, str) else str(value) if value in (0, 1) else None
+    key = value.lower() if isinstance(value, str) else str(value)
     if key not in _BOOLS:
         raise ApiError(400, f"invalid_{name}", f"{name} must be true, false, 1 or 0")
     return _BOOLS[key]

@@ -40,8 +40,8 @@ def _read_route(path: str, ignore_body: bool = True) -> Callable[[Handler], Hand
     )
 
 
-def _json(body: Any, status: int = 200) -> HTTPResponse:
-    return HTTPResponse(orjson.dumps(body), status=status, content_type="application/json")
+def _json(body: Any) -> HTTPResponse:
+    return HTTPResponse(orjson.dumps(body), content_type="application/json")
 
 
 @_read_route("/ping")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import httpx
 import pytest
 
+from http_svc.config import RPC_MODES
 from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.e2e
@@ -22,9 +24,12 @@ async def _send(client: httpx.AsyncClient, chat: str, sender: str, text: str) ->
 
 async def test_ping_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert (await client.get("/ping")).json() == {"message": "pong"}
-    assert (await client.get("/healthz")).status_code == 200
+    health = await client.get("/healthz")
+    assert (health.status_code, health.json()) == (200, {"status": "ok"})
     ready = await client.get("/readyz")
     assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+    for answer in (health, ready):
+        assert answer.headers["content-type"] == "application/json"
 
 
 async def test_send_answers_the_canonical_chat_and_a_time(
@@ -198,3 +203,36 @@ async def test_a_long_poll_pages_like_a_pull(client: httpx.AsyncClient, chat: Ch
     assert [m["send_time"] for m in page["messages"]] == later[:1]
     assert page["next_cursor"] in (later[0] + 1, later[1])  # limit 1: at most one, either way
     assert page["has_more"] is (page["next_cursor"] == later[1])
+
+
+RPC_METHODS = {
+    "stream": {"batch_stream", "pull_wait", "health"},
+    "batch": {"batch", "pull_wait", "health"},
+    "unary": {"send", "pull", "chats", "read", "pull_wait", "health"},
+}
+
+
+async def test_metrics_time_each_rpc_method_by_its_name(
+    client: httpx.AsyncClient, api_stack: tuple[Stack, int | str], chat: Chat
+) -> None:
+    stack, gateway = api_stack
+    if isinstance(gateway, str):
+        mode = gateway
+    else:
+        mode = "stream" if stack.cluster is not None else RPC_MODES[gateway]
+    name, first, _ = chat
+    sent = await _send(client, name, first, "timed")
+    for path, params in (
+        ("/api/pull", {"chat": name}),
+        ("/api/pull", {"chat": name, "cursor": sent + 1, "wait_ms": 1}),
+        ("/api/chats", {"user": first}),
+        ("/readyz", {}),
+    ):
+        assert (await client.get(path, params=params)).status_code == 200
+    read = {"chat": name, "user": first, "send_time": sent}
+    assert (await client.post("/api/read", json=read)).status_code == 200
+    text = (await client.get("/metrics")).text
+    timed = set(
+        re.findall(r'im_rpc_call_duration_seconds_count\{method="(\w+)",outcome="OK"\}', text)
+    )
+    assert timed == RPC_METHODS[mode]

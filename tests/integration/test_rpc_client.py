@@ -17,7 +17,8 @@ from devtools.procs import free_port
 from http_svc.config import RPC_MODES
 from http_svc.errors import RpcFailure
 from http_svc.instances import Instance
-from http_svc.rpc_client import RpcClient
+from http_svc.rpc_client import RpcClient, _split
+from im_common.batch_messages import BatchReplyMessage
 from im_common.tasks import start_now
 from improto import PullRequest
 from rpc_svc.config import Settings
@@ -205,3 +206,43 @@ async def test_a_call_that_cannot_be_encoded_fails_alone_in_its_batch(live: str,
     before, _, page, after = (a if isinstance(a, bytes) else b"{}" for a in answers)
     assert [orjson.loads(a).get("chat") for a in (before, after)] == ["a:b", "a:b"]
     assert "messages" in orjson.loads(page)
+
+
+@pytest.mark.parametrize("mode", RPC_MODES)
+async def test_every_call_to_an_instance_that_hangs_ends_at_its_deadline(mode: str) -> None:
+    async with _listener(None) as hangs:
+        client = RpcClient([hangs], 1, 0.5, mode=mode)
+        calls = {
+            "send": client.send("a:b", "x", "a", "k"),
+            "pull": client.pull("a:b", 0, 10, False),
+            "chats": client.chats("a", 0, 10),
+            "read": client.read("a:b", "a", 1),
+            "pull_wait": client.pull_wait("a:b", 0, 10, 300),  # its wait, then the deadline
+        }
+        started = time.monotonic()
+        try:
+            answers = await asyncio.gather(*calls.values(), return_exceptions=True)
+            ready = await client.ready()
+        finally:
+            client.close()
+        took = time.monotonic() - started
+    for name, answer in zip(calls, answers, strict=True):
+        assert isinstance(answer, RpcFailure), name
+        assert (name, answer.status) == (name, Status.DEADLINE_EXCEEDED)
+    assert ready is False
+    assert took < 2.5  # 0.8 s for the long poll, 0.5 s for the health check, and slack
+
+
+def test_a_batch_reply_of_the_wrong_size_is_an_upstream_error() -> None:
+    reply = BatchReplyMessage(b"[[0, 2]]", b"{}", 1)
+    with pytest.raises(RpcFailure) as failure:
+        _split(reply, 2)
+    assert (failure.value.status, failure.value.to_api_error().code) == (
+        Status.INTERNAL,
+        "upstream_error",
+    )
+    assert failure.value.message == "upstream_error: batch reply of the wrong size"
+    ok, bad = _split(BatchReplyMessage(b"[[0, 2], [3, 4]]", b"{}oops", 1), 2)
+    assert ok == b"{}"
+    assert isinstance(bad, RpcFailure)
+    assert (bad.status, bad.message) == (Status.INVALID_ARGUMENT, "oops")
