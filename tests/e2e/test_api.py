@@ -222,12 +222,13 @@ async def test_metrics_time_each_rpc_method_by_its_name(
         mode = "stream" if stack.cluster is not None else RPC_MODES[gateway]
     name, first, _ = chat
     sent = await _send(client, name, first, "timed")
-    for path, params in (
+    calls: list[tuple[str, dict[str, str | int]]] = [
         ("/api/pull", {"chat": name}),
         ("/api/pull", {"chat": name, "cursor": sent + 1, "wait_ms": 1}),
         ("/api/chats", {"user": first}),
         ("/readyz", {}),
-    ):
+    ]
+    for path, params in calls:
         assert (await client.get(path, params=params)).status_code == 200
     read = {"chat": name, "user": first, "send_time": sent}
     assert (await client.post("/api/read", json=read)).status_code == 200
