@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rpc_svc.chat import InboxChat
-from rpc_svc.errors import InvalidArgument
+from rpc_svc.errors import InvalidArgument, StoreError
 from rpc_svc.service import ChatsCall, ChatService, PullCall, ReadCall, SendCall
 from rpc_svc.store_keys import inbox_key, messages_key
 from tests.conftest import ON_BOTH_BACKENDS, key_count
@@ -224,3 +224,13 @@ async def test_reads_of_chats_without_messages_store_nothing(
     assert await key_count(redis_client) == keys + 1  # ann's read positions
     again = await service.mark_read(ReadCall("ann:bob", "ann", 0))
     assert again.read_until == sent.send_time  # never back
+
+
+async def test_a_store_failure_reading_the_last_messages_is_the_answer(
+    service: ChatService, redis_client: aioredis.Redis
+) -> None:
+    await service.send(SendCall("ann:bob", "bob", "hi"))
+    await redis_client.delete(messages_key("ann:bob"))
+    await redis_client.set(messages_key("ann:bob"), "not a stream")  # XREVRANGE: WRONGTYPE
+    with pytest.raises(StoreError, match="refused the command"):
+        await service.chats(ChatsCall("ann"))
