@@ -43,14 +43,14 @@ def score(counts: Counter[str]) -> float:
 
 
 def render(counts: dict[str, Counter[str]]) -> str:
-    """A markdown table: module, mutants, killed, survived, not reached, score."""
-    out = ["| module | mutants | killed | survived | no test reached | score |"]
-    out.append("| --- | --- | --- | --- | --- | --- |")
+    """A markdown table: module, mutants, killed, survived, not reached, not run, score."""
+    out = ["| module | mutants | killed | survived | no test reached | not run | score |"]
+    out.append("| --- | --- | --- | --- | --- | --- | --- |")
     for module in sorted(counts):
         c = counts[module]
         out.append(
             f"| `{module}` | {sum(c.values())} | {c['killed']} | {c['survived']} | "
-            f"{c['no tests']} | {score(c):.1%} |"
+            f"{c['no tests']} | {c['not checked']} | {score(c):.1%} |"
         )
     return "\n".join(out)
 
