@@ -237,3 +237,23 @@ async def test_metrics_time_each_rpc_method_by_its_name(
         re.findall(r'im_rpc_call_duration_seconds_count\{method="(\w+)",outcome="OK"\}', text)
     )
     assert timed == RPC_METHODS[mode]
+
+
+async def test_nginx_retry_key_dedups_a_send_when_it_is_plausible(
+    client: httpx.AsyncClient, chat: Chat
+) -> None:
+    """X-IM-Retry-Key (nginx's $request_id, the same on both attempts of a request) counts
+    when it is 1..64 printable ASCII characters; any other is ignored."""
+    name, first, _ = chat
+    body = {"chat": name, "sender": first, "text": "retried"}
+    stored = 0
+    keys = ((b"r", True), (b"k" * 64, True), (b"k" * 65, False), ("ééé".encode(), False))
+    for key, once in keys:
+        headers = {b"X-IM-Retry-Key": key}
+        answers = [
+            (await client.post("/api/send", json=body, headers=headers)).json() for _ in range(2)
+        ]
+        assert (answers[0] == answers[1]) is once, key
+        stored += 1 if once else 2
+    page = (await client.get("/api/pull", params={"chat": name, "limit": 100})).json()
+    assert len(page["messages"]) == stored

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 pytestmark = pytest.mark.e2e
@@ -180,3 +181,16 @@ async def test_a_name_repeated_in_a_json_object_counts_its_first_value(
     assert r.status_code == 200, r.text
     newest = await client.get("/api/pull", params={"chat": name, "reverse": "1", "limit": 1})
     assert [m["text"] for m in newest.json()["messages"]] == ["a"]
+
+
+async def test_a_json_body_of_a_json_subtype_is_read(client: httpx.AsyncClient, chat: Chat) -> None:
+    name, first, _ = chat
+    for content_type in ("application/vnd.im+json", "application/json; charset=utf-8"):
+        body = orjson.dumps({"chat": name, "sender": first, "text": content_type})
+        r = await client.post("/api/send", content=body, headers={"content-type": content_type})
+        assert r.status_code == 200, r.text
+    page = (await client.get("/api/pull", params={"chat": name})).json()
+    assert [m["text"] for m in page["messages"]] == [
+        "application/vnd.im+json",
+        "application/json; charset=utf-8",
+    ]
