@@ -246,3 +246,31 @@ def test_a_batch_reply_of_the_wrong_size_is_an_upstream_error() -> None:
     assert ok == b"{}"
     assert isinstance(bad, RpcFailure)
     assert (bad.status, bad.message) == (Status.INVALID_ARGUMENT, "oops")
+
+
+@pytest.mark.parametrize("mode", RPC_MODES)
+async def test_a_long_poll_may_wait_longer_than_the_rpc_deadline(live: str, mode: str) -> None:
+    client = RpcClient([live], 1, 0.3, mode=mode)  # 0.3 s per call; the poll waits 0.8 s
+    started = time.monotonic()
+    try:
+        page = orjson.loads(await client.pull_wait("quiet:x", 0, 10, 800))
+    finally:
+        client.close()
+    assert page == {"messages": [], "has_more": False, "next_cursor": 0}
+    assert 0.7 < time.monotonic() - started < 1.5
+
+
+@pytest.mark.parametrize("mode", RPC_MODES)
+async def test_a_lone_dead_instance_is_unavailable_for_every_call(mode: str) -> None:
+    client = RpcClient([f"127.0.0.1:{free_port()}"], 1, 1.0, mode=mode)
+    try:
+        for call in (
+            client.send("a:b", "x", "a", "with-a-key"),  # keyed: it could be retried
+            client.pull("a:b", 0, 10, False),
+            client.chats("a", 0, 10),
+        ):
+            with pytest.raises(RpcFailure) as failure:
+                await call
+            assert failure.value.status is Status.UNAVAILABLE
+    finally:
+        client.close()
