@@ -389,7 +389,7 @@ def _encode(batch: list[_Pending]) -> tuple[bytes, list[_Pending]]:
             orjson.dumps(pending[0])
         except orjson.JSONEncodeError:
             bad = RpcFailure(Status.INVALID_ARGUMENT, "invalid_utf8: a parameter is not UTF-8")
-            pending[1].set_exception(bad)
+            _fail([pending], bad)  # (its caller may be gone: the future already done)
         else:
             kept.append(pending)
     return orjson.dumps([call for call, _, _, _ in kept]), kept

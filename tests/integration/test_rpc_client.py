@@ -17,7 +17,7 @@ from devtools.procs import free_port
 from http_svc.config import RPC_MODES
 from http_svc.errors import RpcFailure
 from http_svc.instances import Instance
-from http_svc.rpc_client import RpcClient, _split
+from http_svc.rpc_client import RpcClient, _encode, _split
 from im_common.batch_messages import BatchReplyMessage
 from im_common.tasks import start_now
 from improto import PullRequest
@@ -274,3 +274,18 @@ async def test_a_lone_dead_instance_is_unavailable_for_every_call(mode: str) -> 
             assert failure.value.status is Status.UNAVAILABLE
     finally:
         client.close()
+
+
+async def test_a_bad_call_whose_caller_left_does_not_stop_its_batch() -> None:
+    loop = asyncio.get_running_loop()
+    gone: asyncio.Future[bytes] = loop.create_future()
+    gone.cancel()  # its HTTP client went away before the batch went out
+    waiting: asyncio.Future[bytes] = loop.create_future()
+    batch = [
+        (["send", "a:b", "a", "\ud800", ""], gone, True, ""),
+        (["pull", "a:b"], waiting, True, ""),
+    ]
+    calls, kept = _encode(batch)
+    assert orjson.loads(calls) == [["pull", "a:b"]]
+    assert [p[1] for p in kept] == [waiting]
+    assert not waiting.done()
