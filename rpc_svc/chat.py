@@ -19,8 +19,8 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
 INT64_MAX = 2**63 - 1
 
-# Whitespace (anything str.isspace() accepts), C0/C1 control characters and ':'.
-_BAD_MEMBER_CHAR = re.compile(r"[\s\x00-\x1f\x7f-\x9f:]")
+# Whitespace (anything str.isspace() accepts) and ':'; str.isprintable() refuses the rest.
+_BAD_MEMBER_CHAR = re.compile(r"[\s:]")
 _CONTROL_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 NOT_NFC = "must be in Unicode normal form C (NFC)"
 
