@@ -10,6 +10,8 @@ from sanic import Sanic
 from sanic.config import Config
 
 from http_svc import request_log
+from http_svc.auth import Authenticator
+from http_svc.auth_keys import KeyReloader, load_keys
 from http_svc.config import Settings
 from http_svc.discovery import Discovery
 from http_svc.errors import JsonErrorHandler
@@ -34,6 +36,8 @@ class AppContext:
     etcd: aetcd.Client | None = None
     discovery: Discovery | None = None
     sender_limiter: RateLimiter | None = None
+    auth: Authenticator | None = None  # None: authentication off
+    key_reloader: KeyReloader | None = None
 
 
 def create_app(settings: Settings, name: str = "im_http") -> Sanic[Config, AppContext]:
@@ -44,6 +48,14 @@ def create_app(settings: Settings, name: str = "im_http") -> Sanic[Config, AppCo
         metrics=Metrics(settings.max_metric_series),
         openapi=orjson.dumps(build_openapi(settings.max_body_bytes)),
     )
+    if settings.auth:
+        ctx.auth = Authenticator(
+            load_keys(settings.auth_jwt_secret, settings.auth_jwks_file),
+            audience=settings.auth_audience,
+            issuer=settings.auth_issuer,
+            leeway_s=settings.auth_leeway_s,
+            cache_size=settings.auth_cache_size,
+        )
     if settings.sender_rate > 0:
         ctx.sender_limiter = RateLimiter(settings.sender_rate, settings.sender_burst)
     app: Sanic[Config, AppContext] = Sanic(
@@ -86,6 +98,11 @@ def create_app(settings: Settings, name: str = "im_http") -> Sanic[Config, AppCo
             observe_retry=ctx.metrics.observe_retry,
         )
         ctx.metrics.watch_instances(ctx.rpc.pool)
+        if ctx.auth is not None and settings.auth_jwks_file:
+            ctx.key_reloader = KeyReloader(
+                ctx.auth, settings.auth_jwt_secret, settings.auth_jwks_file, settings.auth_reload_s
+            )
+            ctx.key_reloader.start()
         if settings.etcd_url:
             ctx.etcd = etcd_client(settings.etcd_url, timeout_s=2.0)
             ctx.discovery = Discovery(ctx.etcd, settings.etcd_prefix, ctx.rpc.set_addrs)
@@ -94,6 +111,8 @@ def create_app(settings: Settings, name: str = "im_http") -> Sanic[Config, AppCo
     @app.after_server_stop
     async def close_rpc(app: Sanic[Config, AppContext]) -> None:
         ctx = app.ctx
+        if ctx.key_reloader is not None:
+            await ctx.key_reloader.close()
         if ctx.discovery is not None:
             await ctx.discovery.close()
         if ctx.etcd is not None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from im_common.etcd import parse_etcd_url
+from im_common.jwks import JwksError, read_keys
 from im_common.logs import check_log_format
 from im_common.settings import SettingsError, load_settings, setting
 
 RPC_MODES = ("stream", "batch", "unary")
+MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key as long as the hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,46 @@ class Settings:
         lo=10,
         hi=1_000_000,
     )
+    auth_jwt_secret: str = setting(
+        "IM_AUTH_JWT_SECRET",
+        "",
+        "HS256 secret (32 bytes or more) tokens may be signed with; setting it or "
+        "IM_AUTH_JWKS_FILE turns authentication on",
+        secret=True,
+    )
+    auth_jwks_file: str = setting(
+        "IM_AUTH_JWKS_FILE",
+        "",
+        "JWKS file of the public keys (RS256, ES256) tokens may be signed with, chosen by kid; "
+        "re-read when it changes",
+    )
+    auth_audience: str = setting(
+        "IM_AUTH_AUDIENCE", "", "when set, a token's aud must hold it (empty: aud not checked)"
+    )
+    auth_issuer: str = setting(
+        "IM_AUTH_ISSUER", "", "when set, a token's iss must be it (empty: iss not checked)"
+    )
+    auth_leeway_s: int = setting(
+        "IM_AUTH_LEEWAY_S",
+        30,
+        "clock skew allowed for a token's nbf and iat (exp gets none)",
+        lo=0,
+        hi=30,
+    )
+    auth_cache_size: int = setting(
+        "IM_AUTH_CACHE_SIZE",
+        10_000,
+        "verified tokens remembered per gateway process (until their exp; 0: verify every request)",
+        lo=0,
+        hi=10_000_000,
+    )
+    auth_reload_s: float = setting(
+        "IM_AUTH_RELOAD_S",
+        2.0,
+        "how often IM_AUTH_JWKS_FILE is checked for changes (SIGHUP: at once)",
+        lo=0.1,
+        hi=3600,
+    )
     max_body_bytes: int = setting(
         "IM_HTTP_MAX_BODY_BYTES", 65_536, "largest request body (413 beyond)", lo=1024
     )
@@ -122,9 +165,24 @@ class Settings:
             split_addr(addr)
         if self.etcd_url:
             parse_etcd_url(self.etcd_url)
+        if self.auth_jwt_secret and len(self.auth_jwt_secret.encode()) < MIN_SECRET_BYTES:
+            raise SettingsError(
+                f"IM_AUTH_JWT_SECRET: use {MIN_SECRET_BYTES} bytes or more "
+                "(`im-token secret` makes one)"
+            )
+        if self.auth_jwks_file:
+            try:
+                read_keys(Path(self.auth_jwks_file))
+            except JwksError as exc:
+                raise SettingsError(f"IM_AUTH_JWKS_FILE: {exc}") from None
         if self.rpc_mode not in RPC_MODES:
             modes = ", ".join(RPC_MODES)
             raise SettingsError(f"IM_RPC_MODE: {self.rpc_mode!r} is not one of {modes}")
+
+    @property
+    def auth(self) -> bool:
+        """Whether authentication is on: a key is configured."""
+        return bool(self.auth_jwt_secret or self.auth_jwks_file)
 
     @classmethod
     def from_env(cls, argv: Sequence[str] | None = None) -> Settings:

@@ -57,6 +57,12 @@ class Metrics:
             ["method"],
             registry=self.registry,
         )
+        self.denied = Counter(
+            "im_http_auth_denied_total",
+            "Requests refused for authentication (401) or authorization (403), by reason",
+            ["status", "reason"],
+            registry=self.registry,
+        )
         self.batch_calls = Histogram(
             "im_rpc_batch_calls",
             "Calls coalesced into one Batch RPC",
@@ -81,6 +87,10 @@ class Metrics:
             self._request_children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def observe_denied(self, status: int, reason: str) -> None:
+        """Record one 401 or 403 (`reason` comes from the code: a bounded set of values)."""
+        self.denied.labels(str(status), reason or "other").inc()
 
     def observe_rpc(self, method: str, outcome: str, seconds: float) -> None:
         """Record one call to im-rpc."""

@@ -1,4 +1,6 @@
-"""HTTP handlers: read parameters, call im-rpc, answer JSON. No rule of the chat lives here."""
+"""HTTP handlers: check the caller's token, read parameters, call im-rpc, answer JSON.
+No rule of the chat lives here (im-rpc enforces who may act on what; the gateway only
+checks that a sender or user given is the authenticated caller, which needs no state)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from sanic import Blueprint, HTTPResponse, Request
 from http_svc.errors import ApiError, json_error
 from http_svc.params import (
     INT64_MAX,
+    Params,
     bool_param,
     collect,
     int_param,
@@ -50,12 +53,38 @@ async def ping(request: Request) -> HTTPResponse:
     return HTTPResponse(_PONG, content_type="application/json")
 
 
+def _acting_user(request: Request) -> str:
+    """The authenticated caller, or "" with authentication off. Each API route calls it
+    first, so a 401 comes before any other answer (a call, not a middleware: Sanic's
+    middleware costs several microseconds per request)."""
+    auth = request.app.ctx.auth
+    if auth is None:
+        return ""
+    user: str = auth.user_of(request.headers.get("authorization"))
+    request.ctx.user = user
+    return user
+
+
+def _own(params: Params, name: str, user: str) -> str:
+    """The `sender` or `user` parameter. With an acting user it may be omitted (it is then
+    that user) and may not name anyone else (403 forbidden)."""
+    if not user:
+        return text_param(params, name)
+    given = optional_text_param(params, name)
+    if given is None:
+        return user
+    if given != user:
+        raise ApiError(403, "forbidden", f"{name} must be the authenticated user", reason=name)
+    return given
+
+
 @bp.post("/api/send")
 async def send(request: Request) -> HTTPResponse:
     """Store a message; answer its canonical chat and send_time."""
+    user = _acting_user(request)
     params = collect(request)
     chat = text_param(params, "chat")
-    sender = text_param(params, "sender")
+    sender = _own(params, "sender", user)
     text = text_param(params, "text")
     client_msg_id = optional_text_param(params, "client_msg_id")
     if client_msg_id is None:
@@ -65,12 +94,12 @@ async def send(request: Request) -> HTTPResponse:
     if client_msg_id == "":
         raise ApiError(400, "invalid_client_msg_id", "client_msg_id must not be empty")
     limiter = request.app.ctx.sender_limiter
-    if limiter is not None and (wait := limiter.allow(sender)):
+    if limiter is not None and (wait := limiter.allow(user or sender)):
         raise ApiError(
             429, "rate_limited", "too many sends from this sender; retry later", retry_after(wait)
         )
     body = await request.app.ctx.rpc.send(
-        chat, text, sender, client_msg_id or "", _retry_key(request)
+        chat, text, sender, client_msg_id or "", _retry_key(request), actor=user
     )
     return HTTPResponse(body, content_type="application/json")
 
@@ -85,6 +114,7 @@ def _retry_key(request: Request) -> str:
 @_read_route("/api/pull", ignore_body=False)
 async def pull(request: Request) -> HTTPResponse:
     """One page of a chat, with has_more and next_cursor."""
+    user = _acting_user(request)
     params = collect(request)
     chat = text_param(params, "chat")
     cursor = int_param(params, "cursor", 0, 0, INT64_MAX)
@@ -93,31 +123,33 @@ async def pull(request: Request) -> HTTPResponse:
     wait_ms = int_param(params, "wait_ms", 0, 0, MAX_WAIT_MS)
     rpc = request.app.ctx.rpc
     if wait_ms and not reverse:
-        body = await rpc.pull_wait(chat, cursor, limit, wait_ms)
+        body = await rpc.pull_wait(chat, cursor, limit, wait_ms, actor=user)
     else:
-        body = await rpc.pull(chat, cursor, limit, reverse)
+        body = await rpc.pull(chat, cursor, limit, reverse, actor=user)
     return HTTPResponse(body, content_type="application/json")
 
 
 @_read_route("/api/chats", ignore_body=False)
 async def chats(request: Request) -> HTTPResponse:
     """One page of a user's chats, most recently active first, with unread counts."""
+    actor = _acting_user(request)
     params = collect(request)
-    user = text_param(params, "user")
+    user = _own(params, "user", actor)
     cursor = int_param(params, "cursor", 0, 0, INT64_MAX)
     limit = int_param(params, "limit", 0, 0, _INT32_MAX)
-    body = await request.app.ctx.rpc.chats(user, cursor, limit)
+    body = await request.app.ctx.rpc.chats(user, cursor, limit, actor=actor)
     return HTTPResponse(body, content_type="application/json")
 
 
 @bp.post("/api/read")
 async def read(request: Request) -> HTTPResponse:
     """Move a member's read position in a chat forward."""
+    actor = _acting_user(request)
     params = collect(request)
     chat = text_param(params, "chat")
-    user = text_param(params, "user")
+    user = _own(params, "user", actor)
     send_time = int_param(params, "send_time", None, 0, INT64_MAX)
-    body = await request.app.ctx.rpc.read(chat, user, send_time)
+    body = await request.app.ctx.rpc.read(chat, user, send_time, actor=actor)
     return HTTPResponse(body, content_type="application/json")
 
 

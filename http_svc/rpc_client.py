@@ -99,23 +99,31 @@ class RpcClient:
         return f"g{self._key_prefix}{next(self._key_seq)}"
 
     async def send(
-        self, chat: str, text: str, sender: str, client_msg_id: str, retry_key: str = ""
+        self,
+        chat: str,
+        text: str,
+        sender: str,
+        client_msg_id: str,
+        retry_key: str = "",
+        *,
+        actor: str = "",
     ) -> bytes:
-        """Store a message through im-rpc; the JSON body of the answer."""
+        """Store a message through im-rpc; the JSON body of the answer. `actor` (on every
+        call): the authenticated caller, "" when authentication is off."""
         self._in_flight.take()
         try:
-            return await self._send(chat, text, sender, client_msg_id, retry_key)
+            return await self._send(chat, text, sender, client_msg_id, retry_key, actor)
         finally:
             self._in_flight.give()
 
     async def _send(
-        self, chat: str, text: str, sender: str, client_msg_id: str, retry_key: str
+        self, chat: str, text: str, sender: str, client_msg_id: str, retry_key: str, actor: str
     ) -> bytes:
         if not client_msg_id and not retry_key and self.pool.size > 1:
             retry_key = self.retry_key()
         keyed = bool(client_msg_id or retry_key)
         if self._batcher is not None:
-            call = ["send", chat, sender, text, client_msg_id, retry_key]
+            call = _with_actor(["send", chat, sender, text, client_msg_id, retry_key], actor)
             return await self._batcher.submit(call, keyed)
         request = SendRequest(
             chat=chat,
@@ -124,43 +132,61 @@ class RpcClient:
             client_msg_id=client_msg_id,
             retry_key=retry_key,
             request_id=request_id.get(),
+            acting_user=actor,
         )
         sent = await self._on_any(
             "send", lambda i, c, t: i.stubs[c].send(request, timeout=t), retry=keyed
         )
         return orjson.dumps({"chat": sent.chat, "send_time": sent.send_time})
 
-    async def pull(self, chat: str, cursor: int, limit: int, reverse: bool) -> bytes:
+    async def pull(
+        self, chat: str, cursor: int, limit: int, reverse: bool, *, actor: str = ""
+    ) -> bytes:
         """Read one page through im-rpc; the JSON body of the answer."""
         return await self._read_only(
-            ["pull", chat, cursor, limit, reverse],
+            ["pull", chat, cursor, limit, reverse, 0, actor]
+            if actor
+            else ["pull", chat, cursor, limit, reverse],
             lambda: PullRequest(
-                chat=chat, cursor=cursor, limit=limit, reverse=reverse, request_id=request_id.get()
+                chat=chat,
+                cursor=cursor,
+                limit=limit,
+                reverse=reverse,
+                request_id=request_id.get(),
+                acting_user=actor,
             ),
             "pull",
             lambda i, c, t, r: i.stubs[c].pull(r, timeout=t),
             _page_body,
         )
 
-    async def chats(self, user: str, cursor: int, limit: int) -> bytes:
+    async def chats(self, user: str, cursor: int, limit: int, *, actor: str = "") -> bytes:
         """One page of a user's inbox through im-rpc; the JSON body of the answer."""
         return await self._read_only(
-            ["chats", user, cursor, limit],
+            _with_actor(["chats", user, cursor, limit], actor),
             lambda: ChatsRequest(
-                user=user, cursor=cursor, limit=limit, request_id=request_id.get()
+                user=user,
+                cursor=cursor,
+                limit=limit,
+                request_id=request_id.get(),
+                acting_user=actor,
             ),
             "chats",
             lambda i, c, t, r: i.stubs[c].chats(r, timeout=t),
             _chats_body,
         )
 
-    async def read(self, chat: str, user: str, send_time: int) -> bytes:
+    async def read(self, chat: str, user: str, send_time: int, *, actor: str = "") -> bytes:
         """Move a member's read position forward through im-rpc (safe to repeat: it only
         moves forward); the JSON body of the answer."""
         return await self._read_only(
-            ["read", chat, user, send_time],
+            _with_actor(["read", chat, user, send_time], actor),
             lambda: ReadRequest(
-                chat=chat, user=user, send_time=send_time, request_id=request_id.get()
+                chat=chat,
+                user=user,
+                send_time=send_time,
+                request_id=request_id.get(),
+                acting_user=actor,
             ),
             "read",
             lambda i, c, t, r: i.stubs[c].read(r, timeout=t),
@@ -187,7 +213,9 @@ class RpcClient:
         finally:
             self._in_flight.give()
 
-    async def pull_wait(self, chat: str, cursor: int, limit: int, wait_ms: int) -> bytes:
+    async def pull_wait(
+        self, chat: str, cursor: int, limit: int, wait_ms: int, *, actor: str = ""
+    ) -> bytes:
         """A forward long poll that im-rpc holds up to `wait_ms` while the page would be
         empty. In stream mode it is a batch of its own on the batch stream (a waiting
         call in a shared batch would hold the others; a unary call would take an HTTP/2
@@ -198,7 +226,8 @@ class RpcClient:
         rid = request_id.get()
         try:
             if self._mode == "stream":  # a batch of its own on the stream: no HTTP/2 stream
-                calls = orjson.dumps([["pull", chat, cursor, limit, False, wait_ms]])
+                call = _with_actor(["pull", chat, cursor, limit, False, wait_ms], actor)
+                calls = orjson.dumps([call])
                 reply = await self._on_any(
                     "pull_wait",
                     lambda i, c, t: i.streams[c].call(calls, t, rid, abandon=True),
@@ -206,7 +235,12 @@ class RpcClient:
                 )
                 return _answers(reply, 1)[0]
             request = PullRequest(
-                chat=chat, cursor=cursor, limit=limit, wait_ms=wait_ms, request_id=rid
+                chat=chat,
+                cursor=cursor,
+                limit=limit,
+                wait_ms=wait_ms,
+                request_id=rid,
+                acting_user=actor,
             )
             page = await self._on_any(
                 "pull_wait", lambda i, c, t: i.stubs[c].pull(request, timeout=t), timeout_s=timeout
@@ -343,6 +377,13 @@ def _answers(reply: BatchReplyMessage, calls: int) -> list[bytes]:
             raise answer
         out.append(answer)
     return out
+
+
+def _with_actor(call: list[Any], actor: str) -> list[Any]:
+    """A batch call, with the acting user at its end when there is one."""
+    if actor:
+        call.append(actor)
+    return call
 
 
 def _message(m: Message) -> dict[str, Any]:

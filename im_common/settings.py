@@ -32,10 +32,12 @@ def setting(
     *,
     lo: float | None = None,
     hi: float | None = None,
+    secret: bool = False,
 ) -> Any:
-    """Declare a settings field read from `env`, with bounds for numbers."""
+    """Declare a settings field read from `env`, with bounds for numbers; a `secret` one is
+    left out of the settings' repr (and so of any log line that prints them)."""
     return dataclasses.field(
-        default=default, metadata={"env": env, "help": help, "lo": lo, "hi": hi}
+        default=default, repr=not secret, metadata={"env": env, "help": help, "lo": lo, "hi": hi}
     )
 
 

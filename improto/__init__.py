@@ -46,6 +46,7 @@ class SendRequest(betterproto.Message):
     """
 
     request_id: str = betterproto.string_field(6)
+    acting_user: str = betterproto.string_field(7)
 
 
 @dataclass(eq=False, repr=False)
@@ -62,6 +63,7 @@ class PullRequest(betterproto.Message):
     reverse: bool = betterproto.bool_field(4)
     request_id: str = betterproto.string_field(5)
     wait_ms: int = betterproto.int32_field(6)
+    acting_user: str = betterproto.string_field(7)
 
 
 @dataclass(eq=False, repr=False)
@@ -81,6 +83,7 @@ class ChatsRequest(betterproto.Message):
     cursor: int = betterproto.int64_field(2)
     limit: int = betterproto.int32_field(3)
     request_id: str = betterproto.string_field(4)
+    acting_user: str = betterproto.string_field(5)
 
 
 @dataclass(eq=False, repr=False)
@@ -105,6 +108,7 @@ class ReadRequest(betterproto.Message):
     user: str = betterproto.string_field(2)
     send_time: int = betterproto.int64_field(3)
     request_id: str = betterproto.string_field(4)
+    acting_user: str = betterproto.string_field(5)
 
 
 @dataclass(eq=False, repr=False)
@@ -118,11 +122,12 @@ class ReadResponse(betterproto.Message):
 class BatchRequest(betterproto.Message):
     """
     calls: a JSON array; each call is one of
-       ["send", chat, sender, text, client_msg_id, retry_key]
-       ["pull", chat, cursor, limit, reverse] (+ wait_ms)
-       ["chats", user, cursor, limit]
-       ["read", chat, user, send_time]
-     with the types and rules of SendRequest, PullRequest, ChatsRequest and ReadRequest.
+       ["send", chat, sender, text, client_msg_id, retry_key] (+ acting_user)
+       ["pull", chat, cursor, limit, reverse] (+ wait_ms, + acting_user after it)
+       ["chats", user, cursor, limit] (+ acting_user)
+       ["read", chat, user, send_time] (+ acting_user)
+     with the types and rules of SendRequest, PullRequest, ChatsRequest and ReadRequest
+     (acting_user: ACTING_USER above; without it, none).
      On BatchStream, a BatchRequest without calls asks im-rpc to stop batch `id`, still
      running (a long poll whose HTTP client went away); it is not answered.
     """

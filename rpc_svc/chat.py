@@ -6,36 +6,19 @@ Pure functions and value types; nothing here does I/O.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, TypedDict
 
+from im_common.names import MAX_MEMBER_CHARS, NOT_NFC, member_fault
 from rpc_svc.errors import InvalidArgument
 
-MAX_MEMBER_CHARS = 64
 MAX_CLIENT_MSG_ID_CHARS = 64
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
 INT64_MAX = 2**63 - 1
 
-# Whitespace (anything str.isspace() accepts) and ':'; str.isprintable() refuses the rest.
-_BAD_MEMBER_CHAR = re.compile(r"[\s:]")
 _CONTROL_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-NOT_NFC = "must be in Unicode normal form C (NFC)"
-
-
-def _member_fault(member: str) -> str | None:
-    """What breaks the member-name rules, or None: 1..64 characters, none of them ':',
-    whitespace or unprintable (control, format such as zero-width or bidi controls,
-    surrogate, private-use, unassigned), in NFC, so that one name looks like one user."""
-    if not 1 <= len(member) <= MAX_MEMBER_CHARS:
-        return "length"
-    if _BAD_MEMBER_CHAR.search(member) or not member.isprintable():
-        return "characters"
-    if not member.isascii() and not unicodedata.is_normalized("NFC", member):
-        return "nfc"
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +124,7 @@ def parse_chat(raw: str) -> Chat:
     if not sep:
         raise InvalidArgument("chat must be '<member1>:<member2>' (no ':' found)", "invalid_chat")
     for member in (first, second):
-        fault = _member_fault(member)
+        fault = member_fault(member)
         if fault == "length":
             raise InvalidArgument(
                 f"chat members must be 1..{MAX_MEMBER_CHARS} characters", "invalid_chat"
@@ -159,7 +142,7 @@ def parse_chat(raw: str) -> Chat:
 
 def check_user(user: str) -> None:
     """Raise InvalidArgument unless `user` could be a chat member (the rules of parse_chat)."""
-    fault = _member_fault(user)
+    fault = member_fault(user)
     if fault == "nfc":
         raise InvalidArgument(f"user {NOT_NFC}", "invalid_user")
     if fault is not None:

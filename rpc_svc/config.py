@@ -51,6 +51,12 @@ class Settings:
         lo=1,
         hi=1_000_000,
     )
+    require_user: bool = setting(
+        "IM_RPC_REQUIRE_USER",
+        False,
+        "serve only calls that carry the acting user (gateways with authentication on); "
+        "a call without one fails (502 user_required at the gateway)",
+    )
     max_text_bytes: int = setting(
         "IM_MAX_TEXT_BYTES", 4096, "largest message text in UTF-8 bytes", lo=1, hi=1 << 20
     )

@@ -2,6 +2,8 @@
 
     IMError
     ├── InvalidArgument    bad input; `code` is a machine code, `message` names the field
+    ├── Forbidden          the acting user may not do this (another sender, not a member)
+    ├── UserRequired       no acting user, and this instance requires one
     ├── Overloaded         a bound of this instance is reached (long polls waiting)
     └── StoreError         the store failed; nothing may be assumed stored
         ├── StoreUnavailable   Redis cannot be reached (or is loading)
@@ -29,6 +31,18 @@ class InvalidArgument(IMError):
     """The request breaks a rule of the contract."""
 
     code = "invalid_argument"
+
+
+class Forbidden(IMError):
+    """The acting user may not make this call."""
+
+    code = "forbidden"
+
+
+class UserRequired(IMError):
+    """The call carries no acting user, and this instance serves only calls that do."""
+
+    code = "user_required"
 
 
 class Overloaded(IMError):

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import NamedTuple, cast
 
+from rpc_svc.access import check_actor, check_member, check_same_user
 from rpc_svc.chat import (
     NO_READ,
     Chat,
@@ -43,6 +44,7 @@ class SendCall(NamedTuple):
     text: str
     client_msg_id: str = ""
     retry_key: str = ""
+    actor: str = ""  # the authenticated user ("" when authentication is off)
 
 
 class PullCall(NamedTuple):
@@ -54,6 +56,7 @@ class PullCall(NamedTuple):
     limit: int = 0
     reverse: bool = False
     wait_ms: int = 0
+    actor: str = ""
 
 
 class ChatsCall(NamedTuple):
@@ -62,6 +65,7 @@ class ChatsCall(NamedTuple):
     user: str
     cursor: int = 0
     limit: int = 0
+    actor: str = ""
 
 
 class ReadCall(NamedTuple):
@@ -70,6 +74,7 @@ class ReadCall(NamedTuple):
     chat: str
     user: str
     send_time: int
+    actor: str = ""
 
 
 class ReadDone(NamedTuple):
@@ -93,12 +98,25 @@ Result = Sent | Page | InboxPage | ReadDone | IMError
 
 
 class ChatService:
-    """Send and pull, with every rule of the contract checked before the store is touched."""
+    """Send and pull, with every rule of the contract checked before the store is touched.
 
-    def __init__(self, store: RedisStore, max_text_bytes: int, max_waiting: int = 10_000) -> None:
+    Each call may carry the acting user (the authenticated caller): then it may only send
+    as, and read the inbox of, itself, and pull only chats it is a member of. With
+    `require_user`, a call without one is refused (UserRequired).
+    """
+
+    def __init__(
+        self,
+        store: RedisStore,
+        max_text_bytes: int,
+        max_waiting: int = 10_000,
+        *,
+        require_user: bool = False,
+    ) -> None:
         self._store = store
         self._max_text_bytes = max_text_bytes
         self._max_waiting = max_waiting
+        self._require_user = require_user
         self.waiting = 0  # long polls waiting now
 
     async def run(self, calls: Sequence[Call | IMError]) -> list[Result]:
@@ -136,7 +154,9 @@ class ChatService:
         """One page of a user's chats, each with its last message and the user's unread
         count: two round trips (the inbox with read positions, then each chat's last
         message); raise IMError otherwise."""
+        check_actor(call.actor, self._require_user)
         check_user(call.user)
+        check_same_user(call.actor, call.user, "user")
         check_cursor(call.cursor)
         limit = page_limit(call.limit)
         below, skip = inbox_cursor(call.cursor)
@@ -151,7 +171,9 @@ class ChatService:
     async def mark_read(self, call: ReadCall) -> ReadDone:
         """Move a member's read position forward to the last message at or before
         `send_time` (never back, never past what is stored); raise IMError otherwise."""
+        check_actor(call.actor, self._require_user)
         chat = parse_chat(call.chat)
+        check_same_user(call.actor, call.user, "user")
         chat.role_of(call.user, "user")
         check_cursor(call.send_time, "send_time")
         mark = NO_READ
@@ -221,13 +243,16 @@ class ChatService:
     def _plan(self, call: SendCall | PullCall | IMError) -> tuple[Chat, Append | Read]:
         if isinstance(call, IMError):
             raise call
+        check_actor(call.actor, self._require_user)
         chat = parse_chat(call.chat)
         if isinstance(call, SendCall):
+            check_same_user(call.actor, call.sender, "sender")
             role = chat.role_of(call.sender)
             check_text(call.text, self._max_text_bytes)
             check_client_msg_id(call.client_msg_id)
             check_client_msg_id(call.retry_key, "retry_key")
             return chat, Append(chat.name, role, call.text, call.client_msg_id, call.retry_key)
+        check_member(call.actor, chat)
         check_cursor(call.cursor)
         # one entry beyond the page tells has_more and next_cursor
         return chat, Read(chat.name, call.cursor, page_limit(call.limit) + 1, call.reverse)

@@ -107,8 +107,11 @@ class FailureLog:
         self._next = now + self._every_s
 
 
+_CLIENT_SIDE = (Status.INVALID_ARGUMENT, Status.PERMISSION_DENIED)
+
+
 def _server_side(result: object) -> bool:
-    return isinstance(result, IMError) and status_of(result) is not Status.INVALID_ARGUMENT
+    return isinstance(result, IMError) and status_of(result) not in _CLIENT_SIDE
 
 
 def _forget(tasks: dict[int, asyncio.Task[None]], batch_id: int, _: object) -> None:
@@ -144,14 +147,14 @@ class IMServicer(ImServiceBase):
     async def send(self, send_request: SendRequest) -> SendResponse:
         """Store a message."""
         r = send_request
-        call = SendCall(r.chat, r.sender, r.text, r.client_msg_id, r.retry_key)
+        call = SendCall(r.chat, r.sender, r.text, r.client_msg_id, r.retry_key, r.acting_user)
         sent = await self._unary(r.request_id, self._service.send(call))
         return SendResponse(chat=sent.chat, send_time=sent.send_time)
 
     async def pull(self, pull_request: PullRequest) -> PullResponse:
         """Read one page of a chat (a forward pull with wait_ms long-polls)."""
         r = pull_request
-        call = PullCall(r.chat, r.cursor, r.limit, r.reverse)
+        call = PullCall(r.chat, r.cursor, r.limit, r.reverse, actor=r.acting_user)
         page = await self._unary(r.request_id, self._service.pull_wait(call, r.wait_ms))
         return PullResponse(
             messages=[_message(m) for m in page.messages],
@@ -163,7 +166,7 @@ class IMServicer(ImServiceBase):
         """One page of a user's chats."""
         r = chats_request
         page = await self._unary(
-            r.request_id, self._service.chats(ChatsCall(r.user, r.cursor, r.limit))
+            r.request_id, self._service.chats(ChatsCall(r.user, r.cursor, r.limit, r.acting_user))
         )
         return ChatsResponse(
             chats=[
@@ -180,7 +183,8 @@ class IMServicer(ImServiceBase):
         """Move a member's read position forward."""
         r = read_request
         done = await self._unary(
-            r.request_id, self._service.mark_read(ReadCall(r.chat, r.user, r.send_time))
+            r.request_id,
+            self._service.mark_read(ReadCall(r.chat, r.user, r.send_time, r.acting_user)),
         )
         return ReadResponse(chat=done.chat, user=done.user, read_until=done.read_until)
 

@@ -3,8 +3,9 @@
 A call is ``["send", chat, sender, text, client_msg_id, retry_key]`` (the retry key
 may be left out), ``["pull", chat, cursor, limit, reverse]`` (plus ``wait_ms`` for
 a long poll, which travels alone in its batch), ``["chats", user, cursor, limit]`` or
-``["read", chat, user, send_time]``. An answer is a gRPC status code and a body: for
-OK the public JSON body of /api/send, /api/pull, /api/chats or /api/read, otherwise
+``["read", chat, user, send_time]``; with authentication on each call ends with the
+acting user (a pull's after ``wait_ms``, 0 for none). An answer is a gRPC status code
+and a body: for OK the public JSON body of /api/send, /api/pull, /api/chats or /api/read, otherwise
 the status message ``"<machine_code>: <message>"``. See protos/im.proto.
 """
 
@@ -17,16 +18,20 @@ from grpclib.const import Status
 
 from rpc_svc.chat import INT64_MAX, InboxPage, Page
 from rpc_svc.errors import (
+    Forbidden,
     IMError,
     InvalidArgument,
     Overloaded,
     StoreTimeout,
     StoreUnavailable,
+    UserRequired,
 )
 from rpc_svc.service import Call, ChatsCall, PullCall, ReadCall, ReadDone, Result, SendCall, Sent
 
 _STATUS: list[tuple[type[IMError], Status]] = [
     (InvalidArgument, Status.INVALID_ARGUMENT),
+    (Forbidden, Status.PERMISSION_DENIED),
+    (UserRequired, Status.UNAUTHENTICATED),
     (Overloaded, Status.RESOURCE_EXHAUSTED),
     (StoreUnavailable, Status.UNAVAILABLE),
     (StoreTimeout, Status.DEADLINE_EXCEEDED),
@@ -48,30 +53,41 @@ def _int(value: Any, lo: int, hi: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
 
 
+def _cursor(value: Any) -> bool:
+    return _int(value, -INT64_MAX - 1, INT64_MAX)
+
+
+def _limit(value: Any) -> bool:
+    return _int(value, -_INT32_MAX - 1, _INT32_MAX)
+
+
+def _actor(rest: list[Any]) -> bool:
+    """An optional last element: the acting user."""
+    return not rest or (len(rest) == 1 and isinstance(rest[0], str))
+
+
 def _call(item: Any) -> Call:
     match item:
+        case ["send", str(chat), str(sender), str(text), str(key), str(retry_key), str(actor)]:
+            return SendCall(chat, sender, text, key, retry_key, actor)
         case ["send", str(chat), str(sender), str(text), str(key), str(retry_key)]:
             return SendCall(chat, sender, text, key, retry_key)
         case ["send", str(chat), str(sender), str(text), str(key)]:  # without a retry key
             return SendCall(chat, sender, text, key)
-        case ["pull", str(chat), cursor, limit, bool(reverse)] if _int(
-            cursor, -INT64_MAX - 1, INT64_MAX
-        ) and _int(limit, -_INT32_MAX - 1, _INT32_MAX):
+        case ["pull", str(chat), cursor, limit, bool(reverse)] if _cursor(cursor) and _limit(limit):
             return PullCall(chat, cursor, limit, reverse)
-        case ["pull", str(chat), cursor, limit, bool(reverse), wait_ms] if (
-            _int(cursor, -INT64_MAX - 1, INT64_MAX)
-            and _int(limit, -_INT32_MAX - 1, _INT32_MAX)
-            and _int(wait_ms, 0, _INT32_MAX)
+        case ["pull", str(chat), cursor, limit, bool(reverse), wait_ms, *rest] if (
+            _cursor(cursor) and _limit(limit) and _int(wait_ms, 0, _INT32_MAX) and _actor(rest)
         ):
-            return PullCall(chat, cursor, limit, reverse, wait_ms)
-        case ["chats", str(user), cursor, limit] if _int(
-            cursor, -INT64_MAX - 1, INT64_MAX
-        ) and _int(limit, -_INT32_MAX - 1, _INT32_MAX):
-            return ChatsCall(user, cursor, limit)
-        case ["read", str(chat), str(user), send_time] if _int(
-            send_time, -INT64_MAX - 1, INT64_MAX
+            return PullCall(chat, cursor, limit, reverse, wait_ms, *rest)
+        case ["chats", str(user), cursor, limit, *rest] if (
+            _cursor(cursor) and _limit(limit) and _actor(rest)
         ):
-            return ReadCall(chat, user, send_time)
+            return ChatsCall(user, cursor, limit, *rest)
+        case ["read", str(chat), str(user), send_time, *rest] if _cursor(send_time) and _actor(
+            rest
+        ):
+            return ReadCall(chat, user, send_time, *rest)
     kind = item[0] if isinstance(item, list) and item and isinstance(item[0], str) else "?"
     # the call itself is not quoted: it may hold a message text
     raise InvalidArgument(f"malformed batch call ({kind[:16]!r})", "invalid_batch")

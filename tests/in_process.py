@@ -24,11 +24,13 @@ _apps = itertools.count()
 
 @asynccontextmanager
 async def in_process_stack(
-    redis_url: str, gateway: Mapping[str, Any] | None = None
+    redis_url: str,
+    gateway: Mapping[str, Any] | None = None,
+    rpc: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[str]:
-    """im-rpc on `redis_url` and a gateway calling it (`gateway`: its Settings fields),
-    both started in this event loop; the gateway's base URL. Both stop on exit."""
-    rpc_settings = RpcSettings(redis_url=redis_url)
+    """im-rpc on `redis_url` and a gateway calling it (`gateway`, `rpc`: their Settings
+    fields), both started in this event loop; the gateway's base URL. Both stop on exit."""
+    rpc_settings = RpcSettings(redis_url=redis_url, **(rpc or {}))
     store = RedisStore.from_url(
         redis_url,
         max_connections=16,
