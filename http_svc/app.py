@@ -100,7 +100,7 @@ def create_app(settings: Settings, name: str = "im_http") -> Sanic[Config, AppCo
         ctx.metrics.watch_instances(ctx.rpc.pool)
         if ctx.auth is not None and settings.auth_jwks_file:
             ctx.key_reloader = KeyReloader(
-                ctx.auth, settings.auth_jwt_secret, settings.auth_jwks_file, settings.auth_reload_s
+                ctx.auth, settings.auth_jwks_file, settings.auth_reload_s
             )
             ctx.key_reloader.start()
         if settings.etcd_url:

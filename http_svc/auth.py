@@ -50,6 +50,7 @@ _ERRORS: tuple[tuple[type[Exception], str], ...] = (
     (jwt_errors.InvalidSubjectError, "subject"),
     (jwt_errors.DecodeError, "malformed"),
 )
+_MISSING = {"sub": "subject", "aud": "audience", "iss": "issuer"}  # a claim required but absent
 _MESSAGES = {
     "missing": "an Authorization: Bearer <token> header is required",
     "malformed": "the Authorization header does not hold a Bearer JWT",
@@ -119,7 +120,8 @@ class Authenticator:
             raise Unauthenticated("missing")
         scheme, _, token = authorization.partition(" ")
         token = token.strip(" ")
-        if scheme.lower() != "bearer" or not token:
+        # a JWT is ASCII (base64url and dots); other bytes would not even encode back
+        if scheme.lower() != "bearer" or not token or not token.isascii():
             raise Unauthenticated("malformed")
         hit = self._cache.get(token)
         if hit is not None:
@@ -137,7 +139,7 @@ class Authenticator:
     def _verify(self, token: str) -> tuple[str, float]:
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError:
+        except (jwt.InvalidTokenError, ValueError, TypeError):  # a kid not a string, ...
             raise Unauthenticated("malformed") from None
         key, alg = self._key_for(header)
         self.verified += 1
@@ -153,6 +155,8 @@ class Authenticator:
             )
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated(_reason(exc)) from None
+        except (TypeError, ValueError, OverflowError):  # a claim PyJWT cannot even compare
+            raise Unauthenticated("claims") from None
         return self._subject(claims), float(claims["exp"])
 
     def _key_for(self, header: dict[str, Any]) -> tuple[Any, str]:
@@ -183,5 +187,5 @@ class Authenticator:
 
 def _reason(exc: Exception) -> str:
     if isinstance(exc, jwt_errors.MissingRequiredClaimError):
-        return "subject" if exc.claim == "sub" else "claims"
+        return _MISSING.get(exc.claim, "claims")
     return next((reason for kind, reason in _ERRORS if isinstance(exc, kind)), "claims")

@@ -8,8 +8,16 @@ from grpclib.const import Status
 
 from http_svc.errors import RpcFailure
 from rpc_svc.chat import Message, Page
-from rpc_svc.errors import InvalidArgument, Overloaded, StoreError, StoreTimeout, StoreUnavailable
-from rpc_svc.service import PullCall, SendCall, Sent
+from rpc_svc.errors import (
+    Forbidden,
+    InvalidArgument,
+    Overloaded,
+    StoreError,
+    StoreTimeout,
+    StoreUnavailable,
+    UserRequired,
+)
+from rpc_svc.service import ChatsCall, PullCall, ReadCall, SendCall, Sent
 from rpc_svc.wire import decode_calls, encode_results, status_of
 
 
@@ -77,3 +85,47 @@ def test_statuses_of_domain_errors() -> None:
     assert status_of(Overloaded("x")) is Status.RESOURCE_EXHAUSTED
     answer = RpcFailure(Status.RESOURCE_EXHAUSTED, "overloaded: 9 long polls wait").to_api_error()
     assert (answer.status, answer.code, answer.message) == (503, "overloaded", "9 long polls wait")
+
+
+def test_each_call_may_end_with_the_acting_user() -> None:
+    raw = orjson.dumps(
+        [
+            ["send", "a:b", "a", "hi", "", "r", "a"],
+            ["pull", "a:b", 5, 10, True, 0, "b"],
+            ["pull", "a:b", 5, 10, False, 300, "a"],
+            ["chats", "a", 0, 3, "a"],
+            ["read", "a:b", "b", 7, "b"],
+            ["chats", "a", 0, 3],
+            ["read", "a:b", "b", 7],
+        ]
+    )
+    assert decode_calls(raw) == [
+        SendCall("a:b", "a", "hi", "", "r", "a"),
+        PullCall("a:b", 5, 10, True, 0, "b"),
+        PullCall("a:b", 5, 10, False, 300, "a"),
+        ChatsCall("a", 0, 3, "a"),
+        ReadCall("a:b", "b", 7, "b"),
+        ChatsCall("a", 0, 3),
+        ReadCall("a:b", "b", 7),
+    ]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        ["send", "a:b", "a", "hi", "", "r", 7],
+        ["send", "a:b", "a", "hi", "", "r", "a", "extra"],
+        ["pull", "a:b", 5, 10, True, 0, None],
+        ["pull", "a:b", 5, 10, True, 0, "a", "b"],
+        ["chats", "a", 0, 3, ["a"]],
+        ["read", "a:b", "b", 7, "b", "b"],
+    ],
+)
+def test_an_acting_user_that_is_not_one_string_makes_the_call_malformed(call: list[object]) -> None:
+    (decoded,) = decode_calls(orjson.dumps([call]))
+    assert isinstance(decoded, InvalidArgument)
+
+
+def test_authorization_errors_have_their_own_statuses() -> None:
+    assert status_of(Forbidden("x")) is Status.PERMISSION_DENIED
+    assert status_of(UserRequired("x")) is Status.UNAUTHENTICATED
