@@ -26,11 +26,11 @@ _apps = itertools.count()
 async def in_process_stack(
     redis_url: str,
     gateway: Mapping[str, Any] | None = None,
-    rpc: Mapping[str, Any] | None = None,
+    rpc_fields: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[str]:
-    """im-rpc on `redis_url` and a gateway calling it (`gateway`, `rpc`: their Settings
+    """im-rpc on `redis_url` and a gateway calling it (`gateway`, `rpc_fields`: their Settings
     fields), both started in this event loop; the gateway's base URL. Both stop on exit."""
-    rpc_settings = RpcSettings(redis_url=redis_url, **(rpc or {}))
+    rpc_settings = RpcSettings(redis_url=redis_url, **(rpc_fields or {}))
     store = RedisStore.from_url(
         redis_url,
         max_connections=16,

@@ -100,13 +100,14 @@ def _mutated(keys: KeyFiles) -> st.SearchStrategy[str]:
 
 
 def _check(url: str, header: bytes | str, redis_port: int) -> None:
+    value = header if isinstance(header, bytes) else header.encode()
     store = redis.Redis(host=HOST, port=redis_port)
     try:
         before = store.dbsize()
         answer = httpx.post(
             f"{url}/api/send",
             json={"chat": CHAT, "text": "hello"},
-            headers={"Authorization": header},
+            headers={b"Authorization": value},
             timeout=10,
         )
         assert answer.status_code in (200, 401), (header, answer.status_code, answer.text)

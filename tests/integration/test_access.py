@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from rpc_svc.errors import Forbidden, IMError, UserRequired
-from rpc_svc.service import ChatsCall, ChatService, PullCall, ReadCall, SendCall
+from rpc_svc.service import Call, ChatsCall, ChatService, PullCall, ReadCall, SendCall
 from rpc_svc.store import RedisStore
 from tests.conftest import key_count
 
@@ -64,7 +64,7 @@ async def test_require_user_refuses_every_call_without_one(
     store: RedisStore, redis_client: aioredis.Redis
 ) -> None:
     strict = ChatService(store, 4096, require_user=True)
-    calls = [
+    calls: list[Call] = [
         SendCall("ann:bob", "ann", "hi"),
         PullCall("ann:bob"),
         ChatsCall("ann"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,7 +95,7 @@ def test_audience_and_issuer_are_checked_only_when_configured(keys: KeyFiles) ->
 
 def test_nbf_and_iat_get_the_leeway_and_exp_none(keys: KeyFiles) -> None:
     now = int(time.time())
-    base = {"aud": AUDIENCE, "iss": ISSUER}
+    base: dict[str, Any] = {"aud": AUDIENCE, "iss": ISSUER}
     soon = es_token(keys, claims(nbf=now + 10, iat=now + 10, **base))
     assert _auth(keys).user_of(f"Bearer {soon}") == "alice"
     assert _reason(_auth(keys, leeway_s=0), f"Bearer {soon}") == "not_yet_valid"

@@ -69,7 +69,8 @@ def test_weak_keys_and_repeated_kids_are_refused(es_key: ec.EllipticCurvePrivate
         parse_keys({"keys": [twice, twice]})
     with pytest.raises(JwksError, match="is not a private key"):
         parse_keys({"keys": [twice]}, private=True)
-    for document in ([], {"keys": {}}, {"keys": ["x"]}):
+    documents: list[object] = [[], {"keys": {}}, {"keys": ["x"]}]
+    for document in documents:
         with pytest.raises(JwksError):
             parse_keys(document)
 
