@@ -46,7 +46,7 @@ def create_app(settings: Settings, name: str = "im_http") -> Sanic[Config, AppCo
     ctx = AppContext(
         settings,
         metrics=Metrics(settings.max_metric_series),
-        openapi=orjson.dumps(build_openapi(settings.max_body_bytes)),
+        openapi=orjson.dumps(build_openapi(settings.max_body_bytes, auth=settings.auth)),
     )
     if settings.auth:
         ctx.auth = Authenticator(

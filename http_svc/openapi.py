@@ -50,6 +50,9 @@ _LIMIT = _param(
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {
         400: "Bad input",
+        401: "No valid bearer token (with authentication on); see WWW-Authenticate",
+        403: "The token's user may not do this: send or read as someone else, or pull a "
+        "chat it is not a member of",
         413: "Body too large",
         415: "Unsupported content type",
         429: "Too many sends from this sender (when IM_HTTP_SENDER_RATE is set); see Retry-After",
@@ -191,8 +194,47 @@ def _pull() -> dict[str, Any]:
     }
 
 
-def build_openapi(max_body_bytes: int, max_text_bytes: int = 4096) -> dict[str, Any]:
-    """The OpenAPI document; `max_body_bytes` is this gateway's body limit."""
+def _authenticated(doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` for a gateway with authentication on: every /api/ route takes a bearer token
+    and may answer 401 and 403; `sender` and `user` may be omitted (the token's user)."""
+    doc["components"]["securitySchemes"] = {
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "sub: the acting user; signed HS256, RS256 or ES256 (docs/security.md)",
+        }
+    }
+    for path, operations in doc["paths"].items():
+        if not path.startswith("/api/"):
+            continue
+        for operation in operations.values():
+            operation["security"] = [{"bearer": []}]
+            operation["responses"].update(_errors(401, 403))
+            for param in operation["parameters"]:
+                if param["name"] == "user":
+                    param["required"] = False
+                    param["description"] += "; default and only allowed value: the token's sub"
+            body = operation.get("requestBody")
+            for content in body["content"].values() if body else ():
+                schema = content["schema"]
+                schema["required"] = [n for n in schema["required"] if n not in _OWN]
+    return doc
+
+
+_OWN = ("sender", "user")  # with authentication on: optional, and only the token's sub
+
+
+def build_openapi(
+    max_body_bytes: int, max_text_bytes: int = 4096, *, auth: bool = False
+) -> dict[str, Any]:
+    """The OpenAPI document; `max_body_bytes` is this gateway's body limit, `auth` whether
+    it authenticates."""
+    doc = _open_api(max_body_bytes, max_text_bytes)
+    return _authenticated(doc) if auth else doc
+
+
+def _open_api(max_body_bytes: int, max_text_bytes: int) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {

@@ -31,6 +31,7 @@ def compose_config(files: list[str]) -> dict[str, Any]:
         **os.environ,
         "IM_REDIS_PASSWORD": "from-the-env-file",
         "IM_REDIS_ADMIN_PASSWORD": "admin-from-the-env-file",
+        "IM_AUTH_JWT_SECRET": "jwt-secret-from-the-env-file",
     }
     done = subprocess.run(
         [exe, *files, "config"], cwd=ROOT, capture_output=True, text=True, check=False, env=env
@@ -112,18 +113,20 @@ def test_the_cluster_topology_runs_six_redis_nodes_behind_the_gateway() -> None:
     ("files", "variable"),
     [
         (BASE, "IM_REDIS_PASSWORD"),
+        (BASE, "IM_AUTH_JWT_SECRET"),
+        (SCALED, "IM_AUTH_JWT_SECRET"),
         (CLUSTER, "IM_REDIS_PASSWORD"),
         (CLUSTER, "IM_REDIS_ADMIN_PASSWORD"),
+        (CLUSTER, "IM_AUTH_JWT_SECRET"),
     ],
 )
-def test_compose_refuses_to_start_without_the_redis_passwords(
-    files: list[str], variable: str
-) -> None:
+def test_compose_refuses_to_start_without_its_secrets(files: list[str], variable: str) -> None:
     exe = system_exe("docker-compose", "docker-compose")
     env = {
         "IM_REDIS_PASSWORD": "x",
         "IM_REDIS_ADMIN_PASSWORD": "y",
-        **{k: v for k, v in os.environ.items() if not k.startswith("IM_REDIS")},
+        "IM_AUTH_JWT_SECRET": "z",
+        **{k: v for k, v in os.environ.items() if not k.startswith(("IM_REDIS", "IM_AUTH"))},
     }
     del env[variable]
     done = subprocess.run(
@@ -162,3 +165,13 @@ def test_the_image_holds_every_package() -> None:
 )
 def test_compose_files_name_the_commands_they_document(name: str, command: str) -> None:
     assert command in (ROOT / name).read_text()
+
+
+@pytest.mark.parametrize("files", [BASE, SCALED, CLUSTER])
+def test_every_topology_authenticates_and_im_rpc_requires_the_user(files: list[str]) -> None:
+    services = compose_config(files)["services"]
+    http, rpc = services["http"]["environment"], services["rpc"]["environment"]
+    assert http["IM_AUTH_JWT_SECRET"] == "jwt-secret-from-the-env-file"
+    assert rpc["IM_RPC_REQUIRE_USER"] == "true"
+    assert "IM_AUTH_JWT_SECRET" not in rpc  # only gateways verify tokens
+    assert "IM_AUTH_JWT_SECRET=" in (ROOT / ".env.example").read_text()

@@ -332,3 +332,22 @@ async def test_refusals_are_counted_by_reason(trio: Trio, keys: KeyFiles) -> Non
     for (status, reason), *_ in refusals:
         assert count(after, status, reason) - count(before, status, reason) == 1, reason
     assert good_tokens(keys)["es256"].split(".")[2] not in after
+
+
+async def test_the_openapi_document_says_how_to_authenticate(
+    client: httpx.AsyncClient, trio: Trio
+) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    send = doc["paths"]["/api/send"]["post"]
+    assert send["security"] == [{"bearer": []}]
+    assert {"401", "403"} <= set(send["responses"])
+    schema = send["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["required"] == ["chat", "text"]  # sender: the token's user
+    chats = doc["paths"]["/api/chats"]["get"]
+    assert [p["required"] for p in chats["parameters"] if p["name"] == "user"] == [False]
+    assert "security" not in doc["paths"]["/ping"]["get"]
+    async with httpx.AsyncClient(base_url=trio.url(len(RPC_MODES)), timeout=10) as open_gateway:
+        open_doc = (await open_gateway.get("/openapi.json")).json()
+    assert "securitySchemes" not in open_doc["components"]
+    assert "401" not in open_doc["paths"]["/api/send"]["post"]["responses"]

@@ -1,5 +1,6 @@
-"""The README's local cluster (`scripts/start --cluster`): it comes up, serves through nginx
-over every gateway, and Ctrl-C stops every process it started."""
+"""The README's local cluster (`scripts/start --cluster`): it comes up with authentication
+on, serves through nginx over every gateway with the token it prints, and Ctrl-C stops every
+process it started."""
 
 from __future__ import annotations
 
@@ -53,20 +54,28 @@ def test_the_local_cluster_serves_through_nginx_and_stops_on_ctrl_c(tmp_path: Pa
         assert ready, log.read_text()[-3000:]
         url = ready.group(1)
         assert url == f"http://127.0.0.1:{port}"
+        printed = _wait_for(log, r"TOKEN=(\S+)", 5)
+        assert printed, log.read_text()[-3000:]
+        alice = {"Authorization": f"Bearer {printed.group(1)}"}
         procfile = (tmp_path / "run" / "Procfile").read_text()
         gateways = re.findall(r"im-http --http-port (\d+)", procfile)
         assert len(gateways) == 2
         assert len(re.findall(r"im-rpc --rpc-port", procfile)) == 2
-        with httpx.Client(base_url=url, timeout=10) as http:
+        with httpx.Client(base_url=url, timeout=10, headers=alice) as http:
             for i in range(20):
-                r = http.post("/api/send", json={"chat": "a:b", "sender": "a", "text": f"{i}"})
+                r = http.post("/api/send", json={"chat": "alice:b", "text": f"{i}"})
                 assert r.status_code == 200
-            page = (http.get("/api/pull", params={"chat": "a:b", "limit": 100})).json()
+            page = (http.get("/api/pull", params={"chat": "alice:b", "limit": 100})).json()
             assert [m["text"] for m in page["messages"]] == [str(i) for i in range(20)]
             # the original assignment's clients: GET with a JSON body
-            body = {"chat": "a:b", "limit": 3, "reverse": True}
+            body = {"chat": "alice:b", "limit": 3, "reverse": True}
             page = http.request("GET", "/api/pull", json=body).json()
             assert [m["text"] for m in page["messages"]] == ["19", "18", "17"]
+            anonymous = http.get(
+                "/api/pull", params={"chat": "alice:b"}, headers={"Authorization": ""}
+            )
+            assert anonymous.status_code == 401
+            assert anonymous.headers["www-authenticate"].startswith("Bearer")
             too_big = http.post("/api/send", content=b"x" * 70_000)
             assert (too_big.status_code, too_big.json()["error"]) == (413, "payload_too_large")
             for gw in gateways:  # nginx spread the requests over both gateways
