@@ -1,8 +1,13 @@
 """The docs tell the truth: the settings table, and every `console` example of README.md
-and docs/*.md, run in order against a fresh stack per document."""
+and docs/*.md, run in order against a fresh stack per document. Examples call
+`localhost:8080` (`scripts/start`: authentication off) or `localhost:8000` (`scripts/start
+--cluster`: on); here both are gateways of the same im-rpc and Redis, the second with
+IM_AUTH_JWT_SECRET=DOC_SECRET, and `$ALICE_TOKEN` (any `$<NAME>_TOKEN`) holds a valid token
+for alice (the user `<name>`)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -16,6 +21,7 @@ import pytest
 from devtools.procs import Process, http_service, redis_server, rpc_service
 from http_svc.config import Settings as HttpSettings
 from im_common.settings import describe
+from im_common.token_cli import mint
 from rpc_svc.config import Settings as RpcSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +29,8 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SETTINGS_DOC = ROOT / "docs" / "operations.md"
 TIME_KEYS = {"send_time", "next_cursor", "read_until"}
 A_TIME = 10**15  # any µs timestamp after 2001
+DOC_SECRET = "the-docs-examples-secret-of-32-bytes-or-more"
+TOKEN_VARIABLE = re.compile(r"\$([A-Z]+)_TOKEN\b")
 
 
 def test_the_settings_table_names_every_variable_and_its_default() -> None:
@@ -90,27 +98,44 @@ def test_a_printed_time_stands_for_one_time_only() -> None:
 
 
 @pytest.fixture
-def fresh_stack(workdir: Path) -> Iterator[int]:
+def fresh_stack(workdir: Path) -> Iterator[tuple[int, int]]:
+    """The ports of an open gateway and of one with authentication on."""
     procs: list[Process] = [redis_server(workdir / "redis").start()]
     procs.append(rpc_service(workdir, f"redis://127.0.0.1:{procs[0].port}/0").start())
     procs.append(http_service(workdir, [procs[1].port]).start())
-    yield procs[2].port
+    procs.append(http_service(workdir, [procs[1].port], IM_AUTH_JWT_SECRET=DOC_SECRET).start())
+    yield procs[2].port, procs[3].port
     for proc in reversed(procs):
         proc.stop()
 
 
+def _tokens(command: str) -> dict[str, str]:
+    """The token variables `command` uses, each a valid token for its user."""
+    return {
+        f"{name}_TOKEN": mint(name.lower(), 600, secret=DOC_SECRET)
+        for name in TOKEN_VARIABLE.findall(command)
+    }
+
+
 @pytest.mark.e2e
 @pytest.mark.parametrize("doc", [d for d in DOCS if examples(d.read_text())], ids=lambda d: d.name)
-def test_the_console_examples_answer_as_printed(fresh_stack: int, doc: Path) -> None:
+def test_the_console_examples_answer_as_printed(fresh_stack: tuple[int, int], doc: Path) -> None:
     curl = shutil.which("curl")
     assert curl, "curl is not installed: run scripts/bootstrap"
     times: dict[int, int] = {}
     for command, printed in examples(doc.read_text()):
         for shown, got in times.items():  # a time printed earlier, given back in a command
             command = command.replace(str(shown), str(got))
-        command = command.replace("localhost:8080", f"127.0.0.1:{fresh_stack}")
+        open_port, auth_port = fresh_stack
+        command = command.replace("localhost:8080", f"127.0.0.1:{open_port}")
+        command = command.replace("localhost:8000", f"127.0.0.1:{auth_port}")
         out = subprocess.run(
-            ["bash", "-c", command], capture_output=True, text=True, check=True, timeout=10
+            ["bash", "-c", command],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+            env={**os.environ, **_tokens(command)},
         ).stdout
         assert matches(orjson.loads(printed), orjson.loads(out), times), (
             f"{doc.name}: {command}\n  printed: {printed}\n  got: {out}"
