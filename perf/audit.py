@@ -58,11 +58,19 @@ def read_acks(paths: list[Path]) -> dict[str, list[int]]:
     return acks
 
 
-async def _read_chat(client: httpx.AsyncClient, chat: str) -> list[dict[str, object]]:
+async def _read_chat(
+    client: httpx.AsyncClient, chat: str, tokens: dict[str, str]
+) -> list[dict[str, object]]:
     messages: list[dict[str, object]] = []
     cursor = 0
+    member = chat.partition(":")[0]
+    headers = {"Authorization": f"Bearer {tokens[member]}"} if member in tokens else {}
     for _ in range(100_000):
-        r = await client.get("/api/pull", params={"chat": chat, "cursor": cursor, "limit": 1000})
+        r = await client.get(
+            "/api/pull",
+            params={"chat": chat, "cursor": cursor, "limit": 1000},
+            headers=headers,
+        )
         r.raise_for_status()
         page = r.json()
         messages.extend(page["messages"])
@@ -84,12 +92,23 @@ def _check(audit: Audit, acked: list[int], stored: list[dict[str, object]]) -> N
     audit.duplicated += sum(n - 1 for n in texts.values() if n > 1)
 
 
-async def run_audit(base_url: str, ack_files: list[Path], concurrency: int = 16) -> Audit:
-    """Read back every acknowledged chat of `ack_files` through `base_url` and check it."""
-    return await audit_acks(base_url, read_acks(ack_files), concurrency)
+async def run_audit(
+    base_url: str,
+    ack_files: list[Path],
+    concurrency: int = 16,
+    tokens: dict[str, str] | None = None,
+) -> Audit:
+    """Read back every acknowledged chat of `ack_files` through `base_url` and check it
+    (as a member of each chat, with `tokens` (user -> token) when authentication is on)."""
+    return await audit_acks(base_url, read_acks(ack_files), concurrency, tokens)
 
 
-async def audit_acks(base_url: str, acks: dict[str, list[int]], concurrency: int = 16) -> Audit:
+async def audit_acks(
+    base_url: str,
+    acks: dict[str, list[int]],
+    concurrency: int = 16,
+    tokens: dict[str, str] | None = None,
+) -> Audit:
     """Read back every chat of `acks` (chat -> acked send times) through `base_url`."""
     audit = Audit(chats=len(acks))
     gate = asyncio.Semaphore(concurrency)
@@ -97,7 +116,7 @@ async def audit_acks(base_url: str, acks: dict[str, list[int]], concurrency: int
 
         async def one(chat: str) -> None:
             async with gate:
-                _check(audit, acks[chat], await _read_chat(client, chat))
+                _check(audit, acks[chat], await _read_chat(client, chat, tokens or {}))
 
         await asyncio.gather(*(one(chat) for chat in acks))
     return audit

@@ -5,7 +5,8 @@ Each user owns one chat with a partner and, at random:
   - pages back through the chat's history (reverse, following next_cursor),
   - polls forward from its cursor with next_cursor, checking that it sees every
     message exactly once and in order (a failure is reported to locust).
-Acknowledged sends go to the file in IM_PERF_ACKS for the audit.
+Acknowledged sends go to the file in IM_PERF_ACKS for the audit. With IM_PERF_TOKENS (a file
+of perf/tokens.py) each user sends its own bearer token (authentication on).
 """
 
 from __future__ import annotations
@@ -22,6 +23,18 @@ PREFIX = os.environ.get("IM_PERF_PREFIX", "loc")
 CHATS = int(os.environ.get("IM_PERF_CHATS", "100"))
 _ids = itertools.count()
 _acks: list[str] = []
+
+
+def _read_tokens(path: str | None) -> dict[str, str]:
+    """user -> token from a perf/tokens.py file (read here: this process is gevent-patched,
+    and the project's packages are not for it)."""
+    if not path:
+        return {}
+    with open(path) as lines:
+        return dict(line.rstrip("\n").split(" ", 1) for line in lines if line.strip())
+
+
+_TOKENS = _read_tokens(os.environ.get("IM_PERF_TOKENS"))
 
 
 @events.quitting.add_listener  # type: ignore[untyped-decorator]
@@ -43,6 +56,9 @@ class ChatUser(FastHttpUser):
         self.chat = f"{self.me}:{self.partner}"
         self.cursor = 0
         self.last_seen = -1
+        token = _TOKENS.get(self.me)
+        if token is not None:
+            self.client.auth_header = f"Bearer {token}"
 
     @task(3)
     def send(self) -> None:

@@ -26,6 +26,7 @@ from perf.audit import run_audit
 from perf.redis_bench import redis_ceilings
 from perf.report import RunData, Step, median_result, write_report
 from perf.stack import LocalStack, raise_fd_limit
+from perf.tokens import load_users, read_tokens, write_tokens
 from perf.wrk import WrkResult, run_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +51,15 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--memory", action="store_true", help="also measure Redis bytes/message")
     p.add_argument("--out", type=Path, help="report directory (default perf/reports/<date>)")
     p.add_argument("--smoke", action="store_true", help="seconds-long run with a tiny load")
+    p.add_argument(
+        "--auth",
+        action="store_true",
+        help="authentication on: ES256 tokens, one per simulated user (wrk, locust, audit)",
+    )
     args = p.parse_args(argv)
+    if args.auth and args.target:
+        p.error("--auth starts its own stack (with its own keys): it cannot use --target")
+    args.tokens = None  # the tokens file, once made
     if args.smoke:
         args.connections, args.seconds, args.chats = "4", 1, 10
         args.step_rounds, args.locust_seconds, args.locust_users = 1, 3, 4
@@ -68,6 +77,7 @@ def _run(
         chats=args.chats,
         prefix=prefix,
         acks=acks if scenario == "send" else None,
+        tokens=args.tokens,
     )
     log(
         f"{scenario:>7} c={conns:<5} {r.rps:>9,.0f} req/s  p50 {r.p50_ms:6.2f}  "
@@ -119,6 +129,8 @@ def _locust(
         "IM_PERF_PREFIX": f"{prefix}l",
         "IM_PERF_CHATS": str(args.chats),
     }
+    if args.tokens:
+        env["IM_PERF_TOKENS"] = str(args.tokens)
     log(f"locust: {args.locust_users} users for {args.locust_seconds}s")
     subprocess.run(
         [
@@ -175,8 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     acks = out / "acks.txt"
     acks.unlink(missing_ok=True)
     with ExitStack() as stack:
-        local = None if args.target else LocalStack(stack)
+        local = None if args.target else LocalStack(stack, auth=args.auth)
         url = args.target or f"http://127.0.0.1:{local.gateway.port}"  # type: ignore[union-attr]
+        if local is not None and local.signing is not None:
+            users = load_users(prefix, args.chats) + load_users(f"{prefix}l", args.chats)
+            args.tokens = write_tokens(out / "tokens.txt", users, local.signing)
+            log(f"authentication on: {len(users)} tokens (ES256) in {args.tokens}")
         redis = redis_ceilings(local.redis.port) if local and not args.smoke else []
         for c in redis:
             log(f"redis-benchmark {c.command} -P {c.pipeline}: {c.rps:,.0f}/s")
@@ -184,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         steps = _steps(local, args, prefix, acks) if local and args.step_rounds else []
         locust = _locust(url, args, out, prefix, acks) if args.locust_seconds else []
         log("auditing every acknowledged send ...")
-        audit = asyncio.run(run_audit(url, [acks]))
+        audit = asyncio.run(run_audit(url, [acks], tokens=read_tokens(args.tokens)))
         log(audit.line())
     memory = _memory(args) if args.memory else []
     setup = [
@@ -196,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.target
             else "one im-http process and one im-rpc process (defaults), redis-server "
             "(AOF everysec), wrk and locust on the same machine"
-        ),
+        )
+        + ("; authentication on (ES256 tokens, one per simulated user)" if args.auth else ""),
         f"load: wrk -t2, {args.seconds:g} s per run, {args.chats} chats, 100-byte texts; "
         f"{args.rounds} round(s) per scenario (median)",
         "targets against /ping: each round's scenario over the same round's /ping (run just "

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from devtools.procs import Process, etcd_server, http_service, redis_server, rpc_service
 from http_svc.config import RPC_MODES
+from im_common.token_cli import add_key
 
 
 def raise_fd_limit() -> None:
@@ -41,21 +42,41 @@ def start_owned(stack: ExitStack, proc: Process) -> Process:
     return proc
 
 
+def make_keys(work: Path) -> tuple[Path, Path]:
+    """An ES256 key set in `work`, made by im-token: (private set, public set)."""
+    private, public = work / "idp.jwks", work / "gateway.jwks"
+    add_key(private, public, "ES256")
+    return private, public
+
+
 class LocalStack:
-    """redis-server (AOF everysec), one im-rpc and a gateway per IM_RPC_MODE.
+    """redis-server (AOF everysec), one im-rpc and a gateway per IM_RPC_MODE; with `auth`
+    the gateways verify tokens of a key set made here (`signing` mints them) and im-rpc
+    requires the acting user.
 
     Every process is stopped when `stack` closes.
     """
 
-    def __init__(self, stack: ExitStack) -> None:
+    def __init__(self, stack: ExitStack, *, auth: bool = False) -> None:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-perf-")))
         self.redis = start_owned(
             stack,
             redis_server(work / "redis", fsync="everysec"),
         )
-        self.rpc = start_owned(stack, rpc_service(work, f"redis://127.0.0.1:{self.redis.port}/0"))
+        gateway_env: dict[str, str] = {}
+        rpc_env: dict[str, str] = {}
+        self.signing: Path | None = None
+        if auth:
+            self.signing, public = make_keys(work)
+            gateway_env["IM_AUTH_JWKS_FILE"] = str(public)
+            rpc_env["IM_RPC_REQUIRE_USER"] = "true"
+        self.rpc = start_owned(
+            stack, rpc_service(work, f"redis://127.0.0.1:{self.redis.port}/0", None, **rpc_env)
+        )
         self.gateways = {
-            mode: start_owned(stack, http_service(work, [self.rpc.port], IM_RPC_MODE=mode))
+            mode: start_owned(
+                stack, http_service(work, [self.rpc.port], None, IM_RPC_MODE=mode, **gateway_env)
+            )
             for mode in RPC_MODES
         }
         self.gateway = self.gateways["stream"]  # the default mode

@@ -51,8 +51,10 @@ def run_wrk(
     limit: int = 10,
     prefix: str = "run",
     acks: Path | None = None,
+    tokens: Path | None = None,
 ) -> WrkResult:
-    """Run one wrk load; scenario is ping, send, pull10 or pull100."""
+    """Run one wrk load; scenario is ping, send, pull10 or pull100. `tokens`: a file of
+    perf/tokens.py, for a gateway with authentication on."""
     mode = scenario.rstrip("0123456789")
     limit = int(scenario[len(mode) :] or limit)
     threads = max(1, min(2, connections))
@@ -73,6 +75,7 @@ def run_wrk(
         prefix,
         str(acks or ""),
         uuid.uuid4().hex[:8],
+        str(tokens or ""),
     ]
     out = subprocess.run(
         argv, capture_output=True, text=True, check=True, timeout=seconds + 60

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -75,6 +77,24 @@ def test_the_benchmark_smoke_run_writes_a_report_with_a_clean_audit(tmp_path: Pa
     ):
         assert section in report
     assert (tmp_path / "locust.html").exists()
+
+
+@pytest.mark.slow
+def test_the_smoke_run_with_authentication_sends_every_user_s_token(tmp_path: Path) -> None:
+    done = _run_module("perf.run", "--smoke", "--auth", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = (tmp_path / "report.md").read_text()
+    audit = re.search(r"audit: \d+ chats, (\d+) acked, \d+ stored, 0 lost, 0 duplicated", report)
+    assert audit, report
+    assert int(audit.group(1)) > 100  # the sends were accepted, not refused with a 401
+    assert "authentication on" in report
+    errors = [int(row.rsplit("|", 2)[1]) for row in report.splitlines() if row.startswith("| 4 |")]
+    assert errors
+    assert not any(errors)  # no wrk run had a non-2xx answer
+    with open(tmp_path / "locust_stats.csv") as stats:
+        rows = {row["Name"]: row for row in csv.DictReader(stats)}
+    assert int(rows["Aggregated"]["Request Count"]) > 0
+    assert rows["Aggregated"]["Failure Count"] == "0"
 
 
 @pytest.mark.slow

@@ -1,11 +1,13 @@
 -- wrk script for the IM backend:
---   wrk ... -s perf/wrk/im.lua URL -- MODE CHATS LIMIT PREFIX ACKS TOKEN
+--   wrk ... -s perf/wrk/im.lua URL -- MODE CHATS LIMIT PREFIX ACKS TOKEN [TOKENS]
 --   MODE   ping | send | pull
 --   CHATS  size of the chat pool: chat i is "<PREFIX>a<i>:<PREFIX>b<i>"
 --   LIMIT  page size of pulls
 --   PREFIX makes this run's chats its own
 --   ACKS   send only: file that gets one "<chat> <send_time>" line per 200 answer
 --   TOKEN  unique per wrk invocation
+--   TOKENS file of "<user> <bearer token>" lines (perf/tokens.py): each request then
+--          carries its user's token (the sender, or a member for a pull)
 -- Every send's text is 100 bytes and unique (token, thread, counter), so an audit can
 -- tell a duplicate from two messages. done() prints one line: WRK_JSON {...}.
 
@@ -15,6 +17,7 @@ local counter = 0
 -- them from a thread with thread:get()
 mode, chats, limit, prefix, acks_path, token = "ping", 100, 10, "run", "", "w"
 acks = {}
+local json_by_user, plain_by_user = {}, {}  -- headers with each user's token
 
 function setup(thread)
   thread:set("id", #threads + 1)
@@ -28,6 +31,16 @@ function init(args)
   prefix = args[4] or prefix
   acks_path = args[5] or ""
   token = args[6] or token
+  local tokens_path = args[7] or ""
+  if tokens_path ~= "" then
+    for line in io.lines(tokens_path) do
+      local user, bearer = line:match("^(%S+) (%S+)$")
+      if user then
+        json_by_user[user] = { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. bearer }
+        plain_by_user[user] = { ["Authorization"] = "Bearer " .. bearer }
+      end
+    end
+  end
   math.randomseed(id * 7919 + os.time())
 end
 
@@ -46,10 +59,10 @@ function request()
     local tag = string.format("%s-t%d-%d ", token, id, counter)
     local text = tag .. string.rep("x", 100 - #tag)
     local body = '{"chat":"' .. a .. ":" .. b .. '","sender":"' .. sender .. '","text":"' .. text .. '"}'
-    return wrk.format("POST", "/api/send", json_headers, body)
+    return wrk.format("POST", "/api/send", json_by_user[sender] or json_headers, body)
   elseif mode == "pull" then
     local a, b = members()
-    return wrk.format("GET", "/api/pull?chat=" .. a .. ":" .. b .. "&limit=" .. limit)
+    return wrk.format("GET", "/api/pull?chat=" .. a .. ":" .. b .. "&limit=" .. limit, plain_by_user[a])
   end
   return wrk.format("GET", "/ping")
 end

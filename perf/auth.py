@@ -1,0 +1,119 @@
+"""What authentication costs: send and pull10 through a gateway with it off, on, and on
+without the cache of verified tokens, interleaved (A/B/C, A/B/C, ...) on one im-rpc.
+
+    python -m perf.auth [--seconds 5] [--rounds 5] [--connections 64]
+
+Each simulated user has its own ES256 token (perf/tokens.py). The gateways run one at a
+time; the order of the three rotates every round. Prints the medians, and each round's ratio
+to "off" (median of the rounds' ratios), writes auth.md into the report directory, and audits
+every acknowledged send (read back as a member, with tokens): exit 1 when one is lost,
+duplicated or out of order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+from devtools.procs import http_service, redis_server, rpc_service
+from perf.audit import run_audit
+from perf.report import write_table
+from perf.stack import comparison_args, make_keys, start_owned
+from perf.tokens import load_users, read_tokens, write_tokens
+from perf.wrk import run_wrk
+
+SCENARIOS = ("send", "pull10")
+CHATS = 200
+PREFIX = "auth"
+
+
+def _variants(public: Path) -> dict[str, dict[str, str]]:
+    """Each gateway's settings: authentication off, on, on without the cache."""
+    on = {"IM_AUTH_JWKS_FILE": str(public)}
+    return {"off": {}, "on": on, "on, no cache": {**on, "IM_AUTH_CACHE_SIZE": "0"}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure, print and write the table; 1 if the audit failed."""
+    args = comparison_args("perf.auth", __doc__, argv, seconds=5, rounds=5)
+    rps: dict[tuple[str, str], list[float]] = {}
+    p99: dict[tuple[str, str], list[float]] = {}
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-auth-")))
+        redis = start_owned(stack, redis_server(work / "redis", fsync="everysec"))
+        rpc = start_owned(stack, rpc_service(work, f"redis://127.0.0.1:{redis.port}/0"))
+        signing, public = make_keys(work)
+        tokens = write_tokens(work / "tokens.txt", load_users(PREFIX, CHATS), signing)
+        gateways = {
+            name: start_owned(stack, http_service(work, [rpc.port], None, **env))
+            for name, env in _variants(public).items()
+        }
+        urls = {name: f"http://127.0.0.1:{g.port}" for name, g in gateways.items()}
+        acks = work / "acks.txt"
+        names = list(urls)
+        for url in urls.values():  # warm up each gateway (and fill the chats for pull10)
+            run_wrk(
+                url,
+                "send",
+                args.connections,
+                2,
+                chats=CHATS,
+                prefix=PREFIX,
+                tokens=tokens,
+                acks=acks,
+            )
+        for round_ in range(args.rounds):
+            order = names[round_ % len(names) :] + names[: round_ % len(names)]
+            for scenario in SCENARIOS:
+                for name in order:
+                    r = run_wrk(
+                        urls[name],
+                        scenario,
+                        args.connections,
+                        args.seconds,
+                        chats=CHATS,
+                        prefix=PREFIX,
+                        tokens=tokens,
+                        acks=acks if scenario == "send" else None,
+                    )
+                    if r.error_count:
+                        raise SystemExit(f"{name} {scenario}: {r.errors} (tokens refused?)")
+                    rps.setdefault((name, scenario), []).append(r.rps)
+                    p99.setdefault((name, scenario), []).append(r.p99_ms)
+                    print(
+                        f"[auth] round {round_ + 1} {scenario:>6} {name:<13} {r.rps:>8,.0f}/s "
+                        f"p99 {r.p99_ms:.2f} ms",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+        audit = asyncio.run(run_audit(urls["on"], [acks], tokens=read_tokens(tokens)))
+        print(f"[auth] {audit.line()}", file=sys.stderr, flush=True)
+    lines = [
+        f"Authentication off / on / on without the token cache, at {args.connections} "
+        f"connections: medians of {args.rounds} interleaved rounds of {args.seconds:g} s (one "
+        f"im-http, one im-rpc, redis-server and wrk on this machine; {CHATS * 2 + 2} users, an "
+        "ES256 token each):",
+        "",
+        "| scenario | gateway | req/s | of off (median of the rounds' ratios) | p99 ms |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for scenario in SCENARIOS:
+        base = rps[("off", scenario)]
+        for name in names:
+            runs = rps[(name, scenario)]
+            ratio = statistics.median(r / b for r, b in zip(runs, base, strict=True))
+            lines.append(
+                f"| {scenario} | {name} | {statistics.median(runs):,.0f} | {ratio:.1%} | "
+                f"{statistics.median(p99[(name, scenario)]):.2f} |"
+            )
+    lines += ["", audit.line()]
+    write_table(args.out, "auth.md", lines)
+    return 0 if audit.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
