@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Sequence
 from functools import partial
@@ -34,6 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if single:
         Sanic.serve_single(app)
     else:
+        # Sanic's manager process has no SIGHUP handler (the default would kill it): it
+        # ignores SIGHUP, and so do its workers until each installs its key reloader's own
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         Sanic.serve(primary=app, app_loader=loader)
     return 0
 

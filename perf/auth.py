@@ -4,8 +4,10 @@ without the cache of verified tokens, interleaved (A/B/C, A/B/C, ...) on one im-
     python -m perf.auth [--seconds 5] [--rounds 5] [--connections 64]
 
 Each simulated user has its own ES256 token (perf/tokens.py). The gateways run one at a
-time; the order of the three rotates every round. Prints the medians, and each round's ratio
-to "off" (median of the rounds' ratios), writes auth.md into the report directory, and audits
+time; the order of the three rotates every round. Prints the medians, each round's ratio
+to "off" (median of the rounds' ratios) and the gateway's CPU time per request (read from
+/proc: less noisy than throughput on a shared machine), writes auth.md into the report
+directory, and audits
 every acknowledged send (read back as a member, with tokens): exit 1 when one is lost,
 duplicated or out of order.
 """
@@ -13,6 +15,7 @@ duplicated or out of order.
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -27,6 +30,15 @@ from perf.tokens import load_users, read_tokens, write_tokens
 from perf.wrk import run_wrk
 
 SCENARIOS = ("send", "pull10")
+_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * _TICK_S
+
+
 CHATS = 200
 PREFIX = "auth"
 
@@ -42,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args = comparison_args("perf.auth", __doc__, argv, seconds=5, rounds=5)
     rps: dict[tuple[str, str], list[float]] = {}
     p99: dict[tuple[str, str], list[float]] = {}
+    cpu_us: dict[tuple[str, str], list[float]] = {}
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-auth-")))
         redis = start_owned(stack, redis_server(work / "redis", fsync="everysec"))
@@ -70,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             order = names[round_ % len(names) :] + names[: round_ % len(names)]
             for scenario in SCENARIOS:
                 for name in order:
+                    pid = gateways[name].proc.pid  # type: ignore[union-attr]
+                    cpu = cpu_seconds(pid)
                     r = run_wrk(
                         urls[name],
                         scenario,
@@ -82,11 +97,13 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     if r.error_count:
                         raise SystemExit(f"{name} {scenario}: {r.errors} (tokens refused?)")
+                    used = (cpu_seconds(pid) - cpu) / max(r.requests, 1) * 1e6
+                    cpu_us.setdefault((name, scenario), []).append(used)
                     rps.setdefault((name, scenario), []).append(r.rps)
                     p99.setdefault((name, scenario), []).append(r.p99_ms)
                     print(
                         f"[auth] round {round_ + 1} {scenario:>6} {name:<13} {r.rps:>8,.0f}/s "
-                        f"p99 {r.p99_ms:.2f} ms",
+                        f"p99 {r.p99_ms:.2f} ms, gateway CPU {used:.0f} us/request",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -98,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         f"im-http, one im-rpc, redis-server and wrk on this machine; {CHATS * 2 + 2} users, an "
         "ES256 token each):",
         "",
-        "| scenario | gateway | req/s | of off (median of the rounds' ratios) | p99 ms |",
-        "| --- | --- | --- | --- | --- |",
+        "| scenario | gateway | req/s | of off (median of the rounds' ratios) | p99 ms "
+        "| gateway CPU µs/request |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for scenario in SCENARIOS:
         base = rps[("off", scenario)]
@@ -108,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             ratio = statistics.median(r / b for r, b in zip(runs, base, strict=True))
             lines.append(
                 f"| {scenario} | {name} | {statistics.median(runs):,.0f} | {ratio:.1%} | "
-                f"{statistics.median(p99[(name, scenario)]):.2f} |"
+                f"{statistics.median(p99[(name, scenario)]):.2f} | "
+                f"{statistics.median(cpu_us[(name, scenario)]):.1f} |"
             )
     lines += ["", audit.line()]
     write_table(args.out, "auth.md", lines)

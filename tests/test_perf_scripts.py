@@ -144,3 +144,15 @@ def test_the_soak_minute_fails_nothing_and_memory_stays_flat(
     assert "failed: 0" in text
     for name in ("redis-server", "etcd", "nginx", "im-rpc 1", "im-rpc 2", "im-http 1", "im-http 2"):
         assert f"| {name} |" in text
+
+
+@pytest.mark.slow
+def test_the_authentication_comparison_writes_a_row_per_gateway(tmp_path: Path) -> None:
+    args = ("--seconds", "1", "--rounds", "1", "--connections", "4", "--out", str(tmp_path))
+    done = _run_module("perf.auth", *args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [r for r in (tmp_path / "auth.md").read_text().splitlines() if r.startswith("| ")]
+    names = [(r.split(" | ")[0].strip("| "), r.split(" | ")[1]) for r in rows[2:]]
+    gateways = ["off", "on", "on, no cache"]
+    assert names == [(s, g) for s in ("send", "pull10") for g in gateways]
+    assert "0 lost, 0 duplicated" in (tmp_path / "auth.md").read_text()
