@@ -68,13 +68,15 @@ def new_key(alg: str, kid: str) -> tuple[dict[str, Any], dict[str, Any]]:
     key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
     if alg == "RS256":
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        private, public = RSAAlgorithm.to_jwk(key, as_dict=True), RSAAlgorithm.to_jwk(
-            key.public_key(), as_dict=True
+        private, public = (
+            RSAAlgorithm.to_jwk(key, as_dict=True),
+            RSAAlgorithm.to_jwk(key.public_key(), as_dict=True),
         )
     else:
         key = ec.generate_private_key(ec.SECP256R1())
-        private, public = ECAlgorithm.to_jwk(key, as_dict=True), ECAlgorithm.to_jwk(
-            key.public_key(), as_dict=True
+        private, public = (
+            ECAlgorithm.to_jwk(key, as_dict=True),
+            ECAlgorithm.to_jwk(key.public_key(), as_dict=True),
         )
     for jwk in (private, public):
         jwk.update(kid=kid, alg=alg, use="sig")
