@@ -130,10 +130,10 @@ def test_the_cache_is_bounded_and_drops_the_oldest(keys: KeyFiles) -> None:
 
 def test_a_cached_token_fails_once_it_expires(keys: KeyFiles) -> None:
     auth = _auth(keys)
-    now = time.time()
-    token = es_token(keys, {**claims(aud=AUDIENCE, iss=ISSUER), "exp": int(now) + 1})
+    exp = int(time.time()) + 2  # at least a second to verify it while valid
+    token = es_token(keys, {**claims(aud=AUDIENCE, iss=ISSUER), "exp": exp})
     assert auth.user_of(f"Bearer {token}") == "alice"
-    time.sleep(int(now) + 1.05 - time.time())
+    time.sleep(exp + 0.05 - time.time())
     assert _reason(auth, f"Bearer {token}") == "expired"
     assert auth.verified == 1  # refused from the cache, by its exp
 
