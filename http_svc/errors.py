@@ -27,6 +27,7 @@ RPC_TO_HTTP: dict[Status, tuple[int, str]] = {
     Status.INVALID_ARGUMENT: (400, "invalid_argument"),
     Status.PERMISSION_DENIED: (403, "forbidden"),
     Status.NOT_FOUND: (404, "not_found"),
+    Status.ALREADY_EXISTS: (409, "conflict"),
     Status.UNAVAILABLE: (503, "rpc_unavailable"),
     Status.DEADLINE_EXCEEDED: (504, "rpc_timeout"),
     Status.RESOURCE_EXHAUSTED: (503, "overloaded"),

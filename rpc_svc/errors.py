@@ -3,6 +3,8 @@
     IMError
     ├── InvalidArgument    bad input; `code` is a machine code, `message` names the field
     ├── Forbidden          the acting user may not do this (another sender, not a member)
+    ├── NotFound           a group that does not exist
+    ├── Conflict           the group exists, is full, or its owner would leave
     ├── UserRequired       no acting user, and this instance requires one
     ├── Overloaded         a bound of this instance is reached (long polls waiting)
     └── StoreError         the store failed; nothing may be assumed stored
@@ -37,6 +39,19 @@ class Forbidden(IMError):
     """The acting user may not make this call."""
 
     code = "forbidden"
+
+
+class NotFound(IMError):
+    """What the call names does not exist (a group)."""
+
+    code = "not_found"
+
+
+class Conflict(IMError):
+    """The call conflicts with the state: a group that exists already, a full group, an
+    owner leaving."""
+
+    code = "conflict"
 
 
 class UserRequired(IMError):

@@ -107,7 +107,12 @@ class FailureLog:
         self._next = now + self._every_s
 
 
-_CLIENT_SIDE = (Status.INVALID_ARGUMENT, Status.PERMISSION_DENIED)
+_CLIENT_SIDE = (
+    Status.INVALID_ARGUMENT,
+    Status.PERMISSION_DENIED,
+    Status.NOT_FOUND,
+    Status.ALREADY_EXISTS,
+)
 
 
 def _server_side(result: object) -> bool:

@@ -36,6 +36,8 @@ from redis.maint_notifications import MaintNotificationsConfig
 from im_common.tasks import cancel_and_wait
 from rpc_svc.chat import NO_READ, Entry, InboxRow, ReadMark, Tip
 from rpc_svc.errors import StoreError, StoreTimeout, StoreUnavailable
+from rpc_svc.store_group_scripts import GROUP_SCRIPTS
+from rpc_svc.store_groups import WRITE_SHAS, GroupOp, group_commands, group_outcome
 from rpc_svc.store_keys import (
     entry_id,
     idempotency_key,
@@ -52,7 +54,9 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 _Rows = list[tuple[str, list[str] | dict[str, str]]]  # XRANGE: [id, [field, value, ...]] each
 
-_WRITE_SCRIPTS = {SEND.sha, MARK_READ.sha}
+_WRITE_SCRIPTS = {SEND.sha, MARK_READ.sha, *WRITE_SHAS}
+_WRITE_COMMANDS = {"ZADD", "SADD", "SREM", "HDEL"}
+_ALL_SCRIPTS = (*SCRIPTS, *GROUP_SCRIPTS)
 _LOST = (rexc.ConnectionError, rexc.TimeoutError, rexc.ClusterDownError, OSError)
 
 
@@ -101,8 +105,10 @@ class MarkRead(NamedTuple):
     mark: ReadMark
 
 
-Op = Append | Read | Latest | InboxRange | MarkRead
-Outcome = int | list[Entry] | Tip | None | list[InboxRow] | ReadMark | StoreError
+ChatOp = Append | Read | Latest | InboxRange | MarkRead
+Op = ChatOp | GroupOp
+Outcome = Any  # int | list[Entry] | Tip | None | list[InboxRow] | ReadMark | group outcomes
+_CHAT_OPS = (Append, Read, Latest, InboxRange, MarkRead)
 
 
 class ClusterTopology:
@@ -278,11 +284,32 @@ class RedisStore:
         place. On a cluster the appends then update the members' inboxes (a second
         round trip); an append whose inbox update failed answers that failure.
         """
+        commands: list[tuple[Any, ...]] = []
+        spans: list[int] = []
+        for op in ops:
+            if isinstance(op, _CHAT_OPS):
+                commands.append(self._command(op))
+                spans.append(1)
+            else:
+                more = group_commands(op, self._ttl_us, self._retry_ttl_us)
+                commands += more
+                spans.append(len(more))
         try:
-            outcomes = await self._run([self._command(op) for op in ops])
+            outcomes = await self._run(commands)
         except StoreError as exc:
             return [exc] * len(ops)
-        results = [_outcome(op, o) for op, o in zip(ops, outcomes, strict=True)]
+        results: list[Outcome] = []
+        at = 0
+        for op, span in zip(ops, spans, strict=True):
+            raw = outcomes[at : at + span]
+            at += span
+            failed = next((r for r in raw if isinstance(r, Exception)), None)
+            if failed is not None:
+                results.append(_store_error(failed))
+            elif isinstance(op, _CHAT_OPS):
+                results.append(_outcome(op, raw[0]))
+            else:
+                results.append(group_outcome(op, raw))
         if self._topology is not None:
             await self._touch_inboxes(ops, results)
         return results
@@ -315,7 +342,7 @@ class RedisStore:
         missing = [i for i, o in enumerate(outcomes) if isinstance(o, rexc.NoScriptError)]
         if missing:
             async with self._turn():  # SCRIPT LOAD takes a connection on every master
-                for script in SCRIPTS:
+                for script in _ALL_SCRIPTS:
                     await _guard(self._redis.script_load(script.text))
             rerun = await self._send([commands[i] for i in missing])
             for i, outcome in zip(missing, rerun, strict=True):
@@ -328,7 +355,11 @@ class RedisStore:
         fewer replicas than that acknowledged in time answer StoreTimeout."""
         if not self._wait_replicas:  # the default: no scan of the commands for writes
             return await self._pipeline(commands, [])
-        writes = [i for i, c in enumerate(commands) if c[0] == "ZADD" or c[1] in _WRITE_SCRIPTS]
+        writes = [
+            i
+            for i, c in enumerate(commands)
+            if c[0] in _WRITE_COMMANDS or (c[0] == "EVALSHA" and c[1] in _WRITE_SCRIPTS)
+        ]
         if not writes:
             return await self._pipeline(commands, [])
         wait = ("WAIT", self._wait_replicas, self._wait_timeout_ms)
@@ -336,7 +367,7 @@ class RedisStore:
         if self._topology is not None:  # a WAIT on each master written to
             cluster = self._topology.cluster
             await _guard(cluster.initialize())
-            node_of = {i: cluster.get_node_from_key(commands[i][3]) for i in writes}
+            node_of = {i: cluster.get_node_from_key(_key_of(commands[i])) for i in writes}
         nodes = list({id(n): n for n in node_of.values()}.values())
         replies = await self._pipeline(commands, [(wait, node) for node in nodes])
         replies, acked = replies[: len(commands)], replies[len(commands) :]
@@ -419,6 +450,11 @@ class RedisStore:
             "EVALSHA", SEND.sha, 2 + len(inboxes), messages_key(op.chat), keys, *inboxes,
             "1" if op.role else "0", op.text, member, ttl, wake_channel(op.chat), op.chat,
         )  # fmt: skip
+
+
+def _key_of(command: tuple[Any, ...]) -> str:
+    """The (first) key a command names: an EVALSHA's after its script and key count."""
+    return str(command[3] if command[0] == "EVALSHA" else command[1])
 
 
 async def _round_trip(conn: Connection, commands: list[tuple[Any, ...]]) -> list[Any]:

@@ -10,7 +10,15 @@ of one Redis Cluster slot:
                        gateways put on sends without a client_msg_id
     im:{<chat>}:w      the chat's wake-up channel (sharded pub/sub): each send's stream key
     im:{<user>}:inbox  sorted set: chat -> send time of the chat's last message
-    im:{<user>}:read   hash: chat -> "<read_until>:<sent by role 0>:<sent by role 1>"
+    im:{<user>}:read   hash: chat -> "<read_until>:<sent by role 0>:<sent by role 1>";
+                       for a group "<read_until>:<messages up to it>:<own messages up to it>"
+
+A group ("#<name>") has a stream and idempotency sets as a chat does (its entries' field is
+g: "<messages so far>:<sender>:<text>"), and:
+
+    im:{#<name>}:owner   string: the owner
+    im:{#<name>}:mem     hash: member -> "<messages it sent>:<send time of its last one>"
+    im:{<user>}:groups   set: the groups the user is a member of
 """
 
 from __future__ import annotations
@@ -53,6 +61,21 @@ def inbox_key(user: str) -> str:
 def reads_key(user: str) -> str:
     """The hash of a user's read positions, by chat."""
     return _key(user, "read")
+
+
+def group_owner_key(group: str) -> str:
+    """The string holding a group's owner (the group exists while it does)."""
+    return _key(group, "owner")
+
+
+def group_members_key(group: str) -> str:
+    """The hash of a group's members and their own message counts."""
+    return _key(group, "mem")
+
+
+def user_groups_key(user: str) -> str:
+    """The set of the groups a user is a member of."""
+    return _key(user, "groups")
 
 
 def entry_id(send_time: int) -> str:

@@ -18,9 +18,11 @@ from grpclib.const import Status
 
 from rpc_svc.chat import INT64_MAX, InboxPage, Page
 from rpc_svc.errors import (
+    Conflict,
     Forbidden,
     IMError,
     InvalidArgument,
+    NotFound,
     Overloaded,
     StoreTimeout,
     StoreUnavailable,
@@ -31,6 +33,8 @@ from rpc_svc.service import Call, ChatsCall, PullCall, ReadCall, ReadDone, Resul
 _STATUS: list[tuple[type[IMError], Status]] = [
     (InvalidArgument, Status.INVALID_ARGUMENT),
     (Forbidden, Status.PERMISSION_DENIED),
+    (NotFound, Status.NOT_FOUND),
+    (Conflict, Status.ALREADY_EXISTS),
     (UserRequired, Status.UNAUTHENTICATED),
     (Overloaded, Status.RESOURCE_EXHAUSTED),
     (StoreUnavailable, Status.UNAVAILABLE),

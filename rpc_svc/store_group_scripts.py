@@ -1,0 +1,182 @@
+"""The Lua scripts of group chats: each runs on the Redis (cluster node) of one group's keys
+(the stream, its idempotency sets, owner and members share the group's hash tag).
+
+A refusal is a negative number (the codes of rpc_svc.groups), where a result would be a send
+time or a list. Entries have one field g: "<messages so far>:<sender>:<text>", so a count of
+messages after a read position is a difference of two entries (O(log N), no write per
+member on a send: read diffusion).
+"""
+
+from __future__ import annotations
+
+from rpc_svc.store_scripts import Script
+
+# Lua helpers: a stream ID as µs, the message count and sender of a group entry.
+_HELPERS = """
+local function us(id)
+  local dash = string.find(id, '-', 1, true)
+  return tonumber(string.sub(id, 1, dash - 1)) * 1000 + tonumber(string.sub(id, dash + 1))
+end
+local function count_of(fields) return tonumber(string.match(fields[2], '^(%d+):')) end
+local function id_of(t) return string.format('%.0f-%.0f', math.floor(t / 1000), t % 1000) end
+"""
+
+# KEYS: owner, members. ARGV: owner. 1 when made, 0 when the group exists already.
+GROUP_CREATE = Script(
+    """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], '0:0')
+return 1
+"""
+)
+
+# KEYS: owner, members. ARGV: acting user ('' for none). {code, owner, members...}: code 1,
+# or -1 (no such group), -2 (the acting user is not a member).
+GROUP_INFO = Script(
+    """
+if ARGV[1] ~= '' and redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return {-2} end
+local owner = redis.call('GET', KEYS[1])
+if not owner then return {-1} end
+local out = {1, owner}
+for _, m in ipairs(redis.call('HKEYS', KEYS[2])) do out[#out + 1] = m end
+return out
+"""
+)
+
+# KEYS: owner, members, stream. ARGV: user, member, most members. {code, owner, newest
+# entry id ('' for none), its message count, members...}: code 1 (added), 0 (a member
+# already), -1, -2 (user not a member), -3 (full).
+GROUP_ADD = Script(
+    _HELPERS
+    + """
+local owner = redis.call('GET', KEYS[1])
+if not owner then return {-1} end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return {-2} end
+local code = 0
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then
+  if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[3]) then return {-3} end
+  redis.call('HSET', KEYS[2], ARGV[2], '0:0')
+  code = 1
+end
+local top = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+local out = {code, owner, '', '0'}
+if top[1] then out[3], out[4] = top[1][1], string.format('%.0f', count_of(top[1][2])) end
+for _, m in ipairs(redis.call('HKEYS', KEYS[2])) do out[#out + 1] = m end
+return out
+"""
+)
+
+# KEYS: owner, members. ARGV: user, member. {code, owner, members...}: code 1 (removed),
+# 0 (not a member: nothing changed), -1, -2, -4 (not the owner), -5 (the owner leaving).
+GROUP_REMOVE = Script(
+    """
+local owner = redis.call('GET', KEYS[1])
+if not owner then return {-1} end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return {-2} end
+if ARGV[2] == ARGV[1] and ARGV[1] == owner then return {-5} end
+if ARGV[2] ~= ARGV[1] and ARGV[1] ~= owner then return {-4} end
+local out = {redis.call('HDEL', KEYS[2], ARGV[2]), owner}
+for _, m in ipairs(redis.call('HKEYS', KEYS[2])) do out[#out + 1] = m end
+return out
+"""
+)
+
+# KEYS: stream, idempotency set, owner, members. ARGV: sender, text, idempotency member
+# ('' for none), its lifetime (µs), the wake channel. The send time, or -1, -2. As SEND:
+# Redis's clock bumped past the last message, a key seen within its lifetime answers the
+# first send time, the message announced on the wake channel.
+GROUP_SEND = Script(
+    _HELPERS
+    + """
+if redis.call('EXISTS', KEYS[3]) == 0 then return -1 end
+local mine = redis.call('HGET', KEYS[4], ARGV[1])
+if not mine then return -2 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local idem, ttl = ARGV[3], tonumber(ARGV[4])
+if idem ~= '' then
+  local prev = redis.call('ZSCORE', KEYS[2], idem)
+  if prev and tonumber(prev) > now - ttl then return tonumber(prev) end
+end
+local st, n = now, 0
+local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if top[1] then
+  local last = us(top[1][1])
+  if st <= last then st = last + 1 end
+  n = count_of(top[1][2])
+end
+local value = string.format('%.0f:', n + 1) .. ARGV[1] .. ':' .. ARGV[2]
+redis.call('XADD', KEYS[1], id_of(st), 'g', value)
+local own = tonumber(string.match(mine, '^(%d+)')) + 1
+redis.call('HSET', KEYS[4], ARGV[1], string.format('%.0f:%.0f', own, st))
+redis.call('SPUBLISH', ARGV[5], KEYS[1])
+if idem ~= '' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
+  redis.call('ZADD', KEYS[2], st, idem)
+  redis.call('PEXPIRE', KEYS[2], math.floor(ttl / 1000))
+end
+return st
+"""
+)
+
+# KEYS: stream, owner, members. ARGV: acting user ('' for none), start, end, count,
+# '1' for newest first. The entries, or -2 (the acting user is not a member, whether or
+# not the group exists), -1 (no acting user and no such group).
+GROUP_READ = Script(
+    """
+if ARGV[1] ~= '' then
+  if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 then return -2 end
+elseif redis.call('EXISTS', KEYS[2]) == 0 then
+  return -1
+end
+if ARGV[5] == '1' then
+  return redis.call('XREVRANGE', KEYS[1], ARGV[2], ARGV[3], 'COUNT', tonumber(ARGV[4]))
+end
+return redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[3], 'COUNT', tonumber(ARGV[4]))
+"""
+)
+
+# KEYS: stream, owner, members. ARGV: user, a send time (0: none). Where the user's read
+# position would be: {1, read until, messages up to it, the user's own messages up to it},
+# or {-1}, {-2}. The own count at a position before the user's last message takes a scan of
+# the entries between them (counting the user's): O(entries the user sent past unread).
+GROUP_MARK = Script(
+    _HELPERS
+    + """
+if redis.call('EXISTS', KEYS[2]) == 0 then return {-1} end
+local mine = redis.call('HGET', KEYS[3], ARGV[1])
+if not mine then return {-2} end
+local at = tonumber(ARGV[2])
+if at == 0 then return {1, '0', '0', '0'} end
+local top = redis.call('XREVRANGE', KEYS[1], id_of(at), '-', 'COUNT', 1)
+if not top[1] then return {1, '0', '0', '0'} end
+local until_ = us(top[1][1])
+local own, last = string.match(mine, '^(%d+):(%d+)$')
+own, last = tonumber(own), tonumber(last)
+if last > until_ then
+  local start, prefix = '(' .. top[1][1], ':' .. ARGV[1] .. ':'
+  repeat
+    local rows = redis.call('XRANGE', KEYS[1], start, id_of(last), 'COUNT', 1000)
+    for _, row in ipairs(rows) do
+      local value = row[2][2]
+      local colon = string.find(value, ':', 1, true)
+      if string.sub(value, colon, colon + #prefix - 1) == prefix then own = own - 1 end
+      start = '(' .. row[1]
+    end
+  until #rows < 1000
+end
+return {1, string.format('%.0f', until_), string.format('%.0f', count_of(top[1][2])),
+  string.format('%.0f', own)}
+"""
+)
+
+GROUP_SCRIPTS = (
+    GROUP_CREATE,
+    GROUP_INFO,
+    GROUP_ADD,
+    GROUP_REMOVE,
+    GROUP_SEND,
+    GROUP_READ,
+    GROUP_MARK,
+)

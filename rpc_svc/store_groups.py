@@ -1,0 +1,276 @@
+"""The store's group operations: what each asks of Redis and how its answer reads.
+
+RedisStore runs them like its other operations (one pipeline, one round trip per node).
+The group's own keys change in one script; what lives with a user (the set of its groups,
+its read position) changes in a second step in the user's slot, which is idempotent: a
+membership change cut between the two is completed by doing it again (see docs/store.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from rpc_svc.chat import NO_READ, ReadMark
+from rpc_svc.groups import Group, GroupEntry, GroupTip
+from rpc_svc.store_group_scripts import (
+    GROUP_ADD,
+    GROUP_CREATE,
+    GROUP_INFO,
+    GROUP_MARK,
+    GROUP_READ,
+    GROUP_REMOVE,
+    GROUP_SEND,
+)
+from rpc_svc.store_keys import (
+    entry_id,
+    group_members_key,
+    group_owner_key,
+    idempotency_key,
+    messages_key,
+    reads_key,
+    retry_keys_key,
+    user_groups_key,
+    wake_channel,
+)
+
+
+class CreateGroup(NamedTuple):
+    """Make group `chat` with `owner` its only member: True, or False when it exists."""
+
+    chat: str
+    owner: str
+
+
+class GroupInfo(NamedTuple):
+    """The group (or a refusal code); with `actor`, only for a member."""
+
+    chat: str
+    actor: str = ""
+
+
+class AddMember(NamedTuple):
+    """`user` (a member) adds `member`: (code, group, newest entry's send time and count)."""
+
+    chat: str
+    user: str
+    member: str
+    max_members: int
+
+
+class RemoveMember(NamedTuple):
+    """`user` removes `member` (itself: leaves): (code, group)."""
+
+    chat: str
+    user: str
+    member: str
+
+
+class GroupAppend(NamedTuple):
+    """Store a message of `sender` in group `chat`: its send time, or a refusal code."""
+
+    chat: str
+    sender: str
+    text: str
+    client_msg_id: str = ""
+    retry_key: str = ""
+
+
+class GroupRead(NamedTuple):
+    """Up to `entries` entries of group `chat` from `cursor`, or a refusal code."""
+
+    chat: str
+    actor: str
+    cursor: int
+    entries: int
+    reverse: bool
+
+
+class GroupMark(NamedTuple):
+    """Where `user`'s read position in `chat` would be for send time `at`: a ReadMark
+    (count of messages, and of the user's own, up to it), or a refusal code."""
+
+    chat: str
+    user: str
+    at: int
+
+
+class GroupLatest(NamedTuple):
+    """The group's newest message with its count (None when it has none)."""
+
+    chat: str
+
+
+class OwnCount(NamedTuple):
+    """How many messages `user` sent to group `chat` as a member (None: not a member)."""
+
+    chat: str
+    user: str
+
+
+class UserGroups(NamedTuple):
+    """The groups `user` is in (as the user's own set says)."""
+
+    user: str
+
+
+class JoinedGroup(NamedTuple):
+    """Put group `chat` in `user`'s set of groups."""
+
+    user: str
+    chat: str
+
+
+class LeftGroup(NamedTuple):
+    """Take group `chat` out of `user`'s groups; drop its read position there."""
+
+    user: str
+    chat: str
+
+
+GroupOp = (
+    CreateGroup
+    | GroupInfo
+    | AddMember
+    | RemoveMember
+    | GroupAppend
+    | GroupRead
+    | GroupMark
+    | GroupLatest
+    | OwnCount
+    | UserGroups
+    | JoinedGroup
+    | LeftGroup
+)
+WRITE_SHAS = {s.sha for s in (GROUP_CREATE, GROUP_ADD, GROUP_REMOVE, GROUP_SEND)}
+
+
+def _members(chat: str, owner: str, names: list[str]) -> Group:
+    return Group(chat, owner, sorted(names))
+
+
+def _group_keys(chat: str) -> tuple[str, str]:
+    return group_owner_key(chat), group_members_key(chat)
+
+
+def _stream_keys(chat: str) -> tuple[str, str, str]:
+    return messages_key(chat), group_owner_key(chat), group_members_key(chat)
+
+
+def group_commands(op: GroupOp, ttl_us: int, retry_ttl_us: int) -> list[tuple[Any, ...]]:
+    """The Redis commands of `op` (all in one slot)."""
+    match op:
+        case GroupAppend(chat, sender, text, client_msg_id, retry_key):
+            keys, member, ttl = idempotency_key(chat), "", ttl_us
+            if client_msg_id:
+                member = f"{sender}:{client_msg_id}"
+            elif retry_key:
+                keys, member, ttl = retry_keys_key(chat), f"{sender}:{retry_key}", retry_ttl_us
+            return [
+                (
+                    "EVALSHA", GROUP_SEND.sha, 4, messages_key(chat), keys,
+                    group_owner_key(chat), group_members_key(chat),
+                    sender, text, member, ttl, wake_channel(chat),
+                )
+            ]  # fmt: skip
+        case GroupRead(chat, actor, cursor, entries, reverse):
+            if reverse:
+                start, end = (entry_id(cursor) if cursor else "+"), "-"
+            else:
+                start, end = entry_id(cursor), "+"
+            flag = "1" if reverse else "0"
+            return [
+                (
+                    "EVALSHA",
+                    GROUP_READ.sha,
+                    3,
+                    *_stream_keys(chat),
+                    actor,
+                    start,
+                    end,
+                    entries,
+                    flag,
+                )
+            ]
+        case GroupLatest(chat):
+            return [("XREVRANGE", messages_key(chat), "+", "-", "COUNT", 1)]
+        case OwnCount(chat, user):
+            return [("HGET", group_members_key(chat), user)]
+        case CreateGroup(chat, owner):
+            return [("EVALSHA", GROUP_CREATE.sha, 2, *_group_keys(chat), owner)]
+        case GroupInfo(chat, actor):
+            return [("EVALSHA", GROUP_INFO.sha, 2, *_group_keys(chat), actor)]
+        case AddMember(chat, user, member, max_members):
+            add_keys = (*_group_keys(chat), messages_key(chat))
+            return [("EVALSHA", GROUP_ADD.sha, 3, *add_keys, user, member, max_members)]
+        case RemoveMember(chat, user, member):
+            return [("EVALSHA", GROUP_REMOVE.sha, 2, *_group_keys(chat), user, member)]
+        case GroupMark(chat, user, at):
+            return [("EVALSHA", GROUP_MARK.sha, 3, *_stream_keys(chat), user, at)]
+        case UserGroups(user):
+            return [("SMEMBERS", user_groups_key(user))]
+        case JoinedGroup(user, chat):
+            return [("SADD", user_groups_key(user), chat)]
+        case LeftGroup(user, chat):
+            return [("SREM", user_groups_key(user), chat), ("HDEL", reads_key(user), chat)]
+    raise AssertionError(op)
+
+
+def group_entries(rows: list[Any]) -> list[GroupEntry]:
+    """The entries of a group's XRANGE reply (field g: "<count>:<sender>:<text>")."""
+    entries = []
+    for entry_id_, fields in rows:
+        value = fields[1] if isinstance(fields, list) else next(iter(fields.values()))
+        _count, sender, text = value.split(":", 2)
+        ms, _, seq = entry_id_.partition("-")
+        entries.append(GroupEntry(int(ms) * 1000 + int(seq), sender, text))
+    return entries
+
+
+def group_tip(rows: list[Any]) -> GroupTip | None:
+    """The newest entry of an XREVRANGE COUNT 1 reply, with its count."""
+    if not rows:
+        return None
+    fields = rows[0][1]
+    value = fields[1] if isinstance(fields, list) else next(iter(fields.values()))
+    return GroupTip(group_entries(rows)[0], int(value.split(":", 1)[0]))
+
+
+def group_outcome(op: GroupOp, raw: list[Any]) -> Any:
+    """What `op` answers, from the replies of its commands."""
+    reply = raw[0]
+    match op:
+        case GroupAppend():
+            return int(reply)
+        case GroupRead():
+            return int(reply) if isinstance(reply, int) else group_entries(reply)
+        case GroupLatest():
+            return group_tip(reply)
+        case OwnCount():
+            return None if reply is None else int(reply.split(":", 1)[0])
+        case CreateGroup():
+            return bool(reply)
+        case GroupInfo(chat):
+            code = int(reply[0])
+            return code if code < 0 else _members(chat, reply[1], reply[2:])
+        case AddMember(chat):
+            code = int(reply[0])
+            if code < 0:
+                return code, None, None
+            tip = NO_READ
+            if reply[2]:
+                ms, _, seq = reply[2].partition("-")
+                tip = ReadMark(int(ms) * 1000 + int(seq), (int(reply[3]), 0))
+            return code, _members(chat, reply[1], reply[4:]), tip
+        case RemoveMember(chat):
+            code = int(reply[0])
+            return (code, None) if code < 0 else (code, _members(chat, reply[1], reply[2:]))
+        case GroupMark():
+            code = int(reply[0])
+            if code < 0:
+                return code
+            return ReadMark(int(reply[1]), (int(reply[2]), int(reply[3])))
+        case UserGroups():
+            return sorted(reply)
+        case JoinedGroup() | LeftGroup():
+            return None
+    raise AssertionError(op)
