@@ -119,6 +119,28 @@ class ReadResponse(betterproto.Message):
 
 
 @dataclass(eq=False, repr=False)
+class GroupRequest(betterproto.Message):
+    """
+    Group calls: create (user makes the group, its owner), add (user adds member),
+     remove (user removes member, or itself: leaves), members (the group).
+    """
+
+    op: str = betterproto.string_field(1)
+    chat: str = betterproto.string_field(2)
+    user: str = betterproto.string_field(3)
+    member: str = betterproto.string_field(4)
+    request_id: str = betterproto.string_field(5)
+    acting_user: str = betterproto.string_field(6)
+
+
+@dataclass(eq=False, repr=False)
+class GroupReply(betterproto.Message):
+    chat: str = betterproto.string_field(1)
+    owner: str = betterproto.string_field(2)
+    members: List[str] = betterproto.string_field(3)
+
+
+@dataclass(eq=False, repr=False)
 class BatchRequest(betterproto.Message):
     """
     calls: a JSON array; each call is one of
@@ -126,6 +148,7 @@ class BatchRequest(betterproto.Message):
        ["pull", chat, cursor, limit, reverse] (+ wait_ms, + acting_user after it)
        ["chats", user, cursor, limit] (+ acting_user)
        ["read", chat, user, send_time] (+ acting_user)
+       ["group", op, chat, user, member] (+ acting_user)
      with the types and rules of SendRequest, PullRequest, ChatsRequest and ReadRequest
      (acting_user: ACTING_USER above; without it, none).
      On BatchStream, a BatchRequest without calls asks im-rpc to stop batch `id`, still
@@ -144,7 +167,8 @@ class BatchReply(betterproto.Message):
      status being a gRPC status code (0 = OK); bodies: the answers' bytes, back to
      back. An OK answer is the public JSON body of /api/send, /api/pull, /api/chats
      or /api/read; any other
-     is the UTF-8 status message "<machine_code>: <message>".
+     is the UTF-8 status message "<machine_code>: <message>". A group call's OK answer is
+     {"chat", "owner", "members"}.
     """
 
     index: bytes = betterproto.bytes_field(1)
@@ -221,6 +245,23 @@ class ImServiceStub(betterproto.ServiceStub):
             metadata=metadata,
         )
 
+    async def group(
+        self,
+        group_request: "GroupRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "GroupReply":
+        return await self._unary_unary(
+            "/improto.IMService/Group",
+            group_request,
+            GroupReply,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
     async def batch(
         self,
         batch_request: "BatchRequest",
@@ -274,6 +315,9 @@ class ImServiceBase(ServiceBase):
     async def read(self, read_request: "ReadRequest") -> "ReadResponse":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def group(self, group_request: "GroupRequest") -> "GroupReply":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
     async def batch(self, batch_request: "BatchRequest") -> "BatchReply":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
@@ -309,6 +353,13 @@ class ImServiceBase(ServiceBase):
     ) -> None:
         request = await stream.recv_message()
         response = await self.read(request)
+        await stream.send_message(response)
+
+    async def __rpc_group(
+        self, stream: "grpclib.server.Stream[GroupRequest, GroupReply]"
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.group(request)
         await stream.send_message(response)
 
     async def __rpc_batch(
@@ -353,6 +404,12 @@ class ImServiceBase(ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 ReadRequest,
                 ReadResponse,
+            ),
+            "/improto.IMService/Group": grpclib.const.Handler(
+                self.__rpc_group,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                GroupRequest,
+                GroupReply,
             ),
             "/improto.IMService/Batch": grpclib.const.Handler(
                 self.__rpc_batch,

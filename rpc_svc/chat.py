@@ -240,16 +240,50 @@ def inbox_cursor(cursor: int) -> tuple[int, int]:
     return divmod(cursor, TIES)
 
 
+class InboxItem(NamedTuple):
+    """A chat or group of an inbox, at its position; `shown` is None for a chat without
+    messages (it counts for paging, but is not shown)."""
+
+    position: int
+    chat: str
+    shown: InboxChat | None
+
+
 def build_inbox_page(
     user: str, rows: Sequence[InboxRow], latest: Sequence[Tip | None], limit: int, cursor: int
 ) -> InboxPage:
     """Turn up to limit+1 inbox rows read from `cursor`, with each chat's latest message,
     into a page (like a reverse pull: next_cursor points at the first chat left)."""
-    has_more = len(rows) > limit
+    return page_inbox(inbox_items(user, rows, latest), limit, cursor)
+
+
+def inbox_items(
+    user: str, rows: Sequence[InboxRow], latest: Sequence[Tip | None]
+) -> list[InboxItem]:
+    """The 1:1 chats of inbox `rows` as items; a row beyond `latest` is not shown."""
+    items = []
+    for i, row in enumerate(rows):
+        tip = latest[i] if i < len(latest) else None
+        shown = None
+        if tip is not None:  # an inbox row for a chat without messages: nothing to show
+            chat = parse_chat(row.chat)
+            role = chat.role_of(user, "user")
+            shown = InboxChat(
+                chat=chat.name,
+                last_message=_message(chat, tip.entry),
+                unread=unread(role, tip, row.read),
+            )
+        items.append(InboxItem(row.position, row.chat, shown))
+    return items
+
+
+def page_inbox(items: Sequence[InboxItem], limit: int, cursor: int) -> InboxPage:
+    """Up to limit+1 items read from `cursor` (most recent first) as a page."""
+    has_more = len(items) > limit
     next_cursor = 0
     if has_more:
-        position = rows[limit].position
-        shown = sum(1 for row in rows[:limit] if row.position == position)
+        position = items[limit].position
+        shown = sum(1 for item in items[:limit] if item.position == position)
         below, skipped = inbox_cursor(cursor)
         if below == position:  # the same microsecond as the page before: those count too
             shown += skipped
@@ -259,19 +293,7 @@ def build_inbox_page(
                 "invalid_limit",
             )
         next_cursor = position * TIES + shown
-    chats: list[InboxChat] = []
-    for row, tip in zip(rows[:limit], latest, strict=False):
-        if tip is None:  # an inbox row for a chat without messages: nothing to show
-            continue
-        chat = parse_chat(row.chat)
-        role = chat.role_of(user, "user")
-        chats.append(
-            InboxChat(
-                chat=chat.name,
-                last_message=_message(chat, tip.entry),
-                unread=unread(role, tip, row.read),
-            )
-        )
+    chats = [item.shown for item in items[:limit] if item.shown is not None]
     return InboxPage(chats, has_more, next_cursor)
 
 

@@ -57,6 +57,13 @@ class Settings:
         "serve only calls that carry the acting user (gateways with authentication on); "
         "a call without one fails (502 user_required at the gateway)",
     )
+    group_max_members: int = setting(
+        "IM_GROUP_MAX_MEMBERS",
+        1000,
+        "most members of a group (409 group_full beyond)",
+        lo=1,
+        hi=1_000_000,
+    )
     max_text_bytes: int = setting(
         "IM_MAX_TEXT_BYTES", 4096, "largest message text in UTF-8 bytes", lo=1, hi=1 << 20
     )

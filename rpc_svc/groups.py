@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from im_common.names import MAX_MEMBER_CHARS, NOT_NFC, member_fault
 from rpc_svc.chat import ReadMark
-from rpc_svc.errors import Conflict, Forbidden, InvalidArgument, NotFound
+from rpc_svc.errors import Conflict, Forbidden, IMError, InvalidArgument, NotFound
 
 GROUP_PREFIX = "#"
 DEFAULT_MAX_MEMBERS = 1000
@@ -76,7 +76,7 @@ class Group(NamedTuple):
 UNKNOWN_GROUP, NOT_A_MEMBER, GROUP_FULL, NOT_THE_OWNER, OWNER_LEAVES = -1, -2, -3, -4, -5
 
 
-def refusal(code: int, chat: str, user: str = "") -> Exception:
+def refusal(code: int, chat: str, user: str = "") -> IMError:
     """The domain error for a group script's refusal `code`."""
     if code == UNKNOWN_GROUP:
         return NotFound(f"group {chat!r} does not exist", "unknown_group")

@@ -27,7 +27,11 @@ log = logging.getLogger(__name__)
 def build_services(settings: Settings, store: RedisStore, in_flight: InFlight) -> list[Any]:
     """IMService and the standard health service, whose check pings Redis."""
     service = ChatService(
-        store, settings.max_text_bytes, settings.max_waiting, require_user=settings.require_user
+        store,
+        settings.max_text_bytes,
+        settings.max_waiting,
+        require_user=settings.require_user,
+        max_group_members=settings.group_max_members,
     )
     servicer = IMServicer(service, in_flight)
 

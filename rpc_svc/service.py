@@ -13,11 +13,9 @@ from rpc_svc.chat import (
     Chat,
     Entry,
     InboxPage,
-    InboxRow,
     Page,
     ReadMark,
     Tip,
-    build_inbox_page,
     build_page,
     check_client_msg_id,
     check_cursor,
@@ -29,8 +27,18 @@ from rpc_svc.chat import (
     parse_chat,
     read_mark,
 )
-from rpc_svc.errors import IMError, Overloaded, StoreError
-from rpc_svc.store import Append, InboxRange, Latest, MarkRead, Outcome, Read, RedisStore
+from rpc_svc.errors import IMError, Overloaded
+from rpc_svc.group_service import (
+    GroupCall,
+    GroupCalls,
+    page_or_refused,
+    plan_pull,
+    plan_send,
+    sent_or_refused,
+)
+from rpc_svc.groups import DEFAULT_MAX_MEMBERS, Group, check_group, is_group
+from rpc_svc.store import Append, Latest, MarkRead, Outcome, Read, RedisStore
+from rpc_svc.store_groups import GroupAppend, GroupRead
 
 POLL_S = 0.5  # a long poll's re-read interval while wake-ups cannot be watched
 
@@ -93,8 +101,9 @@ class Sent(NamedTuple):
     send_time: int
 
 
-Call = SendCall | PullCall | ChatsCall | ReadCall
-Result = Sent | Page | InboxPage | ReadDone | IMError
+Call = SendCall | PullCall | ChatsCall | ReadCall | GroupCall
+Result = Sent | Page | InboxPage | ReadDone | Group | IMError
+Plan = tuple[Chat | None, Append | Read | GroupAppend | GroupRead]
 
 
 class ChatService:
@@ -112,8 +121,10 @@ class ChatService:
         max_waiting: int = 10_000,
         *,
         require_user: bool = False,
+        max_group_members: int = DEFAULT_MAX_MEMBERS,
     ) -> None:
         self._store = store
+        self._groups = GroupCalls(store, max_group_members)
         self._max_text_bytes = max_text_bytes
         self._max_waiting = max_waiting
         self._require_user = require_user
@@ -126,11 +137,11 @@ class ChatService:
         Inbox calls take more than one round trip; they run beside the others.
         """
         results: list[Result | None] = [None] * len(calls)
-        planned: list[tuple[int, Chat, Append | Read]] = []
-        inbox: list[tuple[int, ChatsCall | ReadCall]] = []
+        planned: list[tuple[int, Chat | None, Append | Read | GroupAppend | GroupRead]] = []
+        inbox: list[tuple[int, ChatsCall | ReadCall | GroupCall]] = []
         for i, call in enumerate(calls):
             try:
-                if isinstance(call, ChatsCall | ReadCall):
+                if isinstance(call, ChatsCall | ReadCall | GroupCall):
                     inbox.append((i, call))
                 else:
                     planned.append((i, *self._plan(call)))
@@ -160,18 +171,18 @@ class ChatService:
         check_cursor(call.cursor)
         limit = page_limit(call.limit)
         below, skip = inbox_cursor(call.cursor)
-        inbox = InboxRange(call.user, below, skip, limit + 1)
-        rows = cast(list[InboxRow], await self._store.one(inbox))
-        latest = await self._store.execute([Latest(row.chat) for row in rows[:limit]])
-        failed = next((o for o in latest if isinstance(o, StoreError)), None)
-        if failed is not None:
-            raise failed
-        return build_inbox_page(call.user, rows, cast(list[Tip | None], latest), limit, call.cursor)
+        return await self._groups.inbox(call.user, below, skip, limit, call.cursor)
 
     async def mark_read(self, call: ReadCall) -> ReadDone:
         """Move a member's read position forward to the last message at or before
         `send_time` (never back, never past what is stored); raise IMError otherwise."""
         check_actor(call.actor, self._require_user)
+        if is_group(call.chat):
+            check_user(call.user)
+            check_same_user(call.actor, call.user, "user")
+            check_cursor(call.send_time, "send_time")
+            kept = await self._groups.mark(call.chat, call.user, call.send_time)
+            return ReadDone(call.chat, call.user, kept.send_time)
         chat = parse_chat(call.chat)
         check_same_user(call.actor, call.user, "user")
         chat.role_of(call.user, "user")
@@ -183,11 +194,18 @@ class ChatService:
         kept = cast(ReadMark, await self._store.one(MarkRead(call.user, chat.name, mark)))
         return ReadDone(chat.name, call.user, kept.send_time)
 
-    async def _inbox_call(self, call: ChatsCall | ReadCall) -> Result:
+    async def _inbox_call(self, call: ChatsCall | ReadCall | GroupCall) -> Result:
         try:
+            if isinstance(call, GroupCall):
+                return await self.group(call)
             return await (self.chats(call) if isinstance(call, ChatsCall) else self.mark_read(call))
         except IMError as exc:
             return exc
+
+    async def group(self, call: GroupCall) -> Group:
+        """A group call (create, add, remove, members); raise IMError otherwise."""
+        check_actor(call.actor, self._require_user)
+        return await self._groups.call(call)
 
     async def send(self, call: SendCall) -> Sent:
         """Store one message and return where it landed; raise IMError otherwise."""
@@ -217,7 +235,7 @@ class ChatService:
         wakeups = self._store.wakeups
         if wait_ms == 0 or call.reverse:
             return await self.pull(call)
-        chat = parse_chat(call.chat).name
+        chat = check_group(call.chat) if is_group(call.chat) else parse_chat(call.chat).name
         deadline = time.monotonic() + wait_ms / 1000
         while True:
             async with wakeups.watch(chat) as woken:
@@ -240,10 +258,23 @@ class ChatService:
         """True when the store answers."""
         return await self._store.ping()
 
-    def _plan(self, call: SendCall | PullCall | IMError) -> tuple[Chat, Append | Read]:
+    def _plan(self, call: SendCall | PullCall | IMError) -> Plan:
         if isinstance(call, IMError):
             raise call
         check_actor(call.actor, self._require_user)
+        if is_group(call.chat):
+            if isinstance(call, SendCall):
+                c = call
+                return None, plan_send(
+                    c.chat,
+                    c.sender,
+                    c.text,
+                    c.client_msg_id,
+                    c.retry_key,
+                    c.actor,
+                    self._max_text_bytes,
+                )
+            return None, plan_pull(call.chat, call.cursor, call.limit, call.reverse, call.actor)
         chat = parse_chat(call.chat)
         if isinstance(call, SendCall):
             check_same_user(call.actor, call.sender, "sender")
@@ -262,9 +293,17 @@ async def _no_outcomes() -> list[Outcome]:
     return []
 
 
-def _result(chat: Chat, op: Append | Read, outcome: Outcome) -> Result:
+def _result(
+    chat: Chat | None, op: Append | Read | GroupAppend | GroupRead, outcome: Outcome
+) -> Result:
     if isinstance(outcome, IMError):
         return outcome
+    if isinstance(op, GroupAppend):
+        sent = sent_or_refused(op.chat, op.sender, outcome)
+        return sent if isinstance(sent, IMError) else Sent(op.chat, sent)
+    if isinstance(op, GroupRead):
+        return page_or_refused(op, outcome)
+    assert chat is not None
     if isinstance(op, Append):
         assert isinstance(outcome, int)
         return Sent(chat.name, outcome)

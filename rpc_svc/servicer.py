@@ -28,6 +28,8 @@ from improto import (
     ChatsRequest,
     ChatsResponse,
     ChatSummary,
+    GroupReply,
+    GroupRequest,
     ImServiceBase,
     Message,
     PullRequest,
@@ -39,6 +41,7 @@ from improto import (
 )
 from rpc_svc.chat import Message as MessageDict
 from rpc_svc.errors import IMError
+from rpc_svc.group_service import GroupCall
 from rpc_svc.service import ChatsCall, ChatService, PullCall, ReadCall, Result, SendCall
 from rpc_svc.wire import decode_calls, encode_results, status_message, status_of
 
@@ -192,6 +195,13 @@ class IMServicer(ImServiceBase):
             self._service.mark_read(ReadCall(r.chat, r.user, r.send_time, r.acting_user)),
         )
         return ReadResponse(chat=done.chat, user=done.user, read_until=done.read_until)
+
+    async def group(self, group_request: GroupRequest) -> GroupReply:
+        """A group call: create, add, remove, members."""
+        r = group_request
+        call = GroupCall(r.op, r.chat, r.user, r.member, r.acting_user)
+        group = await self._unary(r.request_id, self._service.group(call))
+        return GroupReply(chat=group.chat, owner=group.owner, members=group.members)
 
     async def batch(self, batch_request: BatchRequest) -> BatchReply:
         """Answer many sends and pulls at once, each with its public JSON body."""

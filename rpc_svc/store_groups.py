@@ -113,6 +113,13 @@ class UserGroups(NamedTuple):
     user: str
 
 
+class ReadMarks(NamedTuple):
+    """`user`'s read positions in `chats` (NO_READ where there is none)."""
+
+    user: str
+    chats: tuple[str, ...]
+
+
 class JoinedGroup(NamedTuple):
     """Put group `chat` in `user`'s set of groups."""
 
@@ -138,6 +145,7 @@ GroupOp = (
     | GroupLatest
     | OwnCount
     | UserGroups
+    | ReadMarks
     | JoinedGroup
     | LeftGroup
 )
@@ -208,11 +216,20 @@ def group_commands(op: GroupOp, ttl_us: int, retry_ttl_us: int) -> list[tuple[An
             return [("EVALSHA", GROUP_MARK.sha, 3, *_stream_keys(chat), user, at)]
         case UserGroups(user):
             return [("SMEMBERS", user_groups_key(user))]
+        case ReadMarks(user, chats):
+            return [("HMGET", reads_key(user), *chats)]
         case JoinedGroup(user, chat):
             return [("SADD", user_groups_key(user), chat)]
         case LeftGroup(user, chat):
             return [("SREM", user_groups_key(user), chat), ("HDEL", reads_key(user), chat)]
     raise AssertionError(op)
+
+
+def _mark(value: str | None) -> ReadMark:
+    if not value:
+        return NO_READ
+    send_time, messages, own = value.split(":")
+    return ReadMark(int(send_time), (int(messages), int(own)))
 
 
 def group_entries(rows: list[Any]) -> list[GroupEntry]:
@@ -271,6 +288,8 @@ def group_outcome(op: GroupOp, raw: list[Any]) -> Any:
             return ReadMark(int(reply[1]), (int(reply[2]), int(reply[3])))
         case UserGroups():
             return sorted(reply)
+        case ReadMarks():
+            return [_mark(value) for value in reply]
         case JoinedGroup() | LeftGroup():
             return None
     raise AssertionError(op)

@@ -3,7 +3,8 @@
 A call is ``["send", chat, sender, text, client_msg_id, retry_key]`` (the retry key
 may be left out), ``["pull", chat, cursor, limit, reverse]`` (plus ``wait_ms`` for
 a long poll, which travels alone in its batch), ``["chats", user, cursor, limit]`` or
-``["read", chat, user, send_time]``; with authentication on each call ends with the
+``["read", chat, user, send_time]`` or ``["group", op, chat, user, member]``; with
+authentication on each call ends with the
 acting user (a pull's after ``wait_ms``, 0 for none). An answer is a gRPC status code
 and a body: for OK the public JSON body of /api/send, /api/pull, /api/chats or /api/read, otherwise
 the status message ``"<machine_code>: <message>"``. See protos/im.proto.
@@ -28,6 +29,8 @@ from rpc_svc.errors import (
     StoreUnavailable,
     UserRequired,
 )
+from rpc_svc.group_service import GroupCall
+from rpc_svc.groups import Group
 from rpc_svc.service import Call, ChatsCall, PullCall, ReadCall, ReadDone, Result, SendCall, Sent
 
 _STATUS: list[tuple[type[IMError], Status]] = [
@@ -92,6 +95,8 @@ def _call(item: Any) -> Call:
             rest
         ):
             return ReadCall(chat, user, send_time, *rest)
+        case ["group", str(op), str(chat), str(user), str(member), *rest] if _actor(rest):
+            return GroupCall(op, chat, user, member, *rest)
     kind = item[0] if isinstance(item, list) and item and isinstance(item[0], str) else "?"
     # the call itself is not quoted: it may hold a message text
     raise InvalidArgument(f"malformed batch call ({kind[:16]!r})", "invalid_batch")
@@ -131,6 +136,8 @@ def _body(result: Result) -> tuple[int, bytes]:
             "has_more": result.has_more,
             "next_cursor": result.next_cursor,
         }
+    elif isinstance(result, Group):
+        body = {"chat": result.chat, "owner": result.owner, "members": result.members}
     else:
         assert isinstance(result, ReadDone)
         body = {"chat": result.chat, "user": result.user, "read_until": result.read_until}

@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 import redis.exceptions as rexc
 
 from devtools.redis_cluster import start_redis_cluster
+from rpc_svc.group_service import GroupCall
 from rpc_svc.service import ChatsCall, ChatService, PullCall, ReadCall, SendCall
 from rpc_svc.store import RedisStore
 
@@ -55,11 +56,20 @@ async def test_the_store_works_as_the_cluster_acl_user_and_nothing_else_does(
         await asyncio.sleep(0.2)
         await service.send(SendCall("x:y", "x", "wake"))
         assert [m["text"] for m in (await asyncio.wait_for(poll, 2)).messages] == ["wake"]
+        await service.group(GroupCall("create", "#g", "ann"))
+        await service.group(GroupCall("add", "#g", "ann", "bob"))
+        await service.send(SendCall("#g", "ann", "to the group"))
+        assert [m["text"] for m in (await service.pull(PullCall("#g"))).messages] == [
+            "to the group"
+        ]
+        inbox = (await service.chats(ChatsCall("bob"))).chats
+        assert [(c["chat"], c["unread"]) for c in inbox] == [("#g", 1), ("ann:bob", 0)]
+        await service.group(GroupCall("remove", "#g", "bob", "bob"))
     finally:
         await store.close()
     im = aioredis.RedisCluster.from_url(cluster_url)
     try:
-        for command in (("FLUSHALL",), ("GET", "im:x"), ("XADD", "not-ours", "*", "m", "x")):
+        for command in (("FLUSHALL",), ("DEL", "im:x"), ("XADD", "not-ours", "*", "m", "x")):
             with pytest.raises(rexc.NoPermissionError):
                 await im.execute_command(*command)
     finally:

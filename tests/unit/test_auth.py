@@ -152,3 +152,24 @@ def test_new_keys_forget_the_verified_tokens(tmp_path: Path) -> None:
 
 def test_keys_hold_no_key_when_none_is_configured() -> None:
     assert load_keys("", "") == Keys(None, {})
+
+
+def test_a_refusal_says_what_is_wrong_without_the_token(keys: KeyFiles) -> None:
+    auth = _auth(keys)
+    with pytest.raises(Unauthenticated) as refused:
+        auth.user_of(None)
+    assert refused.value.message == "an Authorization: Bearer <token> header is required"
+    token = good_tokens(keys)["es256"]
+    with pytest.raises(Unauthenticated) as refused:
+        auth.user_of(f"Basic {token}")  # a valid token under another scheme
+    assert refused.value.reason == "malformed"
+    assert token not in refused.value.message
+
+
+def test_the_scheme_and_the_token_may_be_apart_by_more_than_one_space(keys: KeyFiles) -> None:
+    assert _auth(keys).user_of(f"Bearer   {good_tokens(keys)['hs256']}") == "alice"
+
+
+def test_a_claim_of_the_wrong_type_is_a_claims_refusal(keys: KeyFiles) -> None:
+    bad_iat = es_token(keys, claims(aud=AUDIENCE, iss=ISSUER, iat="yesterday"))
+    assert _reason(_auth(keys), f"Bearer {bad_iat}") == "claims"

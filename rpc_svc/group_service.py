@@ -1,0 +1,243 @@
+"""Group chats in the chat service: what a send, pull or read of a group asks of the store,
+the group calls (create, add, remove, members), and the inbox that merges a user's 1:1
+chats with its groups (read diffusion: a group's activity is read when the inbox is).
+
+    GET /api/chats for a user in G groups and C 1:1 chats: two round trips. The first reads
+    the user's 1:1 inbox (O(log C + page)) and set of groups (O(G)); the second each group's
+    newest entry and the user's own count there (2G commands, O(log N) each) and each
+    shown 1:1 chat's newest entry. Then a merge of G + page rows in the service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple, cast
+
+from rpc_svc.access import check_same_user
+from rpc_svc.chat import (
+    InboxChat,
+    InboxItem,
+    InboxPage,
+    InboxRow,
+    Message,
+    Page,
+    ReadMark,
+    Tip,
+    check_client_msg_id,
+    check_cursor,
+    check_text,
+    inbox_items,
+    page_inbox,
+    page_limit,
+)
+from rpc_svc.errors import Conflict, Forbidden, IMError, InvalidArgument, StoreError
+from rpc_svc.groups import (
+    NOT_A_MEMBER,
+    Group,
+    GroupEntry,
+    GroupTip,
+    check_group,
+    check_name,
+    group_unread,
+    refusal,
+)
+from rpc_svc.store import InboxRange, Latest, MarkRead, RedisStore
+from rpc_svc.store_groups import (
+    AddMember,
+    CreateGroup,
+    GroupAppend,
+    GroupInfo,
+    GroupLatest,
+    GroupMark,
+    GroupRead,
+    JoinedGroup,
+    LeftGroup,
+    OwnCount,
+    ReadMarks,
+    RemoveMember,
+    UserGroups,
+)
+
+GROUP_OPS = ("create", "add", "remove", "members")
+
+
+class GroupCall(NamedTuple):
+    """A group call: `op` one of GROUP_OPS, by `user` (for add and remove, on `member`)."""
+
+    op: str
+    chat: str
+    user: str = ""
+    member: str = ""
+    actor: str = ""
+
+
+def plan_send(
+    chat: str, sender: str, text: str, key: str, retry_key: str, actor: str, max_text: int
+) -> GroupAppend:
+    """The store operation of a send to a group; InvalidArgument or Forbidden first."""
+    check_group(chat)
+    check_name(sender, "sender")
+    check_same_user(actor, sender, "sender")
+    check_text(text, max_text)
+    check_client_msg_id(key)
+    check_client_msg_id(retry_key, "retry_key")
+    return GroupAppend(chat, sender, text, key, retry_key)
+
+
+def plan_pull(chat: str, cursor: int, limit: int, reverse: bool, actor: str) -> GroupRead:
+    """The store operation of a pull of a group (one entry beyond the page)."""
+    check_group(chat)
+    check_cursor(cursor)
+    return GroupRead(chat, actor, cursor, page_limit(limit) + 1, reverse)
+
+
+def sent_or_refused(chat: str, sender: str, outcome: int) -> int | IMError:
+    """A group send's send time, or the error its refusal code stands for."""
+    return refusal(outcome, chat, sender) if outcome < 0 else outcome
+
+
+def page_or_refused(op: GroupRead, outcome: int | list[GroupEntry]) -> Page | IMError:
+    """A group pull's page, or its refusal: with an acting user, a non-member (of a group
+    that exists or not) is forbidden, so the answer tells nothing about what exists."""
+    if isinstance(outcome, int):
+        if outcome == NOT_A_MEMBER:
+            return Forbidden("the authenticated user is not a member of this group")
+        return refusal(outcome, op.chat)
+    return build_group_page(op.chat, outcome, op.cursor, op.entries - 1, op.reverse)
+
+
+def build_group_page(
+    chat: str, entries: Sequence[GroupEntry], cursor: int, limit: int, reverse: bool
+) -> Page:
+    """Up to limit+1 entries read from `cursor` as a page (the rules of a 1:1 pull)."""
+    has_more = len(entries) > limit
+    shown = entries[:limit]
+    messages: list[Message] = [
+        {"chat": chat, "text": text, "sender": sender, "send_time": send_time}
+        for send_time, sender, text in shown
+    ]
+    if has_more:
+        next_cursor = entries[limit].send_time
+    elif reverse:
+        next_cursor = 0
+    else:
+        next_cursor = shown[-1].send_time + 1 if shown else cursor
+    return Page(messages, has_more, next_cursor)
+
+
+class GroupCalls:
+    """The group calls and the group parts of read and the inbox, on `store`."""
+
+    def __init__(self, store: RedisStore, max_members: int) -> None:
+        self._store = store
+        self._max_members = max_members
+
+    async def call(self, call: GroupCall) -> Group:
+        """Create, add, remove or list members; raise IMError otherwise."""
+        if call.op not in GROUP_OPS:
+            raise InvalidArgument(f"unknown group call {call.op[:16]!r}", "invalid_batch")
+        check_group(call.chat)
+        if call.op == "members":
+            info = await self._store.one(GroupInfo(call.chat, call.actor))
+            if isinstance(info, int):
+                if info == NOT_A_MEMBER:
+                    raise Forbidden("the authenticated user is not a member of this group")
+                raise refusal(info, call.chat)
+            return cast(Group, info)
+        check_name(call.user, "user")
+        check_same_user(call.actor, call.user, "user")
+        if call.op == "create":
+            return await self._create(call.chat, call.user)
+        check_name(call.member, "member")
+        if call.op == "add":
+            return await self._add(call)
+        return await self._remove(call)
+
+    async def _create(self, chat: str, owner: str) -> Group:
+        if not await self._store.one(CreateGroup(chat, owner)):
+            raise Conflict(f"group {chat!r} exists already", "group_exists")
+        await self._store.one(JoinedGroup(owner, chat))
+        return Group(chat, owner, [owner])
+
+    async def _add(self, call: GroupCall) -> Group:
+        op = AddMember(call.chat, call.user, call.member, self._max_members)
+        code, group, newest = await self._store.one(op)
+        if code < 0:
+            raise refusal(code, call.chat, call.user)
+        # the member's side (its slot): its set of groups, and on joining its read position
+        # at the newest message. Done again by a repeated add: a cut between the two heals.
+        side: list[JoinedGroup | MarkRead] = [JoinedGroup(call.member, call.chat)]
+        if code == 1 and newest.send_time:
+            side.append(MarkRead(call.member, call.chat, newest))
+        await self._all(side)
+        return cast(Group, group)
+
+    async def _remove(self, call: GroupCall) -> Group:
+        code, group = await self._store.one(RemoveMember(call.chat, call.user, call.member))
+        if code < 0:
+            raise refusal(code, call.chat, call.user)
+        await self._store.one(LeftGroup(call.member, call.chat))  # also when not a member: heals
+        return cast(Group, group)
+
+    async def mark(self, chat: str, user: str, send_time: int) -> ReadMark:
+        """Move `user`'s read position in group `chat` forward to the last message at or
+        before `send_time`; the position kept."""
+        mark = await self._store.one(GroupMark(chat, user, send_time))
+        if isinstance(mark, int):
+            raise refusal(mark, chat, user)
+        return cast(ReadMark, await self._store.one(MarkRead(user, chat, mark)))
+
+    async def inbox(self, user: str, below: int, skip: int, limit: int, cursor: int) -> InboxPage:
+        """One page of `user`'s chats and groups, most recently active first."""
+        rows, groups = await self._all(
+            [InboxRange(user, below, 0, skip + limit + 1), UserGroups(user)]
+        )
+        rows = cast(list[InboxRow], rows)
+        groups = cast(list[str], groups)
+        shown_rows = rows[: skip + limit]
+        ops: list[Latest | GroupLatest | OwnCount | ReadMarks] = [
+            Latest(r.chat) for r in shown_rows
+        ]
+        ops += [GroupLatest(g) for g in groups] + [OwnCount(g, user) for g in groups]
+        if groups:
+            ops.append(ReadMarks(user, tuple(groups)))
+        outcomes = await self._all(ops) if ops else []
+        tips = cast(list[Tip | None], outcomes[: len(shown_rows)])
+        items = inbox_items(user, rows, tips)
+        if groups:
+            n = len(shown_rows)
+            group_tips = cast(list[GroupTip | None], outcomes[n : n + len(groups)])
+            owns = cast(list[int | None], outcomes[n + len(groups) : n + 2 * len(groups)])
+            marks = cast(list[ReadMark], outcomes[-1])
+            for chat, tip, own, mark in zip(groups, group_tips, owns, marks, strict=True):
+                if tip is None or own is None:  # no message yet; or left (a cut step)
+                    continue
+                if below and tip.entry.send_time > below:
+                    continue
+                items.append(InboxItem(tip.entry.send_time, chat, _shown(chat, tip, own, mark)))
+            items.sort(key=lambda item: (item.position, item.chat), reverse=True)
+        if skip:
+            at_below = [i for i, item in enumerate(items) if item.position == below][:skip]
+            items = [item for i, item in enumerate(items) if i not in set(at_below)]
+        return page_inbox(items[: limit + 1], limit, cursor)
+
+    async def _all(self, ops: Sequence[object]) -> list[object]:
+        outcomes = await self._store.execute(ops)  # type: ignore[arg-type]
+        failed = next((o for o in outcomes if isinstance(o, StoreError)), None)
+        if failed is not None:
+            raise failed
+        return outcomes
+
+
+def _shown(chat: str, tip: GroupTip, own: int, mark: ReadMark) -> InboxChat:
+    entry = tip.entry
+    return InboxChat(
+        chat=chat,
+        last_message={
+            "chat": chat,
+            "text": entry.text,
+            "sender": entry.sender,
+            "send_time": entry.send_time,
+        },
+        unread=group_unread(tip.messages, own, mark),
+    )

@@ -1,0 +1,107 @@
+"""The store's group operations (rpc_svc/store_groups.py and their Lua scripts) on a real
+Redis: membership changes and their refusals, sends with counts, reads with membership
+checks, and read positions with the counts that make unread counts exact."""
+
+from __future__ import annotations
+
+import pytest
+
+from rpc_svc.chat import NO_READ, ReadMark
+from rpc_svc.groups import (
+    GROUP_FULL,
+    NOT_A_MEMBER,
+    NOT_THE_OWNER,
+    OWNER_LEAVES,
+    UNKNOWN_GROUP,
+    Group,
+)
+from rpc_svc.store import RedisStore
+from rpc_svc.store_groups import (
+    AddMember,
+    CreateGroup,
+    GroupAppend,
+    GroupInfo,
+    GroupLatest,
+    GroupMark,
+    GroupRead,
+    OwnCount,
+    RemoveMember,
+)
+
+G = "#team"
+
+
+async def _send(store: RedisStore, sender: str, text: str = "hi", key: str = "") -> int:
+    return int(await store.one(GroupAppend(G, sender, text, key)))
+
+
+async def test_membership_changes_and_their_refusals(store: RedisStore) -> None:
+    assert await store.one(CreateGroup(G, "ann")) is True
+    assert await store.one(CreateGroup(G, "bob")) is False
+    assert await store.one(GroupInfo(G)) == Group(G, "ann", ["ann"])
+    assert await store.one(GroupInfo("#none")) == UNKNOWN_GROUP
+    code, group, _ = await store.one(AddMember(G, "ann", "cid", 3))
+    assert (code, group) == (1, Group(G, "ann", ["ann", "cid"]))
+    assert (await store.one(AddMember(G, "cid", "bob", 3)))[:2] == (
+        1,
+        Group(G, "ann", ["ann", "bob", "cid"]),
+    )
+    assert (await store.one(AddMember(G, "ann", "bob", 3)))[0] == 0  # again: nothing changes
+    assert (await store.one(AddMember(G, "ann", "dan", 3)))[0] == GROUP_FULL
+    assert (await store.one(AddMember(G, "eve", "dan", 9)))[0] == NOT_A_MEMBER
+    assert (await store.one(AddMember("#none", "ann", "dan", 9)))[0] == UNKNOWN_GROUP
+    assert (await store.one(RemoveMember(G, "bob", "cid")))[0] == NOT_THE_OWNER
+    assert (await store.one(RemoveMember(G, "ann", "ann")))[0] == OWNER_LEAVES
+    assert (await store.one(RemoveMember(G, "ann", "zed")))[0] == 0
+    assert await store.one(RemoveMember(G, "bob", "bob")) == (1, Group(G, "ann", ["ann", "cid"]))
+    assert await store.one(RemoveMember(G, "ann", "cid")) == (1, Group(G, "ann", ["ann"]))
+    assert await store.one(GroupInfo(G, "cid")) == NOT_A_MEMBER
+
+
+async def test_sends_count_messages_and_only_members_send(store: RedisStore) -> None:
+    await store.one(CreateGroup(G, "ann"))
+    await store.one(AddMember(G, "ann", "bob", 10))
+    times = [await _send(store, s, f"m{i}") for i, s in enumerate(["ann", "bob", "ann"])]
+    assert times == sorted(set(times))
+    assert await _send(store, "eve") == NOT_A_MEMBER
+    assert int(await store.one(GroupAppend("#none", "ann", "x"))) == UNKNOWN_GROUP
+    assert await _send(store, "bob", "again", key="k1") == await _send(
+        store, "bob", "again", key="k1"
+    )
+    tip = await store.one(GroupLatest(G))
+    assert (tip.messages, tip.entry.sender, tip.entry.text) == (4, "bob", "again")
+    assert await store.one(OwnCount(G, "ann")) == 2
+    assert await store.one(OwnCount(G, "bob")) == 2
+    assert await store.one(OwnCount(G, "eve")) is None
+    page = await store.one(GroupRead(G, "bob", 0, 10, False))
+    assert [(e.sender, e.text) for e in page] == [
+        ("ann", "m0"),
+        ("bob", "m1"),
+        ("ann", "m2"),
+        ("bob", "again"),
+    ]
+    newest = await store.one(GroupRead(G, "", 0, 2, True))
+    assert [e.text for e in newest] == ["again", "m2"]
+    assert await store.one(GroupRead(G, "eve", 0, 10, False)) == NOT_A_MEMBER
+    assert await store.one(GroupRead("#none", "", 0, 10, False)) == UNKNOWN_GROUP
+    assert await store.one(GroupRead("#none", "ann", 0, 10, False)) == NOT_A_MEMBER
+
+
+@pytest.mark.parametrize("own_sends_after", [0, 1, 3])
+async def test_a_read_position_counts_messages_and_own_messages_up_to_it(
+    store: RedisStore, own_sends_after: int
+) -> None:
+    await store.one(CreateGroup(G, "ann"))
+    await store.one(AddMember(G, "ann", "bob", 10))
+    assert await store.one(GroupMark(G, "bob", 0)) == NO_READ
+    first = await _send(store, "ann")
+    mine = await _send(store, "bob")
+    middle = await _send(store, "ann")
+    for _ in range(own_sends_after):  # bob's own messages after the position he marks
+        await _send(store, "bob")
+        await _send(store, "ann")
+    mark = await store.one(GroupMark(G, "bob", middle))
+    assert mark == ReadMark(middle, (3, 1))
+    assert await store.one(GroupMark(G, "bob", mine)) == ReadMark(mine, (2, 1))
+    assert await store.one(GroupMark(G, "bob", mine - 1)) == ReadMark(first, (1, 0))
+    assert await store.one(GroupMark(G, "eve", middle)) == NOT_A_MEMBER
