@@ -153,6 +153,43 @@ async def read(request: Request) -> HTTPResponse:
     return HTTPResponse(body, content_type="application/json")
 
 
+@bp.post("/api/groups")
+async def create_group(request: Request) -> HTTPResponse:
+    """Create a group; `user` is its owner and only member."""
+    return await _group(request, "create")
+
+
+@bp.post("/api/groups/add")
+async def add_member(request: Request) -> HTTPResponse:
+    """A member adds `member` to a group."""
+    return await _group(request, "add")
+
+
+@bp.post("/api/groups/remove")
+async def remove_member(request: Request) -> HTTPResponse:
+    """The owner removes a member, or a member leaves."""
+    return await _group(request, "remove")
+
+
+@_read_route("/api/groups/members", ignore_body=False)
+async def group_members(request: Request) -> HTTPResponse:
+    """A group's owner and members."""
+    return await _group(request, "members")
+
+
+async def _group(request: Request, op: str) -> HTTPResponse:
+    actor = _acting_user(request)
+    params = collect(request)
+    chat = text_param(params, "chat")
+    user = member = ""
+    if op != "members":
+        user = _own(params, "user", actor)
+    if op in ("add", "remove"):
+        member = text_param(params, "member")
+    body = await request.app.ctx.rpc.group(op, chat, user, member, actor=actor)
+    return HTTPResponse(body, content_type="application/json")
+
+
 @_read_route("/healthz")
 async def healthz(request: Request) -> HTTPResponse:
     """The process is alive."""

@@ -34,6 +34,7 @@ from improto import (
     BatchRequest,
     ChatsRequest,
     ChatsResponse,
+    GroupRequest,
     Message,
     PullRequest,
     PullResponse,
@@ -192,6 +193,37 @@ class RpcClient:
             lambda i, c, t, r: i.stubs[c].read(r, timeout=t),
             lambda r: orjson.dumps({"chat": r.chat, "user": r.user, "read_until": r.read_until}),
         )
+
+    async def group(self, op: str, chat: str, user: str, member: str, *, actor: str = "") -> bytes:
+        """A group call (create, add, remove, members) through im-rpc; the JSON body of
+        the group. Each may be repeated safely but create (a second one answers 409), so
+        create alone is not retried on another instance."""
+        call = _with_actor(["group", op, chat, user, member], actor)
+        if self._batcher is not None:
+            self._in_flight.take()
+            try:
+                return await self._batcher.submit(call, op != "create")
+            finally:
+                self._in_flight.give()
+        request = GroupRequest(
+            op=op,
+            chat=chat,
+            user=user,
+            member=member,
+            request_id=request_id.get(),
+            acting_user=actor,
+        )
+        self._in_flight.take()
+        try:
+            reply = await self._on_any(
+                "group",
+                lambda i, c, t: i.stubs[c].group(request, timeout=t),
+                retry=op != "create",
+            )
+        finally:
+            self._in_flight.give()
+        body = {"chat": reply.chat, "owner": reply.owner, "members": reply.members}
+        return orjson.dumps(body)
 
     async def _read_only(
         self,

@@ -341,9 +341,11 @@ class RedisStore:
         outcomes = await self._send(commands)
         missing = [i for i, o in enumerate(outcomes) if isinstance(o, rexc.NoScriptError)]
         if missing:
+            needed = {commands[i][1] for i in missing}  # only these: each load is a round trip
             async with self._turn():  # SCRIPT LOAD takes a connection on every master
                 for script in _ALL_SCRIPTS:
-                    await _guard(self._redis.script_load(script.text))
+                    if script.sha in needed:
+                        await _guard(self._redis.script_load(script.text))
             rerun = await self._send([commands[i] for i in missing])
             for i, outcome in zip(missing, rerun, strict=True):
                 outcomes[i] = outcome
