@@ -131,6 +131,7 @@ def _calls(ann: str, bob: str) -> dict[str, tuple[str, str, dict[str, Any]]]:
         "long poll": ("GET", "/api/pull", {"chat": chat, "wait_ms": 200}),
         "chats": ("GET", "/api/chats", {"user": ann}),
         "read": ("POST", "/api/read", {"chat": chat, "user": ann, "send_time": 1}),
+        "group": ("POST", "/api/groups", {"chat": f"#{ann}", "user": ann}),
     }
 
 
@@ -351,3 +352,46 @@ async def test_the_openapi_document_says_how_to_authenticate(
         open_doc = (await open_gateway.get("/openapi.json")).json()
     assert "securitySchemes" not in open_doc["components"]
     assert "401" not in open_doc["paths"]["/api/send"]["post"]["responses"]
+
+
+async def test_groups_with_authentication_on(
+    client: httpx.AsyncClient, keys: KeyFiles, store: aioredis.Redis, users: tuple[str, str, str]
+) -> None:
+    ann, bob, eve = users
+    g = f"#{ann}-team"
+    made = await client.post("/api/groups", json={"chat": g}, headers=token(keys, ann))
+    assert made.json() == {"chat": g, "owner": ann, "members": [ann]}  # user: the token's
+    for path, body in [
+        ("/api/groups", {"chat": f"{g}2", "user": bob}),
+        ("/api/groups/add", {"chat": g, "user": bob, "member": eve}),
+        ("/api/groups/remove", {"chat": g, "user": bob, "member": bob}),
+    ]:
+        answer = await client.post(path, json=body, headers=token(keys, ann))
+        assert (answer.status_code, answer.json()["error"]) == (403, "forbidden"), path
+    added = await client.post(
+        "/api/groups/add", json={"chat": g, "member": bob}, headers=token(keys, ann)
+    )
+    assert added.json()["members"] == sorted([ann, bob])  # member: anyone
+    sent = await client.post("/api/send", json={"chat": g, "text": "hi"}, headers=token(keys, bob))
+    assert sent.status_code == 200, sent.text
+    before = await key_count(store)
+    answers = []
+    for chat in (g, f"#{ann}-nothing"):  # a group and no group: the same 403
+        for path, params in [
+            ("/api/pull", {"chat": chat}),
+            ("/api/groups/members", {"chat": chat}),
+        ]:
+            got = await client.get(path, params=params, headers=token(keys, eve))
+            answers.append((got.status_code, got.json()["error"]))
+    assert answers == [(403, "forbidden")] * 4
+    eve_sends = await client.post(
+        "/api/send", json={"chat": g, "text": "x"}, headers=token(keys, eve)
+    )
+    assert (eve_sends.status_code, eve_sends.json()["error"]) == (403, "not_a_member")
+    assert await key_count(store) == before
+    page = await client.get("/api/pull", params={"chat": g}, headers=token(keys, ann))
+    assert [(m["sender"], m["text"]) for m in page.json()["messages"]] == [(bob, "hi")]
+    members = await client.get("/api/groups/members", params={"chat": g}, headers=token(keys, bob))
+    assert members.json()["owner"] == ann
+    inbox = await client.get("/api/chats", headers=token(keys, ann))
+    assert [(c["chat"], c["unread"]) for c in inbox.json()["chats"]] == [(g, 1)]
