@@ -155,8 +155,8 @@ class Authenticator:
             )
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated(_reason(exc)) from None
-        except (TypeError, ValueError, OverflowError):  # a claim PyJWT cannot even compare
-            raise Unauthenticated("claims") from None
+        except (TypeError, ValueError, OverflowError):  # (PyJWT 2.15 checks claim types
+            raise Unauthenticated("claims") from None  # itself; older ones may not)
         return self._subject(claims), float(claims["exp"])
 
     def _key_for(self, header: dict[str, Any]) -> tuple[Any, str]:

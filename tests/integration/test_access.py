@@ -23,6 +23,9 @@ async def test_an_acting_user_sends_only_as_itself(
     service: ChatService, redis_client: aioredis.Redis
 ) -> None:
     await _refused(service, SendCall("ann:bob", "bob", "hi", actor="ann"), Forbidden)
+    with pytest.raises(Forbidden) as refused:
+        await service.send(SendCall("ann:bob", "bob", "hi", actor="ann"))
+    assert refused.value.message == "sender must be the authenticated user"
     assert await key_count(redis_client) == 0
     sent = await service.send(SendCall("ann:bob", "ann", "hi", actor="ann"))
     page = await service.pull(PullCall("ann:bob", actor="bob"))
@@ -72,6 +75,7 @@ async def test_require_user_refuses_every_call_without_one(
     ]
     for result in await strict.run(calls):
         assert isinstance(result, UserRequired)
+        assert result.message == "this im-rpc serves only calls that carry the acting user"
     assert await key_count(redis_client) == 0
     sent = await strict.send(SendCall("ann:bob", "ann", "hi", actor="ann"))
     assert sent.chat == "ann:bob"
