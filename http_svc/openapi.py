@@ -7,11 +7,18 @@ from typing import Any
 _MEMBER = r"[^:\s\x00-\x1f\x7f]{1,64}"
 _CHAT = {
     "type": "string",
-    "pattern": f"^{_MEMBER}:{_MEMBER}$",
-    "description": "'<member1>:<member2>': exactly one ':'; members 1..64 printable characters "
-    "(no whitespace, control or format characters) in Unicode NFC. 'a:b' and 'b:a' are the "
-    "same chat.",
+    "pattern": f"^({_MEMBER}:{_MEMBER}|#{_MEMBER})$",
+    "description": "a 1:1 chat, '<member1>:<member2>': exactly one ':'; members 1..64 printable "
+    "characters (no whitespace, control or format characters) in Unicode NFC. 'a:b' and 'b:a' "
+    "are the same chat. Or a group, '#<name>': the name under the same rules.",
     "example": "alice:bob",
+}
+_GROUP = {
+    "type": "string",
+    "pattern": f"^#{_MEMBER}$",
+    "description": "a group: '#' and 1..64 printable characters (no ':', whitespace, control or "
+    "format characters) in Unicode NFC; case-sensitive",
+    "example": "#ops",
 }
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _USER = {
@@ -51,10 +58,12 @@ def _errors(*statuses: int) -> dict[str, Any]:
     text = {
         400: "Bad input",
         401: "No valid bearer token (with authentication on); see WWW-Authenticate",
-        403: "The token's user may not do this: send or read as someone else, or pull a "
-        "chat it is not a member of",
+        403: "Not a member of the group (not_a_member); or, with authentication on, the "
+        "token's user may not do this: act as someone else, pull a chat it is not a member of",
         413: "Body too large",
         415: "Unsupported content type",
+        404: "The group does not exist (unknown_group)",
+        409: "The group exists already, is full, or its owner would leave",
         429: "Too many sends from this sender (when IM_HTTP_SENDER_RATE is set); see Retry-After",
         502: "im-rpc failed",
         503: "im-rpc or the store unavailable, or the gateway overloaded; see Retry-After",
@@ -167,6 +176,33 @@ def _chats() -> dict[str, Any]:
     }
 
 
+def _group_call(summary: str, extra: tuple[str, ...]) -> dict[str, Any]:
+    names = ("chat", "user", *extra)
+    properties = {"chat": _GROUP, "user": _USER, **{name: _USER for name in extra}}
+    schema = {"type": "object", "required": list(names), "properties": properties}
+    example = {"chat": "#ops", "user": "alice", **dict.fromkeys(extra, "bob")}
+    return {
+        "summary": summary,
+        "parameters": [_REQUEST_ID],
+        "requestBody": _body(schema, example),
+        "responses": {
+            **_ok({"$ref": "#/components/schemas/Group"}, "The group"),
+            **_errors(400, 403, 404, 409, 413, 415, 502, 503, 504),
+        },
+    }
+
+
+def _members() -> dict[str, Any]:
+    return {
+        "summary": "A group's owner and members",
+        "parameters": [_REQUEST_ID, _param("chat", _GROUP, "the group", required=True)],
+        "responses": {
+            **_ok({"$ref": "#/components/schemas/Group"}, "The group"),
+            **_errors(400, 404, 415, 502, 503, 504),
+        },
+    }
+
+
 def _pull() -> dict[str, Any]:
     return {
         "summary": "Read one page of a chat",
@@ -189,7 +225,7 @@ def _pull() -> dict[str, Any]:
         ],
         "responses": {
             **_ok({"$ref": "#/components/schemas/PullResponse"}, "A page"),
-            **_errors(400, 415, 502, 503, 504),
+            **_errors(400, 404, 415, 502, 503, 504),
         },
     }
 
@@ -267,12 +303,18 @@ def _open_api(max_body_bytes: int, max_text_bytes: int) -> dict[str, Any]:
                     "requestBody": _send_body(max_text_bytes),
                     "responses": {
                         **_ok({"$ref": "#/components/schemas/SendResponse"}, "Stored"),
-                        **_errors(400, 413, 415, 429, 502, 503, 504),
+                        **_errors(400, 403, 404, 413, 415, 429, 502, 503, 504),
                     },
                 }
             },
             "/api/pull": {"get": _pull()},
             "/api/chats": {"get": _chats()},
+            "/api/groups": {"post": _group_call("Create a group; user is its owner", ())},
+            "/api/groups/add": {"post": _group_call("A member adds a member", ("member",))},
+            "/api/groups/remove": {
+                "post": _group_call("The owner removes a member, or a member leaves", ("member",))
+            },
+            "/api/groups/members": {"get": _members()},
             "/api/read": {
                 "post": {
                     "summary": "Mark a chat read up to a message",
@@ -280,7 +322,7 @@ def _open_api(max_body_bytes: int, max_text_bytes: int) -> dict[str, Any]:
                     "requestBody": _read_body(),
                     "responses": {
                         **_ok({"$ref": "#/components/schemas/ReadResponse"}, "The position kept"),
-                        **_errors(400, 413, 415, 502, 503, 504),
+                        **_errors(400, 403, 404, 413, 415, 502, 503, 504),
                     },
                 }
             },
@@ -341,6 +383,19 @@ def _open_api(max_body_bytes: int, max_text_bytes: int) -> dict[str, Any]:
                         "chat": {"type": "string"},
                         "user": {"type": "string"},
                         "read_until": {"type": "integer"},
+                    },
+                },
+                "Group": {
+                    "type": "object",
+                    "required": ["chat", "owner", "members"],
+                    "properties": {
+                        "chat": {"type": "string"},
+                        "owner": {"type": "string"},
+                        "members": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "sorted by code point",
+                        },
                     },
                 },
                 "Error": {

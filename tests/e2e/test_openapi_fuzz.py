@@ -35,6 +35,12 @@ CASES = [  # /ping has no input to get wrong
     ("/api/chats", "GET", NEGATIVE),
     ("/api/read", "POST", POSITIVE),
     ("/api/read", "POST", NEGATIVE),
+    ("/api/groups", "POST", POSITIVE),
+    ("/api/groups", "POST", NEGATIVE),
+    ("/api/groups/add", "POST", POSITIVE),
+    ("/api/groups/remove", "POST", NEGATIVE),
+    ("/api/groups/members", "GET", POSITIVE),
+    ("/api/groups/members", "GET", NEGATIVE),
     ("/ping", "GET", POSITIVE),
 ]
 

@@ -21,7 +21,8 @@ from devtools.procs import Process
 from devtools.redis_cluster import RedisClusterNodes
 from rpc_svc.errors import IMError
 from rpc_svc.group_service import GroupCall
-from rpc_svc.service import ChatsCall, ChatService, PullCall, ReadCall, SendCall
+from rpc_svc.groups import Group
+from rpc_svc.service import ChatsCall, ChatService, PullCall, ReadCall, SendCall, Sent
 from rpc_svc.store import RedisStore
 from tests.conftest import make_cluster_store, make_store
 
@@ -116,7 +117,7 @@ class GroupMachine(RuleBasedStateMachine):
         return False
 
     def _same_group(self, chat: str, answer: object) -> None:
-        assert not isinstance(answer, IMError), answer
+        assert isinstance(answer, Group), answer
         group = self.model.groups[chat]
         assert (answer.owner, answer.members) == (group.owner, sorted(group.members))
 
@@ -153,7 +154,7 @@ class GroupMachine(RuleBasedStateMachine):
         self._same_group(chat, answer)
 
     def _stored(self, chat: str, sender: str, answer: object, text: str) -> None:
-        assert not isinstance(answer, IMError), answer
+        assert isinstance(answer, Sent), answer
         assert answer.send_time > self.model.newest(chat)
         self.model.messages.setdefault(chat, []).append((answer.send_time, sender, text))
 
