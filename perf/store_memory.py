@@ -7,10 +7,14 @@ used_memory growth per message for:
   store     this project's layout, written through RedisStore.append (one stream
             per chat, ID from send_time, one field: role digit, the members' running
             counts, text; and each member's inbox)
+  group     this project's group layout, through the store's group operations (one
+            stream per group, field: message count, sender, text; the group's owner and
+            members, created within the measurement), both senders members
   zset-json the original reference design: a sorted set per chat, JSON members
   stream-3f a plain stream per chat with sender/text/send_time fields
 
-each in two shapes: all messages in one chat, and spread over `--chats` chats.
+each in two shapes: all messages in one chat, and spread over `--chats` chats. Then the
+bytes a group member costs (its entry in the group, its set of groups, its read position).
 
     python -m perf.store_memory [--messages 100000] [--chats 1000]
 """
@@ -31,7 +35,8 @@ import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
-from rpc_svc.store import RedisStore
+from rpc_svc.store import MarkRead, RedisStore
+from rpc_svc.store_groups import AddMember, CreateGroup, GroupAppend, JoinedGroup
 
 SENDERS = ("sender01", "sender02")  # 8 bytes each
 BATCH = 500
@@ -62,6 +67,46 @@ async def _fill_store(url: str, n: int, chats: int, text: str) -> None:
             )
         )
     await store.close()
+
+
+def _group_of(i: int, chats: int) -> str:
+    return f"#{SENDERS[0]}{i % chats:06d}"
+
+
+async def _fill_groups(url: str, n: int, chats: int, text: str) -> None:
+    store = RedisStore.from_url(url, max_connections=64, timeout_s=5, idempotency_ttl_s=60)
+    groups = {_group_of(i, chats) for i in range(n)}
+    for group in groups:
+        await store.one(CreateGroup(group, SENDERS[0]))
+        await store.one(JoinedGroup(SENDERS[0], group))
+        await store.one(AddMember(group, SENDERS[0], SENDERS[1], 10))
+        await store.one(JoinedGroup(SENDERS[1], group))
+    for start in range(0, n, BATCH):
+        ops = [
+            GroupAppend(_group_of(i, chats), SENDERS[i % 2], text)
+            for i in range(start, min(n, start + BATCH))
+        ]
+        await store.execute(ops)
+    await store.close()
+
+
+async def _member_bytes(url: str, r: aioredis.Redis, members: int) -> float:
+    """Redis bytes per member of a group with messages (its entry, set, read position)."""
+    await r.flushall()
+    store = RedisStore.from_url(url, max_connections=8, timeout_s=5, idempotency_ttl_s=60)
+    await store.one(CreateGroup("#big", "owner"))
+    await store.one(GroupAppend("#big", "owner", "hello"))
+    before = await _used(r)
+    for start in range(0, members, BATCH):
+        names = [f"member{i:06d}" for i in range(start, min(members, start + BATCH))]
+        added = await store.execute([AddMember("#big", "owner", m, members + 1) for m in names])
+        side: list[JoinedGroup | MarkRead] = []
+        for name, (_, _, newest) in zip(names, added, strict=True):
+            side += [JoinedGroup(name, "#big"), MarkRead(name, "#big", newest)]
+        await store.execute(side)
+    used = await _used(r) - before
+    await store.close()
+    return used / members
 
 
 async def _fill_pipelined(r: aioredis.Redis, n: int, chats: int, write: Writer) -> None:
@@ -111,12 +156,15 @@ async def run(n: int, chats: int, text_bytes: int, port: int) -> None:
     for shape in (1, chats):
         rows = [
             ("store", partial(_fill_store, url, n, shape, text)),
+            ("group", partial(_fill_groups, url, n, shape, text)),
             ("zset-json", partial(_fill_pipelined, r, n, shape, _zset_json(text))),
             ("stream-3f", partial(_fill_pipelined, r, n, shape, _stream_3f(text))),
         ]
         for name, fill in rows:
             per = await _measure(r, fill, n)
             print(f"{name:<10} {shape:>6} {per:>10.1f} {per / raw:>6.2f}", flush=True)
+    per_member = await _member_bytes(url, r, min(n, 10_000))
+    print(f"group member: {per_member:.1f} B/member", flush=True)
     await r.aclose()
 
 

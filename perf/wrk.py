@@ -52,9 +52,11 @@ def run_wrk(
     prefix: str = "run",
     acks: Path | None = None,
     tokens: Path | None = None,
+    members: int = 1000,
 ) -> WrkResult:
-    """Run one wrk load; scenario is ping, send, pull10 or pull100. `tokens`: a file of
-    perf/tokens.py, for a gateway with authentication on."""
+    """Run one wrk load; scenario is ping, send, pull10, pull100, gsend (to groups of
+    `members`) or chats10 (an inbox page). `tokens`: a file of perf/tokens.py, for a gateway
+    with authentication on."""
     mode = scenario.rstrip("0123456789")
     limit = int(scenario[len(mode) :] or limit)
     threads = max(1, min(2, connections))
@@ -76,6 +78,7 @@ def run_wrk(
         str(acks or ""),
         uuid.uuid4().hex[:8],
         str(tokens or ""),
+        str(members),
     ]
     out = subprocess.run(
         argv, capture_output=True, text=True, check=True, timeout=seconds + 60

@@ -47,12 +47,11 @@ from rpc_svc.store_groups import (
     CreateGroup,
     GroupAppend,
     GroupInfo,
-    GroupLatest,
     GroupMark,
     GroupRead,
+    GroupTips,
     JoinedGroup,
     LeftGroup,
-    OwnCount,
     ReadMarks,
     RemoveMember,
     UserGroups,
@@ -195,21 +194,16 @@ class GroupCalls:
         rows = cast(list[InboxRow], rows)
         groups = cast(list[str], groups)
         shown_rows = rows[: skip + limit]
-        ops: list[Latest | GroupLatest | OwnCount | ReadMarks] = [
-            Latest(r.chat) for r in shown_rows
-        ]
-        ops += [GroupLatest(g) for g in groups] + [OwnCount(g, user) for g in groups]
+        ops: list[Latest | GroupTips | ReadMarks] = [Latest(r.chat) for r in shown_rows]
         if groups:
-            ops.append(ReadMarks(user, tuple(groups)))
+            ops += [GroupTips(user, tuple(groups)), ReadMarks(user, tuple(groups))]
         outcomes = await self._all(ops) if ops else []
         tips = cast(list[Tip | None], outcomes[: len(shown_rows)])
         items = inbox_items(user, rows, tips)
         if groups:
-            n = len(shown_rows)
-            group_tips = cast(list[GroupTip | None], outcomes[n : n + len(groups)])
-            owns = cast(list[int | None], outcomes[n + len(groups) : n + 2 * len(groups)])
+            group_tips = cast(list[tuple[GroupTip | None, int | None]], outcomes[-2])
             marks = cast(list[ReadMark], outcomes[-1])
-            for chat, tip, own, mark in zip(groups, group_tips, owns, marks, strict=True):
+            for chat, (tip, own), mark in zip(groups, group_tips, marks, strict=True):
                 if tip is None or own is None:  # no message yet; or left (a cut step)
                     continue
                 if below and tip.entry.send_time > below:

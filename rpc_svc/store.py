@@ -291,7 +291,9 @@ class RedisStore:
                 commands.append(self._command(op))
                 spans.append(1)
             else:
-                more = group_commands(op, self._ttl_us, self._retry_ttl_us)
+                more = group_commands(
+                    op, self._ttl_us, self._retry_ttl_us, one_node=self._topology is None
+                )
                 commands += more
                 spans.append(len(more))
         try:

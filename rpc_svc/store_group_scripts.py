@@ -171,7 +171,32 @@ return {1, string.format('%.0f', until_), string.format('%.0f', count_of(top[1][
 """
 )
 
+# KEYS: pairs of a group's stream and members. ARGV: a user. Per group, its newest entry's
+# ID and value and the user's own count there ('', '', '' when the group has no message or
+# the user is not a member). One reply for many groups: on one Redis, every group of an inbox
+# at once; on a cluster, where a script's keys must share a slot, one group per call.
+GROUP_TIPS = Script(
+    """
+local out = {}
+for i = 1, #KEYS, 2 do
+  local top = redis.call('XREVRANGE', KEYS[i], '+', '-', 'COUNT', 1)
+  local mine = redis.call('HGET', KEYS[i + 1], ARGV[1])
+  if top[1] and mine then
+    out[#out + 1] = top[1][1]
+    out[#out + 1] = top[1][2][2]
+    out[#out + 1] = string.match(mine, '^(%d+)')
+  else
+    out[#out + 1] = ''
+    out[#out + 1] = ''
+    out[#out + 1] = ''
+  end
+end
+return out
+"""
+)
+
 GROUP_SCRIPTS = (
+    GROUP_TIPS,
     GROUP_CREATE,
     GROUP_INFO,
     GROUP_ADD,

@@ -20,6 +20,7 @@ from rpc_svc.store_group_scripts import (
     GROUP_READ,
     GROUP_REMOVE,
     GROUP_SEND,
+    GROUP_TIPS,
 )
 from rpc_svc.store_keys import (
     entry_id,
@@ -107,6 +108,14 @@ class OwnCount(NamedTuple):
     user: str
 
 
+class GroupTips(NamedTuple):
+    """For each of `chats`: its newest message with its count, and `user`'s own count there
+    ((None, None) when it has no message or the user is not a member)."""
+
+    user: str
+    chats: tuple[str, ...]
+
+
 class UserGroups(NamedTuple):
     """The groups `user` is in (as the user's own set says)."""
 
@@ -144,6 +153,7 @@ GroupOp = (
     | GroupMark
     | GroupLatest
     | OwnCount
+    | GroupTips
     | UserGroups
     | ReadMarks
     | JoinedGroup
@@ -164,8 +174,11 @@ def _stream_keys(chat: str) -> tuple[str, str, str]:
     return messages_key(chat), group_owner_key(chat), group_members_key(chat)
 
 
-def group_commands(op: GroupOp, ttl_us: int, retry_ttl_us: int) -> list[tuple[Any, ...]]:
-    """The Redis commands of `op` (all in one slot)."""
+def group_commands(
+    op: GroupOp, ttl_us: int, retry_ttl_us: int, one_node: bool = True
+) -> list[tuple[Any, ...]]:
+    """The Redis commands of `op`: all in one slot, but GroupTips's (one command for every
+    group when `one_node`, else one per group)."""
     match op:
         case GroupAppend(chat, sender, text, client_msg_id, retry_key):
             keys, member, ttl = idempotency_key(chat), "", ttl_us
@@ -201,6 +214,12 @@ def group_commands(op: GroupOp, ttl_us: int, retry_ttl_us: int) -> list[tuple[An
             ]
         case GroupLatest(chat):
             return [("XREVRANGE", messages_key(chat), "+", "-", "COUNT", 1)]
+        case GroupTips(user, chats):
+            pairs = [(messages_key(c), group_members_key(c)) for c in chats]
+            if one_node:
+                keys = [key for pair in pairs for key in pair]
+                return [("EVALSHA", GROUP_TIPS.sha, len(keys), *keys, user)]
+            return [("EVALSHA", GROUP_TIPS.sha, 2, *pair, user) for pair in pairs]
         case OwnCount(chat, user):
             return [("HGET", group_members_key(chat), user)]
         case CreateGroup(chat, owner):
@@ -232,6 +251,15 @@ def _mark(value: str | None) -> ReadMark:
     return ReadMark(int(send_time), (int(messages), int(own)))
 
 
+def _tip_and_own(entry_id_: str, value: str, own: str) -> tuple[GroupTip | None, int | None]:
+    if not entry_id_:
+        return None, None
+    messages, sender, text = value.split(":", 2)
+    ms, _, seq = entry_id_.partition("-")
+    entry = GroupEntry(int(ms) * 1000 + int(seq), sender, text)
+    return GroupTip(entry, int(messages)), int(own)
+
+
 def group_entries(rows: list[Any]) -> list[GroupEntry]:
     """The entries of a group's XRANGE reply (field g: "<count>:<sender>:<text>")."""
     entries = []
@@ -254,6 +282,9 @@ def group_tip(rows: list[Any]) -> GroupTip | None:
 
 def group_outcome(op: GroupOp, raw: list[Any]) -> Any:
     """What `op` answers, from the replies of its commands."""
+    if isinstance(op, GroupTips):
+        flat = [value for reply in raw for value in reply]
+        return [_tip_and_own(*flat[i : i + 3]) for i in range(0, len(flat), 3)]
     reply = raw[0]
     match op:
         case GroupAppend():

@@ -1,6 +1,7 @@
 -- wrk script for the IM backend:
---   wrk ... -s perf/wrk/im.lua URL -- MODE CHATS LIMIT PREFIX ACKS TOKEN [TOKENS]
---   MODE   ping | send | pull
+--   wrk ... -s perf/wrk/im.lua URL -- MODE CHATS LIMIT PREFIX ACKS TOKEN [TOKENS [MEMBERS]]
+--   MODE   ping | send | pull | gsend (to group "#<PREFIX>g<i>", i in 1..CHATS, from member
+--          "<PREFIX>m<j>", j in 1..MEMBERS) | chats (the inbox of "<PREFIX>hub", LIMIT rows)
 --   CHATS  size of the chat pool: chat i is "<PREFIX>a<i>:<PREFIX>b<i>"
 --   LIMIT  page size of pulls
 --   PREFIX makes this run's chats its own
@@ -15,7 +16,7 @@ local threads = {}
 local counter = 0
 -- globals, so that done() (in wrk's main Lua state, where init() never ran) can read
 -- them from a thread with thread:get()
-mode, chats, limit, prefix, acks_path, token = "ping", 100, 10, "run", "", "w"
+mode, chats, limit, prefix, acks_path, token, group_members = "ping", 100, 10, "run", "", "w", 1000
 acks = {}
 local json_by_user, plain_by_user = {}, {}  -- headers with each user's token
 
@@ -31,6 +32,7 @@ function init(args)
   prefix = args[4] or prefix
   acks_path = args[5] or ""
   token = args[6] or token
+  group_members = tonumber(args[8] or group_members)
   local tokens_path = args[7] or ""
   if tokens_path ~= "" then
     for line in io.lines(tokens_path) do
@@ -60,6 +62,17 @@ function request()
     local text = tag .. string.rep("x", 100 - #tag)
     local body = '{"chat":"' .. a .. ":" .. b .. '","sender":"' .. sender .. '","text":"' .. text .. '"}'
     return wrk.format("POST", "/api/send", json_by_user[sender] or json_headers, body)
+  elseif mode == "gsend" then
+    counter = counter + 1
+    local chat = "#" .. prefix .. "g" .. math.random(chats)
+    local sender = prefix .. "m" .. math.random(group_members)
+    local tag = string.format("%s-t%d-%d ", token, id, counter)
+    local text = tag .. string.rep("x", 100 - #tag)
+    local body = '{"chat":"' .. chat .. '","sender":"' .. sender .. '","text":"' .. text .. '"}'
+    return wrk.format("POST", "/api/send", json_by_user[sender] or json_headers, body)
+  elseif mode == "chats" then
+    local hub = prefix .. "hub"
+    return wrk.format("GET", "/api/chats?user=" .. hub .. "&limit=" .. limit, plain_by_user[hub])
   elseif mode == "pull" then
     local a, b = members()
     return wrk.format("GET", "/api/pull?chat=" .. a .. ":" .. b .. "&limit=" .. limit, plain_by_user[a])
@@ -68,7 +81,7 @@ function request()
 end
 
 function response(status, headers, body)
-  if mode == "send" and status == 200 then
+  if (mode == "send" or mode == "gsend") and status == 200 then
     local chat, t = body:match('"chat":"([^"]*)","send_time":(%d+)')
     if chat then acks[#acks + 1] = chat .. " " .. t end
   end
@@ -84,7 +97,8 @@ function done(summary, latency, requests)
     latency:percentile(99.9), latency.max, e.connect, e.read, e.write, e.status, e.timeout))
   local first = threads[1]
   local path = first and first:get("acks_path") or ""
-  if first and first:get("mode") == "send" and path ~= "" then
+  local m = first and first:get("mode")
+  if (m == "send" or m == "gsend") and path ~= "" then
     local f = assert(io.open(path, "a"))
     for _, thread in ipairs(threads) do
       for _, line in ipairs(thread:get("acks")) do f:write(line, "\n") end

@@ -1,0 +1,165 @@
+"""What group chats cost: a send to a 1,000-member group against a 1:1 send, and the inbox
+of a user in 200 groups and 200 1:1 chats against a 10-message pull, interleaved.
+
+    python -m perf.groups [--seconds 5] [--rounds 5] [--members 1000] [--groups 200]
+
+One redis-server, one im-rpc, one gateway (stream mode). Set-up (through the API): 10 groups
+of `--members` members each, and a user ("hub") in `--groups` groups and as many 1:1 chats,
+each with a message. Each round runs, in turn: 1:1 send and group send at 64 connections,
+pull10 and the hub's inbox (10 rows) at 20. Prints and writes groups.md (medians; ratios
+are the median of each round's own ratio), then audits every acknowledged send, group
+messages included: exit 1 when one is lost, duplicated or out of order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+
+from devtools.procs import http_service, redis_server, rpc_service
+from perf.audit import run_audit
+from perf.report import write_table
+from perf.stack import raise_fd_limit, start_owned
+from perf.wrk import WrkResult, run_wrk
+
+PREFIX = "grp"
+BIG_GROUPS = 10
+CHATS = 200
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m perf.groups", description=__doc__.split("\n")[0])
+    p.add_argument("--seconds", type=float, default=5, help="length of each wrk run")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians kept)")
+    p.add_argument("--members", type=int, default=1000, help="members of each big group")
+    p.add_argument("--groups", type=int, default=200, help="groups (and 1:1 chats) of the hub")
+    p.add_argument("--out", type=Path, help="report directory (default perf/reports/<date>)")
+    return p.parse_args(argv)
+
+
+async def _post_all(
+    url: str, calls: list[tuple[str, dict[str, str]]], concurrency: int = 64
+) -> None:
+    """POST every (path, body), `concurrency` at a time; each must answer 200."""
+    gate = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+
+        async def one(path: str, body: dict[str, str]) -> None:
+            async with gate:
+                answer = await client.post(path, json=body)
+                if answer.status_code != 200:
+                    raise SystemExit(f"set-up failed: {path} {body}: {answer.text}")
+
+        await asyncio.gather(*(one(path, body) for path, body in calls))
+
+
+async def set_up(url: str, members: int, groups: int) -> None:
+    """The big groups, and the hub's groups and 1:1 chats, each with a message."""
+    owner = f"{PREFIX}m1"
+    big = [f"#{PREFIX}g{i}" for i in range(1, BIG_GROUPS + 1)]
+    await _post_all(url, [("/api/groups", {"chat": g, "user": owner}) for g in big])
+    adds = [
+        ("/api/groups/add", {"chat": g, "user": owner, "member": f"{PREFIX}m{j}"})
+        for g in big
+        for j in range(2, members + 1)
+    ]
+    await _post_all(url, adds)
+    hub = f"{PREFIX}hub"
+    mine = [f"#{PREFIX}h{i}" for i in range(groups)]
+    await _post_all(url, [("/api/groups", {"chat": g, "user": hub}) for g in mine])
+    sends = [("/api/send", {"chat": g, "sender": hub, "text": "hi"}) for g in mine]
+    sends += [
+        ("/api/send", {"chat": f"{hub}:{PREFIX}p{i}", "sender": f"{PREFIX}p{i}", "text": "hi"})
+        for i in range(groups)
+    ]
+    await _post_all(url, sends)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Set up, measure, print and write the table; 1 if the audit failed."""
+    args = _args(argv)
+    raise_fd_limit()
+    runs: dict[str, list[WrkResult]] = {s: [] for s in ("send", "gsend", "pull10", "chats10")}
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-groups-")))
+        redis = start_owned(stack, redis_server(work / "redis", fsync="everysec"))
+        rpc = start_owned(stack, rpc_service(work, f"redis://127.0.0.1:{redis.port}/0"))
+        gateway = start_owned(stack, http_service(work, [rpc.port]))
+        url = f"http://127.0.0.1:{gateway.port}"
+        print(
+            f"[groups] set-up: {BIG_GROUPS} groups of {args.members}, a hub in "
+            f"{args.groups} groups and {args.groups} chats",
+            file=sys.stderr,
+            flush=True,
+        )
+        asyncio.run(set_up(url, args.members, args.groups))
+        acks = work / "acks.txt"
+        common = {"prefix": PREFIX, "members": args.members}
+        run_wrk(url, "send", 64, 2, chats=CHATS, acks=acks, **common)  # fills chats for pull10
+        for round_ in range(args.rounds):
+            plan = [
+                ("send", 64, CHATS),
+                ("gsend", 64, BIG_GROUPS),
+                ("pull10", 20, CHATS),
+                ("chats10", 20, CHATS),
+            ]
+            for scenario, conns, chats in plan:
+                r = run_wrk(
+                    url,
+                    scenario,
+                    conns,
+                    args.seconds,
+                    chats=chats,
+                    acks=acks if "send" in scenario else None,
+                    **common,
+                )
+                if r.error_count:
+                    raise SystemExit(f"{scenario}: errors {r.errors}")
+                runs[scenario].append(r)
+                print(
+                    f"[groups] round {round_ + 1} {scenario:>7} c={conns} {r.rps:>8,.0f}/s "
+                    f"p99 {r.p99_ms:.2f} ms",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        audit = asyncio.run(run_audit(url, [acks]))
+        print(f"[groups] {audit.line()}", file=sys.stderr, flush=True)
+    med = {s: statistics.median(r.rps for r in rs) for s, rs in runs.items()}
+    p99 = {s: statistics.median(r.p99_ms for r in rs) for s, rs in runs.items()}
+    send_ratio = statistics.median(
+        g.rps / s.rps for g, s in zip(runs["gsend"], runs["send"], strict=True)
+    )
+    p99_ratio = statistics.median(
+        c.p99_ms / p.p99_ms for c, p in zip(runs["chats10"], runs["pull10"], strict=True)
+    )
+    lines = [
+        f"Group chats: medians of {args.rounds} interleaved rounds of {args.seconds:g} s (one "
+        "im-http, one im-rpc, redis-server and wrk on this machine):",
+        "",
+        "| scenario | connections | req/s | p99 ms |",
+        "| --- | --- | --- | --- |",
+        f"| 1:1 send ({CHATS} chats) | 64 | {med['send']:,.0f} | {p99['send']:.2f} |",
+        f"| group send ({BIG_GROUPS} groups of {args.members} members) | 64 | "
+        f"{med['gsend']:,.0f} | {p99['gsend']:.2f} |",
+        f"| pull, 10 messages | 20 | {med['pull10']:,.0f} | {p99['pull10']:.2f} |",
+        f"| inbox of a user in {args.groups} groups and {args.groups} 1:1 chats, 10 rows | 20 | "
+        f"{med['chats10']:,.0f} | {p99['chats10']:.2f} |",
+        "",
+        f"group send / 1:1 send: **{send_ratio:.1%}** (target >= 80%); inbox p99 / pull10 p99: "
+        f"**{p99_ratio:.2f}** (target <= 2).",
+        "",
+        audit.line(),
+    ]
+    write_table(args.out, "groups.md", lines)
+    return 0 if audit.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
