@@ -64,6 +64,14 @@ class Settings:
         lo=1,
         hi=1_000_000,
     )
+    group_fanout_max: int = setting(
+        "IM_GROUP_FANOUT_MAX_MEMBERS",
+        100,
+        "a group of at most this many members is small: a send moves it in each member's "
+        "inbox; beyond, it is big for good: sends write nothing per member",
+        lo=0,
+        hi=1_000_000,
+    )
     max_text_bytes: int = setting(
         "IM_MAX_TEXT_BYTES", 4096, "largest message text in UTF-8 bytes", lo=1, hi=1 << 20
     )

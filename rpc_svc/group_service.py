@@ -39,22 +39,25 @@ from rpc_svc.groups import (
     check_group,
     check_name,
     group_unread,
+    is_group,
     refusal,
 )
 from rpc_svc.store import InboxRange, Latest, MarkRead, RedisStore
 from rpc_svc.store_groups import (
     AddMember,
+    BigGroups,
+    BigJoined,
     CreateGroup,
     GroupAppend,
     GroupInfo,
     GroupMark,
     GroupRead,
     GroupTips,
+    InboxPut,
     JoinedGroup,
     LeftGroup,
     ReadMarks,
     RemoveMember,
-    UserGroups,
 )
 
 GROUP_OPS = ("create", "add", "remove", "members")
@@ -90,9 +93,11 @@ def plan_pull(chat: str, cursor: int, limit: int, reverse: bool, actor: str) -> 
     return GroupRead(chat, actor, cursor, page_limit(limit) + 1, reverse)
 
 
-def sent_or_refused(chat: str, sender: str, outcome: int) -> int | IMError:
+def sent_or_refused(chat: str, sender: str, outcome: int | tuple[int, list[str]]) -> int | IMError:
     """A group send's send time, or the error its refusal code stands for."""
-    return refusal(outcome, chat, sender) if outcome < 0 else outcome
+    if isinstance(outcome, tuple):
+        return outcome[0]
+    return refusal(outcome, chat, sender)
 
 
 def page_or_refused(op: GroupRead, outcome: int | list[GroupEntry]) -> Page | IMError:
@@ -127,9 +132,10 @@ def build_group_page(
 class GroupCalls:
     """The group calls and the group parts of read and the inbox, on `store`."""
 
-    def __init__(self, store: RedisStore, max_members: int) -> None:
+    def __init__(self, store: RedisStore, max_members: int, fanout_max: int = 100) -> None:
         self._store = store
         self._max_members = max_members
+        self._fanout_max = fanout_max
 
     async def call(self, call: GroupCall) -> Group:
         """Create, add, remove or list members; raise IMError otherwise."""
@@ -159,15 +165,22 @@ class GroupCalls:
         return Group(chat, owner, [owner])
 
     async def _add(self, call: GroupCall) -> Group:
-        op = AddMember(call.chat, call.user, call.member, self._max_members)
-        code, group, newest = await self._store.one(op)
+        op = AddMember(call.chat, call.user, call.member, self._max_members, self._fanout_max)
+        code, group, newest, big, became = await self._store.one(op)
         if code < 0:
             raise refusal(code, call.chat, call.user)
-        # the member's side (its slot): its set of groups, and on joining its read position
-        # at the newest message. Done again by a repeated add: a cut between the two heals.
-        side: list[JoinedGroup | MarkRead] = [JoinedGroup(call.member, call.chat)]
+        # the member's side (its slot): its set of groups, on joining its read position at
+        # the newest message, and the group in its inbox (small) or set of big groups. Done
+        # again by a repeated add: a cut between the two steps heals.
+        chat, member = call.chat, call.member
+        side: list[JoinedGroup | MarkRead | BigJoined | InboxPut] = [JoinedGroup(member, chat)]
         if code == 1 and newest.send_time:
-            side.append(MarkRead(call.member, call.chat, newest))
+            side.append(MarkRead(member, chat, newest))
+        if big:  # read diffusion: the inbox reads the group when it is read
+            others = cast(Group, group).members if became else [member]
+            side += [BigJoined(m, chat) for m in others]
+        elif newest.send_time:
+            side.append(InboxPut(member, chat, newest.send_time))
         await self._all(side)
         return cast(Group, group)
 
@@ -187,32 +200,46 @@ class GroupCalls:
         return cast(ReadMark, await self._store.one(MarkRead(user, chat, mark)))
 
     async def inbox(self, user: str, below: int, skip: int, limit: int, cursor: int) -> InboxPage:
-        """One page of `user`'s chats and groups, most recently active first."""
-        rows, groups = await self._all(
-            [InboxRange(user, below, 0, skip + limit + 1), UserGroups(user)]
+        """One page of `user`'s chats and groups, most recently active first: its inbox (1:1
+        chats and small groups, by last activity) merged with its big groups (read)."""
+        rows, bigs = await self._all(
+            [InboxRange(user, below, 0, skip + limit + 1), BigGroups(user)]
         )
-        rows = cast(list[InboxRow], rows)
-        groups = cast(list[str], groups)
-        shown_rows = rows[: skip + limit]
-        ops: list[Latest | GroupTips | ReadMarks] = [Latest(r.chat) for r in shown_rows]
-        if groups:
-            ops += [GroupTips(user, tuple(groups)), ReadMarks(user, tuple(groups))]
+        rows, bigs = cast(list[InboxRow], rows), cast(list[str], bigs)
+        head = rows[: skip + limit]
+        pairs = [r for r in rows if not is_group(r.chat)]
+        pair_head = [r for r in head if not is_group(r.chat)]
+        small_head = [r for r in head if is_group(r.chat)]
+        tip_chats = tuple(r.chat for r in small_head) + tuple(bigs)
+        ops: list[Latest | GroupTips | ReadMarks] = [Latest(r.chat) for r in pair_head]
+        if tip_chats:
+            ops.append(GroupTips(user, tip_chats))
+        if bigs:
+            ops.append(ReadMarks(user, tuple(bigs)))
         outcomes = await self._all(ops) if ops else []
-        tips = cast(list[Tip | None], outcomes[: len(shown_rows)])
-        items = inbox_items(user, rows, tips)
-        if groups:
-            group_tips = cast(list[tuple[GroupTip | None, int | None]], outcomes[-2])
-            marks = cast(list[ReadMark], outcomes[-1])
-            for chat, (tip, own), mark in zip(groups, group_tips, marks, strict=True):
-                if tip is None or own is None:  # no message yet; or left (a cut step)
-                    continue
-                if below and tip.entry.send_time > below:
-                    continue
-                items.append(InboxItem(tip.entry.send_time, chat, _shown(chat, tip, own, mark)))
-            items.sort(key=lambda item: (item.position, item.chat), reverse=True)
+        items = inbox_items(user, pairs, cast(list[Tip | None], outcomes[: len(pair_head)]))
+        tips = (
+            cast(list[tuple[GroupTip | None, int | None]], outcomes[len(pair_head)])
+            if tip_chats
+            else []
+        )
+        for row in rows:  # small groups: positioned by the inbox
+            if is_group(row.chat) and row not in small_head:
+                items.append(InboxItem(row.position, row.chat, None))  # beyond the page
+        for row, (tip, own) in zip(small_head, tips, strict=False):
+            if tip is not None and own is not None:  # else: left (a cut step), or no message
+                items.append(
+                    InboxItem(row.position, row.chat, _shown(row.chat, tip, own, row.read))
+                )
+        marks = cast(list[ReadMark], outcomes[-1]) if bigs else []
+        for chat, (tip, own), mark in zip(bigs, tips[len(small_head) :], marks, strict=True):
+            if tip is None or own is None or (below and tip.entry.send_time > below):
+                continue
+            items.append(InboxItem(tip.entry.send_time, chat, _shown(chat, tip, own, mark)))
+        items.sort(key=lambda item: (item.position, item.chat), reverse=True)
         if skip:
-            at_below = [i for i, item in enumerate(items) if item.position == below][:skip]
-            items = [item for i, item in enumerate(items) if i not in set(at_below)]
+            at_below = set([i for i, item in enumerate(items) if item.position == below][:skip])
+            items = [item for i, item in enumerate(items) if i not in at_below]
         return page_inbox(items[: limit + 1], limit, cursor)
 
     async def _all(self, ops: Sequence[object]) -> list[object]:

@@ -32,6 +32,7 @@ def build_services(settings: Settings, store: RedisStore, in_flight: InFlight) -
         settings.max_waiting,
         require_user=settings.require_user,
         max_group_members=settings.group_max_members,
+        group_fanout_max=settings.group_fanout_max,
     )
     servicer = IMServicer(service, in_flight)
 

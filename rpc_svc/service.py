@@ -122,9 +122,10 @@ class ChatService:
         *,
         require_user: bool = False,
         max_group_members: int = DEFAULT_MAX_MEMBERS,
+        group_fanout_max: int = 100,
     ) -> None:
         self._store = store
-        self._groups = GroupCalls(store, max_group_members)
+        self._groups = GroupCalls(store, max_group_members, group_fanout_max)
         self._max_text_bytes = max_text_bytes
         self._max_waiting = max_waiting
         self._require_user = require_user

@@ -37,7 +37,13 @@ from im_common.tasks import cancel_and_wait
 from rpc_svc.chat import NO_READ, Entry, InboxRow, ReadMark, Tip
 from rpc_svc.errors import StoreError, StoreTimeout, StoreUnavailable
 from rpc_svc.store_group_scripts import GROUP_SCRIPTS
-from rpc_svc.store_groups import WRITE_SHAS, GroupOp, group_commands, group_outcome
+from rpc_svc.store_groups import (
+    WRITE_SHAS,
+    GroupAppend,
+    GroupOp,
+    group_commands,
+    group_outcome,
+)
 from rpc_svc.store_keys import (
     entry_id,
     idempotency_key,
@@ -55,7 +61,7 @@ log = logging.getLogger(__name__)
 _Rows = list[tuple[str, list[str] | dict[str, str]]]  # XRANGE: [id, [field, value, ...]] each
 
 _WRITE_SCRIPTS = {SEND.sha, MARK_READ.sha, *WRITE_SHAS}
-_WRITE_COMMANDS = {"ZADD", "SADD", "SREM", "HDEL"}
+_WRITE_COMMANDS = {"ZADD", "SADD", "SREM", "HDEL", "ZREM"}
 _ALL_SCRIPTS = (*SCRIPTS, *GROUP_SCRIPTS)
 _LOST = (rexc.ConnectionError, rexc.TimeoutError, rexc.ClusterDownError, OSError)
 
@@ -327,6 +333,10 @@ class RedisStore:
             for i, op in touched
             for member in set(op.chat.split(":"))
         ]
+        for i, op in enumerate(ops):  # a small group's members (write diffusion)
+            if isinstance(op, GroupAppend) and isinstance(results[i], tuple):
+                sent, members = results[i]
+                commands += [(i, ("ZADD", inbox_key(m), "GT", sent, op.chat)) for m in members]
         if not commands:
             return
         try:

@@ -44,9 +44,10 @@ return out
 """
 )
 
-# KEYS: owner, members, stream. ARGV: user, member, most members. {code, owner, newest
-# entry id ('' for none), its message count, members...}: code 1 (added), 0 (a member
-# already), -1, -2 (user not a member), -3 (full).
+# KEYS: owner, members, stream, the big flag. ARGV: user, member, most members, most
+# members of a small group. {code, owner, newest entry id ('' for none), its message count,
+# big (1: the group is big), became big (1: this add made it), members...}: code 1 (added),
+# 0 (a member already), -1, -2 (user not a member), -3 (full).
 GROUP_ADD = Script(
     _HELPERS
     + """
@@ -59,8 +60,13 @@ if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then
   redis.call('HSET', KEYS[2], ARGV[2], '0:0')
   code = 1
 end
+local big, became = redis.call('EXISTS', KEYS[4]), 0
+if big == 0 and redis.call('HLEN', KEYS[2]) > tonumber(ARGV[4]) then
+  redis.call('SET', KEYS[4], '1')
+  big, became = 1, 1
+end
 local top = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
-local out = {code, owner, '', '0'}
+local out = {code, owner, '', '0', big, became}
 if top[1] then out[3], out[4] = top[1][1], string.format('%.0f', count_of(top[1][2])) end
 for _, m in ipairs(redis.call('HKEYS', KEYS[2])) do out[#out + 1] = m end
 return out
@@ -82,22 +88,27 @@ return out
 """
 )
 
-# KEYS: stream, idempotency set, owner, members. ARGV: sender, text, idempotency member
-# ('' for none), its lifetime (µs), the wake channel. The send time, or -1, -2. As SEND:
-# Redis's clock bumped past the last message, a key seen within its lifetime answers the
-# first send time, the message announced on the wake channel.
+# KEYS: stream, idempotency set, owner, members, the "big" flag. ARGV: sender, text,
+# idempotency member ('' for none), its lifetime (µs), the wake channel, the group, '1' to
+# move the group in its members' inboxes here (one Redis), '0' to answer them instead (a
+# cluster: their inboxes are in other slots). {send time} or {send time, members...} (a small
+# group, on a cluster), or {-1}, {-2}. As SEND: Redis's clock bumped past the last message,
+# a key seen within its lifetime answers the first send time, the message announced on the
+# wake channel. A group without the big flag is small: its members' inboxes get the group
+# at the send time (write diffusion, at most IM_GROUP_FANOUT_MAX_MEMBERS writes); a big one
+# writes nothing per member (read diffusion).
 GROUP_SEND = Script(
     _HELPERS
     + """
-if redis.call('EXISTS', KEYS[3]) == 0 then return -1 end
+if redis.call('EXISTS', KEYS[3]) == 0 then return {-1} end
 local mine = redis.call('HGET', KEYS[4], ARGV[1])
-if not mine then return -2 end
+if not mine then return {-2} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local idem, ttl = ARGV[3], tonumber(ARGV[4])
 if idem ~= '' then
   local prev = redis.call('ZSCORE', KEYS[2], idem)
-  if prev and tonumber(prev) > now - ttl then return tonumber(prev) end
+  if prev and tonumber(prev) > now - ttl then return {tonumber(prev)} end
 end
 local st, n = now, 0
 local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
@@ -116,7 +127,18 @@ if idem ~= '' then
   redis.call('ZADD', KEYS[2], st, idem)
   redis.call('PEXPIRE', KEYS[2], math.floor(ttl / 1000))
 end
-return st
+if redis.call('EXISTS', KEYS[5]) == 1 then return {st} end
+local names = redis.call('HKEYS', KEYS[4])
+if ARGV[7] == '1' then
+  for _, m in ipairs(names) do
+    local tag = string.gsub(string.gsub(string.gsub(m, '%%', '%%25'), '{', '%%7B'), '}', '%%7D')
+    redis.call('ZADD', 'im:{' .. tag .. '}:inbox', 'GT', st, ARGV[6])
+  end
+  return {st}
+end
+local out = {st}
+for _, m in ipairs(names) do out[#out + 1] = m end
+return out
 """
 )
 

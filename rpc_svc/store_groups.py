@@ -24,12 +24,15 @@ from rpc_svc.store_group_scripts import (
 )
 from rpc_svc.store_keys import (
     entry_id,
+    group_big_key,
     group_members_key,
     group_owner_key,
     idempotency_key,
+    inbox_key,
     messages_key,
     reads_key,
     retry_keys_key,
+    user_bigs_key,
     user_groups_key,
     wake_channel,
 )
@@ -50,12 +53,14 @@ class GroupInfo(NamedTuple):
 
 
 class AddMember(NamedTuple):
-    """`user` (a member) adds `member`: (code, group, newest entry's send time and count)."""
+    """`user` (a member) adds `member`: (code, group, a ReadMark at the newest entry, whether
+    the group is big, whether this add made it big)."""
 
     chat: str
     user: str
     member: str
     max_members: int
+    fanout_max: int = 100
 
 
 class RemoveMember(NamedTuple):
@@ -67,7 +72,8 @@ class RemoveMember(NamedTuple):
 
 
 class GroupAppend(NamedTuple):
-    """Store a message of `sender` in group `chat`: its send time, or a refusal code."""
+    """Store a message of `sender` in group `chat`: (its send time, the members whose inboxes
+    a second step must move: a small group on a cluster), or a refusal code."""
 
     chat: str
     sender: str
@@ -129,6 +135,27 @@ class ReadMarks(NamedTuple):
     chats: tuple[str, ...]
 
 
+class BigGroups(NamedTuple):
+    """The big groups `user` is in (small ones are in its inbox)."""
+
+    user: str
+
+
+class InboxPut(NamedTuple):
+    """Move small group `chat` in `user`'s inbox up to `position` (never back)."""
+
+    user: str
+    chat: str
+    position: int
+
+
+class BigJoined(NamedTuple):
+    """`user` is in big group `chat`: in its set of big groups, not in its inbox."""
+
+    user: str
+    chat: str
+
+
 class JoinedGroup(NamedTuple):
     """Put group `chat` in `user`'s set of groups."""
 
@@ -155,6 +182,9 @@ GroupOp = (
     | OwnCount
     | GroupTips
     | UserGroups
+    | BigGroups
+    | InboxPut
+    | BigJoined
     | ReadMarks
     | JoinedGroup
     | LeftGroup
@@ -188,9 +218,10 @@ def group_commands(
                 keys, member, ttl = retry_keys_key(chat), f"{sender}:{retry_key}", retry_ttl_us
             return [
                 (
-                    "EVALSHA", GROUP_SEND.sha, 4, messages_key(chat), keys,
-                    group_owner_key(chat), group_members_key(chat),
-                    sender, text, member, ttl, wake_channel(chat),
+                    "EVALSHA", GROUP_SEND.sha, 5, messages_key(chat), keys,
+                    group_owner_key(chat), group_members_key(chat), group_big_key(chat),
+                    sender, text, member, ttl, wake_channel(chat), chat,
+                    "1" if one_node else "0",
                 )
             ]  # fmt: skip
         case GroupRead(chat, actor, cursor, entries, reverse):
@@ -217,8 +248,8 @@ def group_commands(
         case GroupTips(user, chats):
             pairs = [(messages_key(c), group_members_key(c)) for c in chats]
             if one_node:
-                keys = [key for pair in pairs for key in pair]
-                return [("EVALSHA", GROUP_TIPS.sha, len(keys), *keys, user)]
+                flat = [key for pair in pairs for key in pair]
+                return [("EVALSHA", GROUP_TIPS.sha, len(flat), *flat, user)]
             return [("EVALSHA", GROUP_TIPS.sha, 2, *pair, user) for pair in pairs]
         case OwnCount(chat, user):
             return [("HGET", group_members_key(chat), user)]
@@ -226,9 +257,9 @@ def group_commands(
             return [("EVALSHA", GROUP_CREATE.sha, 2, *_group_keys(chat), owner)]
         case GroupInfo(chat, actor):
             return [("EVALSHA", GROUP_INFO.sha, 2, *_group_keys(chat), actor)]
-        case AddMember(chat, user, member, max_members):
-            add_keys = (*_group_keys(chat), messages_key(chat))
-            return [("EVALSHA", GROUP_ADD.sha, 3, *add_keys, user, member, max_members)]
+        case AddMember(chat, user, member, max_members, fanout_max):
+            add_keys = (*_group_keys(chat), messages_key(chat), group_big_key(chat))
+            return [("EVALSHA", GROUP_ADD.sha, 4, *add_keys, user, member, max_members, fanout_max)]
         case RemoveMember(chat, user, member):
             return [("EVALSHA", GROUP_REMOVE.sha, 2, *_group_keys(chat), user, member)]
         case GroupMark(chat, user, at):
@@ -237,10 +268,21 @@ def group_commands(
             return [("SMEMBERS", user_groups_key(user))]
         case ReadMarks(user, chats):
             return [("HMGET", reads_key(user), *chats)]
+        case BigGroups(user):
+            return [("SMEMBERS", user_bigs_key(user))]
+        case InboxPut(user, chat, position):
+            return [("ZADD", inbox_key(user), "GT", position, chat)]
+        case BigJoined(user, chat):
+            return [("SADD", user_bigs_key(user), chat), ("ZREM", inbox_key(user), chat)]
         case JoinedGroup(user, chat):
             return [("SADD", user_groups_key(user), chat)]
         case LeftGroup(user, chat):
-            return [("SREM", user_groups_key(user), chat), ("HDEL", reads_key(user), chat)]
+            return [
+                ("SREM", user_groups_key(user), chat),
+                ("HDEL", reads_key(user), chat),
+                ("ZREM", inbox_key(user), chat),
+                ("SREM", user_bigs_key(user), chat),
+            ]
     raise AssertionError(op)
 
 
@@ -288,7 +330,8 @@ def group_outcome(op: GroupOp, raw: list[Any]) -> Any:
     reply = raw[0]
     match op:
         case GroupAppend():
-            return int(reply)
+            code = int(reply[0])
+            return code if code < 0 else (code, list(reply[1:]))
         case GroupRead():
             return int(reply) if isinstance(reply, int) else group_entries(reply)
         case GroupLatest():
@@ -303,12 +346,13 @@ def group_outcome(op: GroupOp, raw: list[Any]) -> Any:
         case AddMember(chat):
             code = int(reply[0])
             if code < 0:
-                return code, None, None
+                return code, None, None, False, False
             tip = NO_READ
             if reply[2]:
                 ms, _, seq = reply[2].partition("-")
                 tip = ReadMark(int(ms) * 1000 + int(seq), (int(reply[3]), 0))
-            return code, _members(chat, reply[1], reply[4:]), tip
+            group = _members(chat, reply[1], reply[6:])
+            return code, group, tip, bool(int(reply[4])), bool(int(reply[5]))
         case RemoveMember(chat):
             code = int(reply[0])
             return (code, None) if code < 0 else (code, _members(chat, reply[1], reply[2:]))
@@ -317,10 +361,10 @@ def group_outcome(op: GroupOp, raw: list[Any]) -> Any:
             if code < 0:
                 return code
             return ReadMark(int(reply[1]), (int(reply[2]), int(reply[3])))
-        case UserGroups():
+        case UserGroups() | BigGroups():
             return sorted(reply)
         case ReadMarks():
             return [_mark(value) for value in reply]
-        case JoinedGroup() | LeftGroup():
+        case JoinedGroup() | LeftGroup() | InboxPut() | BigJoined():
             return None
     raise AssertionError(op)

@@ -17,8 +17,10 @@ A group ("#<name>") has a stream and idempotency sets as a chat does (its entrie
 g: "<messages so far>:<sender>:<text>"), and:
 
     im:{#<name>}:owner   string: the owner
+    im:{#<name>}:big     string: set once the group has more members than a small one may
     im:{#<name>}:mem     hash: member -> "<messages it sent>:<send time of its last one>"
     im:{<user>}:groups   set: the groups the user is a member of
+    im:{<user>}:bigs     set: the big ones among them (small ones are in the inbox)
 """
 
 from __future__ import annotations
@@ -71,6 +73,16 @@ def group_owner_key(group: str) -> str:
 def group_members_key(group: str) -> str:
     """The hash of a group's members and their own message counts."""
     return _key(group, "mem")
+
+
+def group_big_key(group: str) -> str:
+    """The flag set once a group is big (read diffusion: no inbox write per member)."""
+    return _key(group, "big")
+
+
+def user_bigs_key(user: str) -> str:
+    """The set of the big groups a user is a member of."""
+    return _key(user, "bigs")
 
 
 def user_groups_key(user: str) -> str:

@@ -59,12 +59,15 @@ class GroupMachine(RuleBasedStateMachine):
     """Random calls; each answer compared with the model's."""
 
     make: Callable[[], RedisStore]
+    fanout_max = 100  # groups of up to this many members are small (inbox writes on send)
 
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.store = self._run(self._open())
-        self.service = ChatService(self.store, 4096, max_group_members=MAX_MEMBERS)
+        self.service = ChatService(
+            self.store, 4096, max_group_members=MAX_MEMBERS, group_fanout_max=self.fanout_max
+        )
         self.model = Model()
         run = next(_runs)
         self.users = [f"r{run}u{i}" for i in range(4)]
@@ -136,6 +139,29 @@ class GroupMachine(RuleBasedStateMachine):
             group.read[member] = self.model.newest(chat)  # a newcomer starts at the newest
         self._same_group(chat, answer)
 
+    def _member(self, pick: int) -> tuple[str, str]:
+        """A group that exists and one of its members, chosen by `pick`."""
+        chat = sorted(self.model.groups)[pick % len(self.model.groups)]
+        members = sorted(self.model.groups[chat].members)
+        return chat, members[pick % len(members)]
+
+    @precondition(lambda self: bool(self.model.groups))
+    @rule(pick=st.integers(0, 99), m=st.integers(0, 3))
+    def add_by_a_member(self, pick: int, m: int) -> None:
+        chat, user = self._member(pick)
+        self.add(self.groups.index(chat), self.users.index(user), m)
+
+    @precondition(lambda self: bool(self.model.groups))
+    @rule(pick=st.integers(0, 99))
+    def send_by_a_member(self, pick: int) -> None:
+        chat, user = self._member(pick)
+        self.send_to_group(self.groups.index(chat), self.users.index(user))
+
+    @precondition(lambda self: bool(self.model.groups))
+    @rule(pick=st.integers(0, 99))
+    def chats_of_a_member(self, pick: int) -> None:
+        self.chats(self.users.index(self._member(pick)[1]))
+
     @rule(g=st.integers(0, 1), u=st.integers(0, 3), m=st.integers(0, 3))
     def remove(self, g: int, u: int, m: int) -> None:
         chat, user, member = self.groups[g], self.users[u], self.users[m]
@@ -205,7 +231,6 @@ class GroupMachine(RuleBasedStateMachine):
         expected = self.model.messages.get(chat, [])
         assert seen == (expected[::-1] if reverse else expected)
 
-    @precondition(lambda self: bool(self.model.messages))
     @rule(u=st.integers(0, 3))
     def chats(self, u: int) -> None:
         user = self.users[u]
@@ -235,16 +260,21 @@ class GroupMachine(RuleBasedStateMachine):
 
 SETTINGS = settings(
     max_examples=30,
-    stateful_step_count=25,
+    stateful_step_count=40,
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
 
 
-def test_groups_behave_as_the_model_says_on_redis(redis_proc: Process) -> None:
+@pytest.mark.parametrize("fanout_max", [100, 1])
+def test_groups_behave_as_the_model_says_on_redis(redis_proc: Process, fanout_max: int) -> None:
+    """Small groups (inbox writes on send), then groups that become big at their second
+    member (read diffusion), and every mix in between."""
+
     class OnRedis(GroupMachine):
         make = staticmethod(lambda: make_store(redis_proc))
 
+    OnRedis.fanout_max = fanout_max
     OnRedis.TestCase.settings = SETTINGS
     OnRedis.TestCase().runTest()
 
@@ -255,6 +285,7 @@ def test_groups_behave_as_the_model_says_on_a_redis_cluster(
 ) -> None:
     class OnCluster(GroupMachine):
         make = staticmethod(lambda: make_cluster_store(redis_cluster))
+        fanout_max = 2  # small, then big at the third member
 
     OnCluster.TestCase.settings = settings(SETTINGS, max_examples=8)
     OnCluster.TestCase().runTest()

@@ -32,7 +32,9 @@ G = "#team"
 
 
 async def _send(store: RedisStore, sender: str, text: str = "hi", key: str = "") -> int:
-    return int(await store.one(GroupAppend(G, sender, text, key)))
+    """The send time, or the refusal code."""
+    outcome = await store.one(GroupAppend(G, sender, text, key))
+    return outcome if isinstance(outcome, int) else int(outcome[0])
 
 
 async def test_membership_changes_and_their_refusals(store: RedisStore) -> None:
@@ -40,12 +42,12 @@ async def test_membership_changes_and_their_refusals(store: RedisStore) -> None:
     assert await store.one(CreateGroup(G, "bob")) is False
     assert await store.one(GroupInfo(G)) == Group(G, "ann", ["ann"])
     assert await store.one(GroupInfo("#none")) == UNKNOWN_GROUP
-    code, group, _ = await store.one(AddMember(G, "ann", "cid", 3))
-    assert (code, group) == (1, Group(G, "ann", ["ann", "cid"]))
-    assert (await store.one(AddMember(G, "cid", "bob", 3)))[:2] == (
-        1,
-        Group(G, "ann", ["ann", "bob", "cid"]),
-    )
+    code, group, _, big, became = await store.one(AddMember(G, "ann", "cid", 3, 2))
+    assert (code, group, big, became) == (1, Group(G, "ann", ["ann", "cid"]), False, False)
+    code, group, _, big, became = await store.one(AddMember(G, "cid", "bob", 3, 2))
+    assert (code, group) == (1, Group(G, "ann", ["ann", "bob", "cid"]))
+    assert (big, became) == (True, True)  # more members than a small group (2) has
+    assert (await store.one(AddMember(G, "ann", "bob", 3, 2)))[3:] == (True, False)
     assert (await store.one(AddMember(G, "ann", "bob", 3)))[0] == 0  # again: nothing changes
     assert (await store.one(AddMember(G, "ann", "dan", 3)))[0] == GROUP_FULL
     assert (await store.one(AddMember(G, "eve", "dan", 9)))[0] == NOT_A_MEMBER
@@ -64,7 +66,7 @@ async def test_sends_count_messages_and_only_members_send(store: RedisStore) -> 
     times = [await _send(store, s, f"m{i}") for i, s in enumerate(["ann", "bob", "ann"])]
     assert times == sorted(set(times))
     assert await _send(store, "eve") == NOT_A_MEMBER
-    assert int(await store.one(GroupAppend("#none", "ann", "x"))) == UNKNOWN_GROUP
+    assert await store.one(GroupAppend("#none", "ann", "x")) == UNKNOWN_GROUP
     assert await _send(store, "bob", "again", key="k1") == await _send(
         store, "bob", "again", key="k1"
     )
