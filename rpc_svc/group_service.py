@@ -1,11 +1,7 @@
 """Group chats in the chat service: what a send, pull or read of a group asks of the store,
-the group calls (create, add, remove, members), and the inbox that merges a user's 1:1
-chats with its groups (read diffusion: a group's activity is read when the inbox is).
-
-    GET /api/chats for a user in G groups and C 1:1 chats: two round trips. The first reads
-    the user's 1:1 inbox (O(log C + page)) and set of groups (O(G)); the second each group's
-    newest entry and the user's own count there (2G commands, O(log N) each) and each
-    shown 1:1 chat's newest entry. Then a merge of G + page rows in the service.
+the group calls (create, add, remove, members), and the inbox that merges a user's inbox
+(1:1 chats and small groups, moved there by each send) with its big groups (read when the
+inbox is): see docs/store.md, "Groups: hybrid diffusion".
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 
 A refusal is a negative number (the codes of rpc_svc.groups), where a result would be a send
 time or a list. Entries have one field g: "<messages so far>:<sender>:<text>", so a count of
-messages after a read position is a difference of two entries (O(log N), no write per
-member on a send: read diffusion).
+messages after a read position is a difference of two entries (O(log N)). A small group's
+send moves it in its members' inboxes; a big group's writes nothing per member.
 """
 
 from __future__ import annotations
