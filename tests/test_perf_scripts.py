@@ -156,3 +156,21 @@ def test_the_authentication_comparison_writes_a_row_per_gateway(tmp_path: Path) 
     gateways = ["off", "on", "on, no cache"]
     assert names == [(s, g) for s in ("send", "pull10") for g in gateways]
     assert "0 lost, 0 duplicated" in (tmp_path / "auth.md").read_text()
+
+
+@pytest.mark.slow
+def test_the_group_comparison_measures_every_scenario_and_audits(tmp_path: Path) -> None:
+    args = ("--seconds", "1", "--rounds", "1", "--members", "120", "--groups", "5")
+    done = _run_module("perf.groups", *args, "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = (tmp_path / "groups.md").read_text()
+    rows = [r for r in text.splitlines() if r.startswith("| ") and "---" not in r][1:]
+    assert [r.split(" | ")[0] for r in rows] == [
+        "| 1:1 send (200 chats)",
+        "| group send (10 groups of 120 members)",
+        "| pull, 10 messages",
+        "| inbox of a user in 5 groups and 5 1:1 chats, 10 rows",
+    ]
+    audit = re.search(r"audit: \d+ chats, (\d+) acked, \d+ stored, 0 lost, 0 duplicated", text)
+    assert audit
+    assert int(audit.group(1)) > 100
