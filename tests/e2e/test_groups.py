@@ -12,6 +12,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from devtools.procs import nginx_server
 from tests.conftest import E2E_DB, key_count, redis_url
 from tests.in_process import in_process_stack
 
@@ -211,3 +212,28 @@ async def test_a_full_group_refuses_a_new_member(redis_proc: Any) -> None:
             "group_full",
         )
         await _ok(c, "POST", "/api/groups/add", chat=g, user="a", member="b")  # a member: fine
+
+
+@pytest.fixture(scope="module")
+def nginx_url(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """nginx in front of the session stack's stream-mode gateway (authentication off)."""
+    proxy = nginx_server(tmp_path_factory.mktemp("groups-nginx"), [stack.gateways[0].port])
+    proxy.start()
+    yield f"http://127.0.0.1:{proxy.port}"
+    proxy.stop()
+
+
+async def test_group_calls_through_nginx(nginx_url: str) -> None:
+    n = next(_ids)
+    g, ann, bob = f"#edge{n}", f"ann{n}", f"bob{n}"
+    async with httpx.AsyncClient(base_url=nginx_url, timeout=10) as c:
+        await _ok(c, "POST", "/api/groups", chat=g, user=ann)
+        await _ok(c, "POST", "/api/groups/add", chat=g, user=ann, member=bob)
+        sent = await _ok(c, "POST", "/api/send", chat=g, sender=bob, text="via nginx")
+        page = await _ok(c, "GET", "/api/pull", chat=g)
+        assert [m["send_time"] for m in page["messages"]] == [sent["send_time"]]
+        inbox = await _ok(c, "GET", "/api/chats", user=ann)
+        assert [(x["chat"], x["unread"]) for x in inbox["chats"]] == [(g, 1)]
+        assert await _error(c, "POST", "/api/groups", chat=g, user=bob) == (409, "group_exists")
+        members = await c.get("/api/groups/members", params={"chat": g})
+        assert members.json()["members"] == sorted([ann, bob])
