@@ -7,7 +7,7 @@ inbox is): see docs/store.md, "Groups: hybrid diffusion".
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 from rpc_svc.access import check_same_user
 from rpc_svc.chat import (
@@ -18,7 +18,6 @@ from rpc_svc.chat import (
     Message,
     Page,
     ReadMark,
-    Tip,
     check_client_msg_id,
     check_cursor,
     check_text,
@@ -54,6 +53,9 @@ from rpc_svc.store_groups import (
     LeftGroup,
     ReadMarks,
     RemoveMember,
+)
+from rpc_svc.store_groups import (
+    InboxPage as InboxPageOp,
 )
 
 GROUP_OPS = ("create", "add", "remove", "members")
@@ -197,46 +199,49 @@ class GroupCalls:
 
     async def inbox(self, user: str, below: int, skip: int, limit: int, cursor: int) -> InboxPage:
         """One page of `user`'s chats and groups, most recently active first: its inbox (1:1
-        chats and small groups, by last activity) merged with its big groups (read)."""
-        rows, bigs = await self._all(
-            [InboxRange(user, below, 0, skip + limit + 1), BigGroups(user)]
+        chats and small groups, by last activity) merged with its big groups (read). One
+        script on one Redis; two round trips on a cluster."""
+        if self._store.one_node:
+            op = InboxPageOp(user, below, skip, limit)
+            return build_inbox(op, cursor, (await self._all([op]))[0])
+        return build_inbox(
+            InboxPageOp(user, below, skip, limit),
+            cursor,
+            await self._inbox_in_steps(user, below, skip + limit),
         )
+
+    async def _inbox_in_steps(self, user: str, below: int, head_size: int) -> tuple[Any, ...]:
+        """What the one-Redis script reads, on a cluster: the rows and big groups, then the
+        newest entries of the rows' head and of the big groups (their keys are elsewhere)."""
+        rows, bigs = await self._all([InboxRange(user, below, 0, head_size + 1), BigGroups(user)])
         rows, bigs = cast(list[InboxRow], rows), cast(list[str], bigs)
-        head = rows[: skip + limit]
-        pairs = [r for r in rows if not is_group(r.chat)]
-        pair_head = [r for r in head if not is_group(r.chat)]
-        small_head = [r for r in head if is_group(r.chat)]
-        tip_chats = tuple(r.chat for r in small_head) + tuple(bigs)
-        ops: list[Latest | GroupTips | ReadMarks] = [Latest(r.chat) for r in pair_head]
+        head = rows[:head_size]
+        tip_chats = tuple(r.chat for r in head if is_group(r.chat)) + tuple(bigs)
+        ops: list[Latest | GroupTips | ReadMarks] = [
+            Latest(r.chat) for r in head if not is_group(r.chat)
+        ]
         if tip_chats:
             ops.append(GroupTips(user, tip_chats))
         if bigs:
             ops.append(ReadMarks(user, tuple(bigs)))
         outcomes = await self._all(ops) if ops else []
-        items = inbox_items(user, pairs, cast(list[Tip | None], outcomes[: len(pair_head)]))
-        tips = (
-            cast(list[tuple[GroupTip | None, int | None]], outcomes[len(pair_head)])
-            if tip_chats
-            else []
+        pair_tips = iter(outcomes)
+        group_tips = iter(
+            cast(list[Any], outcomes[len(head) - sum(map(_grouped, head))]) if tip_chats else []
         )
-        for row in rows:  # small groups: positioned by the inbox
-            if is_group(row.chat) and row not in small_head:
-                items.append(InboxItem(row.position, row.chat, None))  # beyond the page
-        for row, (tip, own) in zip(small_head, tips, strict=False):
-            if tip is not None and own is not None:  # else: left (a cut step), or no message
-                items.append(
-                    InboxItem(row.position, row.chat, _shown(row.chat, tip, own, row.read))
-                )
+        tips: list[Any] = []
+        owns: list[int | None] = []
+        for row in head:
+            if is_group(row.chat):
+                tip, own = next(group_tips)
+                tips.append(tip)
+                owns.append(own)
+            else:
+                tips.append(next(pair_tips))
+                owns.append(None)
         marks = cast(list[ReadMark], outcomes[-1]) if bigs else []
-        for chat, (tip, own), mark in zip(bigs, tips[len(small_head) :], marks, strict=True):
-            if tip is None or own is None or (below and tip.entry.send_time > below):
-                continue
-            items.append(InboxItem(tip.entry.send_time, chat, _shown(chat, tip, own, mark)))
-        items.sort(key=lambda item: (item.position, item.chat), reverse=True)
-        if skip:
-            at_below = set([i for i, item in enumerate(items) if item.position == below][:skip])
-            items = [item for i, item in enumerate(items) if i not in at_below]
-        return page_inbox(items[: limit + 1], limit, cursor)
+        big_rows = [(chat, *next(group_tips), mark) for chat, mark in zip(bigs, marks, strict=True)]
+        return rows, tips, owns, big_rows
 
     async def _all(self, ops: Sequence[object]) -> list[object]:
         outcomes = await self._store.execute(ops)  # type: ignore[arg-type]
@@ -244,6 +249,40 @@ class GroupCalls:
         if failed is not None:
             raise failed
         return outcomes
+
+
+def build_inbox(op: InboxPageOp, cursor: int, outcome: Any) -> InboxPage:
+    """The page of an inbox read (`op`'s rows, newest messages and big groups, merged by
+    last activity)."""
+    user, below, skip, limit = op
+    rows, tips, owns, bigs = outcome
+    items = inbox_items(
+        user,
+        [r for r in rows if not is_group(r.chat)],
+        [t for r, t in zip(rows, tips, strict=False) if not is_group(r.chat)],
+    )
+    for i, row in enumerate(rows):  # small groups: positioned by the inbox
+        if not is_group(row.chat):
+            continue
+        tip, own = (tips[i], owns[i]) if i < len(tips) else (None, None)
+        shown = None
+        if tip is not None and own is not None:  # else: left (a cut step), or beyond
+            shown = _shown(row.chat, cast(GroupTip, tip), own, row.read)
+        if shown is not None or i >= len(tips):
+            items.append(InboxItem(row.position, row.chat, shown))
+    for chat, tip, own, mark in bigs:
+        if tip is None or own is None or (below and tip.entry.send_time > below):
+            continue
+        items.append(InboxItem(tip.entry.send_time, chat, _shown(chat, tip, own, mark)))
+    items.sort(key=lambda item: (item.position, item.chat), reverse=True)
+    if skip:
+        at_below = set([i for i, item in enumerate(items) if item.position == below][:skip])
+        items = [item for i, item in enumerate(items) if i not in at_below]
+    return page_inbox(items[: limit + 1], limit, cursor)
+
+
+def _grouped(row: InboxRow) -> int:
+    return 1 if is_group(row.chat) else 0
 
 
 def _shown(chat: str, tip: GroupTip, own: int, mark: ReadMark) -> InboxChat:

@@ -10,6 +10,7 @@ from typing import NamedTuple, cast
 from rpc_svc.access import check_actor, check_member, check_same_user
 from rpc_svc.chat import (
     NO_READ,
+    TIES,
     Chat,
     Entry,
     InboxPage,
@@ -31,6 +32,7 @@ from rpc_svc.errors import IMError, Overloaded
 from rpc_svc.group_service import (
     GroupCall,
     GroupCalls,
+    build_inbox,
     page_or_refused,
     plan_pull,
     plan_send,
@@ -39,6 +41,7 @@ from rpc_svc.group_service import (
 from rpc_svc.groups import DEFAULT_MAX_MEMBERS, Group, check_group, is_group
 from rpc_svc.store import Append, Latest, MarkRead, Outcome, Read, RedisStore
 from rpc_svc.store_groups import GroupAppend, GroupRead
+from rpc_svc.store_groups import InboxPage as InboxPageOp
 
 POLL_S = 0.5  # a long poll's re-read interval while wake-ups cannot be watched
 
@@ -103,7 +106,8 @@ class Sent(NamedTuple):
 
 Call = SendCall | PullCall | ChatsCall | ReadCall | GroupCall
 Result = Sent | Page | InboxPage | ReadDone | Group | IMError
-Plan = tuple[Chat | None, Append | Read | GroupAppend | GroupRead]
+PlannedOp = Append | Read | GroupAppend | GroupRead | InboxPageOp
+Plan = tuple[Chat | None, PlannedOp]
 
 
 class ChatService:
@@ -138,11 +142,13 @@ class ChatService:
         Inbox calls take more than one round trip; they run beside the others.
         """
         results: list[Result | None] = [None] * len(calls)
-        planned: list[tuple[int, Chat | None, Append | Read | GroupAppend | GroupRead]] = []
+        planned: list[tuple[int, Chat | None, PlannedOp]] = []
         inbox: list[tuple[int, ChatsCall | ReadCall | GroupCall]] = []
         for i, call in enumerate(calls):
             try:
-                if isinstance(call, ChatsCall | ReadCall | GroupCall):
+                if isinstance(call, ChatsCall) and self._store.one_node:  # one script
+                    planned.append((i, None, self._plan_inbox(call)))
+                elif isinstance(call, ChatsCall | ReadCall | GroupCall):
                     inbox.append((i, call))
                 else:
                     planned.append((i, *self._plan(call)))
@@ -161,6 +167,15 @@ class ChatService:
         for (i, chat, op), outcome in zip(planned, cast(list[Outcome], outcomes), strict=True):
             results[i] = _result(chat, op, outcome)
         return cast(list[Result], results)
+
+    def _plan_inbox(self, call: ChatsCall) -> InboxPageOp:
+        """The store operation of an inbox page (one Redis: one script, batched)."""
+        check_actor(call.actor, self._require_user)
+        check_user(call.user)
+        check_same_user(call.actor, call.user, "user")
+        check_cursor(call.cursor)
+        below, skip = inbox_cursor(call.cursor)
+        return InboxPageOp(call.user, below, skip, page_limit(call.limit))
 
     async def chats(self, call: ChatsCall) -> InboxPage:
         """One page of a user's chats, each with its last message and the user's unread
@@ -294,9 +309,7 @@ async def _no_outcomes() -> list[Outcome]:
     return []
 
 
-def _result(
-    chat: Chat | None, op: Append | Read | GroupAppend | GroupRead, outcome: Outcome
-) -> Result:
+def _result(chat: Chat | None, op: PlannedOp, outcome: Outcome) -> Result:
     if isinstance(outcome, IMError):
         return outcome
     if isinstance(op, GroupAppend):
@@ -304,6 +317,8 @@ def _result(
         return sent if isinstance(sent, IMError) else Sent(op.chat, sent)
     if isinstance(op, GroupRead):
         return page_or_refused(op, outcome)
+    if isinstance(op, InboxPageOp):
+        return build_inbox(op, op.below * TIES + op.skip, outcome)
     assert chat is not None
     if isinstance(op, Append):
         assert isinstance(outcome, int)

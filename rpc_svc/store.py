@@ -244,6 +244,11 @@ class RedisStore:
         client = aioredis.Redis(connection_pool=pool)
         return cls(client, wakeups, idempotency_ttl_s, retry_key_ttl_s, **waits)
 
+    @property
+    def one_node(self) -> bool:
+        """Whether the store is one Redis (not a cluster): a script may then name any key."""
+        return self._topology is None
+
     async def close(self) -> None:
         """Close every connection and the subscriptions."""
         await self.wakeups.close()

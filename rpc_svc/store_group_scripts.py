@@ -217,7 +217,50 @@ return out
 """
 )
 
+# One Redis only (it names keys it was not given: not for a cluster). KEYS: a user's inbox,
+# read positions, big groups. ARGV: the user, the highest position ('+inf' or a time), how
+# many inbox rows, how many of them to read the newest entry of. The whole inbox page in one
+# call: {rows, bigs}; rows: chat, position, read position, then for the first rows the
+# newest entry's id, field, value and (a group) the user's members-hash value ('' for none);
+# bigs: chat, read position, newest entry's id, value, members-hash value.
+INBOX_PAGE = Script(
+    """
+local function key(name, suffix)
+  local tag = string.gsub(string.gsub(string.gsub(name, '%%', '%%25'), '{', '%%7B'), '}', '%%7D')
+  return 'im:{' .. tag .. '}:' .. suffix
+end
+local function is_group(chat)
+  return string.sub(chat, 1, 1) == '#' and not string.find(chat, ':', 1, true)
+end
+local rows = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[2], '-inf', 'WITHSCORES',
+  'LIMIT', 0, tonumber(ARGV[3]))
+local head, out, n = tonumber(ARGV[4]), {}, 0
+for i = 1, #rows, 2 do
+  n = n + 1
+  local chat = rows[i]
+  local id, name, value, mine = '', '', '', ''
+  if n <= head then
+    local top = redis.call('XREVRANGE', key(chat, 'm'), '+', '-', 'COUNT', 1)
+    if top[1] then id, name, value = top[1][1], top[1][2][1], top[1][2][2] end
+    if is_group(chat) then mine = redis.call('HGET', key(chat, 'mem'), ARGV[1]) or '' end
+  end
+  for _, v in ipairs({chat, rows[i + 1], redis.call('HGET', KEYS[2], chat) or '', id, name,
+      value, mine}) do out[#out + 1] = v end
+end
+local bigs = {}
+for _, chat in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  local top = redis.call('XREVRANGE', key(chat, 'm'), '+', '-', 'COUNT', 1)
+  local id, value = '', ''
+  if top[1] then id, value = top[1][1], top[1][2][2] end
+  for _, v in ipairs({chat, redis.call('HGET', KEYS[2], chat) or '', id, value,
+      redis.call('HGET', key(chat, 'mem'), ARGV[1]) or ''}) do bigs[#bigs + 1] = v end
+end
+return {out, bigs}
+"""
+)
+
 GROUP_SCRIPTS = (
+    INBOX_PAGE,
     GROUP_TIPS,
     GROUP_CREATE,
     GROUP_INFO,

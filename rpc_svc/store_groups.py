@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from rpc_svc.chat import NO_READ, ReadMark
+from rpc_svc.chat import NO_READ, Entry, InboxRow, ReadMark, Tip
 from rpc_svc.groups import Group, GroupEntry, GroupTip
 from rpc_svc.store_group_scripts import (
     GROUP_ADD,
@@ -21,6 +21,7 @@ from rpc_svc.store_group_scripts import (
     GROUP_REMOVE,
     GROUP_SEND,
     GROUP_TIPS,
+    INBOX_PAGE,
 )
 from rpc_svc.store_keys import (
     entry_id,
@@ -128,6 +129,17 @@ class UserGroups(NamedTuple):
     user: str
 
 
+class InboxPage(NamedTuple):
+    """One Redis only: `user`'s inbox rows at or below `below` (0: the top) for a page of
+    `limit` after `skip` rows, the newest message of each row the page may show (with the
+    user's own count in a group), and its big groups': (rows, tips, owns, bigs), one call."""
+
+    user: str
+    below: int
+    skip: int
+    limit: int
+
+
 class ReadMarks(NamedTuple):
     """`user`'s read positions in `chats` (NO_READ where there is none)."""
 
@@ -182,6 +194,7 @@ GroupOp = (
     | OwnCount
     | GroupTips
     | UserGroups
+    | InboxPage
     | BigGroups
     | InboxPut
     | BigJoined
@@ -270,6 +283,10 @@ def group_commands(
             return [("HMGET", reads_key(user), *chats)]
         case BigGroups(user):
             return [("SMEMBERS", user_bigs_key(user))]
+        case InboxPage(user, below, skip, limit):
+            page_keys = (inbox_key(user), reads_key(user), user_bigs_key(user))
+            top, head = below or "+inf", skip + limit
+            return [("EVALSHA", INBOX_PAGE.sha, 3, *page_keys, user, top, head + 1, head)]
         case InboxPut(user, chat, position):
             return [("ZADD", inbox_key(user), "GT", position, chat)]
         case BigJoined(user, chat):
@@ -284,6 +301,41 @@ def group_commands(
                 ("SREM", user_bigs_key(user), chat),
             ]
     raise AssertionError(op)
+
+
+def _pair_tip(entry_id_: str, name: str, value: str) -> Tip:
+    """The newest entry of a 1:1 chat (field t: role, both tallies, text; or m: role, text)."""
+    role = 1 if value[0] == "1" else 0
+    sent, text = (0, 0), value[1:]
+    if name == "t":
+        sent0, sent1, text = value[1:].split(":", 2)
+        sent = (int(sent0), int(sent1))
+    ms, _, seq = entry_id_.partition("-")
+    return Tip(Entry(int(ms) * 1000 + int(seq), role, text), sent)
+
+
+def _inbox_page(reply: list[Any]) -> tuple[Any, ...]:
+    rows_raw, bigs_raw = reply
+    rows: list[InboxRow] = []
+    tips: list[Tip | GroupTip | None] = []
+    owns: list[int | None] = []
+    for i in range(0, len(rows_raw), 7):
+        chat, position, read, entry_id_, name, value, mine = rows_raw[i : i + 7]
+        rows.append(InboxRow(chat, int(float(position)), _mark(read)))
+        if not entry_id_:
+            tips.append(None)
+        elif name == "g":
+            tips.append(_tip_and_own(entry_id_, value, mine.split(":", 1)[0] if mine else "")[0])
+        else:
+            tips.append(_pair_tip(entry_id_, name, value))
+        owns.append(int(mine.split(":", 1)[0]) if mine else None)
+    bigs = []
+    for i in range(0, len(bigs_raw), 5):
+        chat, read, entry_id_, value, mine = bigs_raw[i : i + 5]
+        tip = _tip_and_own(entry_id_, value, "0")[0] if entry_id_ else None
+        own = int(mine.split(":", 1)[0]) if mine else None
+        bigs.append((chat, tip, own, _mark(read)))
+    return rows, tips, owns, bigs
 
 
 def _mark(value: str | None) -> ReadMark:
@@ -324,6 +376,10 @@ def group_tip(rows: list[Any]) -> GroupTip | None:
 
 def group_outcome(op: GroupOp, raw: list[Any]) -> Any:
     """What `op` answers, from the replies of its commands."""
+    if isinstance(op, InboxPage):
+        rows, tips, owns, bigs = _inbox_page(raw[0])
+        head = op.skip + op.limit
+        return rows, tips[:head], owns[:head], bigs
     if isinstance(op, GroupTips):
         flat = [value for reply in raw for value in reply]
         return [_tip_and_own(*flat[i : i + 3]) for i in range(0, len(flat), 3)]

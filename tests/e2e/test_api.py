@@ -236,7 +236,7 @@ async def test_metrics_time_each_rpc_method_by_its_name(
     timed = set(
         re.findall(r'im_rpc_call_duration_seconds_count\{method="(\w+)",outcome="OK"\}', text)
     )
-    assert timed == RPC_METHODS[mode]
+    assert timed - {"group"} == RPC_METHODS[mode]  # (group calls: other tests, same stack)
 
 
 async def test_nginx_retry_key_dedups_a_send_when_it_is_plausible(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from typing import Any
 
 import httpx
@@ -18,12 +19,13 @@ from tests.in_process import in_process_stack
 
 pytestmark = pytest.mark.e2e
 _ids = itertools.count()
+_RUN = uuid.uuid4().hex[:6]  # other modules' users share the session's Redis
 
 
 @pytest.fixture
 def names() -> tuple[str, str, str, str]:
     """A fresh group name and three users."""
-    n = next(_ids)
+    n = f"{_RUN}{next(_ids)}"
     return f"#team{n}", f"ann{n}", f"bob{n}", f"cid{n}"
 
 
@@ -84,7 +86,7 @@ async def test_a_group_that_does_not_exist_is_a_404_and_stores_nothing(
     client: httpx.AsyncClient, e2e_redis: aioredis.Redis, method: str, path: str, params: Any
 ) -> None:
     before = await key_count(e2e_redis)
-    chat = f"#nothing{next(_ids)}"
+    chat = f"#nothing{_RUN}{next(_ids)}"
     assert await _error(client, method, path, chat=chat, **params) == (404, "unknown_group")
     assert await key_count(e2e_redis) == before
 
@@ -204,7 +206,7 @@ async def test_a_full_group_refuses_a_new_member(redis_proc: Any) -> None:
         in_process_stack(url, rpc_fields={"group_max_members": 2}) as base,
         httpx.AsyncClient(base_url=base, timeout=10) as c,
     ):
-        g = f"#small{next(_ids)}"
+        g = f"#small{_RUN}{next(_ids)}"
         await _ok(c, "POST", "/api/groups", chat=g, user="a")
         await _ok(c, "POST", "/api/groups/add", chat=g, user="a", member="b")
         assert await _error(c, "POST", "/api/groups/add", chat=g, user="a", member="c") == (
@@ -224,7 +226,7 @@ def nginx_url(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 async def test_group_calls_through_nginx(nginx_url: str) -> None:
-    n = next(_ids)
+    n = f"{_RUN}{next(_ids)}"
     g, ann, bob = f"#edge{n}", f"ann{n}", f"bob{n}"
     async with httpx.AsyncClient(base_url=nginx_url, timeout=10) as c:
         await _ok(c, "POST", "/api/groups", chat=g, user=ann)
