@@ -63,7 +63,7 @@ def test_the_store_works_as_the_acl_user_and_nothing_else_does(
     anonymous = redis.Redis(port=store.port)
     try:
         assert as_im.ping()
-        for command in (("FLUSHALL",), ("KEYS", "*"), ("CONFIG", "GET", "*"), ("GET", "im:x")):
+        for command in (("FLUSHALL",), ("KEYS", "*"), ("CONFIG", "GET", "*"), ("DEL", "im:x")):
             with pytest.raises(redis.exceptions.NoPermissionError):
                 as_im.execute_command(*command)  # type: ignore[no-untyped-call]
         with pytest.raises(redis.exceptions.NoPermissionError):
