@@ -1,14 +1,16 @@
-"""What group chats cost: a send to a 1,000-member group against a 1:1 send, and the inbox
-of a user in 200 groups and 200 1:1 chats against a 10-message pull, interleaved.
+"""What group chats cost: a send to a 1,000-member group (big: no write per member) and to a
+100-member group (small: one inbox write per member) against a 1:1 send, and the inbox of a
+user in 200 groups and 200 1:1 chats against a 10-message pull, interleaved.
 
     python -m perf.groups [--seconds 5] [--rounds 5] [--members 1000] [--groups 200]
 
 One redis-server, one im-rpc, one gateway (stream mode). Set-up (through the API): 10 groups
-of `--members` members each, and a user ("hub") in `--groups` groups and as many 1:1 chats,
-each with a message. Each round runs, in turn: 1:1 send and group send at 64 connections,
-pull10 and the hub's inbox (10 rows) at 20. Prints and writes groups.md (medians; ratios
-are the median of each round's own ratio), then audits every acknowledged send, group
-messages included: exit 1 when one is lost, duplicated or out of order.
+of `--members` members each, 10 of `--small-members`, and a user ("hub") in `--groups` groups
+and as many 1:1 chats, each with a message. Each round runs, in turn: 1:1 send and the two
+group sends at 64 connections, pull10 and the hub's inbox (10 rows) at 20. Prints and writes
+groups.md (medians; ratios are the median of each round's own ratio), then audits every
+acknowledged send, group messages included: exit 1 when one is lost, duplicated or out of
+order.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from perf.stack import raise_fd_limit, start_owned
 from perf.wrk import WrkResult, run_wrk
 
 PREFIX = "grp"
+SMALL = "grs"  # the small groups' prefix
 BIG_GROUPS = 10
 CHATS = 200
 
@@ -39,6 +42,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=5, help="length of each wrk run")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians kept)")
     p.add_argument("--members", type=int, default=1000, help="members of each big group")
+    p.add_argument("--small-members", type=int, default=100, help="members of each small group")
     p.add_argument("--groups", type=int, default=200, help="groups (and 1:1 chats) of the hub")
     p.add_argument("--out", type=Path, help="report directory (default perf/reports/<date>)")
     return p.parse_args(argv)
@@ -60,17 +64,22 @@ async def _post_all(
         await asyncio.gather(*(one(path, body) for path, body in calls))
 
 
-async def set_up(url: str, members: int, groups: int) -> None:
-    """The big groups, and the hub's groups and 1:1 chats, each with a message."""
-    owner = f"{PREFIX}m1"
-    big = [f"#{PREFIX}g{i}" for i in range(1, BIG_GROUPS + 1)]
-    await _post_all(url, [("/api/groups", {"chat": g, "user": owner}) for g in big])
+async def _groups_of(url: str, prefix: str, members: int) -> None:
+    owner = f"{prefix}m1"
+    groups = [f"#{prefix}g{i}" for i in range(1, BIG_GROUPS + 1)]
+    await _post_all(url, [("/api/groups", {"chat": g, "user": owner}) for g in groups])
     adds = [
-        ("/api/groups/add", {"chat": g, "user": owner, "member": f"{PREFIX}m{j}"})
-        for g in big
+        ("/api/groups/add", {"chat": g, "user": owner, "member": f"{prefix}m{j}"})
+        for g in groups
         for j in range(2, members + 1)
     ]
     await _post_all(url, adds)
+
+
+async def set_up(url: str, members: int, small_members: int, groups: int) -> None:
+    """The big and small groups, and the hub's groups and 1:1 chats, each with a message."""
+    await _groups_of(url, PREFIX, members)
+    await _groups_of(url, SMALL, small_members)
     hub = f"{PREFIX}hub"
     mine = [f"#{PREFIX}h{i}" for i in range(groups)]
     await _post_all(url, [("/api/groups", {"chat": g, "user": hub}) for g in mine])
@@ -86,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     """Set up, measure, print and write the table; 1 if the audit failed."""
     args = _args(argv)
     raise_fd_limit()
-    runs: dict[str, list[WrkResult]] = {s: [] for s in ("send", "gsend", "pull10", "chats10")}
+    runs: dict[str, list[WrkResult]] = {
+        s: [] for s in ("send", "gsend", "small", "pull10", "chats10")
+    }
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-groups-")))
         redis = start_owned(stack, redis_server(work / "redis", fsync="everysec"))
@@ -99,26 +110,33 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
-        asyncio.run(set_up(url, args.members, args.groups))
+        asyncio.run(set_up(url, args.members, args.small_members, args.groups))
         acks = work / "acks.txt"
         common = {"prefix": PREFIX, "members": args.members}
         run_wrk(url, "send", 64, 2, chats=CHATS, acks=acks, **common)  # fills chats for pull10
         for round_ in range(args.rounds):
             plan = [
-                ("send", 64, CHATS),
-                ("gsend", 64, BIG_GROUPS),
-                ("pull10", 20, CHATS),
-                ("chats10", 20, CHATS),
+                ("send", "send", 64, CHATS, common),
+                ("gsend", "gsend", 64, BIG_GROUPS, common),
+                (
+                    "small",
+                    "gsend",
+                    64,
+                    BIG_GROUPS,
+                    {"prefix": SMALL, "members": args.small_members},
+                ),
+                ("pull10", "pull10", 20, CHATS, common),
+                ("chats10", "chats10", 20, CHATS, common),
             ]
-            for scenario, conns, chats in plan:
+            for scenario, mode, conns, chats, names in plan:
                 r = run_wrk(
                     url,
-                    scenario,
+                    mode,
                     conns,
                     args.seconds,
                     chats=chats,
-                    acks=acks if "send" in scenario else None,
-                    **common,
+                    acks=acks if "send" in mode else None,
+                    **names,
                 )
                 if r.error_count:
                     raise SystemExit(f"{scenario}: errors {r.errors}")
@@ -136,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     send_ratio = statistics.median(
         g.rps / s.rps for g, s in zip(runs["gsend"], runs["send"], strict=True)
     )
+    small_ratio = statistics.median(
+        g.rps / s.rps for g, s in zip(runs["small"], runs["send"], strict=True)
+    )
     p99_ratio = statistics.median(
         c.p99_ms / p.p99_ms for c, p in zip(runs["chats10"], runs["pull10"], strict=True)
     )
@@ -148,12 +169,15 @@ def main(argv: list[str] | None = None) -> int:
         f"| 1:1 send ({CHATS} chats) | 64 | {med['send']:,.0f} | {p99['send']:.2f} |",
         f"| group send ({BIG_GROUPS} groups of {args.members} members) | 64 | "
         f"{med['gsend']:,.0f} | {p99['gsend']:.2f} |",
+        f"| small group send ({BIG_GROUPS} groups of {args.small_members} members) | 64 | "
+        f"{med['small']:,.0f} | {p99['small']:.2f} |",
         f"| pull, 10 messages | 20 | {med['pull10']:,.0f} | {p99['pull10']:.2f} |",
         f"| inbox of a user in {args.groups} groups and {args.groups} 1:1 chats, 10 rows | 20 | "
         f"{med['chats10']:,.0f} | {p99['chats10']:.2f} |",
         "",
-        f"group send / 1:1 send: **{send_ratio:.1%}** (target >= 80%); inbox p99 / pull10 p99: "
-        f"**{p99_ratio:.2f}** (target <= 2).",
+        f"big group send / 1:1 send: **{send_ratio:.1%}** (target >= 80%); small group send / "
+        f"1:1 send: **{small_ratio:.1%}**; inbox p99 / pull10 p99: **{p99_ratio:.2f}** "
+        "(target <= 2).",
         "",
         audit.line(),
     ]

@@ -160,7 +160,8 @@ def test_the_authentication_comparison_writes_a_row_per_gateway(tmp_path: Path) 
 
 @pytest.mark.slow
 def test_the_group_comparison_measures_every_scenario_and_audits(tmp_path: Path) -> None:
-    args = ("--seconds", "1", "--rounds", "1", "--members", "120", "--groups", "5")
+    args = ["--seconds", "1", "--rounds", "1", "--members", "120", "--groups", "5"]
+    args += ["--small-members", "20"]
     done = _run_module("perf.groups", *args, "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
     text = (tmp_path / "groups.md").read_text()
@@ -168,6 +169,7 @@ def test_the_group_comparison_measures_every_scenario_and_audits(tmp_path: Path)
     assert [r.split(" | ")[0] for r in rows] == [
         "| 1:1 send (200 chats)",
         "| group send (10 groups of 120 members)",
+        "| small group send (10 groups of 20 members)",
         "| pull, 10 messages",
         "| inbox of a user in 5 groups and 5 1:1 chats, 10 rows",
     ]
