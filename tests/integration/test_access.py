@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 import redis.asyncio as aioredis
 
-from rpc_svc.errors import Forbidden, IMError, UserRequired
+from rpc_svc.errors import Forbidden, IMError, InvalidArgument, UserRequired
+from rpc_svc.group_service import GroupCall
 from rpc_svc.service import Call, ChatsCall, ChatService, PullCall, ReadCall, SendCall
 from rpc_svc.store import RedisStore
 from tests.conftest import key_count
@@ -79,3 +80,22 @@ async def test_require_user_refuses_every_call_without_one(
     assert await key_count(redis_client) == 0
     sent = await strict.send(SendCall("ann:bob", "ann", "hi", actor="ann"))
     assert sent.chat == "ann:bob"
+
+
+async def test_in_a_group_too_an_acting_user_sends_only_as_itself(service: ChatService) -> None:
+    await service.group(GroupCall("create", "#crew", "ann", actor="ann"))
+    await service.group(GroupCall("add", "#crew", "ann", "bob", actor="ann"))
+    with pytest.raises(Forbidden) as refused:
+        await service.send(SendCall("#crew", "bob", "hi", actor="ann"))
+    assert refused.value.message == "sender must be the authenticated user"
+    with pytest.raises(InvalidArgument) as bad:
+        await service.send(SendCall("#crew", "b b", "hi"))
+    assert bad.value.code == "invalid_sender"
+    with pytest.raises(InvalidArgument) as bad_key:
+        await service.send(SendCall("#crew", "bob", "hi", retry_key="x" * 65))
+    assert bad_key.value.code == "invalid_retry_key"
+    with pytest.raises(Forbidden) as other_user:
+        await service.group(GroupCall("add", "#crew", "bob", "cid", actor="ann"))
+    assert other_user.value.message == "user must be the authenticated user"
+    sent = await service.send(SendCall("#crew", "bob", "hi", actor="bob"))
+    assert sent.chat == "#crew"
