@@ -198,32 +198,21 @@ class RpcClient:
         """A group call (create, add, remove, members) through im-rpc; the JSON body of
         the group. Each may be repeated safely but create (a second one answers 409), so
         create alone is not retried on another instance."""
-        call = _with_actor(["group", op, chat, user, member], actor)
-        if self._batcher is not None:
-            self._in_flight.take()
-            try:
-                return await self._batcher.submit(call, op != "create")
-            finally:
-                self._in_flight.give()
-        request = GroupRequest(
-            op=op,
-            chat=chat,
-            user=user,
-            member=member,
-            request_id=request_id.get(),
-            acting_user=actor,
+        return await self._read_only(
+            _with_actor(["group", op, chat, user, member], actor),
+            lambda: GroupRequest(
+                op=op,
+                chat=chat,
+                user=user,
+                member=member,
+                request_id=request_id.get(),
+                acting_user=actor,
+            ),
+            "group",
+            lambda i, c, t, r: i.stubs[c].group(r, timeout=t),
+            lambda r: orjson.dumps({"chat": r.chat, "owner": r.owner, "members": r.members}),
+            retry=op != "create",
         )
-        self._in_flight.take()
-        try:
-            reply = await self._on_any(
-                "group",
-                lambda i, c, t: i.stubs[c].group(request, timeout=t),
-                retry=op != "create",
-            )
-        finally:
-            self._in_flight.give()
-        body = {"chat": reply.chat, "owner": reply.owner, "members": reply.members}
-        return orjson.dumps(body)
 
     async def _read_only(
         self,
@@ -232,16 +221,21 @@ class RpcClient:
         method: str,
         unary: Callable[[Instance, int, float, R], Awaitable[T]],
         body: Callable[[T], bytes],
+        *,
+        retry: bool = True,
     ) -> bytes:
-        """A call that may be repeated safely: batched (`call`), or the typed RPC `unary`
-        with the message `request()` makes, whose answer `body` turns into the public JSON
-        body (messages are made only in unary mode: betterproto's are slow to build)."""
+        """A call that may be repeated safely (else `retry` False: not retried on another
+        instance): batched (`call`), or the typed RPC `unary` with the message `request()`
+        makes, whose answer `body` turns into the public JSON body (messages are made only
+        in unary mode: betterproto's are slow to build)."""
         self._in_flight.take()
         try:
             if self._batcher is not None:
-                return await self._batcher.submit(call)
+                return await self._batcher.submit(call, retry)
             message = request()
-            return body(await self._on_any(method, lambda i, c, t: unary(i, c, t, message)))
+            return body(
+                await self._on_any(method, lambda i, c, t: unary(i, c, t, message), retry=retry)
+            )
         finally:
             self._in_flight.give()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 from im_common.names import MAX_MEMBER_CHARS, NOT_NFC, member_fault
 from rpc_svc.errors import InvalidArgument
@@ -142,14 +142,19 @@ def parse_chat(raw: str) -> Chat:
 
 def check_user(user: str) -> None:
     """Raise InvalidArgument unless `user` could be a chat member (the rules of parse_chat)."""
-    fault = member_fault(user)
+    check_name(user, "user")
+
+
+def check_name(value: str, field: str) -> None:
+    """InvalidArgument (invalid_<field>) unless `value` is a valid member name."""
+    fault = member_fault(value)
     if fault == "nfc":
-        raise InvalidArgument(f"user {NOT_NFC}", "invalid_user")
+        raise InvalidArgument(f"{field} {NOT_NFC}", f"invalid_{field}")
     if fault is not None:
         raise InvalidArgument(
-            f"user must be 1..{MAX_MEMBER_CHARS} characters without ':', whitespace, "
+            f"{field} must be 1..{MAX_MEMBER_CHARS} characters without ':', whitespace, "
             "control or format characters",
-            "invalid_user",
+            f"invalid_{field}",
         )
 
 
@@ -201,7 +206,6 @@ def build_page(
     chat: Chat, entries: Sequence[Entry], cursor: int, limit: int, reverse: bool
 ) -> Page:
     """Turn up to limit+1 entries read from `cursor` into a page with its next cursor."""
-    has_more = len(entries) > limit
     shown = entries[:limit]
     name, members = chat.name, (chat.first, chat.second)
     # dict displays: calling Message(...) (a dict with keywords) costs twice as much
@@ -209,13 +213,19 @@ def build_page(
         {"chat": name, "text": text, "sender": members[role], "send_time": send_time}
         for send_time, role, text in shown
     ]
-    if has_more:
-        next_cursor = entries[limit].send_time
-    elif reverse:
-        next_cursor = 0
-    else:
-        next_cursor = shown[-1].send_time + 1 if shown else cursor
-    return Page(messages, has_more, next_cursor)
+    return paged(messages, entries, cursor, limit, reverse)
+
+
+def paged(
+    messages: list[Message], entries: Sequence[Any], cursor: int, limit: int, reverse: bool
+) -> Page:
+    """The page of `messages` (the first `limit` of `entries`, read from `cursor`, each with
+    a send_time): has_more and the next cursor, as the contract says, for chats and groups."""
+    if len(entries) > limit:
+        return Page(messages, True, entries[limit].send_time)
+    if reverse:
+        return Page(messages, False, 0)
+    return Page(messages, False, messages[-1]["send_time"] + 1 if messages else cursor)
 
 
 def read_mark(tip: Tip | None) -> ReadMark:

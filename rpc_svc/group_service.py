@@ -20,10 +20,12 @@ from rpc_svc.chat import (
     ReadMark,
     check_client_msg_id,
     check_cursor,
+    check_name,
     check_text,
     inbox_items,
     page_inbox,
     page_limit,
+    paged,
 )
 from rpc_svc.errors import Conflict, Forbidden, IMError, InvalidArgument, StoreError
 from rpc_svc.groups import (
@@ -32,7 +34,6 @@ from rpc_svc.groups import (
     GroupEntry,
     GroupTip,
     check_group,
-    check_name,
     group_unread,
     is_group,
     refusal,
@@ -112,19 +113,11 @@ def build_group_page(
     chat: str, entries: Sequence[GroupEntry], cursor: int, limit: int, reverse: bool
 ) -> Page:
     """Up to limit+1 entries read from `cursor` as a page (the rules of a 1:1 pull)."""
-    has_more = len(entries) > limit
-    shown = entries[:limit]
     messages: list[Message] = [
         {"chat": chat, "text": text, "sender": sender, "send_time": send_time}
-        for send_time, sender, text in shown
+        for send_time, sender, text in entries[:limit]
     ]
-    if has_more:
-        next_cursor = entries[limit].send_time
-    elif reverse:
-        next_cursor = 0
-    else:
-        next_cursor = shown[-1].send_time + 1 if shown else cursor
-    return Page(messages, has_more, next_cursor)
+    return paged(messages, entries, cursor, limit, reverse)
 
 
 class GroupCalls:

@@ -36,19 +36,6 @@ def check_group(chat: str) -> str:
     return chat
 
 
-def check_name(value: str, field: str) -> None:
-    """InvalidArgument (invalid_<field>) unless `value` is a valid member name."""
-    fault = member_fault(value)
-    if fault == "nfc":
-        raise InvalidArgument(f"{field} {NOT_NFC}", f"invalid_{field}")
-    if fault is not None:
-        raise InvalidArgument(
-            f"{field} must be 1..{MAX_MEMBER_CHARS} characters without ':', whitespace, "
-            "control or format characters",
-            f"invalid_{field}",
-        )
-
-
 class GroupEntry(NamedTuple):
     """A group message as the store keeps it."""
 

@@ -102,31 +102,12 @@ class GroupMark(NamedTuple):
     at: int
 
 
-class GroupLatest(NamedTuple):
-    """The group's newest message with its count (None when it has none)."""
-
-    chat: str
-
-
-class OwnCount(NamedTuple):
-    """How many messages `user` sent to group `chat` as a member (None: not a member)."""
-
-    chat: str
-    user: str
-
-
 class GroupTips(NamedTuple):
     """For each of `chats`: its newest message with its count, and `user`'s own count there
     ((None, None) when it has no message or the user is not a member)."""
 
     user: str
     chats: tuple[str, ...]
-
-
-class UserGroups(NamedTuple):
-    """The groups `user` is in (as the user's own set says)."""
-
-    user: str
 
 
 class InboxPage(NamedTuple):
@@ -190,10 +171,7 @@ GroupOp = (
     | GroupAppend
     | GroupRead
     | GroupMark
-    | GroupLatest
-    | OwnCount
     | GroupTips
-    | UserGroups
     | InboxPage
     | BigGroups
     | InboxPut
@@ -256,16 +234,12 @@ def group_commands(
                     flag,
                 )
             ]
-        case GroupLatest(chat):
-            return [("XREVRANGE", messages_key(chat), "+", "-", "COUNT", 1)]
         case GroupTips(user, chats):
             pairs = [(messages_key(c), group_members_key(c)) for c in chats]
             if one_node:
                 flat = [key for pair in pairs for key in pair]
                 return [("EVALSHA", GROUP_TIPS.sha, len(flat), *flat, user)]
             return [("EVALSHA", GROUP_TIPS.sha, 2, *pair, user) for pair in pairs]
-        case OwnCount(chat, user):
-            return [("HGET", group_members_key(chat), user)]
         case CreateGroup(chat, owner):
             return [("EVALSHA", GROUP_CREATE.sha, 2, *_group_keys(chat), owner)]
         case GroupInfo(chat, actor):
@@ -277,8 +251,6 @@ def group_commands(
             return [("EVALSHA", GROUP_REMOVE.sha, 2, *_group_keys(chat), user, member)]
         case GroupMark(chat, user, at):
             return [("EVALSHA", GROUP_MARK.sha, 3, *_stream_keys(chat), user, at)]
-        case UserGroups(user):
-            return [("SMEMBERS", user_groups_key(user))]
         case ReadMarks(user, chats):
             return [("HMGET", reads_key(user), *chats)]
         case BigGroups(user):
@@ -365,15 +337,6 @@ def group_entries(rows: list[Any]) -> list[GroupEntry]:
     return entries
 
 
-def group_tip(rows: list[Any]) -> GroupTip | None:
-    """The newest entry of an XREVRANGE COUNT 1 reply, with its count."""
-    if not rows:
-        return None
-    fields = rows[0][1]
-    value = fields[1] if isinstance(fields, list) else next(iter(fields.values()))
-    return GroupTip(group_entries(rows)[0], int(value.split(":", 1)[0]))
-
-
 def group_outcome(op: GroupOp, raw: list[Any]) -> Any:
     """What `op` answers, from the replies of its commands."""
     if isinstance(op, InboxPage):
@@ -390,10 +353,6 @@ def group_outcome(op: GroupOp, raw: list[Any]) -> Any:
             return code if code < 0 else (code, list(reply[1:]))
         case GroupRead():
             return int(reply) if isinstance(reply, int) else group_entries(reply)
-        case GroupLatest():
-            return group_tip(reply)
-        case OwnCount():
-            return None if reply is None else int(reply.split(":", 1)[0])
         case CreateGroup():
             return bool(reply)
         case GroupInfo(chat):
@@ -417,7 +376,7 @@ def group_outcome(op: GroupOp, raw: list[Any]) -> Any:
             if code < 0:
                 return code
             return ReadMark(int(reply[1]), (int(reply[2]), int(reply[3])))
-        case UserGroups() | BigGroups():
+        case BigGroups():
             return sorted(reply)
         case ReadMarks():
             return [_mark(value) for value in reply]

@@ -21,10 +21,9 @@ from rpc_svc.store_groups import (
     CreateGroup,
     GroupAppend,
     GroupInfo,
-    GroupLatest,
     GroupMark,
     GroupRead,
-    OwnCount,
+    GroupTips,
     RemoveMember,
 )
 
@@ -70,11 +69,11 @@ async def test_sends_count_messages_and_only_members_send(store: RedisStore) -> 
     assert await _send(store, "bob", "again", key="k1") == await _send(
         store, "bob", "again", key="k1"
     )
-    tip = await store.one(GroupLatest(G))
+    [(tip, ann_own)], [(_, bob_own)], [(_, eve_own)] = await store.execute(
+        [GroupTips("ann", (G,)), GroupTips("bob", (G,)), GroupTips("eve", (G,))]
+    )
     assert (tip.messages, tip.entry.sender, tip.entry.text) == (4, "bob", "again")
-    assert await store.one(OwnCount(G, "ann")) == 2
-    assert await store.one(OwnCount(G, "bob")) == 2
-    assert await store.one(OwnCount(G, "eve")) is None
+    assert (ann_own, bob_own, eve_own) == (2, 2, None)
     page = await store.one(GroupRead(G, "bob", 0, 10, False))
     assert [(e.sender, e.text) for e in page] == [
         ("ann", "m0"),

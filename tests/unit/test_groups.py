@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rpc_svc.chat import NO_READ, ReadMark
+from rpc_svc.chat import NO_READ, ReadMark, check_name
 from rpc_svc.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from rpc_svc.groups import (
     GROUP_FULL,
@@ -14,7 +14,6 @@ from rpc_svc.groups import (
     OWNER_LEAVES,
     UNKNOWN_GROUP,
     check_group,
-    check_name,
     group_unread,
     is_group,
     refusal,
