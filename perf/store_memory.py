@@ -14,7 +14,7 @@ used_memory growth per message for:
   stream-3f a plain stream per chat with sender/text/send_time fields
 
 each in two shapes: all messages in one chat, and spread over `--chats` chats. Then the
-bytes a group member costs (its entry in the group, its set of groups, its read position).
+bytes a group member costs (its entry in the group, its set of big groups, its read position).
 
     python -m perf.store_memory [--messages 100000] [--chats 1000]
 """
@@ -37,7 +37,7 @@ from redis.asyncio.client import Pipeline
 
 from rpc_svc.group_service import GroupCall, GroupCalls
 from rpc_svc.store import RedisStore
-from rpc_svc.store_groups import AddMember, CreateGroup, GroupAppend, JoinedGroup
+from rpc_svc.store_groups import AddMember, CreateGroup, GroupAppend
 
 SENDERS = ("sender01", "sender02")  # 8 bytes each
 BATCH = 500
@@ -79,9 +79,7 @@ async def _fill_groups(url: str, n: int, chats: int, text: str) -> None:
     groups = {_group_of(i, chats) for i in range(n)}
     for group in groups:
         await store.one(CreateGroup(group, SENDERS[0]))
-        await store.one(JoinedGroup(SENDERS[0], group))
         await store.one(AddMember(group, SENDERS[0], SENDERS[1], 10))
-        await store.one(JoinedGroup(SENDERS[1], group))
     for start in range(0, n, BATCH):
         ops = [
             GroupAppend(_group_of(i, chats), SENDERS[i % 2], text)

@@ -50,7 +50,6 @@ from rpc_svc.store_groups import (
     GroupRead,
     GroupTips,
     InboxPut,
-    JoinedGroup,
     LeftGroup,
     ReadMarks,
     RemoveMember,
@@ -152,7 +151,6 @@ class GroupCalls:
     async def _create(self, chat: str, owner: str) -> Group:
         if not await self._store.one(CreateGroup(chat, owner)):
             raise Conflict(f"group {chat!r} exists already", "group_exists")
-        await self._store.one(JoinedGroup(owner, chat))
         return Group(chat, owner, [owner])
 
     async def _add(self, call: GroupCall) -> Group:
@@ -160,11 +158,11 @@ class GroupCalls:
         code, group, newest, big, became = await self._store.one(op)
         if code < 0:
             raise refusal(code, call.chat, call.user)
-        # the member's side (its slot): its set of groups, on joining its read position at
-        # the newest message, and the group in its inbox (small) or set of big groups. Done
-        # again by a repeated add: a cut between the two steps heals.
+        # the member's side (its slot): on joining its read position at the newest message,
+        # and the group in its inbox (small) or set of big groups. Done again by a repeated
+        # add: a cut between the two steps heals.
         chat, member = call.chat, call.member
-        side: list[JoinedGroup | MarkRead | BigJoined | InboxPut] = [JoinedGroup(member, chat)]
+        side: list[MarkRead | BigJoined | InboxPut] = []
         if code == 1 and newest.send_time:
             side.append(MarkRead(member, chat, newest))
         if big:  # read diffusion: the inbox reads the group when it is read
@@ -172,7 +170,8 @@ class GroupCalls:
             side += [BigJoined(m, chat) for m in others]
         elif newest.send_time:
             side.append(InboxPut(member, chat, newest.send_time))
-        await self._all(side)
+        if side:
+            await self._all(side)
         return cast(Group, group)
 
     async def _remove(self, call: GroupCall) -> Group:

@@ -9,17 +9,15 @@ send moves it in its members' inboxes; a big group's writes nothing per member.
 
 from __future__ import annotations
 
-from rpc_svc.store_scripts import Script
+from rpc_svc.store_scripts import SEND_HELPERS, Script
 
-# Lua helpers: a stream ID as µs, the message count and sender of a group entry.
-_HELPERS = """
-local function us(id)
-  local dash = string.find(id, '-', 1, true)
-  return tonumber(string.sub(id, 1, dash - 1)) * 1000 + tonumber(string.sub(id, dash + 1))
-end
+# Lua helpers: those of the send scripts, and the message count of a group entry.
+_HELPERS = (
+    SEND_HELPERS
+    + """
 local function count_of(fields) return tonumber(string.match(fields[2], '^(%d+):')) end
-local function id_of(t) return string.format('%.0f-%.0f', math.floor(t / 1000), t % 1000) end
 """
+)
 
 # KEYS: owner, members. ARGV: owner. 1 when made, 0 when the group exists already.
 GROUP_CREATE = Script(
@@ -103,13 +101,10 @@ GROUP_SEND = Script(
 if redis.call('EXISTS', KEYS[3]) == 0 then return {-1} end
 local mine = redis.call('HGET', KEYS[4], ARGV[1])
 if not mine then return {-2} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = now_us()
 local idem, ttl = ARGV[3], tonumber(ARGV[4])
-if idem ~= '' then
-  local prev = redis.call('ZSCORE', KEYS[2], idem)
-  if prev and tonumber(prev) > now - ttl then return {tonumber(prev)} end
-end
+local prev = seen(KEYS[2], idem, now, ttl)
+if prev then return {prev} end
 local st, n = now, 0
 local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 if top[1] then
@@ -122,11 +117,7 @@ redis.call('XADD', KEYS[1], id_of(st), 'g', value)
 local own = tonumber(string.match(mine, '^(%d+)')) + 1
 redis.call('HSET', KEYS[4], ARGV[1], string.format('%.0f:%.0f', own, st))
 redis.call('SPUBLISH', ARGV[5], KEYS[1])
-if idem ~= '' then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
-  redis.call('ZADD', KEYS[2], st, idem)
-  redis.call('PEXPIRE', KEYS[2], math.floor(ttl / 1000))
-end
+remember(KEYS[2], idem, now, ttl, st)
 if redis.call('EXISTS', KEYS[5]) == 1 then return {st} end
 local names = redis.call('HKEYS', KEYS[4])
 if ARGV[7] == '1' then

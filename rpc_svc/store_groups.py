@@ -34,7 +34,6 @@ from rpc_svc.store_keys import (
     reads_key,
     retry_keys_key,
     user_bigs_key,
-    user_groups_key,
     wake_channel,
 )
 
@@ -149,15 +148,8 @@ class BigJoined(NamedTuple):
     chat: str
 
 
-class JoinedGroup(NamedTuple):
-    """Put group `chat` in `user`'s set of groups."""
-
-    user: str
-    chat: str
-
-
 class LeftGroup(NamedTuple):
-    """Take group `chat` out of `user`'s groups; drop its read position there."""
+    """Take group `chat` out of `user`'s inbox and big groups; drop its read position there."""
 
     user: str
     chat: str
@@ -177,7 +169,6 @@ GroupOp = (
     | InboxPut
     | BigJoined
     | ReadMarks
-    | JoinedGroup
     | LeftGroup
 )
 WRITE_SHAS = {s.sha for s in (GROUP_CREATE, GROUP_ADD, GROUP_REMOVE, GROUP_SEND)}
@@ -263,11 +254,8 @@ def group_commands(
             return [("ZADD", inbox_key(user), "GT", position, chat)]
         case BigJoined(user, chat):
             return [("SADD", user_bigs_key(user), chat), ("ZREM", inbox_key(user), chat)]
-        case JoinedGroup(user, chat):
-            return [("SADD", user_groups_key(user), chat)]
         case LeftGroup(user, chat):
             return [
-                ("SREM", user_groups_key(user), chat),
                 ("HDEL", reads_key(user), chat),
                 ("ZREM", inbox_key(user), chat),
                 ("SREM", user_bigs_key(user), chat),
@@ -380,6 +368,6 @@ def group_outcome(op: GroupOp, raw: list[Any]) -> Any:
             return sorted(reply)
         case ReadMarks():
             return [_mark(value) for value in reply]
-        case JoinedGroup() | LeftGroup() | InboxPut() | BigJoined():
+        case LeftGroup() | InboxPut() | BigJoined():
             return None
     raise AssertionError(op)

@@ -19,8 +19,8 @@ g: "<messages so far>:<sender>:<text>"), and:
     im:{#<name>}:owner   string: the owner
     im:{#<name>}:big     string: set once the group has more members than a small one may
     im:{#<name>}:mem     hash: member -> "<messages it sent>:<send time of its last one>"
-    im:{<user>}:groups   set: the groups the user is a member of
-    im:{<user>}:bigs     set: the big ones among them (small ones are in the inbox)
+    im:{<user>}:bigs     set: the big groups the user is a member of (small ones are in
+                         the inbox once they have a message)
 """
 
 from __future__ import annotations
@@ -83,11 +83,6 @@ def group_big_key(group: str) -> str:
 def user_bigs_key(user: str) -> str:
     """The set of the big groups a user is a member of."""
     return _key(user, "bigs")
-
-
-def user_groups_key(user: str) -> str:
-    """The set of the groups a user is a member of."""
-    return _key(user, "groups")
 
 
 def entry_id(send_time: int) -> str:

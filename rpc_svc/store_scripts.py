@@ -21,6 +21,33 @@ class Script:
         object.__setattr__(self, "sha", hashlib.sha1(self.text.encode()).hexdigest())
 
 
+# Lua helpers of the send scripts (1:1 and group): Redis's clock in µs, a stream ID as µs
+# and back, and the idempotency set: `seen` answers the send time a key got within its
+# lifetime (nil for none or no key), `remember` records one and prunes the expired.
+SEND_HELPERS = """
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local function us(id)
+  local dash = string.find(id, '-', 1, true)
+  return tonumber(string.sub(id, 1, dash - 1)) * 1000 + tonumber(string.sub(id, dash + 1))
+end
+local function id_of(t) return string.format('%.0f-%.0f', math.floor(t / 1000), t % 1000) end
+local function seen(key, idem, now, ttl)
+  if idem == '' then return nil end
+  local prev = redis.call('ZSCORE', key, idem)
+  if prev and tonumber(prev) > now - ttl then return tonumber(prev) end
+  return nil
+end
+local function remember(key, idem, now, ttl, st)
+  if idem == '' then return end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - ttl)
+  redis.call('ZADD', key, st, idem)
+  redis.call('PEXPIRE', key, math.floor(ttl / 1000))
+end
+"""
+
 # KEYS: stream, idempotency set, then the members' inboxes (none on a cluster, where they
 # live in other slots and a ZADD GT per member follows). ARGV: role digit, text,
 # idempotency member ('' for none), its lifetime (µs), the chat's wake channel, the chat.
@@ -31,22 +58,16 @@ class Script:
 # "<role><text>", and count from 0). A stored message is announced on the chat's wake
 # channel (SPUBLISH), and the chat moves to `st` in each inbox (ZADD GT: never back).
 SEND = Script(
-    """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    SEND_HELPERS
+    + """
+local now = now_us()
 local idem, ttl = ARGV[3], tonumber(ARGV[4])
-if idem ~= '' then
-  local prev = redis.call('ZSCORE', KEYS[2], idem)
-  if prev and tonumber(prev) > now - ttl then
-    return tonumber(prev)
-  end
-end
+local prev = seen(KEYS[2], idem, now, ttl)
+if prev then return prev end
 local st, n0, n1 = now, 0, 0
 local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 if top[1] then
-  local id = top[1][1]
-  local dash = string.find(id, '-', 1, true)
-  local last = tonumber(string.sub(id, 1, dash - 1)) * 1000 + tonumber(string.sub(id, dash + 1))
+  local last = us(top[1][1])
   if st <= last then st = last + 1 end
   local f = top[1][2]
   if f[1] == 't' then
@@ -55,14 +76,10 @@ if top[1] then
   end
 end
 if ARGV[1] == '1' then n1 = n1 + 1 else n0 = n0 + 1 end
-redis.call('XADD', KEYS[1], string.format('%.0f-%.0f', math.floor(st / 1000), st % 1000),
-  't', string.format('%s%.0f:%.0f:', ARGV[1], n0, n1) .. ARGV[2])
+local value = string.format('%s%.0f:%.0f:', ARGV[1], n0, n1) .. ARGV[2]
+redis.call('XADD', KEYS[1], id_of(st), 't', value)
 redis.call('SPUBLISH', ARGV[5], KEYS[1])
-if idem ~= '' then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
-  redis.call('ZADD', KEYS[2], st, idem)
-  redis.call('PEXPIRE', KEYS[2], math.floor(ttl / 1000))
-end
+remember(KEYS[2], idem, now, ttl, st)
 for i = 3, #KEYS do redis.call('ZADD', KEYS[i], 'GT', st, ARGV[6]) end
 return st
 """
