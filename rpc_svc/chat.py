@@ -140,6 +140,12 @@ def parse_chat(raw: str) -> Chat:
     return Chat(first, second) if first <= second else Chat(second, first)
 
 
+def stored_chat(name: str) -> Chat:
+    """The Chat of a canonical name read back from the store (checked when it was written)."""
+    first, _, second = name.partition(":")
+    return Chat(first, second)
+
+
 def check_user(user: str) -> None:
     """Raise InvalidArgument unless `user` could be a chat member (the rules of parse_chat)."""
     check_name(user, "user")
@@ -276,10 +282,10 @@ def inbox_items(
         tip = latest[i] if i < len(latest) else None
         shown = None
         if tip is not None:  # an inbox row for a chat without messages: nothing to show
-            chat = parse_chat(row.chat)
+            chat = stored_chat(row.chat)
             role = chat.role_of(user, "user")
             shown = InboxChat(
-                chat=chat.name,
+                chat=row.chat,
                 last_message=_message(chat, tip.entry),
                 unread=unread(role, tip, row.read),
             )

@@ -217,34 +217,36 @@ return out
 INBOX_PAGE = Script(
     """
 local function key(name, suffix)
-  local tag = string.gsub(string.gsub(string.gsub(name, '%%', '%%25'), '{', '%%7B'), '}', '%%7D')
-  return 'im:{' .. tag .. '}:' .. suffix
-end
-local function is_group(chat)
-  return string.sub(chat, 1, 1) == '#' and not string.find(chat, ':', 1, true)
+  if string.find(name, '[%%{}]') then
+    name = string.gsub(string.gsub(string.gsub(name, '%%', '%%25'), '{', '%%7B'), '}', '%%7D')
+  end
+  return 'im:{' .. name .. '}:' .. suffix
 end
 local rows = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[2], '-inf', 'WITHSCORES',
   'LIMIT', 0, tonumber(ARGV[3]))
-local head, out, n = tonumber(ARGV[4]), {}, 0
+local head, out, k = tonumber(ARGV[4]), {}, 0
 for i = 1, #rows, 2 do
-  n = n + 1
   local chat = rows[i]
   local id, name, value, mine = '', '', '', ''
-  if n <= head then
+  if k < head * 7 then
     local top = redis.call('XREVRANGE', key(chat, 'm'), '+', '-', 'COUNT', 1)
     if top[1] then id, name, value = top[1][1], top[1][2][1], top[1][2][2] end
-    if is_group(chat) then mine = redis.call('HGET', key(chat, 'mem'), ARGV[1]) or '' end
+    if string.byte(chat, 1) == 35 and not string.find(chat, ':', 1, true) then  -- '#': a group
+      mine = redis.call('HGET', key(chat, 'mem'), ARGV[1]) or ''
+    end
   end
-  for _, v in ipairs({chat, rows[i + 1], redis.call('HGET', KEYS[2], chat) or '', id, name,
-      value, mine}) do out[#out + 1] = v end
+  out[k + 1], out[k + 2], out[k + 3] = chat, rows[i + 1], redis.call('HGET', KEYS[2], chat) or ''
+  out[k + 4], out[k + 5], out[k + 6], out[k + 7] = id, name, value, mine
+  k = k + 7
 end
-local bigs = {}
+local bigs, b = {}, 0
 for _, chat in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   local top = redis.call('XREVRANGE', key(chat, 'm'), '+', '-', 'COUNT', 1)
   local id, value = '', ''
   if top[1] then id, value = top[1][1], top[1][2][2] end
-  for _, v in ipairs({chat, redis.call('HGET', KEYS[2], chat) or '', id, value,
-      redis.call('HGET', key(chat, 'mem'), ARGV[1]) or ''}) do bigs[#bigs + 1] = v end
+  bigs[b + 1], bigs[b + 2], bigs[b + 3] = chat, redis.call('HGET', KEYS[2], chat) or '', id
+  bigs[b + 4], bigs[b + 5] = value, redis.call('HGET', key(chat, 'mem'), ARGV[1]) or ''
+  b = b + 5
 end
 return {out, bigs}
 """

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from rpc_svc.chat import InboxChat
 from rpc_svc.errors import InvalidArgument, StoreError
+from rpc_svc.group_service import GroupCall
 from rpc_svc.service import ChatsCall, ChatService, PullCall, ReadCall, SendCall
 from rpc_svc.store_keys import inbox_key, messages_key
 from tests.conftest import ON_BOTH_BACKENDS, key_count
@@ -47,6 +48,19 @@ async def test_a_send_shows_in_both_inboxes_with_unread_for_the_other_only(
     assert for_ann == {"chat": "ann:bob", "last_message": message, "unread": 1}
     assert for_bob == {"chat": "ann:bob", "last_message": message, "unread": 0}
     assert (await service.chats(ChatsCall("cid"))).chats == []
+
+
+async def test_names_with_braces_and_percent_find_their_keys(service: ChatService) -> None:
+    # the inbox script derives a chat's and a group's keys from the names in the inbox: an
+    # escape missed there reads another key (or none), so the last message would be missing
+    await service.group(GroupCall("create", "#g{1}%", "a{b}"))
+    await service.group(GroupCall("add", "#g{1}%", "a{b}", "c%7Bd"))
+    pair = await service.send(SendCall("a{b}:c%7Bd", "c%7Bd", "to a"))
+    group = await service.send(SendCall("#g{1}%", "c%7Bd", "to all"))
+    shown = {c["chat"]: c for c in (await service.chats(ChatsCall("a{b}"))).chats}
+    assert shown["#g{1}%"]["last_message"]["send_time"] == group.send_time
+    assert shown["a{b}:c%7Bd"]["last_message"]["send_time"] == pair.send_time
+    assert (shown["#g{1}%"]["unread"], shown["a{b}:c%7Bd"]["unread"]) == (1, 1)
 
 
 async def test_reads_only_move_forward_and_stop_at_what_is_stored(service: ChatService) -> None:
