@@ -84,6 +84,14 @@ class Settings:
         "how long a gateway-made idempotency key (sends without client_msg_id) is remembered",
         lo=1,
     )
+    short_chat_messages: int = setting(
+        "IM_SHORT_CHAT_MESSAGES",
+        32,
+        "a chat (or group) keeps its messages in a compact list until it has this many, "
+        "then in a stream (0: streams from the first message)",
+        lo=0,
+        hi=10_000,
+    )
     drain_s: float = setting(
         "IM_RPC_DRAIN_S", 10.0, "on SIGTERM, how long to wait for calls in flight", lo=0
     )

@@ -107,6 +107,7 @@ async def serve(settings: Settings) -> None:
             cluster=settings.redis_cluster,
             wait_replicas=settings.redis_wait_replicas,
             wait_timeout_ms=settings.redis_wait_timeout_ms,
+            short_chat_messages=settings.short_chat_messages,
         )
         stack.push_async_callback(store.close)
         store.wakeups.start()

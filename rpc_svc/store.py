@@ -51,6 +51,7 @@ from rpc_svc.store_keys import (
     messages_key,
     reads_key,
     retry_keys_key,
+    short_key,
     wake_channel,
 )
 from rpc_svc.store_scripts import INBOX, MARK_READ, SCRIPTS, SEND
@@ -182,7 +183,9 @@ class RedisStore:
         retry_key_ttl_s: int = 60,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 100,
+        short_chat_messages: int = 32,
     ) -> None:
+        self._short_max = short_chat_messages
         self._wait_replicas = wait_replicas
         self._wait_timeout_ms = wait_timeout_ms
         self._topology = client if isinstance(client, ClusterTopology) else None
@@ -203,11 +206,18 @@ class RedisStore:
         cluster: bool = False,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 100,
+        short_chat_messages: int = 32,
     ) -> RedisStore:
         """A store with its own connections to the Redis at `url` (with `cluster`, a seed
         node of a Redis Cluster). With `wait_replicas`, a write is acknowledged only once
-        that many replicas have it (WAIT, up to `wait_timeout_ms`)."""
-        waits = {"wait_replicas": wait_replicas, "wait_timeout_ms": wait_timeout_ms}
+        that many replicas have it (WAIT, up to `wait_timeout_ms`). A chat keeps its first
+        `short_chat_messages` - 1 messages in a list, then moves them into a stream (0:
+        streams only)."""
+        waits = {
+            "wait_replicas": wait_replicas,
+            "wait_timeout_ms": wait_timeout_ms,
+            "short_chat_messages": short_chat_messages,
+        }
         # A command is never sent twice: a re-sent script could store a message twice.
         # The pool replaces connections closed by the server before use, but only with
         # maintenance notifications off: redis-py 8's default "auto" skips that check,
@@ -299,14 +309,13 @@ class RedisStore:
         spans: list[int] = []
         for op in ops:
             if isinstance(op, _CHAT_OPS):
-                commands.append(self._command(op))
-                spans.append(1)
+                more = self._commands(op)
             else:
                 more = group_commands(
-                    op, self._ttl_us, self._retry_ttl_us, one_node=self._topology is None
+                    op, self._ttl_us, self._retry_ttl_us, self._short_max, self._topology is None
                 )
-                commands += more
-                spans.append(len(more))
+            commands += more
+            spans.append(len(more))
         try:
             outcomes = await self._run(commands)
         except StoreError as exc:
@@ -320,7 +329,7 @@ class RedisStore:
             if failed is not None:
                 results.append(_store_error(failed))
             elif isinstance(op, _CHAT_OPS):
-                results.append(_outcome(op, raw[0]))
+                results.append(_outcome(op, raw))
             else:
                 results.append(group_outcome(op, raw))
         if self._topology is not None:
@@ -432,24 +441,39 @@ class RedisStore:
         finally:
             await pool.release(conn)
 
-    def _command(self, op: Op) -> tuple[Any, ...]:
+    def _commands(self, op: Op) -> list[tuple[Any, ...]]:
         if isinstance(op, Read):  # the hot path first, without pattern matching
+            # a short chat's list, then the stream: a send that moves the list into the
+            # stream between the two replies leaves both read, and the stream wins
+            rows = _short_range(op.chat, op.cursor, op.entries, op.reverse)
             if op.reverse:
                 start = entry_id(op.cursor) if op.cursor else "+"
-                return ("XREVRANGE", messages_key(op.chat), start, "-", "COUNT", op.entries)
-            return ("XRANGE", messages_key(op.chat), entry_id(op.cursor), "+", "COUNT", op.entries)
+                stream = ("XREVRANGE", messages_key(op.chat), start, "-", "COUNT", op.entries)
+            else:
+                stream = (
+                    "XRANGE",
+                    messages_key(op.chat),
+                    entry_id(op.cursor),
+                    "+",
+                    "COUNT",
+                    op.entries,
+                )
+            return [rows, stream]
         if isinstance(op, Append):
-            return self._append_command(op)
+            return [self._append_command(op)]
         match op:
             case Latest(chat, at):
                 start = entry_id(at) if at else "+"
-                return ("XREVRANGE", messages_key(chat), start, "-", "COUNT", 1)
-            case InboxRange(user, below, skip, rows):
+                return [
+                    _short_range(chat, at, 1, True),
+                    ("XREVRANGE", messages_key(chat), start, "-", "COUNT", 1),
+                ]
+            case InboxRange(user, below, skip, count):
                 keys = (inbox_key(user), reads_key(user))
-                return ("EVALSHA", INBOX.sha, 2, *keys, below or "+inf", skip, rows)
+                return [("EVALSHA", INBOX.sha, 2, *keys, below or "+inf", skip, count)]
             case MarkRead(user, chat, mark):
                 value = f"{mark.send_time}:{mark.sent[0]}:{mark.sent[1]}"
-                return ("EVALSHA", MARK_READ.sha, 1, reads_key(user), chat, value)
+                return [("EVALSHA", MARK_READ.sha, 1, reads_key(user), chat, value)]
         raise AssertionError(op)
 
     def _append_command(self, op: Append) -> tuple[Any, ...]:
@@ -466,9 +490,43 @@ class RedisStore:
                 (inbox_key(first), inbox_key(second)) if first != second else (inbox_key(first),)
             )
         return (
-            "EVALSHA", SEND.sha, 2 + len(inboxes), messages_key(op.chat), keys, *inboxes,
-            "1" if op.role else "0", op.text, member, ttl, wake_channel(op.chat), op.chat,
+            "EVALSHA", SEND.sha, 3 + len(inboxes), messages_key(op.chat), short_key(op.chat),
+            keys, *inboxes, "1" if op.role else "0", op.text, member, ttl,
+            wake_channel(op.chat), op.chat, self._short_max,
         )  # fmt: skip
+
+
+def _short_range(chat: str, cursor: int, entries: int, reverse: bool) -> tuple[Any, ...]:
+    """The LRANGE of a short chat's list that holds a read's entries: the first `entries`
+    from the oldest, the last `entries` from the newest, else all (a short list)."""
+    if not cursor:
+        return (
+            ("LRANGE", short_key(chat), -entries, -1)
+            if reverse
+            else ("LRANGE", short_key(chat), 0, entries - 1)
+        )
+    return ("LRANGE", short_key(chat), 0, -1)
+
+
+def short_rows(
+    elements: list[str], cursor: int, entries: int, reverse: bool, field: str = "t"
+) -> _Rows:
+    """The XRANGE-shaped rows of a short chat's list elements ("<id> <value>", oldest
+    first): up to `entries` from `cursor` (inclusive; 0: from the start, or the end when
+    `reverse`)."""
+    rows: _Rows = []
+    ordered = reversed(elements) if reverse else elements
+    for element in ordered:
+        entry_id_, _, value = element.partition(" ")
+        if cursor:
+            ms, _, seq = entry_id_.partition("-")
+            at = int(ms) * 1000 + int(seq)
+            if (at > cursor) if reverse else (at < cursor):
+                continue
+        rows.append((entry_id_, [field, value]))
+        if len(rows) == entries:
+            break
+    return rows
 
 
 def _key_of(command: tuple[Any, ...]) -> str:
@@ -541,16 +599,17 @@ def _mark(value: str) -> ReadMark:
     return ReadMark(int(send_time), (int(sent0), int(sent1)))
 
 
-def _outcome(op: Op, raw: Any) -> Outcome:
-    if isinstance(raw, Exception):
-        return _store_error(raw)
+def _outcome(op: Op, replies: list[Any]) -> Outcome:
+    raw = replies[-1]  # a read's stream reply follows its list's
     if isinstance(op, Read):
-        return _entries(cast(_Rows, raw))
+        if raw or not replies[0]:
+            return _entries(cast(_Rows, raw))
+        return _entries(short_rows(replies[0], op.cursor, op.entries, op.reverse))
     match op:
         case Append():
             return int(raw)
-        case Latest():
-            return _tip(cast(_Rows, raw))
+        case Latest(_, at):
+            return _tip(cast(_Rows, raw) or short_rows(replies[0], at, 1, True))
         case InboxRange():
             return [
                 InboxRow(raw[i], int(float(raw[i + 1])), _mark(raw[i + 2]))

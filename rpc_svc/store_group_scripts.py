@@ -15,7 +15,7 @@ from rpc_svc.store_scripts import SEND_HELPERS, Script
 _HELPERS = (
     SEND_HELPERS
     + """
-local function count_of(fields) return tonumber(string.match(fields[2], '^(%d+):')) end
+local function count_of(value) return tonumber(string.match(value, '^(%d+):')) end
 """
 )
 
@@ -42,8 +42,8 @@ return out
 """
 )
 
-# KEYS: owner, members, stream, the big flag. ARGV: user, member, most members, most
-# members of a small group. {code, owner, newest entry id ('' for none), its message count,
+# KEYS: owner, members, stream, the big flag, short list. ARGV: user, member, most members,
+# most members of a small group. {code, owner, newest entry id ('' for none), its message count,
 # big (1: the group is big), became big (1: this add made it), members...}: code 1 (added),
 # 0 (a member already), -1, -2 (user not a member), -3 (full).
 GROUP_ADD = Script(
@@ -63,9 +63,9 @@ if big == 0 and redis.call('HLEN', KEYS[2]) > tonumber(ARGV[4]) then
   redis.call('SET', KEYS[4], '1')
   big, became = 1, 1
 end
-local top = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+local id, value = tl_top(KEYS[3], KEYS[5], 'g')
 local out = {code, owner, '', '0', big, became}
-if top[1] then out[3], out[4] = top[1][1], string.format('%.0f', count_of(top[1][2])) end
+if id then out[3], out[4] = id, string.format('%.0f', count_of(value)) end
 for _, m in ipairs(redis.call('HKEYS', KEYS[2])) do out[#out + 1] = m end
 return out
 """
@@ -86,15 +86,15 @@ return out
 """
 )
 
-# KEYS: stream, idempotency set, owner, members, the "big" flag. ARGV: sender, text,
-# idempotency member ('' for none), its lifetime (µs), the wake channel, the group, '1' to
-# move the group in its members' inboxes here (one Redis), '0' to answer them instead (a
-# cluster: their inboxes are in other slots). {send time} or {send time, members...} (a small
-# group, on a cluster), or {-1}, {-2}. As SEND: Redis's clock bumped past the last message,
-# a key seen within its lifetime answers the first send time, the message announced on the
-# wake channel. A group without the big flag is small: its members' inboxes get the group
-# at the send time (write diffusion, at most IM_GROUP_FANOUT_MAX_MEMBERS writes); a big one
-# writes nothing per member (read diffusion).
+# KEYS: stream, idempotency set, owner, members, the "big" flag, short list. ARGV: sender,
+# text, idempotency member ('' for none), its lifetime (µs), the wake channel, the group, '1'
+# to move the group in its members' inboxes here (one Redis), '0' to answer them instead (a
+# cluster: their inboxes are in other slots), the most entries of a short list. {send time}
+# or {send time, members...} (a small group, on a cluster), or {-1}, {-2}. As SEND: Redis's
+# clock bumped past the last message, a key seen within its lifetime answers the first send
+# time, the message announced on the wake channel. A group without the big flag is small:
+# its members' inboxes get the group at the send time (write diffusion, at most
+# IM_GROUP_FANOUT_MAX_MEMBERS writes); a big one writes nothing per member (read diffusion).
 GROUP_SEND = Script(
     _HELPERS
     + """
@@ -106,14 +106,14 @@ local idem, ttl = ARGV[3], tonumber(ARGV[4])
 local prev = seen(KEYS[2], idem, now, ttl)
 if prev then return {prev} end
 local st, n = now, 0
-local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-if top[1] then
-  local last = us(top[1][1])
+local id, top, _, long = tl_top(KEYS[1], KEYS[6], 'g')
+if id then
+  local last = us(id)
   if st <= last then st = last + 1 end
-  n = count_of(top[1][2])
+  n = count_of(top)
 end
 local value = string.format('%.0f:', n + 1) .. ARGV[1] .. ':' .. ARGV[2]
-redis.call('XADD', KEYS[1], id_of(st), 'g', value)
+tl_append(KEYS[1], KEYS[6], long, tonumber(ARGV[8]), id_of(st), 'g', value)
 local own = tonumber(string.match(mine, '^(%d+)')) + 1
 redis.call('HSET', KEYS[4], ARGV[1], string.format('%.0f:%.0f', own, st))
 redis.call('SPUBLISH', ARGV[5], KEYS[1])
@@ -133,24 +133,22 @@ return out
 """
 )
 
-# KEYS: stream, owner, members. ARGV: acting user ('' for none), start, end, count,
+# KEYS: stream, owner, members, short list. ARGV: acting user ('' for none), start, end, count,
 # '1' for newest first. The entries, or -2 (the acting user is not a member, whether or
 # not the group exists), -1 (no acting user and no such group).
 GROUP_READ = Script(
-    """
+    _HELPERS
+    + """
 if ARGV[1] ~= '' then
   if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 then return -2 end
 elseif redis.call('EXISTS', KEYS[2]) == 0 then
   return -1
 end
-if ARGV[5] == '1' then
-  return redis.call('XREVRANGE', KEYS[1], ARGV[2], ARGV[3], 'COUNT', tonumber(ARGV[4]))
-end
-return redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[3], 'COUNT', tonumber(ARGV[4]))
+return tl_range(KEYS[1], KEYS[4], 'g', ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5] == '1')
 """
 )
 
-# KEYS: stream, owner, members. ARGV: user, a send time (0: none). Where the user's read
+# KEYS: stream, owner, members, short list. ARGV: user, a send time (0: none). Where the user's read
 # position would be: {1, read until, messages up to it, the user's own messages up to it},
 # or {-1}, {-2}. The own count at a position before the user's last message takes a scan of
 # the entries between them (counting the user's): O(entries the user sent past unread).
@@ -162,7 +160,7 @@ local mine = redis.call('HGET', KEYS[3], ARGV[1])
 if not mine then return {-2} end
 local at = tonumber(ARGV[2])
 if at == 0 then return {1, '0', '0', '0'} end
-local top = redis.call('XREVRANGE', KEYS[1], id_of(at), '-', 'COUNT', 1)
+local top = tl_range(KEYS[1], KEYS[4], 'g', id_of(at), '-', 1, true)
 if not top[1] then return {1, '0', '0', '0'} end
 local until_ = us(top[1][1])
 local own, last = string.match(mine, '^(%d+):(%d+)$')
@@ -170,7 +168,7 @@ own, last = tonumber(own), tonumber(last)
 if last > until_ then
   local start, prefix = '(' .. top[1][1], ':' .. ARGV[1] .. ':'
   repeat
-    local rows = redis.call('XRANGE', KEYS[1], start, id_of(last), 'COUNT', 1000)
+    local rows = tl_range(KEYS[1], KEYS[4], 'g', start, id_of(last), 1000, false)
     for _, row in ipairs(rows) do
       local value = row[2][2]
       local colon = string.find(value, ':', 1, true)
@@ -179,24 +177,26 @@ if last > until_ then
     end
   until #rows < 1000
 end
-return {1, string.format('%.0f', until_), string.format('%.0f', count_of(top[1][2])),
+return {1, string.format('%.0f', until_), string.format('%.0f', count_of(top[1][2][2])),
   string.format('%.0f', own)}
 """
 )
 
-# KEYS: pairs of a group's stream and members. ARGV: a user. Per group, its newest entry's
-# ID and value and the user's own count there ('', '', '' when the group has no message or
-# the user is not a member). One reply for many groups: on one Redis, every group of an inbox
-# at once; on a cluster, where a script's keys must share a slot, one group per call.
+# KEYS: triples of a group's stream, short list and members. ARGV: a user. Per group, its
+# newest entry's ID and value and the user's own count there ('', '', '' when the group has
+# no message or the user is not a member). One reply for many groups: on one Redis, every
+# group of an inbox at once; on a cluster, where a script's keys must share a slot, one
+# group per call.
 GROUP_TIPS = Script(
-    """
+    _HELPERS
+    + """
 local out = {}
-for i = 1, #KEYS, 2 do
-  local top = redis.call('XREVRANGE', KEYS[i], '+', '-', 'COUNT', 1)
-  local mine = redis.call('HGET', KEYS[i + 1], ARGV[1])
-  if top[1] and mine then
-    out[#out + 1] = top[1][1]
-    out[#out + 1] = top[1][2][2]
+for i = 1, #KEYS, 3 do
+  local id, value = tl_top(KEYS[i], KEYS[i + 1], 'g')
+  local mine = redis.call('HGET', KEYS[i + 2], ARGV[1])
+  if id and mine then
+    out[#out + 1] = id
+    out[#out + 1] = value
     out[#out + 1] = string.match(mine, '^(%d+)')
   else
     out[#out + 1] = ''
@@ -215,7 +215,8 @@ return out
 # newest entry's id, field, value and (a group) the user's members-hash value ('' for none);
 # bigs: chat, read position, newest entry's id, value, members-hash value.
 INBOX_PAGE = Script(
-    """
+    _HELPERS
+    + """
 local function key(name, suffix)
   if string.find(name, '[%%{}]') then
     name = string.gsub(string.gsub(string.gsub(name, '%%', '%%25'), '{', '%%7B'), '}', '%%7D')
@@ -229,11 +230,10 @@ for i = 1, #rows, 2 do
   local chat = rows[i]
   local id, name, value, mine = '', '', '', ''
   if k < head * 7 then
-    local top = redis.call('XREVRANGE', key(chat, 'm'), '+', '-', 'COUNT', 1)
-    if top[1] then id, name, value = top[1][1], top[1][2][1], top[1][2][2] end
-    if string.byte(chat, 1) == 35 and not string.find(chat, ':', 1, true) then  -- '#': a group
-      mine = redis.call('HGET', key(chat, 'mem'), ARGV[1]) or ''
-    end
+    local group = string.byte(chat, 1) == 35 and not string.find(chat, ':', 1, true)  -- '#'
+    local i, v, f = tl_top(key(chat, 'm'), key(chat, 's'), group and 'g' or 't')
+    if i then id, name, value = i, f, v end
+    if group then mine = redis.call('HGET', key(chat, 'mem'), ARGV[1]) or '' end
   end
   out[k + 1], out[k + 2], out[k + 3] = chat, rows[i + 1], redis.call('HGET', KEYS[2], chat) or ''
   out[k + 4], out[k + 5], out[k + 6], out[k + 7] = id, name, value, mine
@@ -241,11 +241,9 @@ for i = 1, #rows, 2 do
 end
 local bigs, b = {}, 0
 for _, chat in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-  local top = redis.call('XREVRANGE', key(chat, 'm'), '+', '-', 'COUNT', 1)
-  local id, value = '', ''
-  if top[1] then id, value = top[1][1], top[1][2][2] end
-  bigs[b + 1], bigs[b + 2], bigs[b + 3] = chat, redis.call('HGET', KEYS[2], chat) or '', id
-  bigs[b + 4], bigs[b + 5] = value, redis.call('HGET', key(chat, 'mem'), ARGV[1]) or ''
+  local id, value = tl_top(key(chat, 'm'), key(chat, 's'), 'g')
+  bigs[b + 1], bigs[b + 2], bigs[b + 3] = chat, redis.call('HGET', KEYS[2], chat) or '', id or ''
+  bigs[b + 4], bigs[b + 5] = value or '', redis.call('HGET', key(chat, 'mem'), ARGV[1]) or ''
   b = b + 5
 end
 return {out, bigs}

@@ -33,6 +33,7 @@ from rpc_svc.store_keys import (
     messages_key,
     reads_key,
     retry_keys_key,
+    short_key,
     user_bigs_key,
     wake_channel,
 )
@@ -182,15 +183,16 @@ def _group_keys(chat: str) -> tuple[str, str]:
     return group_owner_key(chat), group_members_key(chat)
 
 
-def _stream_keys(chat: str) -> tuple[str, str, str]:
-    return messages_key(chat), group_owner_key(chat), group_members_key(chat)
+def _stream_keys(chat: str) -> tuple[str, str, str, str]:
+    return messages_key(chat), group_owner_key(chat), group_members_key(chat), short_key(chat)
 
 
 def group_commands(
-    op: GroupOp, ttl_us: int, retry_ttl_us: int, one_node: bool = True
+    op: GroupOp, ttl_us: int, retry_ttl_us: int, short_max: int = 32, one_node: bool = True
 ) -> list[tuple[Any, ...]]:
     """The Redis commands of `op`: all in one slot, but GroupTips's (one command for every
-    group when `one_node`, else one per group)."""
+    group when `one_node`, else one per group). A group keeps its first `short_max` - 1
+    messages in a list (0: a stream from the first)."""
     match op:
         case GroupAppend(chat, sender, text, client_msg_id, retry_key):
             keys, member, ttl = idempotency_key(chat), "", ttl_us
@@ -200,10 +202,10 @@ def group_commands(
                 keys, member, ttl = retry_keys_key(chat), f"{sender}:{retry_key}", retry_ttl_us
             return [
                 (
-                    "EVALSHA", GROUP_SEND.sha, 5, messages_key(chat), keys,
+                    "EVALSHA", GROUP_SEND.sha, 6, messages_key(chat), keys,
                     group_owner_key(chat), group_members_key(chat), group_big_key(chat),
-                    sender, text, member, ttl, wake_channel(chat), chat,
-                    "1" if one_node else "0",
+                    short_key(chat), sender, text, member, ttl, wake_channel(chat), chat,
+                    "1" if one_node else "0", short_max,
                 )
             ]  # fmt: skip
         case GroupRead(chat, actor, cursor, entries, reverse):
@@ -216,7 +218,7 @@ def group_commands(
                 (
                     "EVALSHA",
                     GROUP_READ.sha,
-                    3,
+                    4,
                     *_stream_keys(chat),
                     actor,
                     start,
@@ -226,22 +228,27 @@ def group_commands(
                 )
             ]
         case GroupTips(user, chats):
-            pairs = [(messages_key(c), group_members_key(c)) for c in chats]
+            triples = [(messages_key(c), short_key(c), group_members_key(c)) for c in chats]
             if one_node:
-                flat = [key for pair in pairs for key in pair]
+                flat = [key for triple in triples for key in triple]
                 return [("EVALSHA", GROUP_TIPS.sha, len(flat), *flat, user)]
-            return [("EVALSHA", GROUP_TIPS.sha, 2, *pair, user) for pair in pairs]
+            return [("EVALSHA", GROUP_TIPS.sha, 3, *triple, user) for triple in triples]
         case CreateGroup(chat, owner):
             return [("EVALSHA", GROUP_CREATE.sha, 2, *_group_keys(chat), owner)]
         case GroupInfo(chat, actor):
             return [("EVALSHA", GROUP_INFO.sha, 2, *_group_keys(chat), actor)]
         case AddMember(chat, user, member, max_members, fanout_max):
-            add_keys = (*_group_keys(chat), messages_key(chat), group_big_key(chat))
-            return [("EVALSHA", GROUP_ADD.sha, 4, *add_keys, user, member, max_members, fanout_max)]
+            add_keys = (
+                *_group_keys(chat),
+                messages_key(chat),
+                group_big_key(chat),
+                short_key(chat),
+            )
+            return [("EVALSHA", GROUP_ADD.sha, 5, *add_keys, user, member, max_members, fanout_max)]
         case RemoveMember(chat, user, member):
             return [("EVALSHA", GROUP_REMOVE.sha, 2, *_group_keys(chat), user, member)]
         case GroupMark(chat, user, at):
-            return [("EVALSHA", GROUP_MARK.sha, 3, *_stream_keys(chat), user, at)]
+            return [("EVALSHA", GROUP_MARK.sha, 4, *_stream_keys(chat), user, at)]
         case ReadMarks(user, chats):
             return [("HMGET", reads_key(user), *chats)]
         case BigGroups(user):

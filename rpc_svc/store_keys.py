@@ -4,7 +4,8 @@ A chat's keys share the hash tag ``{<chat>}`` and a user's keys the tag ``{<user
 (a chat's tag always holds a ':', a user's never does), so each script touches keys
 of one Redis Cluster slot:
 
-    im:{<chat>}:m      stream of the chat's messages
+    im:{<chat>}:m      stream of the chat's messages, once it has IM_SHORT_CHAT_MESSAGES
+    im:{<chat>}:s      list of a short chat's messages, "<stream ID> <field value>" each
     im:{<chat>}:idem   sorted set: "<role>:<client_msg_id>" -> send_time (24 h)
     im:{<chat>}:retry  sorted set: "<role>:<retry_key>" -> send_time (60 s): the keys
                        gateways put on sends without a client_msg_id
@@ -38,6 +39,11 @@ def _key(name: str, suffix: str) -> str:
 def messages_key(chat: str) -> str:
     """The stream key of a canonical chat."""
     return _key(chat, "m")
+
+
+def short_key(chat: str) -> str:
+    """The list key of a short chat's messages (before they move into the stream)."""
+    return _key(chat, "s")
 
 
 def idempotency_key(chat: str) -> str:

@@ -21,9 +21,14 @@ class Script:
         object.__setattr__(self, "sha", hashlib.sha1(self.text.encode()).hexdigest())
 
 
-# Lua helpers of the send scripts (1:1 and group): Redis's clock in µs, a stream ID as µs
-# and back, and the idempotency set: `seen` answers the send time a key got within its
-# lifetime (nil for none or no key), `remember` records one and prunes the expired.
+# Lua helpers of the scripts: Redis's clock in µs, a stream ID as µs and back; the
+# idempotency set (`seen`: the send time a key got within its lifetime, nil for none or no
+# key; `remember`: record one, prune the expired); and a chat's (or group's) timeline: a
+# list of "<id> <value>" while the chat is short, a stream once it is long (see store.md).
+# `tl_top` answers the newest entry (id, value, field; the field of a list entry is the
+# one given) and whether the timeline is a stream; `tl_append` adds an entry, moving a list
+# of `short_max` entries into a stream; `tl_range` reads as XRANGE (XREVRANGE when
+# `reverse`, bounds then high first) does, from either form.
 SEND_HELPERS = """
 local function now_us()
   local t = redis.call('TIME')
@@ -46,11 +51,61 @@ local function remember(key, idem, now, ttl, st)
   redis.call('ZADD', key, st, idem)
   redis.call('PEXPIRE', key, math.floor(ttl / 1000))
 end
+local function tl_top(m, s, field)
+  local top = redis.call('XREVRANGE', m, '+', '-', 'COUNT', 1)
+  if top[1] then return top[1][1], top[1][2][2], top[1][2][1], true end
+  local el = redis.call('LINDEX', s, -1)
+  if el then
+    local sp = string.find(el, ' ', 1, true)
+    return string.sub(el, 1, sp - 1), string.sub(el, sp + 1), field, false
+  end
+  return nil, nil, nil, redis.call('EXISTS', m) == 1
+end
+local function tl_append(m, s, long, short_max, id, field, value)
+  if long or short_max == 0 then
+    redis.call('XADD', m, id, field, value)
+    return
+  end
+  if redis.call('RPUSH', s, id .. ' ' .. value) < short_max then return end
+  for _, el in ipairs(redis.call('LRANGE', s, 0, -1)) do
+    local sp = string.find(el, ' ', 1, true)
+    redis.call('XADD', m, string.sub(el, 1, sp - 1), field, string.sub(el, sp + 1))
+  end
+  redis.call('LTRIM', s, 1, 0)  -- empties the list: Redis drops the key
+end
+local function bound(b)  -- '-', '+', an ID, or '(' and an ID: exclusive (as a start only)
+  if b == '-' then return -1 end
+  if b == '+' then return math.huge end
+  if string.sub(b, 1, 1) == '(' then return us(string.sub(b, 2)) + 1 end
+  return us(b)
+end
+local function tl_range(m, s, field, from, to, count, reverse)
+  local rows
+  if reverse then
+    rows = redis.call('XREVRANGE', m, from, to, 'COUNT', count)
+  else
+    rows = redis.call('XRANGE', m, from, to, 'COUNT', count)
+  end
+  if rows[1] then return rows end
+  local all = redis.call('LRANGE', s, 0, -1)
+  local lo, hi, first, last, step = bound(from), bound(to), 1, #all, 1
+  if reverse then lo, hi, first, last, step = bound(to), bound(from), #all, 1, -1 end
+  for i = first, last, step do
+    if #rows >= count then break end
+    local el = all[i]
+    local sp = string.find(el, ' ', 1, true)
+    local id = string.sub(el, 1, sp - 1)
+    local t = us(id)
+    if t >= lo and t <= hi then rows[#rows + 1] = {id, {field, string.sub(el, sp + 1)}} end
+  end
+  return rows
+end
 """
 
-# KEYS: stream, idempotency set, then the members' inboxes (none on a cluster, where they
-# live in other slots and a ZADD GT per member follows). ARGV: role digit, text,
-# idempotency member ('' for none), its lifetime (µs), the chat's wake channel, the chat.
+# KEYS: stream, short list, idempotency set, then the members' inboxes (none on a cluster,
+# where they live in other slots and a ZADD GT per member follows). ARGV: role digit, text,
+# idempotency member ('' for none), its lifetime (µs), the chat's wake channel, the chat,
+# how many messages a short chat's list holds before it becomes a stream (0: streams only).
 # One round trip per send. Redis's own clock gives the time, bumped past the chat's last
 # message; a key seen within its lifetime returns the first answer. The entry's field t
 # is "<role><sent by 0>:<sent by 1>:<text>": how many messages each member had sent up to
@@ -62,25 +117,24 @@ SEND = Script(
     + """
 local now = now_us()
 local idem, ttl = ARGV[3], tonumber(ARGV[4])
-local prev = seen(KEYS[2], idem, now, ttl)
+local prev = seen(KEYS[3], idem, now, ttl)
 if prev then return prev end
 local st, n0, n1 = now, 0, 0
-local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-if top[1] then
-  local last = us(top[1][1])
+local id, f, name, long = tl_top(KEYS[1], KEYS[2], 't')
+if id then
+  local last = us(id)
   if st <= last then st = last + 1 end
-  local f = top[1][2]
-  if f[1] == 't' then
-    local a, b = string.match(f[2], '^%d(%d+):(%d+):')
+  if name == 't' then
+    local a, b = string.match(f, '^%d(%d+):(%d+):')
     n0, n1 = tonumber(a), tonumber(b)
   end
 end
 if ARGV[1] == '1' then n1 = n1 + 1 else n0 = n0 + 1 end
 local value = string.format('%s%.0f:%.0f:', ARGV[1], n0, n1) .. ARGV[2]
-redis.call('XADD', KEYS[1], id_of(st), 't', value)
+tl_append(KEYS[1], KEYS[2], long, tonumber(ARGV[7]), id_of(st), 't', value)
 redis.call('SPUBLISH', ARGV[5], KEYS[1])
-remember(KEYS[2], idem, now, ttl, st)
-for i = 3, #KEYS do redis.call('ZADD', KEYS[i], 'GT', st, ARGV[6]) end
+remember(KEYS[3], idem, now, ttl, st)
+for i = 4, #KEYS do redis.call('ZADD', KEYS[i], 'GT', st, ARGV[6]) end
 return st
 """
 )

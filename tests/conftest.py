@@ -18,7 +18,14 @@ STORE_DB = 0  # integration tests; FLUSHDB before each
 _FIGURES: list[str] = []  # measured by tests, printed at the end of the run
 E2E_DB = 1  # the end-to-end stack
 # a test (or module) marked so runs on one redis-server and again on the Redis Cluster
-ON_BOTH_BACKENDS = pytest.mark.parametrize("backend", ["redis", "cluster"], indirect=True)
+# "streams": one Redis whose chats are streams from the first message (short lists off):
+# the layout data written before short lists existed has, which the store still reads.
+ON_EVERY_BACKEND = pytest.mark.parametrize(
+    "backend", ["redis", "cluster", "streams"], indirect=True
+)
+# Tests keep a chat's first messages in a list only this long (im-rpc: 32), so that
+# chats of a few messages already move into their stream.
+SHORT_CHAT_MESSAGES = 4
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +73,8 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
 
 @pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
-    """The store a test runs on: "redis" (one server), or "cluster" where ON_BOTH_BACKENDS."""
+    """The store a test runs on: "redis" (one server), or where ON_EVERY_BACKEND also
+    "cluster" and "streams" (one server, chats in streams only)."""
     return str(getattr(request, "param", "redis"))
 
 
@@ -98,15 +106,20 @@ async def key_count(client: aioredis.Redis) -> int:
 
 
 def make_store(
-    proc: Process, ttl_s: int = 86_400, db: int = STORE_DB, retry_ttl_s: int = 60
+    proc: Process,
+    ttl_s: int = 86_400,
+    db: int = STORE_DB,
+    retry_ttl_s: int = 60,
+    short: int = SHORT_CHAT_MESSAGES,
 ) -> RedisStore:
-    """A RedisStore on `proc`, as im-rpc builds it."""
+    """A RedisStore on `proc`, as im-rpc builds it (`short`: IM_SHORT_CHAT_MESSAGES)."""
     return RedisStore.from_url(
         redis_url(proc, db),
         max_connections=32,
         timeout_s=1.0,
         idempotency_ttl_s=ttl_s,
         retry_key_ttl_s=retry_ttl_s,
+        short_chat_messages=short,
     )
 
 
@@ -120,6 +133,7 @@ def make_cluster_store(
         timeout_s=1.0,
         idempotency_ttl_s=ttl_s,
         cluster=True,
+        short_chat_messages=SHORT_CHAT_MESSAGES,
     )
 
 
@@ -131,7 +145,8 @@ async def store(
     if backend == "cluster":
         s = make_cluster_store(request.getfixturevalue("redis_cluster"))
     else:
-        s = make_store(request.getfixturevalue("redis_proc"))
+        short = 0 if backend == "streams" else SHORT_CHAT_MESSAGES
+        s = make_store(request.getfixturevalue("redis_proc"), short=short)
     yield s
     await s.close()
 

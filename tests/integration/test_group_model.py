@@ -266,13 +266,16 @@ SETTINGS = settings(
 )
 
 
-@pytest.mark.parametrize("fanout_max", [100, 1])
-def test_groups_behave_as_the_model_says_on_redis(redis_proc: Process, fanout_max: int) -> None:
+@pytest.mark.parametrize(("fanout_max", "short"), [(100, 3), (1, 0)])
+def test_groups_behave_as_the_model_says_on_redis(
+    redis_proc: Process, fanout_max: int, short: int
+) -> None:
     """Small groups (inbox writes on send), then groups that become big at their second
-    member (read diffusion), and every mix in between."""
+    member (read diffusion), and every mix in between; timelines that move from a list into
+    a stream at their third message, then streams only."""
 
     class OnRedis(GroupMachine):
-        make = staticmethod(lambda: make_store(redis_proc))
+        make = staticmethod(lambda: make_store(redis_proc, short=short))
 
     OnRedis.fanout_max = fanout_max
     OnRedis.TestCase.settings = SETTINGS

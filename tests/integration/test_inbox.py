@@ -16,10 +16,10 @@ from rpc_svc.errors import InvalidArgument, StoreError
 from rpc_svc.group_service import GroupCall
 from rpc_svc.service import ChatsCall, ChatService, PullCall, ReadCall, SendCall
 from rpc_svc.store_keys import inbox_key, messages_key
-from tests.conftest import ON_BOTH_BACKENDS, key_count
+from tests.conftest import ON_EVERY_BACKEND, key_count
 from tests.integration.test_paging_properties import PROPERTY_SETTINGS
 
-pytestmark = ON_BOTH_BACKENDS
+pytestmark = ON_EVERY_BACKEND
 _runs = itertools.count()
 
 

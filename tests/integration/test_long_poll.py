@@ -17,7 +17,7 @@ from devtools.procs import redis_server
 from rpc_svc.errors import InvalidArgument, Overloaded, StoreUnavailable
 from rpc_svc.service import ChatService, PullCall, SendCall
 from rpc_svc.store import RedisStore
-from tests.conftest import ON_BOTH_BACKENDS
+from tests.conftest import ON_EVERY_BACKEND
 
 
 @asynccontextmanager
@@ -63,7 +63,7 @@ async def service(store: RedisStore) -> ChatService:
     return ChatService(store, 4096)
 
 
-@ON_BOTH_BACKENDS
+@ON_EVERY_BACKEND
 async def test_a_long_poll_answers_when_its_chat_gets_a_message(service: ChatService) -> None:
     waiting = asyncio.create_task(service.pull_wait(PullCall("a:b"), 5000))
     other = asyncio.create_task(service.pull_wait(PullCall("a:c"), 800))
@@ -81,7 +81,7 @@ async def test_a_long_poll_answers_when_its_chat_gets_a_message(service: ChatSer
     assert (unrelated.messages, unrelated.next_cursor) == ([], 0)
 
 
-@ON_BOTH_BACKENDS
+@ON_EVERY_BACKEND
 async def test_a_long_poll_times_out_with_an_empty_page_at_its_cursor(
     service: ChatService,
 ) -> None:
@@ -92,7 +92,7 @@ async def test_a_long_poll_times_out_with_an_empty_page_at_its_cursor(
     assert 0.25 < took < 1.5
 
 
-@ON_BOTH_BACKENDS
+@ON_EVERY_BACKEND
 async def test_no_wait_when_there_is_something_or_for_reverse_or_zero(
     service: ChatService,
 ) -> None:
@@ -106,7 +106,7 @@ async def test_no_wait_when_there_is_something_or_for_reverse_or_zero(
         await service.pull_wait(PullCall("a:b"), 30_001)
 
 
-@ON_BOTH_BACKENDS
+@ON_EVERY_BACKEND
 async def test_a_message_stored_around_the_read_is_never_missed(service: ChatService) -> None:
     rng = random.Random(7)
     for i in range(60):  # a send racing each poll by 0..3 ms, either side of its read

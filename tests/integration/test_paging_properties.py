@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from rpc_svc.chat import Message, Page
 from rpc_svc.service import ChatService, PullCall, SendCall
-from tests.conftest import ON_BOTH_BACKENDS
+from tests.conftest import ON_EVERY_BACKEND
 
-pytestmark = ON_BOTH_BACKENDS
+pytestmark = ON_EVERY_BACKEND
 _chats = itertools.count()
 
 PROPERTY_SETTINGS = settings(

@@ -21,10 +21,10 @@ from rpc_svc.store_keys import (
     retry_keys_key,
     send_time_of,
 )
-from tests.conftest import ON_BOTH_BACKENDS, make_cluster_store, make_store, redis_url
+from tests.conftest import ON_EVERY_BACKEND, make_cluster_store, make_store, redis_url
 
 
-@ON_BOTH_BACKENDS
+@ON_EVERY_BACKEND
 async def test_send_times_are_redis_microseconds_and_strictly_increase(store: RedisStore) -> None:
     before = time.time_ns() // 1000
     times = [await store.append("a:b", i % 2, "same text") for i in range(20)]
@@ -36,7 +36,7 @@ async def test_send_times_are_redis_microseconds_and_strictly_increase(store: Re
     assert {e.text for e in entries} == {"same text"}
 
 
-@ON_BOTH_BACKENDS
+@ON_EVERY_BACKEND
 async def test_concurrent_appends_are_all_kept_with_unique_times(store: RedisStore) -> None:
     times = await asyncio.gather(*(store.append("a:b", 0, "x") for _ in range(300)))
     assert len(set(times)) == 300
@@ -78,7 +78,7 @@ async def test_masters_without_the_scripts_get_them_again_within_the_connection_
         await store.close()
 
 
-@ON_BOTH_BACKENDS
+@ON_EVERY_BACKEND
 async def test_a_chat_whose_last_message_is_in_the_future_continues_after_it(
     store: RedisStore, redis_client: aioredis.Redis
 ) -> None:
@@ -88,7 +88,7 @@ async def test_a_chat_whose_last_message_is_in_the_future_continues_after_it(
     assert await store.append("a:b", 1, "next") == future + 2
 
 
-@ON_BOTH_BACKENDS
+@ON_EVERY_BACKEND
 async def test_reverse_reads_start_at_the_newest_or_at_the_cursor(store: RedisStore) -> None:
     times = [await store.append("a:b", 0, str(i)) for i in range(5)]
     newest = await store.read("a:b", 0, 2, reverse=True)
@@ -97,7 +97,7 @@ async def test_reverse_reads_start_at_the_newest_or_at_the_cursor(store: RedisSt
     assert [e.send_time for e in older] == times[2::-1]
 
 
-@ON_BOTH_BACKENDS
+@ON_EVERY_BACKEND
 async def test_a_repeated_idempotency_key_stores_nothing_new(store: RedisStore) -> None:
     first = await store.append("a:b", 0, "hello", "key-1")
     again = await store.append("a:b", 0, "hello", "key-1")

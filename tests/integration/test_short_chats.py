@@ -1,0 +1,153 @@
+"""Short chats on a real Redis: a chat's first messages live in a list, which moves into the
+chat's stream at IM_SHORT_CHAT_MESSAGES; reads, the newest entry and the inbox answer the
+same from either form, and chats written as streams (before short lists) stay streams."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import redis.asyncio as aioredis
+
+from devtools.procs import Process
+from rpc_svc.chat import Entry
+from rpc_svc.group_service import GroupCall
+from rpc_svc.service import ChatsCall, ChatService, PullCall, ReadCall, SendCall
+from rpc_svc.store import Latest, Read, RedisStore, _outcome
+from rpc_svc.store_keys import messages_key, short_key
+from tests.conftest import SHORT_CHAT_MESSAGES, make_store
+
+CHAT = "ann:bob"
+ON_BOTH = pytest.mark.parametrize("backend", ["redis", "cluster"], indirect=True)
+
+
+async def _forms(client: aioredis.Redis, chat: str) -> tuple[int, int]:
+    """(entries in the chat's list, entries in its stream)."""
+    return await client.llen(short_key(chat)), await client.xlen(messages_key(chat))
+
+
+@ON_BOTH
+async def test_a_chat_moves_from_its_list_into_its_stream_at_the_limit(
+    store: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    times = []
+    for i in range(SHORT_CHAT_MESSAGES - 1):
+        times.append(await store.append(CHAT, i % 2, f"m{i}"))
+        assert await _forms(redis_client, CHAT) == (i + 1, 0)
+    before = await store.read(CHAT, 0, 100, reverse=False)
+    times.append(await store.append(CHAT, 1, "last"))
+    assert await _forms(redis_client, CHAT) == (0, SHORT_CHAT_MESSAGES)
+    assert await redis_client.exists(short_key(CHAT)) == 0
+    after = await store.read(CHAT, 0, 100, reverse=False)
+    assert after[:-1] == before
+    assert after[-1] == Entry(times[-1], 1, "last")
+    assert [e.send_time for e in after] == times
+    times.append(await store.append(CHAT, 0, "more"))  # the stream from now on
+    assert await _forms(redis_client, CHAT) == (0, SHORT_CHAT_MESSAGES + 1)
+
+
+def _expected(times: list[int], cursor: int, limit: int, reverse: bool) -> list[int]:
+    if reverse:
+        return [t for t in reversed(times) if not cursor or t <= cursor][:limit]
+    return [t for t in times if t >= cursor][:limit]
+
+
+@ON_BOTH
+async def test_reads_from_every_cursor_agree_before_and_after_the_move(
+    store: RedisStore,
+) -> None:
+    times: list[int] = []
+    for n in range(1, SHORT_CHAT_MESSAGES + 2):
+        times.append(await store.append(CHAT, n % 2, f"m{n}"))
+        cursors = [0, times[0] - 1, *times, times[-1] + 1]
+        for cursor, limit, reverse in itertools.product(cursors, range(1, n + 2), (False, True)):
+            got = await store.read(CHAT, cursor, limit, reverse)
+            assert [e.send_time for e in got] == _expected(times, cursor, limit, reverse), (
+                n,
+                cursor,
+                limit,
+                reverse,
+            )
+        for at in cursors:
+            tip = await store.one(Latest(CHAT, at))
+            newest = _expected(times, at, 1, True)
+            assert (tip.entry.send_time if tip else None) == (newest[0] if newest else None)
+            if tip is not None:  # the tallies come along: sent by role 0 and role 1
+                upto = [t for t in times if t <= tip.entry.send_time]
+                ones = sum(1 for i, _ in enumerate(upto) if (i + 1) % 2)
+                assert tip.sent == (len(upto) - ones, ones)
+
+
+async def test_a_chat_stored_as_a_stream_is_read_and_stays_a_stream(
+    redis_proc: Process, redis_client: aioredis.Redis
+) -> None:
+    old, new = make_store(redis_proc, short=0), make_store(redis_proc)
+    try:
+        first = [await old.append(CHAT, i % 2, f"old{i}") for i in range(2)]
+        assert await _forms(redis_client, CHAT) == (0, 2)
+        third = await new.append(CHAT, 0, "new")
+        assert await _forms(redis_client, CHAT) == (0, 3)  # no list beside the stream
+        entries = await new.read(CHAT, 0, 10, reverse=False)
+        assert [e.send_time for e in entries] == [*first, third]
+        assert (await new.one(Latest(CHAT))).sent == (2, 1)
+    finally:
+        await old.close()
+        await new.close()
+
+
+async def test_a_read_that_straddles_the_move_answers_from_the_stream(
+    store: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    # a read is two replies, the list's then the stream's: another client's send may move
+    # the list into the stream between them; both replies then hold the entries
+    times = [await store.append(CHAT, 0, f"m{i}") for i in range(SHORT_CHAT_MESSAGES - 1)]
+    op = Read(CHAT, 0, 100, False)
+    listed, stream_read = store._commands(op)
+    first = await redis_client.execute_command(*listed)  # type: ignore[no-untyped-call]
+    times.append(await store.append(CHAT, 1, "moves"))
+    second = await redis_client.execute_command(*stream_read)  # type: ignore[no-untyped-call]
+    assert len(first) == SHORT_CHAT_MESSAGES - 1
+    assert [e.send_time for e in _outcome(op, [first, second])] == times
+    assert [e.send_time for e in _outcome(op, [first, []])] == times[:-1]  # before the move
+
+
+async def test_an_inbox_and_groups_read_short_and_long_timelines_alike(
+    service: ChatService, redis_client: aioredis.Redis
+) -> None:
+    await service.group(GroupCall("create", "#g", "ann"))
+    await service.group(GroupCall("add", "#g", "ann", "bob"))
+    sent = []
+    for i in range(SHORT_CHAT_MESSAGES + 1):
+        sent.append(await service.send(SendCall("#g", "bob" if i % 2 else "ann", f"g{i}")))
+        await service.send(SendCall(CHAT, "bob", f"p{i}"))
+        inbox = {c["chat"]: c for c in (await service.chats(ChatsCall("ann"))).chats}
+        assert inbox["#g"]["last_message"]["send_time"] == sent[-1].send_time
+        assert inbox["#g"]["unread"] == (i + 1) // 2  # bob's, after ann's joining position
+        assert inbox[CHAT]["last_message"]["text"] == f"p{i}"
+        assert inbox[CHAT]["unread"] == i + 1
+        page = await service.pull(PullCall("#g", 0, 100, True))
+        assert [m["text"] for m in page.messages] == [f"g{j}" for j in range(i, -1, -1)]
+        half = await service.pull(PullCall("#g", sent[0].send_time + 1, 2, False))
+        assert [m["text"] for m in half.messages] == [f"g{j}" for j in range(1, min(i, 2) + 1)]
+    assert await _forms(redis_client, "#g") == (0, SHORT_CHAT_MESSAGES + 1)
+
+
+async def test_group_reads_and_read_positions_inside_a_short_group(
+    service: ChatService, redis_client: aioredis.Redis
+) -> None:
+    await service.group(GroupCall("create", "#h", "ann"))
+    await service.group(GroupCall("add", "#h", "ann", "bob"))
+    b0, b1, a0 = [
+        (await service.send(SendCall("#h", s, t))).send_time
+        for s, t in (("bob", "b0"), ("bob", "b1"), ("ann", "a0"))
+    ]
+    assert await _forms(redis_client, "#h") == (3, 0)
+    page = await service.pull(PullCall("#h", b1, 5, False))  # the cursor's own entry first
+    assert [m["send_time"] for m in page.messages] == [b1, a0]
+    page = await service.pull(PullCall("#h", b1, 5, True))
+    assert [m["send_time"] for m in page.messages] == [b1, b0]
+    # a position before bob's last message: bob's own messages after it are counted by a
+    # scan of the list from just after the position (b1 is bob's, a0 the one unread)
+    await service.mark_read(ReadCall("#h", "bob", b0))
+    (shown,) = (await service.chats(ChatsCall("bob"))).chats
+    assert (shown["chat"], shown["unread"]) == ("#h", 1)
