@@ -28,7 +28,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 
 import orjson
@@ -142,8 +143,7 @@ async def _measure(r: aioredis.Redis, fill: Callable[[], Awaitable[None]], n: in
     return (await _used(r) - before) / n
 
 
-async def run(n: int, chats: int, text_bytes: int, port: int) -> None:
-    url = f"redis://127.0.0.1:{port}/0"
+async def run(n: int, chats: int, text_bytes: int, url: str) -> None:
     r = aioredis.Redis.from_url(url)
     text = "x" * text_bytes
     raw = text_bytes + len(SENDERS[0])
@@ -164,32 +164,17 @@ async def run(n: int, chats: int, text_bytes: int, port: int) -> None:
     await r.aclose()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=100_000)
-    parser.add_argument("--chats", type=int, default=1000)
-    parser.add_argument("--text-bytes", type=int, default=100)
-    args = parser.parse_args()
+@contextmanager
+def local_redis() -> Iterator[str]:
+    """A private redis-server (no persistence) on a free loopback port: its URL."""
     exe = shutil.which("redis-server")
     if exe is None:
         raise SystemExit("redis-server is not installed: run scripts/bootstrap")
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
+        argv = [exe, "--bind", "127.0.0.1", "--port", str(port), "--dir", tmp]
         proc = subprocess.Popen(
-            [
-                exe,
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--dir",
-                tmp,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
+            [*argv, "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL
         )
         try:
             for _ in range(100):
@@ -200,10 +185,20 @@ def main() -> None:
                     time.sleep(0.05)
             version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
             print(version.strip())
-            asyncio.run(run(args.messages, args.chats, args.text_bytes, port))
+            yield f"redis://127.0.0.1:{port}/0"
         finally:
             proc.terminate()
             proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--chats", type=int, default=1000)
+    parser.add_argument("--text-bytes", type=int, default=100)
+    args = parser.parse_args()
+    with local_redis() as url:
+        asyncio.run(run(args.messages, args.chats, args.text_bytes, url))
 
 
 if __name__ == "__main__":

@@ -175,3 +175,13 @@ def test_every_topology_authenticates_and_im_rpc_requires_the_user(files: list[s
     assert rpc["IM_RPC_REQUIRE_USER"] == "true"
     assert "IM_AUTH_JWT_SECRET" not in rpc  # only gateways verify tokens
     assert "IM_AUTH_JWT_SECRET=" in (ROOT / ".env.example").read_text()
+
+
+@pytest.mark.parametrize("files", [BASE, SCALED, CLUSTER])
+def test_every_topology_gives_the_services_room_for_their_connections(files: list[str]) -> None:
+    # a gateway's defaults need 12,560 descriptors (docs/operations.md "Open files")
+    services = compose_config(files)["services"]
+    for name in ("http", "rpc"):
+        nofile = services[name]["ulimits"]["nofile"]
+        limit = nofile["hard"] if isinstance(nofile, dict) else nofile
+        assert int(limit) >= 12_560, (name, nofile)
