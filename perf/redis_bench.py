@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from rpc_svc.store_keys import idempotency_key, inbox_key, messages_key, wake_channel
+from rpc_svc.store_keys import idempotency_key, inbox_key, messages_key, short_key, wake_channel
 from rpc_svc.store_scripts import SEND
 
 
@@ -27,8 +27,9 @@ def _commands(sha: str) -> dict[str, list[str]]:
         "EVALSHA send script": [
             "EVALSHA",
             sha,
-            "4",
+            "5",
             messages_key(chat),
+            short_key(chat),
             idempotency_key(chat),
             inbox_key("bench"),
             inbox_key("mark"),
@@ -38,6 +39,7 @@ def _commands(sha: str) -> dict[str, list[str]]:
             "86400000000",
             wake_channel(chat),
             chat,
+            "32",  # IM_SHORT_CHAT_MESSAGES: past the 32nd message, the chat is a stream
         ],
         "XRANGE COUNT 11": ["XRANGE", messages_key(chat), "-", "+", "COUNT", "11"],
         "XRANGE COUNT 101": ["XRANGE", messages_key(chat), "-", "+", "COUNT", "101"],
