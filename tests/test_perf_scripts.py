@@ -176,3 +176,37 @@ def test_the_group_comparison_measures_every_scenario_and_audits(tmp_path: Path)
     audit = re.search(r"audit: \d+ chats, (\d+) acked, \d+ stored, 0 lost, 0 duplicated", text)
     assert audit
     assert int(audit.group(1)) > 100
+
+
+@pytest.mark.slow
+def test_chat_sizes_prints_each_size_and_short_chats_beat_the_naive_design() -> None:
+    done = _run_module(
+        "perf.chat_sizes", "--messages", "2000", "--sizes", "1,2,40", "--mix-chats", "200",
+        "--users", "100",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = {
+        cells[0]: [float(c.replace(",", "")) for c in cells[2:6]]
+        for line in done.stdout.splitlines()
+        if (cells := [c.strip() for c in line.strip("|").split("|")])[0] in ("1", "2", "40", "mix")
+    }
+    assert list(rows) == ["1", "2", "40", "mix"]
+    for size in ("1", "2"):  # columns: short, streams, +ids, zset-json
+        short, streams, _, naive = rows[size]
+        assert short < naive < streams, (size, rows[size])
+    assert "user in 10 chats:" in done.stdout
+
+
+@pytest.mark.slow
+def test_long_polls_sees_every_message_and_reports_the_processes() -> None:
+    done = _run_module(
+        "perf.long_polls", "--polls", "200", "--rate", "100", "--seconds", "2", "--drain", "10"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "missed: 0 messages never seen, 0 seen twice or unsent; errors: none" in done.stdout
+    sends = re.search(r"sends: ([\d,]+) acknowledged", done.stdout)
+    wakes = re.search(r"wake-ups: ([\d,]+) messages seen", done.stdout)
+    assert sends
+    assert wakes
+    assert sends.group(1) == wakes.group(1) == "200"
+    assert re.search(r"\| im-http \| \d+ \| \d+ \| \d+ \| \d+ \| \d+ \| \d+ \|", done.stdout)
