@@ -87,6 +87,10 @@ class ChatUser(FastHttpUser):
             self.cursor = page["next_cursor"]
 
     @task(1)
+    def inbox(self) -> None:
+        self.client.get("/api/chats", params={"user": self.me, "limit": 10}, name="/api/chats")
+
+    @task(1)
     def history(self) -> None:
         cursor = 0
         for _ in range(3):

@@ -22,6 +22,7 @@ SCENARIOS = {
     "send": "POST /api/send",
     "pull10": "GET /api/pull limit=10",
     "pull100": "GET /api/pull limit=100",
+    "inbox10": "GET /api/chats limit=10 (a random user)",
 }
 
 

@@ -30,7 +30,7 @@ from perf.tokens import load_users, read_tokens, write_tokens
 from perf.wrk import WrkResult, run_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("ping", "send", "pull10", "pull100")
+SCENARIOS = ("ping", "send", "pull10", "pull100", "inbox10")
 
 
 def log(message: str) -> None:
@@ -45,7 +45,19 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=10, help="length of each wrk run")
     p.add_argument("--rounds", type=int, default=1, help="rounds per scenario (median kept)")
     p.add_argument("--step-rounds", type=int, default=3, help="rounds of the A/B steps (0: skip)")
-    p.add_argument("--chats", type=int, default=200, help="chats in the load's pool")
+    p.add_argument(
+        "--chats",
+        type=int,
+        default=100_000,
+        help="chats in the load's pool (chat i between users a<i> and b<i>)",
+    )
+    p.add_argument(
+        "--fill-seconds",
+        type=float,
+        default=30,
+        help="sends (wrk, 64 connections) before the measured runs, so that the pool's chats "
+        "hold messages (0: none)",
+    )
     p.add_argument("--locust-seconds", type=int, default=30, help="locust run (0: skip)")
     p.add_argument("--locust-users", type=int, default=50)
     p.add_argument("--memory", action="store_true", help="also measure Redis bytes/message")
@@ -61,7 +73,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--auth starts its own stack (with its own keys): it cannot use --target")
     args.tokens = None  # the tokens file, once made
     if args.smoke:
-        args.connections, args.seconds, args.chats = "4", 1, 10
+        args.connections, args.seconds, args.chats, args.fill_seconds = "4", 1, 10, 1
         args.step_rounds, args.locust_seconds, args.locust_users = 1, 3, 4
     return args
 
@@ -196,6 +208,19 @@ def main(argv: list[str] | None = None) -> int:
         redis = redis_ceilings(local.redis.port) if local and not args.smoke else []
         for c in redis:
             log(f"redis-benchmark {c.command} -P {c.pipeline}: {c.rps:,.0f}/s")
+        if args.fill_seconds:
+            log(f"filling {args.chats:,} chats: sends for {args.fill_seconds:g} s ...")
+            fill = run_wrk(
+                url,
+                "send",
+                64,
+                args.fill_seconds,
+                chats=args.chats,
+                prefix=prefix,
+                acks=acks,
+                tokens=args.tokens,
+            )
+            log(f"filled: {fill.requests:,} messages, {fill.requests / args.chats:.1f} per chat")
         results, every_run = _scenarios(url, args, prefix, acks)
         steps = _steps(local, args, prefix, acks) if local and args.step_rounds else []
         locust = _locust(url, args, out, prefix, acks) if args.locust_seconds else []
@@ -214,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             "(AOF everysec), wrk and locust on the same machine"
         )
         + ("; authentication on (ES256 tokens, one per simulated user)" if args.auth else ""),
-        f"load: wrk -t2, {args.seconds:g} s per run, {args.chats} chats, 100-byte texts; "
+        f"load: wrk -t2, {args.seconds:g} s per run, {args.chats:,} chats ({2 * args.chats:,} "
+        f"users), filled by {args.fill_seconds:g} s of sends first, 100-byte texts; "
         f"{args.rounds} round(s) per scenario (median)",
         "targets against /ping: each round's scenario over the same round's /ping (run just "
         "before it), median of the rounds; the tables divide the medians",

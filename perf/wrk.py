@@ -55,8 +55,8 @@ def run_wrk(
     members: int = 1000,
 ) -> WrkResult:
     """Run one wrk load; scenario is ping, send, pull10, pull100, gsend (to groups of
-    `members`) or chats10 (an inbox page). `tokens`: a file of perf/tokens.py, for a gateway
-    with authentication on."""
+    `members`), chats10 (the hub's inbox page) or inbox10 (a random user's inbox page).
+    `tokens`: a file of perf/tokens.py, for a gateway with authentication on."""
     mode = scenario.rstrip("0123456789")
     limit = int(scenario[len(mode) :] or limit)
     threads = max(1, min(2, connections))

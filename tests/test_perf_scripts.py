@@ -72,6 +72,7 @@ def test_the_benchmark_smoke_run_writes_a_report_with_a_clean_audit(tmp_path: Pa
         "GET /ping (HTTP ceiling)",
         "POST /api/send",
         "GET /api/pull limit=100",
+        "GET /api/chats limit=10 (a random user)",
         "## Steps",
         "## Locust",
     ):
@@ -95,6 +96,7 @@ def test_the_smoke_run_with_authentication_sends_every_user_s_token(tmp_path: Pa
         rows = {row["Name"]: row for row in csv.DictReader(stats)}
     assert int(rows["Aggregated"]["Request Count"]) > 0
     assert rows["Aggregated"]["Failure Count"] == "0"
+    assert "/api/chats" in rows  # the inbox is a task of its own, with each user's token
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 --   wrk ... -s perf/wrk/im.lua URL -- MODE CHATS LIMIT PREFIX ACKS TOKEN [TOKENS [MEMBERS]]
 --   MODE   ping | send | pull | gsend (to group "#<PREFIX>g<i>", i in 1..CHATS, from member
 --          "<PREFIX>m<j>", j in 1..MEMBERS) | chats (the inbox of "<PREFIX>hub", LIMIT rows)
+--          | inbox (the inbox of a random member of a random chat of the pool, LIMIT rows)
 --   CHATS  size of the chat pool: chat i is "<PREFIX>a<i>:<PREFIX>b<i>"
 --   LIMIT  page size of pulls
 --   PREFIX makes this run's chats its own
@@ -73,6 +74,10 @@ function request()
   elseif mode == "chats" then
     local hub = prefix .. "hub"
     return wrk.format("GET", "/api/chats?user=" .. hub .. "&limit=" .. limit, plain_by_user[hub])
+  elseif mode == "inbox" then
+    local a, b = members()
+    local user = (math.random(2) == 1) and a or b
+    return wrk.format("GET", "/api/chats?user=" .. user .. "&limit=" .. limit, plain_by_user[user])
   elseif mode == "pull" then
     local a, b = members()
     return wrk.format("GET", "/api/pull?chat=" .. a .. ":" .. b .. "&limit=" .. limit, plain_by_user[a])
