@@ -62,10 +62,12 @@ local function tl_top(m, s, field)
   return nil, nil, nil, redis.call('EXISTS', m) == 1
 end
 local function tl_append(m, s, long, short_max, id, field, value)
-  if long or short_max == 0 then
+  if long then
     redis.call('XADD', m, id, field, value)
     return
   end
+  -- at short_max the list moves into the stream; with short lists off (0) at once, so that
+  -- a list written before they were turned off moves too
   if redis.call('RPUSH', s, id .. ' ' .. value) < short_max then return end
   for _, el in ipairs(redis.call('LRANGE', s, 0, -1)) do
     local sp = string.find(el, ' ', 1, true)

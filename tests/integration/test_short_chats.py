@@ -151,3 +151,19 @@ async def test_group_reads_and_read_positions_inside_a_short_group(
     await service.mark_read(ReadCall("#h", "bob", b0))
     (shown,) = (await service.chats(ChatsCall("bob"))).chats
     assert (shown["chat"], shown["unread"]) == ("#h", 1)
+
+
+async def test_a_list_left_when_short_lists_are_turned_off_moves_at_the_next_send(
+    redis_proc: Process, redis_client: aioredis.Redis
+) -> None:
+    short, off = make_store(redis_proc), make_store(redis_proc, short=0)
+    try:
+        first = [await short.append(CHAT, i % 2, f"m{i}") for i in range(2)]
+        assert await _forms(redis_client, CHAT) == (2, 0)
+        third = await off.append(CHAT, 0, "after")
+        assert await _forms(redis_client, CHAT) == (0, 3)
+        entries = await off.read(CHAT, 0, 10, reverse=False)
+        assert [e.send_time for e in entries] == [*first, third]
+    finally:
+        await short.close()
+        await off.close()
