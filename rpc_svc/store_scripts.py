@@ -52,13 +52,13 @@ local function remember(key, idem, now, ttl, st)
   redis.call('PEXPIRE', key, math.floor(ttl / 1000))
 end
 local function tl_top(m, s, field)
-  local top = redis.call('XREVRANGE', m, '+', '-', 'COUNT', 1)
-  if top[1] then return top[1][1], top[1][2][2], top[1][2][1], true end
-  local el = redis.call('LINDEX', s, -1)
+  local el = redis.call('LINDEX', s, -1)  -- a chat is never both: most are short
   if el then
     local sp = string.find(el, ' ', 1, true)
     return string.sub(el, 1, sp - 1), string.sub(el, sp + 1), field, false
   end
+  local top = redis.call('XREVRANGE', m, '+', '-', 'COUNT', 1)
+  if top[1] then return top[1][1], top[1][2][2], top[1][2][1], true end
   return nil, nil, nil, redis.call('EXISTS', m) == 1
 end
 local function tl_append(m, s, long, short_max, id, field, value)
@@ -82,14 +82,11 @@ local function bound(b)  -- '-', '+', an ID, or '(' and an ID: exclusive (as a s
   return us(b)
 end
 local function tl_range(m, s, field, from, to, count, reverse)
-  local rows
-  if reverse then
-    rows = redis.call('XREVRANGE', m, from, to, 'COUNT', count)
-  else
-    rows = redis.call('XRANGE', m, from, to, 'COUNT', count)
+  local all, rows = redis.call('LRANGE', s, 0, -1), {}
+  if not all[1] then
+    if reverse then return redis.call('XREVRANGE', m, from, to, 'COUNT', count) end
+    return redis.call('XRANGE', m, from, to, 'COUNT', count)
   end
-  if rows[1] then return rows end
-  local all = redis.call('LRANGE', s, 0, -1)
   local lo, hi, first, last, step = bound(from), bound(to), 1, #all, 1
   if reverse then lo, hi, first, last, step = bound(to), bound(from), #all, 1, -1 end
   for i = first, last, step do

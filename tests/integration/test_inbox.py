@@ -15,7 +15,7 @@ from rpc_svc.chat import InboxChat
 from rpc_svc.errors import InvalidArgument, StoreError
 from rpc_svc.group_service import GroupCall
 from rpc_svc.service import ChatsCall, ChatService, PullCall, ReadCall, SendCall
-from rpc_svc.store_keys import inbox_key, messages_key
+from rpc_svc.store_keys import inbox_key, messages_key, short_key
 from tests.conftest import ON_EVERY_BACKEND, key_count
 from tests.integration.test_paging_properties import PROPERTY_SETTINGS
 
@@ -244,7 +244,8 @@ async def test_a_store_failure_reading_the_last_messages_is_the_answer(
     service: ChatService, redis_client: aioredis.Redis
 ) -> None:
     await service.send(SendCall("ann:bob", "bob", "hi"))
-    await redis_client.delete(messages_key("ann:bob"))
-    await redis_client.set(messages_key("ann:bob"), "not a stream")  # XREVRANGE: WRONGTYPE
+    for key in (short_key("ann:bob"), messages_key("ann:bob")):  # the list, or the stream
+        await redis_client.delete(key)
+        await redis_client.set(key, "not a list, not a stream")  # LINDEX/XREVRANGE: WRONGTYPE
     with pytest.raises(StoreError, match="refused the command"):
         await service.chats(ChatsCall("ann"))

@@ -66,7 +66,7 @@ async def service(store: RedisStore) -> ChatService:
 @ON_EVERY_BACKEND
 async def test_a_long_poll_answers_when_its_chat_gets_a_message(service: ChatService) -> None:
     waiting = asyncio.create_task(service.pull_wait(PullCall("a:b"), 5000))
-    other = asyncio.create_task(service.pull_wait(PullCall("a:c"), 800))
+    other = asyncio.create_task(service.pull_wait(PullCall("a:c"), 2000))
     await asyncio.sleep(0.1)
     started = time.monotonic()
     sent = await service.send(SendCall("a:b", "a", "wake up"))

@@ -20,6 +20,7 @@ from rpc_svc.store_keys import (
     messages_key,
     retry_keys_key,
     send_time_of,
+    short_key,
 )
 from tests.conftest import ON_EVERY_BACKEND, make_cluster_store, make_store, redis_url
 
@@ -158,7 +159,7 @@ async def test_a_retry_key_dedups_briefly_and_apart_from_client_keys(
 @pytest.mark.parametrize("chat", ["{a}:b", "%7Ba%7D:b", "}x:{y", "a%:b"])
 async def test_keys_stay_distinct_and_in_one_hash_slot(store: RedisStore, chat: str) -> None:
     await store.append(chat, 0, chat, "k")
-    for key in (messages_key(chat), idempotency_key(chat)):
+    for key in (messages_key(chat), short_key(chat), idempotency_key(chat)):
         tag = key[key.index("{") + 1 : key.index("}")]
         assert tag
         assert key.startswith(f"im:{{{tag}}}:")
