@@ -36,6 +36,7 @@ from pathlib import Path
 import orjson
 
 from devtools.procs import HOST, Process, http_service, redis_server, rpc_service
+from perf.auth import cpu_seconds
 from perf.stack import raise_fd_limit, start_owned
 
 WAIT_MS = 30_000
@@ -64,10 +65,15 @@ def chat_of(i: int) -> str:
     return f"lp{i:05d}:peer{i:05d}"
 
 
+def pid_of(proc: Process) -> int:
+    """The pid of a started process."""
+    assert proc.proc is not None
+    return proc.proc.pid
+
+
 def usage(proc: Process) -> tuple[float, int]:
     """(RSS in MB, open file descriptors) of a running process."""
-    assert proc.proc is not None
-    pid = proc.proc.pid
+    pid = pid_of(proc)
     status = Path(f"/proc/{pid}/status").read_text()
     rss_kb = next(int(row.split()[1]) for row in status.splitlines() if row.startswith("VmRSS"))
     return rss_kb / 1024, len(os.listdir(f"/proc/{pid}/fd"))
@@ -173,9 +179,14 @@ async def measure(args: argparse.Namespace, gateway: Process, rpc: Process) -> i
     waiting = {"im-http": usage(gateway), "im-rpc": usage(rpc)}
     print(f"[long_polls] {args.polls:,} polls open in {opened_s:.1f} s", file=sys.stderr)
     chats = [chat_of(i) for i in range(args.polls)]
+    cpu0 = {name: cpu_seconds(pid_of(p)) for name, p in (("im-http", gateway), ("im-rpc", rpc))}
+    cpu0["load client"] = time.process_time()
     t1 = time.monotonic()
     await sender(port, chats, args.rate, args.seconds, tally)
     send_s = time.monotonic() - t1
+    cpu = {name: cpu_seconds(pid_of(p)) for name, p in (("im-http", gateway), ("im-rpc", rpc))}
+    cpu["load client"] = time.process_time()
+    busy = {name: (cpu[name] - cpu0[name]) / send_s for name in cpu}
     loaded = {"im-http": usage(gateway), "im-rpc": usage(rpc)}
     tally.sending = False
     tally.check()
@@ -200,6 +211,8 @@ async def measure(args: argparse.Namespace, gateway: Process, rpc: Process) -> i
     print(f"missed: {missed} messages never seen, {extra} seen twice or unsent; "
           f"errors: {dict(tally.errors) or 'none'}; polls that ran out their wait: "
           f"{tally.empty}")  # fmt: skip
+    shares = ", ".join(f"{name} {share:.0%}" for name, share in busy.items())
+    print(f"CPU during the sends (of one core): {shares}")
     print("| process | RSS MB idle | RSS MB, polls waiting | RSS MB, end of sends "
           "| fds idle | fds, polls waiting | fds, end of sends |")  # fmt: skip
     print("| --- | --- | --- | --- | --- | --- | --- |")
