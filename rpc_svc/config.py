@@ -87,7 +87,7 @@ class Settings:
     short_chat_messages: int = setting(
         "IM_SHORT_CHAT_MESSAGES",
         32,
-        "a chat (or group) keeps its messages in a compact list until it has this many, "
+        "a chat (or group) keeps its messages in one compact string until it has this many, "
         "then in a stream (0: streams from the first message)",
         lo=0,
         hi=10_000,

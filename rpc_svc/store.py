@@ -211,7 +211,7 @@ class RedisStore:
         """A store with its own connections to the Redis at `url` (with `cluster`, a seed
         node of a Redis Cluster). With `wait_replicas`, a write is acknowledged only once
         that many replicas have it (WAIT, up to `wait_timeout_ms`). A chat keeps its first
-        `short_chat_messages` - 1 messages in a list, then moves them into a stream (0:
+        `short_chat_messages` - 1 messages in a string, then moves them into a stream (0:
         streams only)."""
         waits = {
             "wait_replicas": wait_replicas,
@@ -443,29 +443,20 @@ class RedisStore:
 
     def _commands(self, op: Op) -> list[tuple[Any, ...]]:
         if isinstance(op, Read):  # the hot path first, without pattern matching
-            # a short chat's list, then the stream: a send that moves the list into the
+            # a short chat's string, then the stream: a send that moves the string into the
             # stream between the two replies leaves both read, and the stream wins
-            rows = _short_range(op.chat, op.cursor, op.entries, op.reverse)
+            short, key, count = ("GET", short_key(op.chat)), messages_key(op.chat), op.entries
             if op.reverse:
                 start = entry_id(op.cursor) if op.cursor else "+"
-                stream = ("XREVRANGE", messages_key(op.chat), start, "-", "COUNT", op.entries)
-            else:
-                stream = (
-                    "XRANGE",
-                    messages_key(op.chat),
-                    entry_id(op.cursor),
-                    "+",
-                    "COUNT",
-                    op.entries,
-                )
-            return [rows, stream]
+                return [short, ("XREVRANGE", key, start, "-", "COUNT", count)]
+            return [short, ("XRANGE", key, entry_id(op.cursor), "+", "COUNT", count)]
         if isinstance(op, Append):
             return [self._append_command(op)]
         match op:
             case Latest(chat, at):
                 start = entry_id(at) if at else "+"
                 return [
-                    _short_range(chat, at, 1, True),
+                    ("GET", short_key(chat)),
                     ("XREVRANGE", messages_key(chat), start, "-", "COUNT", 1),
                 ]
             case InboxRange(user, below, skip, count):
@@ -496,28 +487,29 @@ class RedisStore:
         )  # fmt: skip
 
 
-def _short_range(chat: str, cursor: int, entries: int, reverse: bool) -> tuple[Any, ...]:
-    """The LRANGE of a short chat's list that holds a read's entries: the first `entries`
-    from the oldest, the last `entries` from the newest, else all (a short list)."""
-    if not cursor:
-        return (
-            ("LRANGE", short_key(chat), -entries, -1)
-            if reverse
-            else ("LRANGE", short_key(chat), 0, entries - 1)
-        )
-    return ("LRANGE", short_key(chat), 0, -1)
+def short_records(raw: str | None) -> list[tuple[str, str]]:
+    """The (stream ID, value) records of a short chat's string, newest first: each record is
+    "<id> <bytes> <value>", `bytes` the value's length in UTF-8."""
+    if not raw:
+        return []
+    data, at, out = raw.encode(), 0, []
+    while at < len(data):
+        sp = data.index(b" ", at)
+        sp2 = data.index(b" ", sp + 1)
+        stop = sp2 + 1 + int(data[sp + 1 : sp2])
+        out.append((data[at:sp].decode(), data[sp2 + 1 : stop].decode()))
+        at = stop
+    return out
 
 
 def short_rows(
-    elements: list[str], cursor: int, entries: int, reverse: bool, field: str = "t"
+    raw: str | None, cursor: int, entries: int, reverse: bool, field: str = "t"
 ) -> _Rows:
-    """The XRANGE-shaped rows of a short chat's list elements ("<id> <value>", oldest
-    first): up to `entries` from `cursor` (inclusive; 0: from the start, or the end when
-    `reverse`)."""
+    """The XRANGE-shaped rows of a short chat's string: up to `entries` from `cursor`
+    (inclusive; 0: from the oldest, or the newest when `reverse`)."""
+    records = short_records(raw)
     rows: _Rows = []
-    ordered = reversed(elements) if reverse else elements
-    for element in ordered:
-        entry_id_, _, value = element.partition(" ")
+    for entry_id_, value in records if reverse else reversed(records):
         if cursor:
             ms, _, seq = entry_id_.partition("-")
             at = int(ms) * 1000 + int(seq)

@@ -23,11 +23,12 @@ class Script:
 
 # Lua helpers of the scripts: Redis's clock in µs, a stream ID as µs and back; the
 # idempotency set (`seen`: the send time a key got within its lifetime, nil for none or no
-# key; `remember`: record one, prune the expired); and a chat's (or group's) timeline: a
-# list of "<id> <value>" while the chat is short, a stream once it is long (see store.md).
-# `tl_top` answers the newest entry (id, value, field; the field of a list entry is the
-# one given) and whether the timeline is a stream; `tl_append` adds an entry, moving a list
-# of `short_max` entries into a stream; `tl_range` reads as XRANGE (XREVRANGE when
+# key; `remember`: record one, prune the expired); and a chat's (or group's) timeline: while
+# the chat is short, one string of records "<id> <bytes> <value>", newest first (`bytes`:
+# the value's length in bytes of UTF-8), a stream once it is long (see store.md). `tl_top`
+# answers the newest entry (id, value, field; a record's field is the one given) and
+# whether the timeline is a stream; `tl_append` adds an entry, moving a string of
+# `short_max` records into the stream; `tl_range` reads as XRANGE (XREVRANGE when
 # `reverse`, bounds then high first) does, from either form.
 SEND_HELPERS = """
 local function now_us()
@@ -51,11 +52,35 @@ local function remember(key, idem, now, ttl, st)
   redis.call('ZADD', key, st, idem)
   redis.call('PEXPIRE', key, math.floor(ttl / 1000))
 end
+local function record(v, at)  -- the record at byte `at` of a short string: id, value, next
+  local sp = string.find(v, ' ', at, true)
+  local sp2 = string.find(v, ' ', sp + 1, true)
+  local stop = sp2 + tonumber(string.sub(v, sp + 1, sp2 - 1))
+  return string.sub(v, at, sp - 1), string.sub(v, sp2 + 1, stop), stop + 1
+end
+local function n_records(v)  -- how many records a short string holds
+  local n, at = 0, 1
+  while at <= #v do
+    local sp = string.find(v, ' ', at, true)
+    local sp2 = string.find(v, ' ', sp + 1, true)
+    at, n = sp2 + tonumber(string.sub(v, sp + 1, sp2 - 1)) + 1, n + 1
+  end
+  return n
+end
+local function records(v)  -- a short string's records, oldest first: {id, value} each
+  local out, at = {}, 1
+  while at <= #v do
+    local id, value, next_at = record(v, at)
+    table.insert(out, 1, {id, value})
+    at = next_at
+  end
+  return out
+end
 local function tl_top(m, s, field)
-  local el = redis.call('LINDEX', s, -1)  -- a chat is never both: most are short
-  if el then
-    local sp = string.find(el, ' ', 1, true)
-    return string.sub(el, 1, sp - 1), string.sub(el, sp + 1), field, false
+  local v = redis.call('GET', s)  -- a chat is never both: most are short
+  if v then
+    local id, value = record(v, 1)
+    return id, value, field, false
   end
   local top = redis.call('XREVRANGE', m, '+', '-', 'COUNT', 1)
   if top[1] then return top[1][1], top[1][2][2], top[1][2][1], true end
@@ -66,14 +91,16 @@ local function tl_append(m, s, long, short_max, id, field, value)
     redis.call('XADD', m, id, field, value)
     return
   end
-  -- at short_max the list moves into the stream; with short lists off (0) at once, so that
-  -- a list written before they were turned off moves too
-  if redis.call('RPUSH', s, id .. ' ' .. value) < short_max then return end
-  for _, el in ipairs(redis.call('LRANGE', s, 0, -1)) do
-    local sp = string.find(el, ' ', 1, true)
-    redis.call('XADD', m, string.sub(el, 1, sp - 1), field, string.sub(el, sp + 1))
+  local old = redis.call('GET', s) or ''
+  local v = id .. ' ' .. #value .. ' ' .. value .. old
+  -- at short_max the string moves into the stream; with short strings off (0) at once, so
+  -- that one written before they were turned off moves too
+  if n_records(old) + 1 < short_max then
+    redis.call('SET', s, v)
+    return
   end
-  redis.call('LTRIM', s, 1, 0)  -- empties the list: Redis drops the key
+  for _, r in ipairs(records(v)) do redis.call('XADD', m, r[1], field, r[2]) end
+  redis.call('GETDEL', s)
 end
 local function bound(b)  -- '-', '+', an ID, or '(' and an ID: exclusive (as a start only)
   if b == '-' then return -1 end
@@ -82,29 +109,27 @@ local function bound(b)  -- '-', '+', an ID, or '(' and an ID: exclusive (as a s
   return us(b)
 end
 local function tl_range(m, s, field, from, to, count, reverse)
-  local all, rows = redis.call('LRANGE', s, 0, -1), {}
-  if not all[1] then
+  local v = redis.call('GET', s)
+  if not v then
     if reverse then return redis.call('XREVRANGE', m, from, to, 'COUNT', count) end
     return redis.call('XRANGE', m, from, to, 'COUNT', count)
   end
+  local all, rows = records(v), {}
   local lo, hi, first, last, step = bound(from), bound(to), 1, #all, 1
   if reverse then lo, hi, first, last, step = bound(to), bound(from), #all, 1, -1 end
   for i = first, last, step do
     if #rows >= count then break end
-    local el = all[i]
-    local sp = string.find(el, ' ', 1, true)
-    local id = string.sub(el, 1, sp - 1)
-    local t = us(id)
-    if t >= lo and t <= hi then rows[#rows + 1] = {id, {field, string.sub(el, sp + 1)}} end
+    local t = us(all[i][1])
+    if t >= lo and t <= hi then rows[#rows + 1] = {all[i][1], {field, all[i][2]}} end
   end
   return rows
 end
 """
 
-# KEYS: stream, short list, idempotency set, then the members' inboxes (none on a cluster,
+# KEYS: stream, short string, idempotency set, then the members' inboxes (none on a cluster,
 # where they live in other slots and a ZADD GT per member follows). ARGV: role digit, text,
 # idempotency member ('' for none), its lifetime (µs), the chat's wake channel, the chat,
-# how many messages a short chat's list holds before it becomes a stream (0: streams only).
+# how many messages a short chat's string holds before it becomes a stream (0: streams only).
 # One round trip per send. Redis's own clock gives the time, bumped past the chat's last
 # message; a key seen within its lifetime returns the first answer. The entry's field t
 # is "<role><sent by 0>:<sent by 1>:<text>": how many messages each member had sent up to

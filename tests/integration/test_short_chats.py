@@ -1,10 +1,11 @@
-"""Short chats on a real Redis: a chat's first messages live in a list, which moves into the
+"""Short chats on a real Redis: a chat's first messages live in one string, which moves into the
 chat's stream at IM_SHORT_CHAT_MESSAGES; reads, the newest entry and the inbox answer the
-same from either form, and chats written as streams (before short lists) stay streams."""
+same from either form, and chats written as streams (before short strings) stay streams."""
 
 from __future__ import annotations
 
 import itertools
+from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -13,7 +14,7 @@ from devtools.procs import Process
 from rpc_svc.chat import Entry
 from rpc_svc.group_service import GroupCall
 from rpc_svc.service import ChatsCall, ChatService, PullCall, ReadCall, SendCall
-from rpc_svc.store import Latest, Read, RedisStore, _outcome
+from rpc_svc.store import Latest, Read, RedisStore, _outcome, short_records
 from rpc_svc.store_keys import messages_key, short_key
 from tests.conftest import SHORT_CHAT_MESSAGES, make_store
 
@@ -22,12 +23,13 @@ ON_BOTH = pytest.mark.parametrize("backend", ["redis", "cluster"], indirect=True
 
 
 async def _forms(client: aioredis.Redis, chat: str) -> tuple[int, int]:
-    """(entries in the chat's list, entries in its stream)."""
-    return await client.llen(short_key(chat)), await client.xlen(messages_key(chat))
+    """(records in the chat's short string, entries in its stream)."""
+    short = len(short_records(cast(str | None, await client.get(short_key(chat)))))
+    return short, await client.xlen(messages_key(chat))
 
 
 @ON_BOTH
-async def test_a_chat_moves_from_its_list_into_its_stream_at_the_limit(
+async def test_a_chat_moves_from_its_string_into_its_stream_at_the_limit(
     store: RedisStore, redis_client: aioredis.Redis
 ) -> None:
     times = []
@@ -86,7 +88,7 @@ async def test_a_chat_stored_as_a_stream_is_read_and_stays_a_stream(
         first = [await old.append(CHAT, i % 2, f"old{i}") for i in range(2)]
         assert await _forms(redis_client, CHAT) == (0, 2)
         third = await new.append(CHAT, 0, "new")
-        assert await _forms(redis_client, CHAT) == (0, 3)  # no list beside the stream
+        assert await _forms(redis_client, CHAT) == (0, 3)  # no string beside the stream
         entries = await new.read(CHAT, 0, 10, reverse=False)
         assert [e.send_time for e in entries] == [*first, third]
         assert (await new.one(Latest(CHAT))).sent == (2, 1)
@@ -98,15 +100,15 @@ async def test_a_chat_stored_as_a_stream_is_read_and_stays_a_stream(
 async def test_a_read_that_straddles_the_move_answers_from_the_stream(
     store: RedisStore, redis_client: aioredis.Redis
 ) -> None:
-    # a read is two replies, the list's then the stream's: another client's send may move
-    # the list into the stream between them; both replies then hold the entries
+    # a read is two replies, the string's then the stream's: another client's send may
+    # move the string into the stream between them; both replies then hold the entries
     times = [await store.append(CHAT, 0, f"m{i}") for i in range(SHORT_CHAT_MESSAGES - 1)]
     op = Read(CHAT, 0, 100, False)
-    listed, stream_read = store._commands(op)
-    first = await redis_client.execute_command(*listed)  # type: ignore[no-untyped-call]
+    short, stream_read = store._commands(op)
+    first = await redis_client.execute_command(*short)  # type: ignore[no-untyped-call]
+    assert len(short_records(first)) == SHORT_CHAT_MESSAGES - 1
     times.append(await store.append(CHAT, 1, "moves"))
     second = await redis_client.execute_command(*stream_read)  # type: ignore[no-untyped-call]
-    assert len(first) == SHORT_CHAT_MESSAGES - 1
     assert [e.send_time for e in _outcome(op, [first, second])] == times
     assert [e.send_time for e in _outcome(op, [first, []])] == times[:-1]  # before the move
 
@@ -147,13 +149,13 @@ async def test_group_reads_and_read_positions_inside_a_short_group(
     page = await service.pull(PullCall("#h", b1, 5, True))
     assert [m["send_time"] for m in page.messages] == [b1, b0]
     # a position before bob's last message: bob's own messages after it are counted by a
-    # scan of the list from just after the position (b1 is bob's, a0 the one unread)
+    # scan of the string's records from just after the position (b1 is bob's, a0 the one unread)
     await service.mark_read(ReadCall("#h", "bob", b0))
     (shown,) = (await service.chats(ChatsCall("bob"))).chats
     assert (shown["chat"], shown["unread"]) == ("#h", 1)
 
 
-async def test_a_list_left_when_short_lists_are_turned_off_moves_at_the_next_send(
+async def test_a_string_left_when_short_strings_are_turned_off_moves_at_the_next_send(
     redis_proc: Process, redis_client: aioredis.Redis
 ) -> None:
     short, off = make_store(redis_proc), make_store(redis_proc, short=0)
@@ -167,3 +169,25 @@ async def test_a_list_left_when_short_lists_are_turned_off_moves_at_the_next_sen
     finally:
         await short.close()
         await off.close()
+
+
+TEXTS = ["héllo wörld", "🎉 12 34 ", "line\none", "9 9 9", " ", "日本語のテキスト", "a" * 300]
+
+
+@ON_BOTH
+async def test_any_text_comes_back_whole_before_and_after_the_move(
+    service: ChatService, redis_client: aioredis.Redis
+) -> None:
+    # a short chat's records carry their value's length in bytes: multi-byte characters,
+    # spaces, digits and newlines in a text must not shift where the next record starts
+    await service.group(GroupCall("create", "#t", "ann"))
+    for i, text in enumerate(TEXTS):
+        for chat in (CHAT, "#t"):
+            await service.send(SendCall(chat, "ann", text))
+            page = await service.pull(PullCall(chat, 0, 100, False))
+            assert [m["text"] for m in page.messages] == TEXTS[: i + 1], (chat, i)
+            newest = await service.pull(PullCall(chat, 0, 1, True))
+            assert [m["text"] for m in newest.messages] == [text]
+    assert await _forms(redis_client, CHAT) == (0, len(TEXTS))  # moved at the 4th
+    (shown,) = [c for c in (await service.chats(ChatsCall("ann"))).chats if c["chat"] == "#t"]
+    assert shown["last_message"]["text"] == TEXTS[-1]
