@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,9 @@ def _check(audit: Audit, acked: list[int], stored: list[dict[str, object]]) -> N
     audit.duplicated += sum(n - 1 for n in texts.values() if n > 1)
 
 
+PROGRESS_EVERY = 10_000  # chats read between two progress lines
+
+
 async def run_audit(
     base_url: str,
     ack_files: list[Path],
@@ -112,11 +116,16 @@ async def audit_acks(
     """Read back every chat of `acks` (chat -> acked send times) through `base_url`."""
     audit = Audit(chats=len(acks))
     gate = asyncio.Semaphore(concurrency)
+    done = 0
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
 
         async def one(chat: str) -> None:
+            nonlocal done
             async with gate:
                 _check(audit, acks[chat], await _read_chat(client, chat, tokens or {}))
+            done += 1
+            if done % PROGRESS_EVERY == 0:
+                print(f"[audit] {done:,} of {len(acks):,} chats read", file=sys.stderr, flush=True)
 
         await asyncio.gather(*(one(chat) for chat in acks))
     return audit
