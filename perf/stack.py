@@ -6,6 +6,7 @@ import argparse
 import resource
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -21,11 +22,18 @@ def raise_fd_limit() -> None:
 
 
 def comparison_args(
-    prog: str, doc: str, argv: list[str] | None, seconds: float, rounds: int
+    prog: str,
+    doc: str,
+    argv: list[str] | None,
+    seconds: float,
+    rounds: int,
+    more: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> argparse.Namespace:
-    """The options of the interleaved comparisons (perf.topologies, perf.nginx); also lifts
-    the open-file limit for the load they run."""
+    """The options of the interleaved comparisons (perf.topologies, perf.nginx, ...), and
+    those `more` adds; also lifts the open-file limit for the load they run."""
     p = argparse.ArgumentParser(prog=f"python -m {prog}", description=doc.split("\n")[0])
+    if more is not None:
+        more(p)
     p.add_argument("--seconds", type=float, default=seconds, help="length of each wrk run")
     p.add_argument("--rounds", type=int, default=rounds, help="interleaved rounds (median kept)")
     p.add_argument("--connections", type=int, default=64, help="wrk concurrency")

@@ -212,3 +212,16 @@ def test_long_polls_sees_every_message_and_reports_the_processes() -> None:
     assert wakes
     assert sends.group(1) == wakes.group(1) == "200"
     assert re.search(r"\| im-http \| \d+ \| \d+ \| \d+ \| \d+ \| \d+ \| \d+ \|", done.stdout)
+
+
+@pytest.mark.slow
+def test_keyspace_compares_both_pools_and_audits(tmp_path: Path) -> None:
+    done = _run_module(
+        "perf.keyspace", "--seconds", "1", "--rounds", "1", "--connections", "4", "--chats",
+        "1000", "--fill-seconds", "1", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = (tmp_path / "keyspace.md").read_text()
+    for scenario in ("send", "pull10", "inbox10"):
+        assert re.search(rf"^\| {scenario} \| [\d,]+ \| [\d.]+% \| [\d,]+ \|", table, re.M), table
+    assert "0 lost, 0 duplicated, 0 out of order" in table

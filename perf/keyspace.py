@@ -1,0 +1,121 @@
+"""Throughput on a big key space: the same scenarios over a pool of 200 chats (every
+figure of the reports before issue 16) and over 100,000 chats (200,000 users), interleaved
+in one run on one stack.
+
+    python -m perf.keyspace [--seconds 6] [--rounds 5] [--connections 64] [--chats 100000]
+                            [--fill-seconds 25]
+
+One redis-server, one im-rpc, one gateway. Each pool is filled first by `--fill-seconds` of
+sends at 64 connections (about as many messages in each: the small pool's chats are long
+streams, the big pool's mostly short strings). Each round then runs, in turn at
+`--connections`: /ping, and send, pull10 and inbox10 (a random member's inbox, 10 rows) on
+the small pool and on the big one. Prints and writes keyspace.md: medians, each scenario's
+share of the same round's /ping, and the big pool's figure over the small pool's (median of
+the rounds' own ratios). Then audits every acknowledged send of both pools: exit 1 when one
+is lost, duplicated or out of order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+from devtools.procs import http_service, redis_server, rpc_service
+from perf.audit import run_audit
+from perf.report import write_table
+from perf.stack import comparison_args, start_owned
+from perf.wrk import WrkResult, run_wrk
+
+SMALL_POOL = 200
+SCENARIOS = ("send", "pull10", "inbox10")
+
+
+def log(message: str) -> None:
+    """A progress line on stderr."""
+    print(f"[keyspace] {message}", file=sys.stderr, flush=True)
+
+
+def _options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--chats", type=int, default=100_000, help="chats of the big pool")
+    p.add_argument("--fill-seconds", type=float, default=25, help="sends into each pool first")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the stack, fill both pools, measure interleaved, write the table, audit."""
+    args = comparison_args("perf.keyspace", __doc__, argv, seconds=6, rounds=5, more=_options)
+    pools = {f"{SMALL_POOL} chats": ("ks", SMALL_POOL), f"{args.chats:,} chats": ("kb", args.chats)}
+    runs: dict[tuple[str, str], list[WrkResult]] = {}
+    pings: list[WrkResult] = []
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-keyspace-")))
+        redis = start_owned(stack, redis_server(work / "redis", fsync="everysec"))
+        rpc = start_owned(stack, rpc_service(work, f"redis://127.0.0.1:{redis.port}/0"))
+        gateway = start_owned(stack, http_service(work, [rpc.port]))
+        url = f"http://127.0.0.1:{gateway.port}"
+        acks = work / "acks.txt"
+        for name, (prefix, chats) in pools.items():
+            fill = run_wrk(
+                url, "send", 64, args.fill_seconds, chats=chats, prefix=prefix, acks=acks
+            )
+            log(f"{name}: filled with {fill.requests:,} messages")
+        for round_ in range(args.rounds):
+            ping = run_wrk(url, "ping", args.connections, args.seconds)
+            pings.append(ping)
+            log(f"round {round_ + 1} ping {ping.rps:,.0f}/s")
+            for scenario in SCENARIOS:
+                for name, (prefix, chats) in pools.items():
+                    r = run_wrk(
+                        url,
+                        scenario,
+                        args.connections,
+                        args.seconds,
+                        chats=chats,
+                        prefix=prefix,
+                        acks=acks if scenario == "send" else None,
+                    )
+                    if r.error_count:
+                        raise SystemExit(f"{scenario} on {name}: errors {r.errors}")
+                    runs.setdefault((scenario, name), []).append(r)
+                    log(
+                        f"round {round_ + 1} {scenario:>7} {name:>14} {r.rps:>8,.0f}/s "
+                        f"p99 {r.p99_ms:.2f} ms"
+                    )
+        log("auditing every acknowledged send ...")
+        audit = asyncio.run(run_audit(url, [acks]))
+        log(audit.line())
+    small, large = pools
+    lines = [
+        f"Key space: medians of {args.rounds} interleaved rounds of {args.seconds:g} s at "
+        f"{args.connections} connections (one im-http, one im-rpc, redis-server and wrk on "
+        f"this machine); each pool filled first by {args.fill_seconds:g} s of sends.",
+        "",
+        f"| scenario | req/s, {small} | of /ping | req/s, {large} | of /ping | p99 ms, {small} "
+        f"| p99 ms, {large} | {large} / {small} |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for scenario in SCENARIOS:
+        a, b = runs[(scenario, small)], runs[(scenario, large)]
+        share_a = statistics.median(r.rps / p.rps for r, p in zip(a, pings, strict=True))
+        share_b = statistics.median(r.rps / p.rps for r, p in zip(b, pings, strict=True))
+        ratio = statistics.median(y.rps / x.rps for x, y in zip(a, b, strict=True))
+        lines.append(
+            f"| {scenario} | {statistics.median(r.rps for r in a):,.0f} | {share_a:.1%} | "
+            f"{statistics.median(r.rps for r in b):,.0f} | {share_b:.1%} | "
+            f"{statistics.median(r.p99_ms for r in a):.2f} | "
+            f"{statistics.median(r.p99_ms for r in b):.2f} | **{ratio:.1%}** |"
+        )
+    lines += [
+        "",
+        f"/ping: {statistics.median(p.rps for p in pings):,.0f}/s (median). {audit.line()}",
+    ]
+    write_table(args.out, "keyspace.md", lines)
+    return 0 if audit.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
