@@ -1,5 +1,6 @@
-"""The message store: Redis (one server, or a Redis Cluster), one stream per chat, an
-inbox per user. Key names are in store_keys, scripts in store_scripts.
+"""The message store: Redis (one server, or a Redis Cluster), one stream per chat (one
+string while the chat is short: below), an inbox per user. Key names are in store_keys,
+scripts in store_scripts.
 
 A message is one stream entry. Its ID is derived from its ``send_time`` (µs):
 ``<send_time // 1000>-<send_time % 1000>``, so IDs sort as send times do and a
@@ -8,6 +9,11 @@ member of the chat), how many messages each role had sent up to it, and the text
 ``"<role><sent by 0>:<sent by 1>:<text>"`` (entries written before the inbox existed
 have field ``m``, ``"<role><text>"``). The chat and the member names are known from
 the key.
+
+A chat's first IM_SHORT_CHAT_MESSAGES - 1 messages are records of one string instead,
+newest first, ``"<id> <bytes> <value>"`` each (a stream's first node costs 4 KB); the send
+that makes it that long moves them into the stream. A read asks for the string, then the
+stream, in one round trip, and answers from the stream when it has entries.
 
 A send moves the chat to its send time in both members' inboxes (``ZADD GT``: never
 back): on one Redis in the same script (atomic); on a cluster, where a user's keys live
