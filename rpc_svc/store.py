@@ -52,11 +52,10 @@ from rpc_svc.store_groups import (
 )
 from rpc_svc.store_keys import (
     entry_id,
-    idempotency_key,
+    idempotency_entry,
     inbox_key,
     messages_key,
     reads_key,
-    retry_keys_key,
     short_key,
     wake_channel,
 )
@@ -474,12 +473,9 @@ class RedisStore:
         raise AssertionError(op)
 
     def _append_command(self, op: Append) -> tuple[Any, ...]:
-        keys, member, ttl = idempotency_key(op.chat), "", self._ttl_us
-        if op.client_msg_id:
-            member = f"{op.role}:{op.client_msg_id}"
-        elif op.retry_key:
-            keys, member = retry_keys_key(op.chat), f"{op.role}:{op.retry_key}"
-            ttl = self._retry_ttl_us
+        keys, member, ttl = idempotency_entry(
+            op.chat, str(op.role), op.client_msg_id, op.retry_key, self._ttl_us, self._retry_ttl_us
+        )
         inboxes: tuple[str, ...] = ()
         if self._topology is None:  # on a cluster the inboxes follow in a second step
             first, _, second = op.chat.partition(":")

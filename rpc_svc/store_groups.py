@@ -28,11 +28,10 @@ from rpc_svc.store_keys import (
     group_big_key,
     group_members_key,
     group_owner_key,
-    idempotency_key,
+    idempotency_entry,
     inbox_key,
     messages_key,
     reads_key,
-    retry_keys_key,
     short_key,
     user_bigs_key,
     wake_channel,
@@ -192,14 +191,12 @@ def group_commands(
 ) -> list[tuple[Any, ...]]:
     """The Redis commands of `op`: all in one slot, but GroupTips's (one command for every
     group when `one_node`, else one per group). A group keeps its first `short_max` - 1
-    messages in a list (0: a stream from the first)."""
+    messages in one string (0: a stream from the first)."""
     match op:
         case GroupAppend(chat, sender, text, client_msg_id, retry_key):
-            keys, member, ttl = idempotency_key(chat), "", ttl_us
-            if client_msg_id:
-                member = f"{sender}:{client_msg_id}"
-            elif retry_key:
-                keys, member, ttl = retry_keys_key(chat), f"{sender}:{retry_key}", retry_ttl_us
+            keys, member, ttl = idempotency_entry(
+                chat, sender, client_msg_id, retry_key, ttl_us, retry_ttl_us
+            )
             return [
                 (
                     "EVALSHA", GROUP_SEND.sha, 6, messages_key(chat), keys,

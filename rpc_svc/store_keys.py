@@ -57,6 +57,19 @@ def retry_keys_key(chat: str) -> str:
     return _key(chat, "retry")
 
 
+def idempotency_entry(
+    chat: str, who: str, client_msg_id: str, retry_key: str, ttl_us: int, retry_ttl_us: int
+) -> tuple[str, str, int]:
+    """Where a send's idempotency key is kept: (the chat's set, its member "<who>:<key>",
+    its lifetime in µs). A client_msg_id goes to the idempotency set for `ttl_us`, else a
+    retry key to the retry set for `retry_ttl_us`; with neither the member is "" (none)."""
+    if client_msg_id:
+        return idempotency_key(chat), f"{who}:{client_msg_id}", ttl_us
+    if retry_key:
+        return retry_keys_key(chat), f"{who}:{retry_key}", retry_ttl_us
+    return idempotency_key(chat), "", ttl_us
+
+
 def wake_channel(chat: str) -> str:
     """The sharded pub/sub channel announcing a chat's new messages."""
     return _key(chat, "w")
