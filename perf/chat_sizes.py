@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import orjson
 import redis.asyncio as aioredis
 
-from perf.store_memory import local_redis
+from perf.store_memory import local_redis, used_memory
 from rpc_svc.chat import ReadMark
 from rpc_svc.store import MarkRead, RedisStore
 
@@ -50,10 +50,6 @@ def user(i: int) -> str:
 def chat(k: int) -> str:
     """Chat k: between users 2k and 2k+1."""
     return f"{user(2 * k)}:{user(2 * k + 1)}"
-
-
-async def _used(r: aioredis.Redis) -> int:
-    return int((await r.info("memory"))["used_memory"])
 
 
 async def _drop_users(r: aioredis.Redis) -> None:
@@ -102,13 +98,13 @@ async def _zset_json(r: aioredis.Redis, order: Sequence[int]) -> None:
 async def _measure(url: str, r: aioredis.Redis, layout: str, order: Sequence[int]) -> float:
     """Bytes per message of the chats' keys (inboxes dropped) after writing `order`."""
     await r.flushall()
-    before = await _used(r)
+    before = await used_memory(r)
     if layout == "zset-json":
         await _zset_json(r, order)
     else:
         await _send_all(url, order, 0 if layout == "streams" else 32, layout == "+ids")
         await _drop_users(r)
-    return (await _used(r) - before) / len(order)
+    return (await used_memory(r) - before) / len(order)
 
 
 def _order(sizes: Sequence[int], seed: int = 7) -> list[int]:
@@ -141,9 +137,9 @@ async def _user_bytes(url: str, r: aioredis.Redis, users: int, per_user: int) ->
                 for u in n.split(":")
             ]
             await store.execute(marks)
-        before = await _used(r)
+        before = await used_memory(r)
         await _drop_users(r)
-        return (before - await _used(r)) / users
+        return (before - await used_memory(r)) / users
     finally:
         await store.close()
 

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import httpx
 
-from devtools.procs import http_service, redis_server, rpc_service
+from devtools.procs import start_trio
 from perf.audit import run_audit
 from perf.report import write_table
-from perf.stack import raise_fd_limit, start_owned
+from perf.stack import raise_fd_limit
 from perf.wrk import WrkResult, run_wrk
 
 PREFIX = "grp"
@@ -100,10 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-groups-")))
-        redis = start_owned(stack, redis_server(work / "redis", fsync="everysec"))
-        rpc = start_owned(stack, rpc_service(work, f"redis://127.0.0.1:{redis.port}/0"))
-        gateway = start_owned(stack, http_service(work, [rpc.port]))
-        url = f"http://127.0.0.1:{gateway.port}"
+        trio = start_trio(work, fsync="everysec")
+        stack.callback(trio.stop)
+        url = trio.url()
         print(
             f"[groups] set-up: {BIG_GROUPS} groups of {args.members}, a hub in "
             f"{args.groups} groups and {args.groups} chats",

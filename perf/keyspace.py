@@ -25,10 +25,10 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from devtools.procs import http_service, redis_server, rpc_service
+from devtools.procs import start_trio
 from perf.audit import run_audit
 from perf.report import write_table
-from perf.stack import comparison_args, start_owned
+from perf.stack import comparison_args
 from perf.wrk import WrkResult, run_wrk
 
 SMALL_POOL = 200
@@ -53,10 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     pings: list[WrkResult] = []
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-keyspace-")))
-        redis = start_owned(stack, redis_server(work / "redis", fsync="everysec"))
-        rpc = start_owned(stack, rpc_service(work, f"redis://127.0.0.1:{redis.port}/0"))
-        gateway = start_owned(stack, http_service(work, [rpc.port]))
-        url = f"http://127.0.0.1:{gateway.port}"
+        trio = start_trio(work, fsync="everysec")
+        stack.callback(trio.stop)
+        url = trio.url()
         acks = work / "acks.txt"
         for name, (prefix, chats) in pools.items():
             fill = run_wrk(

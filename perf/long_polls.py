@@ -35,9 +35,11 @@ from pathlib import Path
 
 import orjson
 
-from devtools.procs import HOST, Process, http_service, redis_server, rpc_service
+from devtools.procs import Process, start_trio
+from devtools.rawhttp import Connection
 from perf.auth import cpu_seconds
-from perf.stack import raise_fd_limit, start_owned
+from perf.soak import rss_kb
+from perf.stack import raise_fd_limit
 
 WAIT_MS = 30_000
 
@@ -74,20 +76,7 @@ def pid_of(proc: Process) -> int:
 def usage(proc: Process) -> tuple[float, int]:
     """(RSS in MB, open file descriptors) of a running process."""
     pid = pid_of(proc)
-    status = Path(f"/proc/{pid}/status").read_text()
-    rss_kb = next(int(row.split()[1]) for row in status.splitlines() if row.startswith("VmRSS"))
-    return rss_kb / 1024, len(os.listdir(f"/proc/{pid}/fd"))
-
-
-async def _answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    return status, await reader.readexactly(length)
+    return rss_kb(pid) / 1024, len(os.listdir(f"/proc/{pid}/fd"))
 
 
 async def poller(
@@ -95,21 +84,19 @@ async def poller(
 ) -> None:
     """Long-poll chat i from its start until `done`, recording each message's wake-up."""
     chat = chat_of(i)
-    reader, writer = await asyncio.open_connection(HOST, port)
+    conn = await Connection.open(port)
     cursor = 0
     try:
         while not done.is_set():
             path = f"/api/pull?chat={chat}&cursor={cursor}&limit=100&wait_ms={WAIT_MS}"
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: im\r\n\r\n".encode())
-            if not opened.is_set():
-                opened.set()
-            status, body = await _answer(reader)
+            opened.set()  # get() writes the request before this task yields
+            answer = await conn.get(path)
             now_us = time.time_ns() // 1000
-            if status != 200:
-                tally.errors[f"pull {status}"] += 1
+            if answer.status != 200:
+                tally.errors[f"pull {answer.status}"] += 1
                 await asyncio.sleep(0.1)
                 continue
-            page = orjson.loads(body)
+            page = orjson.loads(answer.body)
             if not page["messages"]:
                 tally.empty += 1
             for message in page["messages"]:
@@ -121,7 +108,8 @@ async def poller(
         if not done.is_set():
             tally.errors[f"poll connection: {type(exc).__name__}"] += 1
     finally:
-        writer.close()
+        with contextlib.suppress(OSError):
+            await conn.close()
 
 
 async def sender(port: int, chats: list[str], rate: float, seconds: float, tally: Tally) -> None:
@@ -129,22 +117,17 @@ async def sender(port: int, chats: list[str], rate: float, seconds: float, tally
     queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1000)
 
     async def worker() -> None:
-        reader, writer = await asyncio.open_connection(HOST, port)
+        conn = await Connection.open(port)
         try:
             while (chat := await queue.get()) is not None:
-                body = orjson.dumps({"chat": chat, "sender": chat.split(":")[1], "text": "hi"})
-                writer.write(
-                    b"POST /api/send HTTP/1.1\r\nHost: im\r\nContent-Type: application/json\r\n"
-                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
-                    + body
-                )
-                status, _ = await _answer(reader)
-                if status == 200:
+                body = {"chat": chat, "sender": chat.split(":")[1], "text": "hi"}
+                answer = await conn.post_json("/api/send", body)
+                if answer.status == 200:
                     tally.sent[chat] += 1
                 else:
-                    tally.errors[f"send {status}"] += 1
+                    tally.errors[f"send {answer.status}"] += 1
         finally:
-            writer.close()
+            await conn.close()
 
     workers = [asyncio.create_task(worker()) for _ in range(32)]
     start = time.monotonic()
@@ -235,11 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     bounds = {"IM_HTTP_MAX_WAITING": most, "IM_RPC_MAX_WAITING": most, "IM_LOG_LEVEL": "WARNING"}
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-polls-")))
-        redis = start_owned(stack, redis_server(work / "redis", fsync="everysec"))
-        store = f"redis://{HOST}:{redis.port}/0"
-        rpc = start_owned(stack, rpc_service(work, store, None, **bounds))
-        gateway = start_owned(stack, http_service(work, [rpc.port], None, **bounds))
-        return asyncio.run(measure(args, gateway, rpc))
+        trio = start_trio(work, fsync="everysec", rpc_settings=bounds, gateways=[bounds])
+        stack.callback(trio.stop)
+        return asyncio.run(measure(args, trio.gateways[0], trio.rpc))
 
 
 if __name__ == "__main__":

@@ -51,7 +51,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _used(r: aioredis.Redis) -> int:
+async def used_memory(r: aioredis.Redis) -> int:
+    """Redis's `used_memory` in bytes."""
     return int((await r.info("memory"))["used_memory"])
 
 
@@ -97,11 +98,11 @@ async def _member_bytes(url: str, r: aioredis.Redis, members: int) -> float:
     await store.one(CreateGroup("#big", "owner"))
     await store.one(GroupAppend("#big", "owner", "hello"))
     calls = GroupCalls(store, members + 1)  # the service's own add (the group becomes big)
-    before = await _used(r)
+    before = await used_memory(r)
     for start in range(0, members, BATCH):
         names = [f"member{i:06d}" for i in range(start, min(members, start + BATCH))]
         await asyncio.gather(*(calls.call(GroupCall("add", "#big", "owner", m)) for m in names))
-    used = await _used(r) - before
+    used = await used_memory(r) - before
     await store.close()
     return used / members
 
@@ -138,9 +139,9 @@ def _stream_3f(text: str) -> Writer:
 
 async def _measure(r: aioredis.Redis, fill: Callable[[], Awaitable[None]], n: int) -> float:
     await r.flushall()
-    before = await _used(r)
+    before = await used_memory(r)
     await fill()
-    return (await _used(r) - before) / n
+    return (await used_memory(r) - before) / n
 
 
 async def run(n: int, chats: int, text_bytes: int, url: str) -> None:

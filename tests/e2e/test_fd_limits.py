@@ -34,26 +34,29 @@ def _records(log: Path) -> list[dict[str, object]]:
     return [json.loads(row) for row in log.read_text().splitlines() if row.startswith("{")]
 
 
-def test_im_rpc_raises_its_limit_and_logs_it(workdir: Path, redis_proc: Process) -> None:
-    rpc = _limited(rpc_service(workdir, redis_url(redis_proc)), 256, 4096).start()
+def _limits_and_log(proc: Process) -> tuple[tuple[int, int], dict[str, object]]:
+    """Start `proc` with open files limited to 256 (soft) and 4096 (hard): the limits it
+    then runs with, and its one im.limits record; it is stopped after."""
+    _limited(proc, 256, 4096).start()
     try:
-        assert rpc.proc is not None
-        assert _open_files(rpc.proc.pid) == (4096, 4096)
-        (record,) = [r for r in _records(rpc.log) if r.get("logger") == "im.limits"]
-        assert record["level"] == "INFO"
-        assert "open-file limit 4096 (was 256; 1088 needed" in str(record["msg"])
+        assert proc.proc is not None
+        limits = _open_files(proc.proc.pid)
+        (record,) = [r for r in _records(proc.log) if r.get("logger") == "im.limits"]
+        return limits, record
     finally:
-        rpc.stop()
+        proc.stop()
+
+
+def test_im_rpc_raises_its_limit_and_logs_it(workdir: Path, redis_proc: Process) -> None:
+    limits, record = _limits_and_log(rpc_service(workdir, redis_url(redis_proc)))
+    assert limits == (4096, 4096)
+    assert record["level"] == "INFO"
+    assert "open-file limit 4096 (was 256; 1088 needed" in str(record["msg"])
 
 
 def test_a_gateway_below_its_bounds_warns(workdir: Path) -> None:
     # 10,000 long polls + 256 requests + a backlog of 2,048 + 256 do not fit in 4,096
-    gateway = _limited(http_service(workdir, [1]), 256, 4096).start()
-    try:
-        assert gateway.proc is not None
-        assert _open_files(gateway.proc.pid) == (4096, 4096)
-        (record,) = [r for r in _records(gateway.log) if r.get("logger") == "im.limits"]
-        assert record["level"] == "WARNING"
-        assert "open-file limit 4096 (hard limit 4096) is below the 12560" in str(record["msg"])
-    finally:
-        gateway.stop()
+    limits, record = _limits_and_log(http_service(workdir, [1]))
+    assert limits == (4096, 4096)
+    assert record["level"] == "WARNING"
+    assert "open-file limit 4096 (hard limit 4096) is below the 12560" in str(record["msg"])
