@@ -11,11 +11,18 @@ from __future__ import annotations
 
 from rpc_svc.store_scripts import SEND_HELPERS, Script
 
-# Lua helpers: those of the send scripts, and the message count of a group entry.
+# Lua helpers: those of the send scripts, the message count of a group entry, and the key
+# of a name's `suffix` as store_keys makes it (for keys a script was not given: one Redis).
 _HELPERS = (
     SEND_HELPERS
     + """
 local function count_of(value) return tonumber(string.match(value, '^(%d+):')) end
+local function key(name, suffix)
+  if string.find(name, '[%%{}]') then
+    name = string.gsub(string.gsub(string.gsub(name, '%%', '%%25'), '{', '%%7B'), '}', '%%7D')
+  end
+  return 'im:{' .. name .. '}:' .. suffix
+end
 """
 )
 
@@ -121,10 +128,7 @@ remember(KEYS[2], idem, now, ttl, st)
 if redis.call('EXISTS', KEYS[5]) == 1 then return {st} end
 local names = redis.call('HKEYS', KEYS[4])
 if ARGV[7] == '1' then
-  for _, m in ipairs(names) do
-    local tag = string.gsub(string.gsub(string.gsub(m, '%%', '%%25'), '{', '%%7B'), '}', '%%7D')
-    redis.call('ZADD', 'im:{' .. tag .. '}:inbox', 'GT', st, ARGV[6])
-  end
+  for _, m in ipairs(names) do redis.call('ZADD', key(m, 'inbox'), 'GT', st, ARGV[6]) end
   return {st}
 end
 local out = {st}
@@ -218,12 +222,6 @@ return out
 INBOX_PAGE = Script(
     _HELPERS
     + """
-local function key(name, suffix)
-  if string.find(name, '[%%{}]') then
-    name = string.gsub(string.gsub(string.gsub(name, '%%', '%%25'), '{', '%%7B'), '}', '%%7D')
-  end
-  return 'im:{' .. name .. '}:' .. suffix
-end
 local rows = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[2], '-inf', 'WITHSCORES',
   'LIMIT', 0, tonumber(ARGV[3]))
 local head, out, k = tonumber(ARGV[4]), {}, 0
