@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import resource
 import tempfile
 import time
 from collections.abc import Callable
@@ -12,13 +11,14 @@ from pathlib import Path
 
 from devtools.procs import Process, etcd_server, http_service, redis_server, rpc_service
 from http_svc.config import RPC_MODES
+from im_common import fd_limit
 from im_common.token_cli import add_key
 
 
 def raise_fd_limit() -> None:
-    """Lift this process's open-file limit to the hard limit (children inherit it)."""
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    """Lift this process's open-file limit to what the system allows, as the services do
+    theirs (children inherit it)."""
+    fd_limit.raise_fd_limit(0, "the load")
 
 
 def comparison_args(

@@ -4,7 +4,6 @@ message, with the wake-up latency measured and Redis connections counted."""
 from __future__ import annotations
 
 import asyncio
-import resource
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +15,7 @@ import redis.asyncio as aioredis
 from devtools.procs import Process, http_service, rpc_service, start_trio
 from devtools.rawhttp import Connection
 from devtools.redis_cluster import start_redis_cluster
+from im_common.fd_limit import raise_fd_limit
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 POLLS, CHATS, POOL = 1000, 100, 16
@@ -26,8 +26,7 @@ def stack(workdir: Path, request: pytest.FixtureRequest) -> Iterator[tuple[list[
     """One gateway and one im-rpc (a pool of POOL connections per Redis) on one redis-server,
     or on a Redis Cluster of its own (3 masters, a replica each): the Redis processes, the
     gateway's port."""
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_fd_limit(0, "the test's connections")  # the services inherit it
     pool = {"IM_REDIS_MAX_CONNECTIONS": str(POOL)}
     if request.param == "redis":
         trio = start_trio(workdir, rpc_settings=pool)

@@ -7,7 +7,6 @@ bodies over the limits are refused."""
 from __future__ import annotations
 
 import asyncio
-import resource
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +15,7 @@ import pytest
 
 from devtools.procs import nginx_server, start_trio
 from devtools.rawhttp import Connection
+from im_common.fd_limit import raise_fd_limit
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 IDLE = 2000
@@ -24,8 +24,7 @@ IDLE = 2000
 @pytest.fixture(scope="module")
 def targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
     """A gateway (2 s request timeout) and an nginx (2 s client timeouts) in front of it."""
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the services inherit it
+    raise_fd_limit(0, "the test's connections")  # the services inherit it
     workdir = tmp_path_factory.mktemp("slow")
     trio = start_trio(workdir, gateways=[{"IM_HTTP_REQUEST_TIMEOUT_S": "2"}])
     http = trio.gateways[0]
