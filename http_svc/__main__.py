@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # each worker holds its long polls', requests' and queued connections' descriptors
     raise_fd_limit(
         settings.max_waiting + settings.max_in_flight + settings.backlog + FD_RESERVE,
-        "IM_HTTP_MAX_WAITING + IM_HTTP_MAX_IN_FLIGHT + IM_HTTP_BACKLOG + 256",
+        f"IM_HTTP_MAX_WAITING + IM_HTTP_MAX_IN_FLIGHT + IM_HTTP_BACKLOG + {FD_RESERVE}",
     )
     loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()

@@ -21,7 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     raise_fd_limit(
         settings.redis_max_connections + FD_RESERVE,
-        "IM_REDIS_MAX_CONNECTIONS + 1024",
+        f"IM_REDIS_MAX_CONNECTIONS + {FD_RESERVE}",
     )
     if settings.uvloop:
         import uvloop
