@@ -34,7 +34,7 @@ import redis.asyncio as aioredis
 import redis.exceptions as rexc
 from hiredis import pack_command
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import Connection
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.maint_notifications import MaintNotificationsConfig
@@ -42,6 +42,7 @@ from redis.maint_notifications import MaintNotificationsConfig
 from im_common.tasks import cancel_and_wait
 from rpc_svc.chat import NO_READ, Entry, InboxRow, ReadMark, Tip
 from rpc_svc.errors import StoreError, StoreTimeout, StoreUnavailable
+from rpc_svc.redis_conns import Connections
 from rpc_svc.store_group_scripts import GROUP_SCRIPTS
 from rpc_svc.store_groups import (
     WRITE_SHAS,
@@ -182,19 +183,21 @@ class RedisStore:
 
     def __init__(
         self,
-        client: aioredis.Redis | ClusterTopology,
+        client: Connections | ClusterTopology,
         wakeups: Wakeups,
         idempotency_ttl_s: int,
         retry_key_ttl_s: int = 60,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 100,
         short_chat_messages: int = 32,
+        timeout_s: float = 5.0,
     ) -> None:
         self._short_max = short_chat_messages
         self._wait_replicas = wait_replicas
         self._wait_timeout_ms = wait_timeout_ms
+        self._timeout_s = timeout_s
         self._topology = client if isinstance(client, ClusterTopology) else None
-        self._redis = client.cluster if isinstance(client, ClusterTopology) else client
+        self._conns = client if isinstance(client, Connections) else None
         self.wakeups = wakeups
         self._ttl_us = idempotency_ttl_s * 1_000_000
         self._retry_ttl_us = retry_key_ttl_s * 1_000_000
@@ -218,10 +221,11 @@ class RedisStore:
         that many replicas have it (WAIT, up to `wait_timeout_ms`). A chat keeps its first
         `short_chat_messages` - 1 messages in a string, then moves them into a stream (0:
         streams only)."""
-        waits = {
+        waits: dict[str, Any] = {
             "wait_replicas": wait_replicas,
             "wait_timeout_ms": wait_timeout_ms,
             "short_chat_messages": short_chat_messages,
+            "timeout_s": timeout_s,
         }
         # A command is never sent twice: a re-sent script could store a message twice.
         # The pool replaces connections closed by the server before use, but only with
@@ -241,23 +245,23 @@ class RedisStore:
             )
             wakeups = Wakeups(topology.locate, topology.refresh, timeout_s)
             return cls(topology, wakeups, idempotency_ttl_s, retry_key_ttl_s, **waits)
-        no_maint = MaintNotificationsConfig(enabled=False)
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=timeout_s,
-            maint_notifications_config=no_maint,
-            **common,
+        # the pool only reads the URL (scheme, socket, credentials) into connection settings
+        url_pool = aioredis.ConnectionPool.from_url(
+            url, maint_notifications_config=MaintNotificationsConfig(enabled=False), **common
         )
-        # the wake-ups' connection is made like the pool's, but not counted in it
-        server = Node("redis", partial(pool.connection_class, **pool.connection_kwargs))
+        make, settings = url_pool.connection_class, url_pool.connection_kwargs
+        # a round trip is timed as a whole (_round_trip), not each write and reply
+        conns = Connections(
+            partial(make, **{**settings, "socket_timeout": None}), max_connections, timeout_s
+        )
+        # the wake-ups' connection is made like the others, but not counted among them
+        server = Node("redis", partial(make, **settings))
 
         async def locate(channel: str) -> Node:
             return server
 
         wakeups = Wakeups(locate, lambda: None, timeout_s)
-        client = aioredis.Redis(connection_pool=pool)
-        return cls(client, wakeups, idempotency_ttl_s, retry_key_ttl_s, **waits)
+        return cls(conns, wakeups, idempotency_ttl_s, retry_key_ttl_s, **waits)
 
     @property
     def one_node(self) -> bool:
@@ -270,13 +274,18 @@ class RedisStore:
         if self._topology is not None:
             await self._topology.close()
             await self._topology.cluster.aclose()
-        elif isinstance(self._redis, aioredis.Redis):
-            await self._redis.aclose(close_connection_pool=True)
+        elif self._conns is not None:
+            await self._conns.close()
 
     async def ping(self) -> bool:
         """True when Redis (every cluster master) answers; raises StoreError otherwise."""
+        if self._topology is None:
+            (pong,) = await self._pipeline([("PING",)], [])
+            if isinstance(pong, Exception):
+                raise _store_error(pong)
+            return True
         async with self._turn():
-            return bool(await _guard(self._redis.ping()))
+            return bool(await _guard(self._topology.cluster.ping()))
 
     def _turn(self) -> AbstractAsyncContextManager[None]:
         """On a cluster, a turn among the commands under way (ClusterTopology.pipeline_slot);
@@ -373,14 +382,23 @@ class RedisStore:
         missing = [i for i, o in enumerate(outcomes) if isinstance(o, rexc.NoScriptError)]
         if missing:
             needed = {commands[i][1] for i in missing}  # only these: each load is a round trip
-            async with self._turn():  # SCRIPT LOAD takes a connection on every master
-                for script in _ALL_SCRIPTS:
-                    if script.sha in needed:
-                        await _guard(self._redis.script_load(script.text))
+            for script in _ALL_SCRIPTS:
+                if script.sha in needed:
+                    await self._load(script.text)
             rerun = await self._send([commands[i] for i in missing])
             for i, outcome in zip(missing, rerun, strict=True):
                 outcomes[i] = outcome
         return outcomes
+
+    async def _load(self, script: str) -> None:
+        """Load `script` into Redis (every cluster master)."""
+        if self._topology is None:
+            (loaded,) = await self._pipeline([("SCRIPT", "LOAD", script)], [])
+            if isinstance(loaded, Exception):
+                raise _store_error(loaded)
+            return
+        async with self._turn():  # SCRIPT LOAD takes a connection on every master
+            await _guard(self._topology.cluster.script_load(script))
 
     async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Send `commands` and read every reply: an error reply is kept in its place. With
@@ -438,13 +456,14 @@ class RedisStore:
             if any(isinstance(r, _LOST) for r in replies):
                 self._topology.refresh()
             return replies
-        assert isinstance(self._redis, aioredis.Redis)
-        pool = self._redis.connection_pool
-        conn = await _guard(pool.get_connection())  # type: ignore[no-untyped-call]
+        assert self._conns is not None
+        conn = await _guard(self._conns.lend())
         try:
-            return await _guard(_round_trip(conn, commands + [c for c, _ in extra]))
+            return await _guard(
+                _round_trip(conn, commands + [c for c, _ in extra], self._timeout_s)
+            )
         finally:
-            await pool.release(conn)
+            self._conns.give_back(conn)
 
     def _commands(self, op: Op) -> list[tuple[Any, ...]]:
         if isinstance(op, Read):  # the hot path first, without pattern matching
@@ -528,18 +547,22 @@ def _key_of(command: tuple[Any, ...]) -> str:
     return str(command[3] if command[0] == "EVALSHA" else command[1])
 
 
-async def _round_trip(conn: Connection, commands: list[tuple[Any, ...]]) -> list[Any]:
-    """Pipeline `commands` on `conn`: an error reply is kept in its place as an exception."""
+async def _round_trip(
+    conn: AbstractConnection, commands: list[tuple[Any, ...]], timeout_s: float
+) -> list[Any]:
+    """Pipeline `commands` on `conn`, all replies read within `timeout_s` (TimeoutError):
+    an error reply is kept in its place as an exception."""
     try:
         # hiredis packs in C; redis-py's asyncio pack_commands is pure Python (24% of a batch)
         payload = b"".join([pack_command(command) for command in commands])
-        await conn.send_packed_command(payload, check_health=False)
         replies: list[Any] = []
-        for _ in commands:
-            try:
-                replies.append(await conn.read_response())
-            except rexc.ResponseError as exc:
-                replies.append(exc)
+        async with asyncio.timeout(timeout_s):
+            await conn.send_packed_command(payload, check_health=False)
+            for _ in commands:
+                try:
+                    replies.append(await conn.read_response())
+                except rexc.ResponseError as exc:
+                    replies.append(exc)
         return replies
     except BaseException:
         await conn.disconnect()  # replies still unread would be out of step with the next user

@@ -120,7 +120,7 @@ if id then
   n = count_of(top)
 end
 local value = string.format('%.0f:', n + 1) .. ARGV[1] .. ':' .. ARGV[2]
-tl_append(KEYS[1], KEYS[6], long, tonumber(ARGV[8]), id_of(st), 'g', value)
+tl_append(KEYS[1], KEYS[6], long, tonumber(ARGV[8]), n, id_of(st), 'g', value)
 local own = tonumber(string.match(mine, '^(%d+)')) + 1
 redis.call('HSET', KEYS[4], ARGV[1], string.format('%.0f:%.0f', own, st))
 redis.call('SPUBLISH', ARGV[5], KEYS[1])

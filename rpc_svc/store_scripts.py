@@ -27,8 +27,9 @@ class Script:
 # the chat is short, one string of records "<id> <bytes> <value>", newest first (`bytes`:
 # the value's length in bytes of UTF-8), a stream once it is long (see store.md). `tl_top`
 # answers the newest entry (id, value, field; a record's field is the one given) and
-# whether the timeline is a stream; `tl_append` adds an entry, moving a string of
-# `short_max` records into the stream; `tl_range` reads as XRANGE (XREVRANGE when
+# whether the timeline is a stream; `tl_append` adds an entry to a timeline of `held`
+# messages (the tally of its newest: a string holds every message of its chat), moving a
+# string of `short_max` records into the stream; `tl_range` reads as XRANGE (XREVRANGE when
 # `reverse`, bounds then high first) does, from either form.
 SEND_HELPERS = """
 local function now_us()
@@ -58,15 +59,6 @@ local function record(v, at)  -- the record at byte `at` of a short string: id, 
   local stop = sp2 + tonumber(string.sub(v, sp + 1, sp2 - 1))
   return string.sub(v, at, sp - 1), string.sub(v, sp2 + 1, stop), stop + 1
 end
-local function n_records(v)  -- how many records a short string holds
-  local n, at = 0, 1
-  while at <= #v do
-    local sp = string.find(v, ' ', at, true)
-    local sp2 = string.find(v, ' ', sp + 1, true)
-    at, n = sp2 + tonumber(string.sub(v, sp + 1, sp2 - 1)) + 1, n + 1
-  end
-  return n
-end
 local function records(v)  -- a short string's records, oldest first: {id, value} each
   local out, at = {}, 1
   while at <= #v do
@@ -86,7 +78,7 @@ local function tl_top(m, s, field)
   if top[1] then return top[1][1], top[1][2][2], top[1][2][1], true end
   return nil, nil, nil, redis.call('EXISTS', m) == 1
 end
-local function tl_append(m, s, long, short_max, id, field, value)
+local function tl_append(m, s, long, short_max, held, id, field, value)
   if long then
     redis.call('XADD', m, id, field, value)
     return
@@ -95,7 +87,7 @@ local function tl_append(m, s, long, short_max, id, field, value)
   local v = id .. ' ' .. #value .. ' ' .. value .. old
   -- at short_max the string moves into the stream; with short strings off (0) at once, so
   -- that one written before they were turned off moves too
-  if n_records(old) + 1 < short_max then
+  if held + 1 < short_max then
     redis.call('SET', s, v)
     return
   end
@@ -155,7 +147,7 @@ if id then
 end
 if ARGV[1] == '1' then n1 = n1 + 1 else n0 = n0 + 1 end
 local value = string.format('%s%.0f:%.0f:', ARGV[1], n0, n1) .. ARGV[2]
-tl_append(KEYS[1], KEYS[2], long, tonumber(ARGV[7]), id_of(st), 't', value)
+tl_append(KEYS[1], KEYS[2], long, tonumber(ARGV[7]), n0 + n1 - 1, id_of(st), 't', value)
 redis.call('SPUBLISH', ARGV[5], KEYS[1])
 remember(KEYS[3], idem, now, ttl, st)
 for i = 4, #KEYS do redis.call('ZADD', KEYS[i], 'GT', st, ARGV[6]) end
