@@ -225,3 +225,24 @@ def test_keyspace_compares_both_pools_and_audits(tmp_path: Path) -> None:
     for scenario in ("send", "pull10", "inbox10"):
         assert re.search(rf"^\| {scenario} \| [\d,]+ \| [\d.]+% \| [\d,]+ \|", table, re.M), table
     assert "0 lost, 0 duplicated, 0 out of order" in table
+
+
+def test_the_rpc_ab_runs_both_commits_and_prints_their_ratio() -> None:
+    done = _run_module(
+        "perf.rpc_ab", "--base", "HEAD", "--seconds", "1", "--rounds", "2", "--connections",
+        "4", "--chats", "50", "--fill-seconds", "1", "--scenarios", "send,pull10",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert re.search(r"^A: im-rpc of HEAD \(\S*/im-ab-\w+/base/rpc_svc/__init__.py\)", out, re.M)
+    for scenario in ("send", "pull10"):  # both sides ran each round and moved some CPU
+        runs = re.findall(
+            rf"^round \d {scenario:>7} ([AB]) +[\d,]+/s .*im-rpc +(\d+\.\d)", out, re.M
+        )
+        assert sorted(side for side, _ in runs) == ["A", "A", "B", "B"], out
+        assert all(float(us) > 0 for _, us in runs), out
+        assert re.search(rf"^{scenario}: B/A \d+\.\d{{3}} \(rounds [\d.]+, [\d.]+\)", out, re.M)
+    worktrees = subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True, check=True
+    )
+    assert "im-ab-" not in worktrees.stdout  # removed after the run
