@@ -113,14 +113,14 @@ local idem, ttl = ARGV[3], tonumber(ARGV[4])
 local prev = seen(KEYS[2], idem, now, ttl)
 if prev then return {prev} end
 local st, n = now, 0
-local id, top, _, long = tl_top(KEYS[1], KEYS[6], 'g')
+local id, top, _, long, short = tl_top(KEYS[1], KEYS[6], 'g')
 if id then
   local last = us(id)
   if st <= last then st = last + 1 end
   n = count_of(top)
 end
 local value = string.format('%.0f:', n + 1) .. ARGV[1] .. ':' .. ARGV[2]
-tl_append(KEYS[1], KEYS[6], long, tonumber(ARGV[8]), n, id_of(st), 'g', value)
+tl_append(KEYS[1], KEYS[6], long, tonumber(ARGV[8]), n, short, id_of(st), 'g', value)
 local own = tonumber(string.match(mine, '^(%d+)')) + 1
 redis.call('HSET', KEYS[4], ARGV[1], string.format('%.0f:%.0f', own, st))
 redis.call('SPUBLISH', ARGV[5], KEYS[1])

@@ -26,10 +26,11 @@ class Script:
 # key; `remember`: record one, prune the expired); and a chat's (or group's) timeline: while
 # the chat is short, one string of records "<id> <bytes> <value>", newest first (`bytes`:
 # the value's length in bytes of UTF-8), a stream once it is long (see store.md). `tl_top`
-# answers the newest entry (id, value, field; a record's field is the one given) and
-# whether the timeline is a stream; `tl_append` adds an entry to a timeline of `held`
-# messages (the tally of its newest: a string holds every message of its chat), moving a
-# string of `short_max` records into the stream; `tl_range` reads as XRANGE (XREVRANGE when
+# answers the newest entry (id, value, field; a record's field is the one given), whether
+# the timeline is a stream and the short string (nil for none); `tl_append` adds an entry
+# to a timeline of `held` messages (the tally of its newest: a string holds every message
+# of its chat) whose string was `old`, moving a string of `short_max` records into the
+# stream; `tl_range` reads as XRANGE (XREVRANGE when
 # `reverse`, bounds then high first) does, from either form.
 SEND_HELPERS = """
 local function now_us()
@@ -72,19 +73,18 @@ local function tl_top(m, s, field)
   local v = redis.call('GET', s)  -- a chat is never both: most are short
   if v then
     local id, value = record(v, 1)
-    return id, value, field, false
+    return id, value, field, false, v
   end
   local top = redis.call('XREVRANGE', m, '+', '-', 'COUNT', 1)
   if top[1] then return top[1][1], top[1][2][2], top[1][2][1], true end
   return nil, nil, nil, redis.call('EXISTS', m) == 1
 end
-local function tl_append(m, s, long, short_max, held, id, field, value)
+local function tl_append(m, s, long, short_max, held, old, id, field, value)
   if long then
     redis.call('XADD', m, id, field, value)
     return
   end
-  local old = redis.call('GET', s) or ''
-  local v = id .. ' ' .. #value .. ' ' .. value .. old
+  local v = id .. ' ' .. #value .. ' ' .. value .. (old or '')
   -- at short_max the string moves into the stream; with short strings off (0) at once, so
   -- that one written before they were turned off moves too
   if held + 1 < short_max then
@@ -136,7 +136,7 @@ local idem, ttl = ARGV[3], tonumber(ARGV[4])
 local prev = seen(KEYS[3], idem, now, ttl)
 if prev then return prev end
 local st, n0, n1 = now, 0, 0
-local id, f, name, long = tl_top(KEYS[1], KEYS[2], 't')
+local id, f, name, long, short = tl_top(KEYS[1], KEYS[2], 't')
 if id then
   local last = us(id)
   if st <= last then st = last + 1 end
@@ -147,7 +147,7 @@ if id then
 end
 if ARGV[1] == '1' then n1 = n1 + 1 else n0 = n0 + 1 end
 local value = string.format('%s%.0f:%.0f:', ARGV[1], n0, n1) .. ARGV[2]
-tl_append(KEYS[1], KEYS[2], long, tonumber(ARGV[7]), n0 + n1 - 1, id_of(st), 't', value)
+tl_append(KEYS[1], KEYS[2], long, tonumber(ARGV[7]), n0 + n1 - 1, short, id_of(st), 't', value)
 redis.call('SPUBLISH', ARGV[5], KEYS[1])
 remember(KEYS[3], idem, now, ttl, st)
 for i = 4, #KEYS do redis.call('ZADD', KEYS[i], 'GT', st, ARGV[6]) end
