@@ -246,3 +246,22 @@ def test_the_rpc_ab_runs_both_commits_and_prints_their_ratio() -> None:
         ["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True, check=True
     )
     assert "im-ab-" not in worktrees.stdout  # removed after the run
+
+
+def test_the_cpu_split_measures_every_process_with_and_without_aof() -> None:
+    done = _run_module(
+        "perf.cpu_split", "--seconds", "1", "--rounds", "1", "--connections", "4", "--chats",
+        "50", "--fill-seconds", "1",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    for scenario in ("ping", "send", "pull10"):
+        for stack in ("AOF everysec", "no persistence"):
+            line = re.search(rf"^round 1 +{scenario} +{stack} .*$", out, re.M)
+            assert line, out
+            cpu = dict(re.findall(r"(im-http|im-rpc|redis|wrk) +(\d+\.\d)", line.group(0)))
+            assert float(cpu["im-http"]) > 0, line.group(0)
+            assert float(cpu["wrk"]) > 0, line.group(0)
+            if scenario != "ping":  # a ping never reaches im-rpc
+                assert float(cpu["im-rpc"]) > 0, line.group(0)
+    assert re.search(r"^send: without AOF / with it \d+\.\d{3} \(rounds [\d.]+\)$", out, re.M)
