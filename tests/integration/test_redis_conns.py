@@ -102,7 +102,7 @@ async def test_a_connection_the_server_closed_is_made_again(redis_proc: Process)
     try:
         first = await _client_id(conns)
         admin = aioredis.Redis(port=redis_proc.port)
-        assert await admin.client_kill_filter(_id=first) == 1
+        assert await admin.client_kill_filter(_id=str(first)) == 1
         await admin.aclose()
         await asyncio.sleep(0.05)
         assert await _client_id(conns) != first
