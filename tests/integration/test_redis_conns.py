@@ -73,7 +73,7 @@ async def test_past_the_wait_a_caller_gets_no_connection(redis_proc: Process) ->
     try:
         held = await conns.lend()
         started = time.monotonic()
-        with pytest.raises(RedisConnectionError, match="No connection available"):
+        with pytest.raises(RedisConnectionError, match=r"^No connection available\.$"):
             await conns.lend()
         assert 0.15 < time.monotonic() - started < 1.0
         conns.give_back(held)
@@ -121,4 +121,22 @@ async def test_the_store_keeps_to_its_connection_bound(redis_proc: Process) -> N
         assert (await admin.info("clients"))["connected_clients"] - before == 3
     finally:
         await store.close()
+        await admin.aclose()
+
+
+async def test_a_connect_to_a_redis_that_does_not_answer_times_out_and_frees_its_slot(
+    redis_proc: Process,
+) -> None:
+    conns = _connections(redis_proc, limit=1, wait_s=0.3)
+    admin = aioredis.Redis(port=redis_proc.port)
+    try:
+        await admin.execute_command("CLIENT", "PAUSE", 800, "ALL")  # type: ignore[no-untyped-call]
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):  # the handshake is never answered
+            await conns.lend()
+        assert time.monotonic() - started < 0.7
+        await asyncio.sleep(0.7)  # the pause ends
+        assert await _client_id(conns) > 0  # the slot came back, and its connection works
+    finally:
+        await conns.close()
         await admin.aclose()
