@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, NamedTuple, TypeVar, cast
 
@@ -280,19 +280,17 @@ class RedisStore:
     async def ping(self) -> bool:
         """True when Redis (every cluster master) answers; raises StoreError otherwise."""
         if self._topology is None:
-            (pong,) = await self._pipeline([("PING",)], [])
-            if isinstance(pong, Exception):
-                raise _store_error(pong)
+            await self._one_command("PING")
             return True
-        async with self._turn():
+        async with self._topology.pipeline_slot():
             return bool(await _guard(self._topology.cluster.ping()))
 
-    def _turn(self) -> AbstractAsyncContextManager[None]:
-        """On a cluster, a turn among the commands under way (ClusterTopology.pipeline_slot);
-        the single-Redis pool waits for a free connection itself."""
-        if self._topology is not None:
-            return self._topology.pipeline_slot()
-        return nullcontext()
+    async def _one_command(self, *command: Any) -> Any:
+        """The reply of one command on the single Redis; an error reply raised as StoreError."""
+        (reply,) = await self._pipeline([command], [])
+        if isinstance(reply, Exception):
+            raise _store_error(reply)
+        return reply
 
     async def append(
         self, chat: str, role: int, text: str, client_msg_id: str = "", retry_key: str = ""
@@ -393,11 +391,9 @@ class RedisStore:
     async def _load(self, script: str) -> None:
         """Load `script` into Redis (every cluster master)."""
         if self._topology is None:
-            (loaded,) = await self._pipeline([("SCRIPT", "LOAD", script)], [])
-            if isinstance(loaded, Exception):
-                raise _store_error(loaded)
+            await self._one_command("SCRIPT", "LOAD", script)
             return
-        async with self._turn():  # SCRIPT LOAD takes a connection on every master
+        async with self._topology.pipeline_slot():  # a connection on every master
             await _guard(self._topology.cluster.script_load(script))
 
     async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
@@ -447,7 +443,7 @@ class RedisStore:
                 pipe.execute_command(*command)
             for command, node in extra:
                 pipe.execute_command(*command, target_nodes=node)
-            async with self._turn():
+            async with self._topology.pipeline_slot():
                 try:
                     replies = await _guard(pipe.execute(raise_on_error=False))
                 except StoreUnavailable:
