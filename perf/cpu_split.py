@@ -24,7 +24,7 @@ from pathlib import Path
 
 from redis import Redis
 
-from devtools.procs import Trio, start_trio
+from devtools.procs import Process, Trio, start_trio
 from perf.auth import cpu_seconds
 from perf.stack import comparison_args
 from perf.wrk import run_wrk
@@ -53,26 +53,34 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fill-seconds", type=float, default=30, help="sends into each stack first")
 
 
-def _sample(trio: Trio, scenario: str, args: argparse.Namespace) -> Sample:
-    pids = {"im-http": trio.gateways[0], "im-rpc": trio.rpc, "redis": trio.redis}
-    procs = {name: p.proc.pid for name, p in pids.items() if p.proc is not None}
-    before = {name: cpu_seconds(pid, name == "redis") for name, pid in procs.items()}
+def measure(url: str, procs: dict[str, Process], scenario: str, args: argparse.Namespace) -> Sample:
+    """One wrk run of `scenario` on `url` (`args`: connections, seconds, chats): requests/s,
+    the CPU µs per request of each of `procs` (one named "redis" with the AOF rewrites it
+    forked) and of wrk, and the machine's idle share."""
+    pids = {name: p.proc.pid for name, p in procs.items() if p.proc is not None}
+    before = {name: cpu_seconds(pid, name == "redis") for name, pid in pids.items()}
     wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     idle0, total0 = _machine()
-    with Redis(port=trio.redis.port) as admin:
-        rewrites0 = int(admin.info("persistence")["aof_rewrites"])
-        result = run_wrk(trio.url(), scenario, args.connections, args.seconds, chats=args.chats)
-        rewrites = int(admin.info("persistence")["aof_rewrites"]) - rewrites0
+    result = run_wrk(url, scenario, args.connections, args.seconds, chats=args.chats)
     idle1, total1 = _machine()
     wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     n = max(1, result.requests)
     cpu = {
         name: (cpu_seconds(pid, name == "redis") - before[name]) / n * 1e6
-        for name, pid in procs.items()
+        for name, pid in pids.items()
     }
     wrk = (wrk_after.ru_utime + wrk_after.ru_stime) - (wrk_before.ru_utime + wrk_before.ru_stime)
     cpu["wrk"] = wrk / n * 1e6
-    return Sample(result.rps, cpu, 100 * (idle1 - idle0) / max(1, total1 - total0), rewrites)
+    return Sample(result.rps, cpu, 100 * (idle1 - idle0) / max(1, total1 - total0))
+
+
+def _sample(trio: Trio, scenario: str, args: argparse.Namespace) -> Sample:
+    procs = {"im-http": trio.gateways[0], "im-rpc": trio.rpc, "redis": trio.redis}
+    with Redis(port=trio.redis.port) as admin:
+        rewrites = int(admin.info("persistence")["aof_rewrites"])
+        sample = measure(trio.url(), procs, scenario, args)
+        sample.rewrites = int(admin.info("persistence")["aof_rewrites"]) - rewrites
+    return sample
 
 
 def main(argv: list[str] | None = None) -> int:

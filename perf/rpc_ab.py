@@ -6,9 +6,10 @@ The base commit is checked out in a temporary git worktree; its im-rpc runs from
 (`PYTHONPATH`), this tree's beside it, each behind a gateway of this tree, both storing in
 one redis-server (AOF everysec). wrk runs each scenario at 64 connections on A and B in
 turn (the order alternating by round) over a pool of `--chats` chats, after a fill of
-sends; each run records requests/s and the CPU time each process spent per request
-(`/proc/<pid>/stat`). Prints every run, then per scenario the median B/A throughput ratio
-of the rounds and the medians of the per-request CPU.
+sends; each run records requests/s and the CPU time each process (gateway, im-rpc, Redis
+with its AOF rewrites, wrk) spent per request (perf.cpu_split.measure). Prints every run,
+then per scenario the median B/A throughput ratio of the rounds and the medians of the
+per-request CPU.
 """
 
 from __future__ import annotations
@@ -20,23 +21,14 @@ import subprocess
 import sys
 import tempfile
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
-from devtools.procs import Process, http_service, redis_server, rpc_service
-from perf.auth import cpu_seconds
+from devtools.procs import http_service, redis_server, rpc_service
+from perf.cpu_split import Sample, measure
 from perf.stack import comparison_args, start_owned
 from perf.wrk import run_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass
-class Run:
-    """One wrk run of one side: requests/s and CPU µs per request of each process."""
-
-    rps: float
-    cpu_us: dict[str, float]
 
 
 def _options(p: argparse.ArgumentParser) -> None:
@@ -63,18 +55,6 @@ def _module_path(python: list[str], path: str) -> str:
     return done.stdout.strip()
 
 
-def _measure(
-    gateway: Process, procs: dict[str, Process], scenario: str, args: argparse.Namespace
-) -> Run:
-    pids = {name: p.proc.pid for name, p in procs.items() if p.proc is not None}
-    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    url = f"http://127.0.0.1:{gateway.port}"
-    result = run_wrk(url, scenario, args.connections, args.seconds, chats=args.chats)
-    spent = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
-    per = {name: s / max(1, result.requests) * 1e6 for name, s in spent.items()}
-    return Run(result.rps, per)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the A/B, print every run and the medians."""
     args = comparison_args("perf.rpc_ab", __doc__ or "", argv, 6, 4, more=_options)
@@ -98,13 +78,14 @@ def main(argv: list[str] | None = None) -> int:
             gw = gateways["B"]
             fill = f"http://127.0.0.1:{gw.port}"
             run_wrk(fill, "send", 64, args.fill_seconds, chats=args.chats)
-        runs: dict[tuple[str, str], list[Run]] = {}
+        runs: dict[tuple[str, str], list[Sample]] = {}
         for r in range(args.rounds):
             sides = ("A", "B") if r % 2 == 0 else ("B", "A")
             for scenario in scenarios:
                 for side in sides:
                     procs = {"im-http": gateways[side], "im-rpc": rpcs[side], "redis": redis}
-                    run = _measure(gateways[side], procs, scenario, args)
+                    url = f"http://127.0.0.1:{gateways[side].port}"
+                    run = measure(url, procs, scenario, args)
                     runs.setdefault((scenario, side), []).append(run)
                     cpu = "  ".join(f"{n} {us:5.1f}" for n, us in run.cpu_us.items())
                     print(f"round {r + 1} {scenario:>7} {side} {run.rps:9,.0f}/s  "
