@@ -121,6 +121,10 @@ class Process:
             return "(no log)"
 
 
+# short chats' hashes stay compact (a listpack) for texts up to 4,096 bytes: docs/store.md
+COMPACT_HASHES = ("--hash-max-listpack-value", "4224")
+
+
 def redis_argv(workdir: Path, port: int, *extra: str, fsync: str | None = None) -> list[str]:
     """The command line of a redis-server on 127.0.0.1:port with its data in `workdir`:
     an append-only file fsynced `fsync` ("everysec", "always"), or no persistence."""
@@ -136,6 +140,7 @@ def redis_argv(workdir: Path, port: int, *extra: str, fsync: str | None = None) 
         "--save",
         "",
         *(["--appendonly", "yes", "--appendfsync", fsync] if fsync else ["--appendonly", "no"]),
+        *COMPACT_HASHES,
         "--daemonize",
         "no",
         *extra,

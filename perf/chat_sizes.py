@@ -5,10 +5,10 @@ Starts a private redis-server on a free loopback port and, for each chat size in
 that size (chat i between users 2i and 2i+1), then prints used_memory growth per message
 for these layouts:
 
-  short     this store: a chat's first IM_SHORT_CHAT_MESSAGES - 1 messages in a list,
+  short     this store: a chat's first IM_SHORT_CHAT_MESSAGES - 1 messages in a hash,
             then a stream (what im-rpc runs)
-  streams   this store with short lists off (IM_SHORT_CHAT_MESSAGES=0): a stream per
-            chat from the first message, the layout before short lists
+  streams   this store with short forms off (IM_SHORT_CHAT_MESSAGES=0): a stream per
+            chat from the first message, the layout before short forms
   +ids      `short`, every send with a client_msg_id (the chat's idempotency set, 24 h)
   zset-json the naive design: a sorted set per chat, one JSON member per message
 

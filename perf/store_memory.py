@@ -36,6 +36,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
+from devtools.procs import COMPACT_HASHES
 from rpc_svc.group_service import GroupCall, GroupCalls
 from rpc_svc.store import RedisStore
 from rpc_svc.store_groups import AddMember, CreateGroup, GroupAppend
@@ -167,7 +168,8 @@ async def run(n: int, chats: int, text_bytes: int, url: str) -> None:
 
 @contextmanager
 def local_redis() -> Iterator[str]:
-    """A private redis-server (no persistence) on a free loopback port: its URL."""
+    """A private redis-server (no persistence, short chats' hashes compact as the store
+    requires) on a free loopback port: its URL."""
     exe = shutil.which("redis-server")
     if exe is None:
         raise SystemExit("redis-server is not installed: run scripts/bootstrap")
@@ -175,7 +177,7 @@ def local_redis() -> Iterator[str]:
     with tempfile.TemporaryDirectory() as tmp:
         argv = [exe, "--bind", "127.0.0.1", "--port", str(port), "--dir", tmp]
         proc = subprocess.Popen(
-            [*argv, "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL
+            [*argv, "--save", "", "--appendonly", "no", *COMPACT_HASHES], stdout=subprocess.DEVNULL
         )
         try:
             for _ in range(100):

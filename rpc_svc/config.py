@@ -87,10 +87,11 @@ class Settings:
     short_chat_messages: int = setting(
         "IM_SHORT_CHAT_MESSAGES",
         32,
-        "a chat (or group) keeps its messages in one compact string until it has this many, "
-        "then in a stream (0: streams from the first message)",
+        "a chat (or group) keeps its messages in one compact hash until it has this many, "
+        "then in a stream (0: streams from the first message; at most 128, the entries "
+        "Redis keeps a hash compact for by default)",
         lo=0,
-        hi=10_000,
+        hi=128,
     )
     drain_s: float = setting(
         "IM_RPC_DRAIN_S", 10.0, "on SIGTERM, how long to wait for calls in flight", lo=0

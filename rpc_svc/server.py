@@ -95,6 +95,32 @@ class _DrainingServer:
         await self._stopped.wait()
 
 
+# a short chat's hash record beyond its text: stream ID, role and counts, or a group's
+# count and sender (a member name)
+RECORD_OVERHEAD = 128
+
+
+async def _check_compact_records(store: RedisStore, max_text_bytes: int) -> None:
+    """Log whether Redis keeps short chats' hashes compact for the longest text allowed."""
+    needed = max_text_bytes + RECORD_OVERHEAD
+    limit = await store.compact_record_limit()
+    if limit is None:
+        log.info(
+            "could not read Redis's hash-max-listpack-value: a short chat stays compact only "
+            "when it is at least %d (IM_MAX_TEXT_BYTES + %d)",
+            needed,
+            RECORD_OVERHEAD,
+        )
+    elif limit < needed:
+        log.warning(
+            "Redis's hash-max-listpack-value is %d: a short chat holding a record longer than "
+            "that takes more memory (set it to %d: IM_MAX_TEXT_BYTES + %d)",
+            limit,
+            needed,
+            RECORD_OVERHEAD,
+        )
+
+
 async def serve(settings: Settings) -> None:
     """Run im-rpc until SIGTERM or SIGINT, then drain and close everything it opened."""
     async with AsyncExitStack() as stack:
@@ -110,6 +136,7 @@ async def serve(settings: Settings) -> None:
             short_chat_messages=settings.short_chat_messages,
         )
         stack.push_async_callback(store.close)
+        await _check_compact_records(store, settings.max_text_bytes)
         store.wakeups.start()
         in_flight = InFlight()
         server = build_server(settings, store, in_flight)

@@ -10,10 +10,12 @@ member of the chat), how many messages each role had sent up to it, and the text
 have field ``m``, ``"<role><text>"``). The chat and the member names are known from
 the key.
 
-A chat's first IM_SHORT_CHAT_MESSAGES - 1 messages are records of one string instead,
-newest first, ``"<id> <bytes> <value>"`` each (a stream's first node costs 4 KB); the send
-that makes it that long moves them into the stream. A read asks for the string, then the
-stream, in one round trip, and answers from the stream when it has entries.
+A chat's first IM_SHORT_CHAT_MESSAGES - 1 messages are records of one hash instead, field
+``i`` (the i-th message) holding ``"<id> <value>"`` (a stream's first node costs 4 KB); the
+send that makes it that long moves them into the stream. A read asks for the hash's values,
+then the stream, in one round trip, and answers from the stream when it has entries. A
+string of records in that key is what versions before the hash wrote: a read that meets one
+reads it in a second round trip, and the chat's next send makes it a hash.
 
 A send moves the chat to its send time in both members' inboxes (``ZADD GT``: never
 back): on one Redis in the same script (atomic); on a cluster, where a user's keys live
@@ -70,6 +72,7 @@ _Rows = list[tuple[str, list[str] | dict[str, str]]]  # XRANGE: [id, [field, val
 _WRITE_SCRIPTS = {SEND.sha, MARK_READ.sha, *WRITE_SHAS}
 _WRITE_COMMANDS = {"ZADD", "SADD", "SREM", "HDEL", "ZREM"}
 _ALL_SCRIPTS = (*SCRIPTS, *GROUP_SCRIPTS)
+_COMPACT_LIMIT = "hash-max-listpack-value"
 _LOST = (rexc.ConnectionError, rexc.TimeoutError, rexc.ClusterDownError, OSError)
 
 
@@ -285,6 +288,27 @@ class RedisStore:
         async with self._topology.pipeline_slot():
             return bool(await _guard(self._topology.cluster.ping()))
 
+    async def compact_record_limit(self) -> int | None:
+        """Redis's `hash-max-listpack-value`: the longest record a short chat's hash holds
+        and stays compact (a longer one makes that chat's hash a hash table, which costs
+        more memory but reads the same). None when it cannot be read (CONFIG not allowed,
+        or Redis not answering); on a cluster, the lowest of its masters'."""
+        try:
+            if self._topology is None:
+                reply = await self._one_command("CONFIG", "GET", _COMPACT_LIMIT)
+                return int(reply[_COMPACT_LIMIT] if isinstance(reply, dict) else reply[1])
+            async with self._topology.pipeline_slot():
+                replies: dict[Any, Any] = await _guard(
+                    self._topology.cluster.config_get(
+                        _COMPACT_LIMIT, target_nodes=RedisCluster.PRIMARIES
+                    )
+                )
+            if _COMPACT_LIMIT in replies:  # one master: its reply itself
+                return int(replies[_COMPACT_LIMIT])
+            return min(int(r[_COMPACT_LIMIT]) for r in replies.values())
+        except (StoreError, rexc.RedisError, LookupError, ValueError):
+            return None
+
     async def _one_command(self, *command: Any) -> Any:
         """The reply of one command on the single Redis; an error reply raised as StoreError."""
         (reply,) = await self._pipeline([command], [])
@@ -330,6 +354,7 @@ class RedisStore:
             spans.append(len(more))
         try:
             outcomes = await self._run(commands)
+            await self._read_strings(ops, commands, outcomes)
         except StoreError as exc:
             return [exc] * len(ops)
         results: list[Outcome] = []
@@ -347,6 +372,23 @@ class RedisStore:
         if self._topology is not None:
             await self._touch_inboxes(ops, results)
         return results
+
+    async def _read_strings(
+        self, ops: Sequence[Op], commands: list[tuple[Any, ...]], outcomes: list[Any]
+    ) -> None:
+        """Where a read's HVALS met a string (what versions before the hash wrote), the
+        string, read in a second round trip, takes its reply's place."""
+        legacy = [
+            i
+            for i, outcome in enumerate(outcomes)
+            if isinstance(outcome, rexc.ResponseError)
+            and commands[i][0] == "HVALS"
+            and str(outcome).startswith("WRONGTYPE")
+        ]
+        if legacy:
+            strings = await self._run([("GET", commands[i][1]) for i in legacy])
+            for i, string in zip(legacy, strings, strict=True):
+                outcomes[i] = string
 
     async def _touch_inboxes(self, ops: Sequence[Op], results: list[Outcome]) -> None:
         touched = [
@@ -463,9 +505,9 @@ class RedisStore:
 
     def _commands(self, op: Op) -> list[tuple[Any, ...]]:
         if isinstance(op, Read):  # the hot path first, without pattern matching
-            # a short chat's string, then the stream: a send that moves the string into the
+            # a short chat's hash, then the stream: a send that moves the hash into the
             # stream between the two replies leaves both read, and the stream wins
-            short, key, count = ("GET", short_key(op.chat)), messages_key(op.chat), op.entries
+            short, key, count = ("HVALS", short_key(op.chat)), messages_key(op.chat), op.entries
             if op.reverse:
                 start = entry_id(op.cursor) if op.cursor else "+"
                 return [short, ("XREVRANGE", key, start, "-", "COUNT", count)]
@@ -476,7 +518,7 @@ class RedisStore:
             case Latest(chat, at):
                 start = entry_id(at) if at else "+"
                 return [
-                    ("GET", short_key(chat)),
+                    ("HVALS", short_key(chat)),
                     ("XREVRANGE", messages_key(chat), start, "-", "COUNT", 1),
                 ]
             case InboxRange(user, below, skip, count):
@@ -504,12 +546,22 @@ class RedisStore:
         )  # fmt: skip
 
 
-def short_records(raw: str | None) -> list[tuple[str, str]]:
-    """The (stream ID, value) records of a short chat's string, newest first: each record is
-    "<id> <bytes> <value>", `bytes` the value's length in UTF-8."""
-    if not raw:
+def short_records(reply: list[str] | str | None) -> list[tuple[str, str]]:
+    """The (stream ID, value) records of a short chat, newest first: from its hash's values
+    (`reply` a list: "<id> <value>" each, in any order), or from a string a version before
+    the hash wrote (`reply` a str: "<id> <bytes> <value>" each, newest first, `bytes` the
+    value's length in UTF-8)."""
+    if not reply:
         return []
-    data, at, out = raw.encode(), 0, []
+    if isinstance(reply, list):
+        timed = []
+        for record in reply:
+            entry_id_, _, value = record.partition(" ")
+            ms, _, seq = entry_id_.partition("-")
+            timed.append((int(ms) * 1000 + int(seq), entry_id_, value))
+        timed.sort(reverse=True)
+        return [(entry_id_, value) for _, entry_id_, value in timed]
+    data, at, out = reply.encode(), 0, []
     while at < len(data):
         sp = data.index(b" ", at)
         sp2 = data.index(b" ", sp + 1)
@@ -520,11 +572,11 @@ def short_records(raw: str | None) -> list[tuple[str, str]]:
 
 
 def short_rows(
-    raw: str | None, cursor: int, entries: int, reverse: bool, field: str = "t"
+    reply: list[str] | str | None, cursor: int, entries: int, reverse: bool, field: str = "t"
 ) -> _Rows:
-    """The XRANGE-shaped rows of a short chat's string: up to `entries` from `cursor`
-    (inclusive; 0: from the oldest, or the newest when `reverse`)."""
-    records = short_records(raw)
+    """The XRANGE-shaped rows of a short chat: up to `entries` from `cursor` (inclusive; 0:
+    from the oldest, or the newest when `reverse`)."""
+    records = short_records(reply)
     rows: _Rows = []
     for entry_id_, value in records if reverse else reversed(records):
         if cursor:

@@ -49,7 +49,7 @@ return out
 """
 )
 
-# KEYS: owner, members, stream, the big flag, short string. ARGV: user, member, most members,
+# KEYS: owner, members, stream, the big flag, short hash. ARGV: user, member, most members,
 # most members of a small group. {code, owner, newest entry id ('' for none), its message count,
 # big (1: the group is big), became big (1: this add made it), members...}: code 1 (added),
 # 0 (a member already), -1, -2 (user not a member), -3 (full).
@@ -93,10 +93,10 @@ return out
 """
 )
 
-# KEYS: stream, idempotency set, owner, members, the "big" flag, short string. ARGV: sender,
+# KEYS: stream, idempotency set, owner, members, the "big" flag, short hash. ARGV: sender,
 # text, idempotency member ('' for none), its lifetime (µs), the wake channel, the group, '1'
 # to move the group in its members' inboxes here (one Redis), '0' to answer them instead (a
-# cluster: their inboxes are in other slots), the most entries of a short string. {send time}
+# cluster: their inboxes are in other slots), the most entries of a short hash. {send time}
 # or {send time, members...} (a small group, on a cluster), or {-1}, {-2}. As SEND: Redis's
 # clock bumped past the last message, a key seen within its lifetime answers the first send
 # time, the message announced on the wake channel. A group without the big flag is small:
@@ -120,7 +120,7 @@ if id then
   n = count_of(top)
 end
 local value = string.format('%.0f:', n + 1) .. ARGV[1] .. ':' .. ARGV[2]
-tl_append(KEYS[1], KEYS[6], long, tonumber(ARGV[8]), n, short, id_of(st), 'g', value)
+tl_append(KEYS[1], KEYS[6], long, tonumber(ARGV[8]), short, id_of(st), 'g', value)
 local own = tonumber(string.match(mine, '^(%d+)')) + 1
 redis.call('HSET', KEYS[4], ARGV[1], string.format('%.0f:%.0f', own, st))
 redis.call('SPUBLISH', ARGV[5], KEYS[1])
@@ -137,7 +137,7 @@ return out
 """
 )
 
-# KEYS: stream, owner, members, short string. ARGV: acting user ('' for none), start, end, count,
+# KEYS: stream, owner, members, short hash. ARGV: acting user ('' for none), start, end, count,
 # '1' for newest first. The entries, or -2 (the acting user is not a member, whether or
 # not the group exists), -1 (no acting user and no such group).
 GROUP_READ = Script(
@@ -152,7 +152,7 @@ return tl_range(KEYS[1], KEYS[4], 'g', ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV
 """
 )
 
-# KEYS: stream, owner, members, short string. ARGV: user, a send time (0: none). Where the
+# KEYS: stream, owner, members, short hash. ARGV: user, a send time (0: none). Where the
 # user's read position would be: {1, read until, messages up to it, the user's own messages up
 # to it}, or {-1}, {-2}. The own count at a position before the user's last message takes a
 # scan of the entries between them (counting the user's): O(entries the user sent past
@@ -187,7 +187,7 @@ return {1, string.format('%.0f', until_), string.format('%.0f', count_of(top[1][
 """
 )
 
-# KEYS: triples of a group's stream, short string and members. ARGV: a user. Per group, its
+# KEYS: triples of a group's stream, short hash and members. ARGV: a user. Per group, its
 # newest entry's ID and value and the user's own count there ('', '', '' when the group has
 # no message or the user is not a member). One reply for many groups: on one Redis, every
 # group of an inbox at once; on a cluster, where a script's keys must share a slot, one

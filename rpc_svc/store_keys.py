@@ -5,8 +5,9 @@ A chat's keys share the hash tag ``{<chat>}`` and a user's keys the tag ``{<user
 of one Redis Cluster slot:
 
     im:{<chat>}:m      stream of the chat's messages, once it has IM_SHORT_CHAT_MESSAGES
-    im:{<chat>}:s      string of a short chat's messages, newest first: "<stream ID> <bytes>
-                       <value>" each (`bytes`: the value's length in UTF-8)
+    im:{<chat>}:s      hash of a short chat's messages: field i (the i-th message) ->
+                       "<stream ID> <value>" (a string of records "<stream ID> <bytes>
+                       <value>", newest first, where versions before the hash wrote one)
     im:{<chat>}:idem   sorted set: "<role>:<client_msg_id>" -> send_time (24 h)
     im:{<chat>}:retry  sorted set: "<role>:<retry_key>" -> send_time (60 s): the keys
                        gateways put on sends without a client_msg_id
@@ -43,7 +44,7 @@ def messages_key(chat: str) -> str:
 
 
 def short_key(chat: str) -> str:
-    """The string key of a short chat's messages (before they move into the stream)."""
+    """The hash key of a short chat's messages (before they move into the stream)."""
     return _key(chat, "s")
 
 

@@ -24,13 +24,14 @@ class Script:
 # Lua helpers of the scripts: Redis's clock in µs, a stream ID as µs and back; the
 # idempotency set (`seen`: the send time a key got within its lifetime, nil for none or no
 # key; `remember`: record one, prune the expired); and a chat's (or group's) timeline: while
-# the chat is short, one string of records "<id> <bytes> <value>", newest first (`bytes`:
-# the value's length in bytes of UTF-8), a stream once it is long (see store.md). `tl_top`
-# answers the newest entry (id, value, field; a record's field is the one given), whether
-# the timeline is a stream and the short string (nil for none); `tl_append` adds an entry
-# to a timeline of `held` messages (the tally of its newest: a string holds every message
-# of its chat) whose string was `old`, moving a string of `short_max` records into the
-# stream; `tl_range` reads as XRANGE (XREVRANGE when
+# the chat is short, a hash of its records, field i (1, 2, ...: the i-th message) holding
+# "<id> <value>", a stream once it is long (see store.md). A string of records
+# "<id> <bytes> <value>", newest first (`bytes`: the value's length in bytes of UTF-8), is
+# what versions before the hash wrote: it is read as the hash is and becomes one at the
+# chat's next send. `tl_top` answers the newest entry (id, value, field; a record's field is
+# the one given), whether the timeline is a stream and what its short form holds (a count,
+# or such a string); `tl_append` adds an entry after that, moving a short form of
+# `short_max` records into the stream; `tl_range` reads as XRANGE (XREVRANGE when
 # `reverse`, bounds then high first) does, from either form.
 SEND_HELPERS = """
 local function now_us()
@@ -54,13 +55,13 @@ local function remember(key, idem, now, ttl, st)
   redis.call('ZADD', key, st, idem)
   redis.call('PEXPIRE', key, math.floor(ttl / 1000))
 end
-local function record(v, at)  -- the record at byte `at` of a short string: id, value, next
+local function record(v, at)  -- the record at byte `at` of a string: id, value, next
   local sp = string.find(v, ' ', at, true)
   local sp2 = string.find(v, ' ', sp + 1, true)
   local stop = sp2 + tonumber(string.sub(v, sp + 1, sp2 - 1))
   return string.sub(v, at, sp - 1), string.sub(v, sp2 + 1, stop), stop + 1
 end
-local function records(v)  -- a short string's records, oldest first: {id, value} each
+local function records(v)  -- a string's records, oldest first: {id, value} each
   local out, at = {}, 1
   while at <= #v do
     local id, value, next_at = record(v, at)
@@ -69,30 +70,64 @@ local function records(v)  -- a short string's records, oldest first: {id, value
   end
   return out
 end
+local function split(r)  -- a hash record "<id> <value>": id, value
+  local sp = string.find(r, ' ', 1, true)
+  return string.sub(r, 1, sp - 1), string.sub(r, sp + 1)
+end
+local function short_all(s, n)  -- the `n` records of hash `s`, oldest first ({id, value}
+  local fields, out = {}, {}      -- each), and their fields
+  if n == 0 then return out, fields end
+  for i = 1, n do fields[i] = i end
+  for i, r in ipairs(redis.call('HMGET', s, unpack(fields))) do out[i] = {split(r)} end
+  return out, fields
+end
 local function tl_top(m, s, field)
-  local v = redis.call('GET', s)  -- a chat is never both: most are short
-  if v then
+  local n = redis.pcall('HLEN', s)  -- a chat is never both: most are short
+  if type(n) ~= 'number' then  -- not a hash: a string an earlier version wrote
+    local v = redis.call('GET', s)
     local id, value = record(v, 1)
     return id, value, field, false, v
   end
+  if n > 0 then
+    local id, value = split(redis.call('HGET', s, n))
+    return id, value, field, false, n
+  end
   local top = redis.call('XREVRANGE', m, '+', '-', 'COUNT', 1)
   if top[1] then return top[1][1], top[1][2][2], top[1][2][1], true end
-  return nil, nil, nil, redis.call('EXISTS', m) == 1
+  return nil, nil, nil, redis.call('EXISTS', m) == 1, 0
 end
-local function tl_append(m, s, long, short_max, held, old, id, field, value)
+local function tl_append(m, s, long, short_max, short, id, field, value)
   if long then
     redis.call('XADD', m, id, field, value)
     return
   end
-  local v = id .. ' ' .. #value .. ' ' .. value .. (old or '')
-  -- at short_max the string moves into the stream; with short strings off (0) at once, so
+  local all, n = nil, short
+  if type(short) == 'string' then  -- a string from an earlier version: its records
+    all = records(short)
+    n = #all
+    redis.call('GETDEL', s)
+  end
+  -- at short_max the records move into the stream; with short forms off (0) at once, so
   -- that one written before they were turned off moves too
-  if held + 1 < short_max then
-    redis.call('SET', s, v)
+  if n + 1 < short_max then
+    if all and n > 0 then
+      local pairs_ = {}
+      for i, r in ipairs(all) do
+        pairs_[2 * i - 1] = i
+        pairs_[2 * i] = r[1] .. ' ' .. r[2]
+      end
+      redis.call('HSET', s, unpack(pairs_))
+    end
+    redis.call('HSET', s, n + 1, id .. ' ' .. value)
     return
   end
-  for _, r in ipairs(records(v)) do redis.call('XADD', m, r[1], field, r[2]) end
-  redis.call('GETDEL', s)
+  if not all then
+    local fields
+    all, fields = short_all(s, n)
+    if n > 0 then redis.call('HDEL', s, unpack(fields)) end  -- (a hash emptied is deleted)
+  end
+  for _, r in ipairs(all) do redis.call('XADD', m, r[1], field, r[2]) end
+  redis.call('XADD', m, id, field, value)
 end
 local function bound(b)  -- '-', '+', an ID, or '(' and an ID: exclusive (as a start only)
   if b == '-' then return -1 end
@@ -101,12 +136,16 @@ local function bound(b)  -- '-', '+', an ID, or '(' and an ID: exclusive (as a s
   return us(b)
 end
 local function tl_range(m, s, field, from, to, count, reverse)
-  local v = redis.call('GET', s)
-  if not v then
+  local n, all = redis.pcall('HLEN', s), nil
+  if type(n) ~= 'number' then
+    all = records(redis.call('GET', s))
+  elseif n > 0 then
+    all = short_all(s, n)
+  else
     if reverse then return redis.call('XREVRANGE', m, from, to, 'COUNT', count) end
     return redis.call('XRANGE', m, from, to, 'COUNT', count)
   end
-  local all, rows = records(v), {}
+  local rows = {}
   local lo, hi, first, last, step = bound(from), bound(to), 1, #all, 1
   if reverse then lo, hi, first, last, step = bound(to), bound(from), #all, 1, -1 end
   for i = first, last, step do
@@ -118,10 +157,10 @@ local function tl_range(m, s, field, from, to, count, reverse)
 end
 """
 
-# KEYS: stream, short string, idempotency set, then the members' inboxes (none on a cluster,
+# KEYS: stream, short hash, idempotency set, then the members' inboxes (none on a cluster,
 # where they live in other slots and a ZADD GT per member follows). ARGV: role digit, text,
 # idempotency member ('' for none), its lifetime (µs), the chat's wake channel, the chat,
-# how many messages a short chat's string holds before it becomes a stream (0: streams only).
+# how many messages a short chat's hash holds before it becomes a stream (0: streams only).
 # One round trip per send. Redis's own clock gives the time, bumped past the chat's last
 # message; a key seen within its lifetime returns the first answer. The entry's field t
 # is "<role><sent by 0>:<sent by 1>:<text>": how many messages each member had sent up to
@@ -147,7 +186,7 @@ if id then
 end
 if ARGV[1] == '1' then n1 = n1 + 1 else n0 = n0 + 1 end
 local value = string.format('%s%.0f:%.0f:', ARGV[1], n0, n1) .. ARGV[2]
-tl_append(KEYS[1], KEYS[2], long, tonumber(ARGV[7]), n0 + n1 - 1, short, id_of(st), 't', value)
+tl_append(KEYS[1], KEYS[2], long, tonumber(ARGV[7]), short, id_of(st), 't', value)
 redis.call('SPUBLISH', ARGV[5], KEYS[1])
 remember(KEYS[3], idem, now, ttl, st)
 for i = 4, #KEYS do redis.call('ZADD', KEYS[i], 'GT', st, ARGV[6]) end

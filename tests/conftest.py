@@ -18,8 +18,8 @@ STORE_DB = 0  # integration tests; FLUSHDB before each
 _FIGURES: list[str] = []  # measured by tests, printed at the end of the run
 E2E_DB = 1  # the end-to-end stack
 # a test (or module) marked so runs on one redis-server and again on the Redis Cluster
-# "streams": one Redis whose chats are streams from the first message (short strings off):
-# the layout data written before short strings existed has, which the store still reads.
+# "streams": one Redis whose chats are streams from the first message (short forms off):
+# the layout data written before short forms existed has, which the store still reads.
 ON_EVERY_BACKEND = pytest.mark.parametrize(
     "backend", ["redis", "cluster", "streams"], indirect=True
 )

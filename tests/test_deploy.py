@@ -82,6 +82,7 @@ def test_only_the_edge_is_reachable_and_redis_needs_its_user() -> None:
     command = " ".join(services["redis"]["command"])
     assert "--user default off" in command
     assert "/etc/redis/im-user.acl" in command
+    assert "--hash-max-listpack-value 4224" in command  # short chats stay compact
     assert "im:from-the-env-file@redis" in services["rpc"]["environment"]["IM_REDIS_URL"]
     assert "IM_REDIS_PASSWORD=" in (ROOT / ".env.example").read_text()
     assert ".env" in (ROOT / ".gitignore").read_text().split()
@@ -102,6 +103,7 @@ def test_the_cluster_topology_runs_six_redis_nodes_behind_the_gateway() -> None:
         command = " ".join(services[name]["command"])
         assert "--cluster-enabled yes" in command
         assert "/etc/redis/im-user-cluster.acl" in command
+        assert "--hash-max-listpack-value 4224" in command
         assert services[name]["read_only"] is True
     rpc = services["rpc"]
     assert rpc["environment"]["IM_REDIS_CLUSTER"] == "true"

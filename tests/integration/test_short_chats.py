@@ -1,10 +1,12 @@
-"""Short chats on a real Redis: a chat's first messages live in one string, which moves into the
+"""Short chats on a real Redis: a chat's first messages live in one hash, which moves into the
 chat's stream at IM_SHORT_CHAT_MESSAGES; reads, the newest entry and the inbox answer the
-same from either form, and chats written as streams (before short strings) stay streams."""
+same from either form, chats written as streams (before short forms) stay streams, and a
+string of records (what versions before the hash wrote) is read and becomes a hash."""
 
 from __future__ import annotations
 
 import itertools
+import logging
 from typing import cast
 
 import pytest
@@ -13,6 +15,7 @@ import redis.asyncio as aioredis
 from devtools.procs import Process
 from rpc_svc.chat import Entry
 from rpc_svc.group_service import GroupCall
+from rpc_svc.server import RECORD_OVERHEAD, _check_compact_records
 from rpc_svc.service import ChatsCall, ChatService, PullCall, ReadCall, SendCall
 from rpc_svc.store import Latest, Read, RedisStore, _outcome, short_records
 from rpc_svc.store_keys import messages_key, short_key
@@ -23,9 +26,12 @@ ON_BOTH = pytest.mark.parametrize("backend", ["redis", "cluster"], indirect=True
 
 
 async def _forms(client: aioredis.Redis, chat: str) -> tuple[int, int]:
-    """(records in the chat's short string, entries in its stream)."""
-    short = len(short_records(cast(str | None, await client.get(short_key(chat)))))
-    return short, await client.xlen(messages_key(chat))
+    """(records in the chat's short hash, entries in its stream); the short form, when
+    there is one, is a compact hash."""
+    key = short_key(chat)
+    if await client.exists(key):
+        assert await client.object("encoding", key) == "listpack"
+    return await client.hlen(key), await client.xlen(messages_key(chat))
 
 
 @ON_BOTH
@@ -106,7 +112,7 @@ async def test_a_read_that_straddles_the_move_answers_from_the_stream(
     op = Read(CHAT, 0, 100, False)
     short, stream_read = store._commands(op)
     first = await redis_client.execute_command(*short)  # type: ignore[no-untyped-call]
-    assert len(short_records(first)) == SHORT_CHAT_MESSAGES - 1
+    assert len(short_records(first)) == SHORT_CHAT_MESSAGES - 1  # (HVALS, oldest first)
     times.append(await store.append(CHAT, 1, "moves"))
     second = await redis_client.execute_command(*stream_read)  # type: ignore[no-untyped-call]
     assert [e.send_time for e in _outcome(op, [first, second])] == times
@@ -191,3 +197,152 @@ async def test_any_text_comes_back_whole_before_and_after_the_move(
     assert await _forms(redis_client, CHAT) == (0, len(TEXTS))  # moved at the 4th
     (shown,) = [c for c in (await service.chats(ChatsCall("ann"))).chats if c["chat"] == "#t"]
     assert shown["last_message"]["text"] == TEXTS[-1]
+
+
+def _legacy(records: list[tuple[int, str]]) -> str:
+    """A short chat's string as versions before the hash wrote it: "<id> <bytes> <value>"
+    per message, newest first, from (send time, stream value) pairs oldest first."""
+    out = []
+    for t, value in reversed(records):
+        out.append(f"{t // 1000}-{t % 1000} {len(value.encode())} {value}")
+    return "".join(out)
+
+
+# a 1:1 chat's values "<role><sent by 0>:<sent by 1>:<text>", texts with spaces and digits
+OLD_TEXTS = ["old 1 é", "9 9", "third"]
+OLD_TIMES = [1_700_000_000_000_001, 1_700_000_000_500_002, 1_700_000_001_000_003]
+
+
+async def _write_legacy(client: aioredis.Redis, count: int = len(OLD_TEXTS)) -> None:
+    values, sent = [], [0, 0]
+    for i, text in enumerate(OLD_TEXTS[:count]):
+        sent[i % 2] += 1
+        values.append(f"{i % 2}{sent[0]}:{sent[1]}:{text}")
+    await client.set(short_key(CHAT), _legacy(list(zip(OLD_TIMES, values, strict=False))))
+
+
+@ON_BOTH
+async def test_a_string_an_earlier_version_wrote_is_read_as_the_hash_is(
+    store: RedisStore, service: ChatService, redis_client: aioredis.Redis
+) -> None:
+    await _write_legacy(redis_client)
+    for cursor, limit, reverse in itertools.product(
+        [0, OLD_TIMES[0] - 1, *OLD_TIMES, OLD_TIMES[-1] + 1], range(1, 5), (False, True)
+    ):
+        got = await store.read(CHAT, cursor, limit, reverse)
+        assert [e.send_time for e in got] == _expected(OLD_TIMES, cursor, limit, reverse)
+    everything = await store.read(CHAT, 0, 10, reverse=False)
+    assert [(e.role, e.text) for e in everything] == [(0, OLD_TEXTS[0]), (1, "9 9"), (0, "third")]
+    tip = await store.one(Latest(CHAT, OLD_TIMES[1]))
+    assert (tip.entry.send_time, tip.sent) == (OLD_TIMES[1], (1, 1))
+    await redis_client.zadd("im:{ann}:inbox", {CHAT: OLD_TIMES[-1]})
+    (shown,) = (await service.chats(ChatsCall("ann"))).chats
+    assert (shown["last_message"]["text"], shown["unread"]) == ("third", 1)  # bob's one
+    assert await redis_client.type(short_key(CHAT)) == "string"  # reads leave it as it is
+
+
+@ON_BOTH
+async def test_the_next_send_makes_an_earlier_versions_string_a_hash(
+    store: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    await _write_legacy(redis_client, 2)  # 2 records, a limit of 4: it stays short
+    new = await store.append(CHAT, 1, "new")
+    assert new > OLD_TIMES[1]
+    assert await _forms(redis_client, CHAT) == (3, 0)
+    entries = await store.read(CHAT, 0, 10, reverse=False)
+    assert [e.text for e in entries] == [*OLD_TEXTS[:2], "new"]
+    assert [e.send_time for e in entries] == [*OLD_TIMES[:2], new]
+    assert (await store.one(Latest(CHAT))).sent == (1, 2)  # the tallies carried on
+    assert (await store.one(Latest(CHAT, OLD_TIMES[0]))).sent == (1, 0)
+
+
+async def test_an_earlier_versions_string_at_the_limit_moves_into_the_stream(
+    redis_proc: Process, redis_client: aioredis.Redis
+) -> None:
+    # 3 records and a limit of 4 (and of 0: short forms off): this send moves them all
+    for short in (SHORT_CHAT_MESSAGES, 0):
+        await redis_client.flushdb()
+        await _write_legacy(redis_client)
+        store = make_store(redis_proc, short=short)
+        try:
+            new = await store.append(CHAT, 0, "moves")
+            assert await _forms(redis_client, CHAT) == (0, 4)
+            entries = await store.read(CHAT, 0, 10, reverse=True)
+            assert [e.send_time for e in entries] == [new, *reversed(OLD_TIMES)]
+            assert [e.text for e in entries][1:] == list(reversed(OLD_TEXTS))
+        finally:
+            await store.close()
+
+
+async def test_a_groups_string_from_an_earlier_version_reads_and_becomes_a_hash(
+    service: ChatService, redis_client: aioredis.Redis
+) -> None:
+    await service.group(GroupCall("create", "#o", "ann"))
+    await service.group(GroupCall("add", "#o", "ann", "bob"))
+    values = [f"{i + 1}:{'bob' if i % 2 else 'ann'}:{t}" for i, t in enumerate(OLD_TEXTS)]
+    await redis_client.set(short_key("#o"), _legacy(list(zip(OLD_TIMES, values[:2], strict=False))))
+    page = await service.pull(PullCall("#o", OLD_TIMES[1], 5, True))
+    assert [m["text"] for m in page.messages] == ["9 9", OLD_TEXTS[0]]
+    assert [m["sender"] for m in page.messages] == ["bob", "ann"]
+    sent = await service.send(SendCall("#o", "bob", "g-new"))
+    assert await _forms(redis_client, "#o") == (3, 0)
+    page = await service.pull(PullCall("#o", 0, 10, False))
+    assert [m["text"] for m in page.messages] == [*OLD_TEXTS[:2], "g-new"]
+    assert page.messages[-1]["send_time"] == sent.send_time
+
+
+async def test_records_past_the_compact_limit_read_in_order_from_a_hash_table(
+    redis_proc: Process, redis_client: aioredis.Redis
+) -> None:
+    # a record longer than hash-max-listpack-value makes the hash a hash table, whose values
+    # come back in no particular order
+    store = make_store(redis_proc, short=32)
+    await redis_client.config_set("hash-max-listpack-value", 64)
+    try:
+        times = [await store.append(CHAT, i % 2, f"{i:02} " + "x" * 80) for i in range(31)]
+        assert await redis_client.object("encoding", short_key(CHAT)) == "hashtable"
+        for cursor, limit, reverse in itertools.product([0, times[10]], (5, 40), (False, True)):
+            got = await store.read(CHAT, cursor, limit, reverse)
+            assert [e.send_time for e in got] == _expected(times, cursor, limit, reverse)
+        assert (await store.one(Latest(CHAT))).sent == (16, 15)
+        await store.append(CHAT, 0, "moves")
+        entries = await store.read(CHAT, 0, 40, reverse=False)
+        assert [e.text[:2] for e in entries] == [f"{i:02}" for i in range(31)] + ["mo"]
+    finally:
+        await redis_client.config_set("hash-max-listpack-value", 4224)
+        await store.close()
+
+
+async def test_im_rpc_says_when_redis_would_not_keep_short_chats_compact(
+    store: RedisStore, redis_client: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert await store.compact_record_limit() == 4224
+    caplog.set_level(logging.INFO, logger="rpc_svc.server")
+    await _check_compact_records(store, 4224 - RECORD_OVERHEAD)  # just enough: silent
+    assert not caplog.records
+    await _check_compact_records(store, 4225 - RECORD_OVERHEAD)
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "hash-max-listpack-value is 4224" in record.getMessage()
+    assert "set it to 4225" in record.getMessage()
+    caplog.clear()
+    await redis_client.config_set("hash-max-listpack-value", 300)
+    try:
+        assert await store.compact_record_limit() == 300
+    finally:
+        await redis_client.config_set("hash-max-listpack-value", 4224)
+
+
+@pytest.mark.parametrize("backend", ["cluster"], indirect=True)
+async def test_a_clusters_compact_limit_is_its_masters_lowest(
+    store: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    assert await store.compact_record_limit() == 4224
+    cluster = cast(aioredis.RedisCluster, redis_client)
+    await cluster.initialize()
+    (node, *_) = cluster.get_primaries()
+    await cluster.config_set("hash-max-listpack-value", 200, target_nodes=node)
+    try:
+        assert await store.compact_record_limit() == 200
+    finally:
+        await cluster.config_set("hash-max-listpack-value", 4224, target_nodes=node)
