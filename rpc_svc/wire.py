@@ -74,13 +74,15 @@ def _actor(rest: list[Any]) -> bool:
 
 
 def _call(item: Any) -> Call:
+    # a send: 4 to 6 strings (chat, sender, text, key, then retry key and acting user if
+    # given); tested first and without pattern matching, which took 3 µs a send
+    if type(item) is list and 5 <= len(item) <= 7 and item[0] == "send":
+        for field in item:
+            if type(field) is not str:
+                break
+        else:
+            return SendCall(*item[1:])
     match item:
-        case ["send", str(chat), str(sender), str(text), str(key), str(retry_key), str(actor)]:
-            return SendCall(chat, sender, text, key, retry_key, actor)
-        case ["send", str(chat), str(sender), str(text), str(key), str(retry_key)]:
-            return SendCall(chat, sender, text, key, retry_key)
-        case ["send", str(chat), str(sender), str(text), str(key)]:  # without a retry key
-            return SendCall(chat, sender, text, key)
         case ["pull", str(chat), cursor, limit, bool(reverse)] if _cursor(cursor) and _limit(limit):
             return PullCall(chat, cursor, limit, reverse)
         case ["pull", str(chat), cursor, limit, bool(reverse), wait_ms, *rest] if (
