@@ -1,15 +1,16 @@
 """im-rpc code A/B: an older commit's im-rpc against this tree's, on one Redis.
 
-    python -m perf.rpc_ab --base 8eccfd7 --rounds 4 --seconds 6
+    python -m perf.rpc_ab --base 8eccfd7 --rounds 4 --seconds 6 [--own-redis]
 
 The base commit is checked out in a temporary git worktree; its im-rpc runs from there
 (`PYTHONPATH`), this tree's beside it, each behind a gateway of this tree, both storing in
-one redis-server (AOF everysec). wrk runs each scenario at 64 connections on A and B in
-turn (the order alternating by round) over a pool of `--chats` chats, after a fill of
-sends; each run records requests/s and the CPU time each process (gateway, im-rpc, Redis
-with its AOF rewrites, wrk) spent per request (perf.cpu_split.measure). Prints every run,
-then per scenario the median B/A throughput ratio of the rounds and the medians of the
-per-request CPU.
+one redis-server (AOF everysec), or with `--own-redis` each in its own (for a base that
+stores in another layout; each side is then filled). wrk runs each scenario at 64
+connections on A and B in turn (the order alternating by round) over a pool of `--chats`
+chats, after a fill of sends; each run records requests/s and the CPU time each process
+(gateway, im-rpc, Redis with its AOF rewrites, wrk) spent per request
+(perf.cpu_split.measure). Prints every run, then per scenario the median B/A throughput
+ratio of the rounds and the medians of the per-request CPU.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenarios", default="send,pull10", help="wrk scenarios, comma-separated")
     p.add_argument("--chats", type=int, default=100_000, help="chats in the load's pool")
     p.add_argument("--fill-seconds", type=float, default=10, help="sends before the runs")
+    p.add_argument(
+        "--own-redis", action="store_true", help="a redis-server per side (another layout)"
+    )
 
 
 def _worktree(stack: ExitStack, base: str) -> Path:
@@ -62,28 +66,40 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         base = _worktree(stack, args.base)
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-ab-run-")))
-        redis = start_owned(stack, redis_server(work / "redis", fsync="everysec"))
-        url = f"redis://127.0.0.1:{redis.port}/0"
-        old = rpc_service(work, url, None, PYTHONPATH=str(base))
+        redises = {
+            side: start_owned(stack, redis_server(work / f"redis-{side}", fsync="everysec"))
+            for side in (("A", "B") if args.own_redis else ("A",))
+        }
+        redises.setdefault("B", redises["A"])
+        stores = {side: f"redis://127.0.0.1:{r.port}/0" for side, r in redises.items()}
+        old = rpc_service(work, stores["A"], None, PYTHONPATH=str(base))
         old.argv = [sys.executable, "-P", "-m", "rpc_svc"]  # -P: the worktree, not the cwd
         module = _module_path(old.argv[:2], str(base))
         if not module.startswith(str(base)):
             raise SystemExit(f"A would not run the base commit's im-rpc, but {module}")
-        rpcs = {"A": start_owned(stack, old), "B": start_owned(stack, rpc_service(work, url))}
+        rpcs = {
+            "A": start_owned(stack, old),
+            "B": start_owned(stack, rpc_service(work, stores["B"])),
+        }
         gateways = {
             side: start_owned(stack, http_service(work, [rpc.port])) for side, rpc in rpcs.items()
         }
         print(f"A: im-rpc of {args.base} ({module}); B: this tree", flush=True)
-        if args.fill_seconds:
-            gw = gateways["B"]
-            fill = f"http://127.0.0.1:{gw.port}"
-            run_wrk(fill, "send", 64, args.fill_seconds, chats=args.chats)
+        for side in ("A", "B") if args.own_redis else ("B",):
+            if args.fill_seconds:
+                fill = f"http://127.0.0.1:{gateways[side].port}"
+                sent = run_wrk(fill, "send", 64, args.fill_seconds, chats=args.chats)
+                print(f"filled {side}: {sent.requests:,} sends", flush=True)
         runs: dict[tuple[str, str], list[Sample]] = {}
         for r in range(args.rounds):
             sides = ("A", "B") if r % 2 == 0 else ("B", "A")
             for scenario in scenarios:
                 for side in sides:
-                    procs = {"im-http": gateways[side], "im-rpc": rpcs[side], "redis": redis}
+                    procs = {
+                        "im-http": gateways[side],
+                        "im-rpc": rpcs[side],
+                        "redis": redises[side],
+                    }
                     url = f"http://127.0.0.1:{gateways[side].port}"
                     run = measure(url, procs, scenario, args)
                     runs.setdefault((scenario, side), []).append(run)

@@ -265,3 +265,20 @@ def test_the_cpu_split_measures_every_process_with_and_without_aof() -> None:
             if scenario != "ping":  # a ping never reaches im-rpc
                 assert float(cpu["im-rpc"]) > 0, line.group(0)
     assert re.search(r"^send: without AOF / with it \d+\.\d{3} \(rounds [\d.]+\)$", out, re.M)
+
+
+@pytest.mark.slow
+def test_aof_bytes_shows_a_short_chats_send_writing_one_record() -> None:
+    done = _run_module("perf.aof_bytes", "--messages", "33", "--chats", "1")
+    assert done.returncode == 0, done.stderr
+    rows = {
+        int(line.split()[0]): [int(v.replace(",", "")) for v in line.split()[1:]]
+        for line in done.stdout.splitlines()
+        if line.split()[0].isdigit()
+    }
+    assert sorted(rows) == list(range(1, 34))
+    for n in (1, 10, 31, 33):  # as a stream entry does, whatever the chat's size
+        short, stream = rows[n]
+        assert 300 < stream <= short < stream * 1.1, (n, rows[n])
+    assert rows[32][0] > 10 * rows[31][0]  # the move writes the chat's 32 entries
+    assert "mean of the first 31" in done.stdout
