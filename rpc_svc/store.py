@@ -551,24 +551,31 @@ def short_records(reply: list[str] | str | None) -> list[tuple[str, str]]:
     (`reply` a list: "<id> <value>" each, in any order), or from a string a version before
     the hash wrote (`reply` a str: "<id> <bytes> <value>" each, newest first, `bytes` the
     value's length in UTF-8)."""
+    return [(entry_id_, value) for _, entry_id_, value in _timed_records(reply)]
+
+
+def _timed_records(reply: list[str] | str | None) -> list[tuple[int, str, str]]:
+    """short_records, each with its send time first."""
     if not reply:
         return []
+    timed = []
     if isinstance(reply, list):
-        timed = []
         for record in reply:
             entry_id_, _, value = record.partition(" ")
             ms, _, seq = entry_id_.partition("-")
             timed.append((int(ms) * 1000 + int(seq), entry_id_, value))
-        timed.sort(reverse=True)
-        return [(entry_id_, value) for _, entry_id_, value in timed]
-    data, at, out = reply.encode(), 0, []
+        timed.sort(reverse=True)  # (a listpack answers oldest first: one reversed run)
+        return timed
+    data, at = reply.encode(), 0
     while at < len(data):
         sp = data.index(b" ", at)
         sp2 = data.index(b" ", sp + 1)
         stop = sp2 + 1 + int(data[sp + 1 : sp2])
-        out.append((data[at:sp].decode(), data[sp2 + 1 : stop].decode()))
+        entry_id_ = data[at:sp].decode()
+        ms, _, seq = entry_id_.partition("-")
+        timed.append((int(ms) * 1000 + int(seq), entry_id_, data[sp2 + 1 : stop].decode()))
         at = stop
-    return out
+    return timed
 
 
 def short_rows(
@@ -576,14 +583,11 @@ def short_rows(
 ) -> _Rows:
     """The XRANGE-shaped rows of a short chat: up to `entries` from `cursor` (inclusive; 0:
     from the oldest, or the newest when `reverse`)."""
-    records = short_records(reply)
+    timed = _timed_records(reply)
     rows: _Rows = []
-    for entry_id_, value in records if reverse else reversed(records):
-        if cursor:
-            ms, _, seq = entry_id_.partition("-")
-            at = int(ms) * 1000 + int(seq)
-            if (at > cursor) if reverse else (at < cursor):
-                continue
+    for at, entry_id_, value in timed if reverse else reversed(timed):
+        if cursor and ((at > cursor) if reverse else (at < cursor)):
+            continue
         rows.append((entry_id_, [field, value]))
         if len(rows) == entries:
             break
