@@ -59,6 +59,7 @@ from rpc_svc.store_keys import (
     inbox_key,
     messages_key,
     reads_key,
+    send_time_of,
     short_key,
     wake_channel,
 )
@@ -354,7 +355,7 @@ class RedisStore:
             spans.append(len(more))
         try:
             outcomes = await self._run(commands)
-            await self._read_strings(ops, commands, outcomes)
+            await self._read_strings(commands, outcomes)
         except StoreError as exc:
             return [exc] * len(ops)
         results: list[Outcome] = []
@@ -373,9 +374,7 @@ class RedisStore:
             await self._touch_inboxes(ops, results)
         return results
 
-    async def _read_strings(
-        self, ops: Sequence[Op], commands: list[tuple[Any, ...]], outcomes: list[Any]
-    ) -> None:
+    async def _read_strings(self, commands: list[tuple[Any, ...]], outcomes: list[Any]) -> None:
         """Where a read's HVALS met a string (what versions before the hash wrote), the
         string, read in a second round trip, takes its reply's place."""
         legacy = [
@@ -560,7 +559,7 @@ def _timed_records(reply: list[str] | str | None) -> list[tuple[int, str, str]]:
         return []
     timed = []
     if isinstance(reply, list):
-        for record in reply:
+        for record in reply:  # a pull's hot path: send_time_of inlined
             entry_id_, _, value = record.partition(" ")
             ms, _, seq = entry_id_.partition("-")
             timed.append((int(ms) * 1000 + int(seq), entry_id_, value))
@@ -572,8 +571,7 @@ def _timed_records(reply: list[str] | str | None) -> list[tuple[int, str, str]]:
         sp2 = data.index(b" ", sp + 1)
         stop = sp2 + 1 + int(data[sp + 1 : sp2])
         entry_id_ = data[at:sp].decode()
-        ms, _, seq = entry_id_.partition("-")
-        timed.append((int(ms) * 1000 + int(seq), entry_id_, data[sp2 + 1 : stop].decode()))
+        timed.append((send_time_of(entry_id_), entry_id_, data[sp2 + 1 : stop].decode()))
         at = stop
     return timed
 

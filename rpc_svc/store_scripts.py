@@ -81,10 +81,14 @@ local function short_all(s, n)  -- the `n` records of hash `s`, oldest first ({i
   for i, r in ipairs(redis.call('HMGET', s, unpack(fields))) do out[i] = {split(r)} end
   return out, fields
 end
+local function short_form(s)  -- a short chat's hash's record count (0: none), or 0 and
+  local n = redis.pcall('HLEN', s)  -- the string an earlier version wrote there
+  if type(n) == 'number' then return n end
+  return 0, redis.call('GET', s)
+end
 local function tl_top(m, s, field)
-  local n = redis.pcall('HLEN', s)  -- a chat is never both: most are short
-  if type(n) ~= 'number' then  -- not a hash: a string an earlier version wrote
-    local v = redis.call('GET', s)
+  local n, v = short_form(s)  -- a chat is never both: most are short
+  if v then
     local id, value = record(v, 1)
     return id, value, field, false, v
   end
@@ -136,9 +140,10 @@ local function bound(b)  -- '-', '+', an ID, or '(' and an ID: exclusive (as a s
   return us(b)
 end
 local function tl_range(m, s, field, from, to, count, reverse)
-  local n, all = redis.pcall('HLEN', s), nil
-  if type(n) ~= 'number' then
-    all = records(redis.call('GET', s))
+  local n, v = short_form(s)
+  local all
+  if v then
+    all = records(v)
   elseif n > 0 then
     all = short_all(s, n)
   else
