@@ -215,7 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     raise_fd_limit()
     most = str(args.polls + 1000)
-    bounds = {"IM_HTTP_MAX_WAITING": most, "IM_RPC_MAX_WAITING": most, "IM_LOG_LEVEL": "WARNING"}
+    bounds = {
+        "IM_HTTP_MAX_WAITING": most,
+        "IM_HTTP_MAX_WAITING_PER_USER": most,  # every poll comes from this one host
+        "IM_RPC_MAX_WAITING": most,
+        "IM_LOG_LEVEL": "WARNING",
+    }
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-polls-")))
         trio = start_trio(work, fsync="everysec", rpc_settings=bounds, gateways=[bounds])

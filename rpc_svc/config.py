@@ -72,6 +72,15 @@ class Settings:
         lo=0,
         hi=1_000_000,
     )
+    user_max_groups: int = setting(
+        "IM_USER_MAX_GROUPS",
+        500,
+        "most groups a user may be a member of (409 too_many_groups for the create or add "
+        "beyond); bounds what anyone can make a user hold, and its inbox's and groups "
+        "list's worst case",
+        lo=1,
+        hi=100_000,
+    )
     max_text_bytes: int = setting(
         "IM_MAX_TEXT_BYTES", 4096, "largest message text in UTF-8 bytes", lo=1, hi=1 << 20
     )

@@ -1,7 +1,7 @@
 """Group chats in the chat service: what a send, pull or read of a group asks of the store,
-the group calls (create, add, remove, members), and the inbox that merges a user's inbox
-(1:1 chats and small groups, moved there by each send) with its big groups (read when the
-inbox is): see docs/store.md, "Groups: hybrid diffusion".
+the group calls (create, add, remove, members, a user's groups: rpc_svc.memberships), and
+the inbox of 1:1 chats and groups (small groups moved there by each send, big groups by the
+inbox read that follows their messages): see docs/store.md, "Groups: hybrid diffusion".
 """
 
 from __future__ import annotations
@@ -27,42 +27,40 @@ from rpc_svc.chat import (
     page_limit,
     paged,
 )
-from rpc_svc.errors import Conflict, Forbidden, IMError, InvalidArgument, StoreError
+from rpc_svc.errors import Forbidden, IMError, InvalidArgument, StoreError
 from rpc_svc.groups import (
     NOT_A_MEMBER,
     Group,
     GroupEntry,
     GroupTip,
+    UserGroupList,
     check_group,
     group_unread,
     is_group,
     refusal,
 )
+from rpc_svc.memberships import Memberships
 from rpc_svc.store import InboxRange, Latest, MarkRead, RedisStore
 from rpc_svc.store_groups import (
-    AddMember,
-    BigGroups,
-    BigJoined,
-    CreateGroup,
+    DEFAULT_MAX_GROUPS,
     GroupAppend,
     GroupInfo,
     GroupMark,
     GroupRead,
     GroupTips,
-    InboxPut,
-    LeftGroup,
-    ReadMarks,
-    RemoveMember,
+    Posted,
 )
 from rpc_svc.store_groups import (
     InboxPage as InboxPageOp,
 )
+from rpc_svc.store_members import BigChanged, UserGroups
 
-GROUP_OPS = ("create", "add", "remove", "members")
+GROUP_OPS = ("create", "add", "remove", "members", "list")
 
 
 class GroupCall(NamedTuple):
-    """A group call: `op` one of GROUP_OPS, by `user` (for add and remove, on `member`)."""
+    """A group call: `op` one of GROUP_OPS, by `user` (for add and remove, on `member`;
+    "list": the groups `user` is in, `chat` empty)."""
 
     op: str
     chat: str
@@ -81,7 +79,7 @@ def plan_send(
     check_text(text, max_text)
     check_client_msg_id(key)
     check_client_msg_id(retry_key, "retry_key")
-    return GroupAppend(chat, sender, text, key, retry_key)
+    return GroupAppend(chat, sender, text, key, retry_key, bool(actor))
 
 
 def plan_pull(chat: str, cursor: int, limit: int, reverse: bool, actor: str) -> GroupRead:
@@ -91,10 +89,10 @@ def plan_pull(chat: str, cursor: int, limit: int, reverse: bool, actor: str) -> 
     return GroupRead(chat, actor, cursor, page_limit(limit) + 1, reverse)
 
 
-def sent_or_refused(chat: str, sender: str, outcome: int | tuple[int, list[str]]) -> int | IMError:
+def sent_or_refused(chat: str, sender: str, outcome: int | Posted) -> int | IMError:
     """A group send's send time, or the error its refusal code stands for."""
-    if isinstance(outcome, tuple):
-        return outcome[0]
+    if isinstance(outcome, Posted):
+        return outcome.send_time
     return refusal(outcome, chat, sender)
 
 
@@ -122,15 +120,24 @@ def build_group_page(
 class GroupCalls:
     """The group calls and the group parts of read and the inbox, on `store`."""
 
-    def __init__(self, store: RedisStore, max_members: int, fanout_max: int = 100) -> None:
+    def __init__(
+        self,
+        store: RedisStore,
+        max_members: int,
+        fanout_max: int = 100,
+        max_groups: int = DEFAULT_MAX_GROUPS,
+    ) -> None:
         self._store = store
-        self._max_members = max_members
-        self._fanout_max = fanout_max
+        self._members = Memberships(store, max_members, fanout_max, max_groups)
 
-    async def call(self, call: GroupCall) -> Group:
-        """Create, add, remove or list members; raise IMError otherwise."""
+    async def call(self, call: GroupCall) -> Group | UserGroupList:
+        """Create, add, remove, list members or a user's groups; raise IMError otherwise."""
         if call.op not in GROUP_OPS:
             raise InvalidArgument(f"unknown group call {call.op[:16]!r}", "invalid_batch")
+        if call.op == "list":
+            check_name(call.user, "user")
+            check_same_user(call.actor, call.user, "user")
+            return UserGroupList(call.user, await self._members.groups_of(call.user))
         check_group(call.chat)
         if call.op == "members":
             info = await self._store.one(GroupInfo(call.chat, call.actor))
@@ -142,98 +149,72 @@ class GroupCalls:
         check_name(call.user, "user")
         check_same_user(call.actor, call.user, "user")
         if call.op == "create":
-            return await self._create(call.chat, call.user)
+            return await self._members.create(call.chat, call.user)
         check_name(call.member, "member")
+        acting = bool(call.actor)
         if call.op == "add":
-            return await self._add(call)
-        return await self._remove(call)
+            return await self._members.add(call.chat, call.user, call.member, acting)
+        return await self._members.remove(call.chat, call.user, call.member, acting)
 
-    async def _create(self, chat: str, owner: str) -> Group:
-        if not await self._store.one(CreateGroup(chat, owner)):
-            raise Conflict(f"group {chat!r} exists already", "group_exists")
-        return Group(chat, owner, [owner])
-
-    async def _add(self, call: GroupCall) -> Group:
-        op = AddMember(call.chat, call.user, call.member, self._max_members, self._fanout_max)
-        code, group, newest, big, became = await self._store.one(op)
-        if code < 0:
-            raise refusal(code, call.chat, call.user)
-        # the member's side (its slot): on joining its read position at the newest message,
-        # and the group in its inbox (small) or set of big groups. Done again by a repeated
-        # add: a cut between the two steps heals.
-        chat, member = call.chat, call.member
-        side: list[MarkRead | BigJoined | InboxPut] = []
-        if code == 1 and newest.send_time:
-            side.append(MarkRead(member, chat, newest))
-        if big:  # read diffusion: the inbox reads the group when it is read
-            others = cast(Group, group).members if became else [member]
-            side += [BigJoined(m, chat) for m in others]
-        elif newest.send_time:
-            side.append(InboxPut(member, chat, newest.send_time))
-        if side:
-            await self._all(side)
-        return cast(Group, group)
-
-    async def _remove(self, call: GroupCall) -> Group:
-        code, group = await self._store.one(RemoveMember(call.chat, call.user, call.member))
-        if code < 0:
-            raise refusal(code, call.chat, call.user)
-        await self._store.one(LeftGroup(call.member, call.chat))  # also when not a member: heals
-        return cast(Group, group)
-
-    async def mark(self, chat: str, user: str, send_time: int) -> ReadMark:
+    async def mark(self, chat: str, user: str, send_time: int, actor: str = "") -> ReadMark:
         """Move `user`'s read position in group `chat` forward to the last message at or
         before `send_time`; the position kept."""
-        mark = await self._store.one(GroupMark(chat, user, send_time))
+        mark = await self._store.one(GroupMark(chat, user, send_time, bool(actor)))
         if isinstance(mark, int):
             raise refusal(mark, chat, user)
         return cast(ReadMark, await self._store.one(MarkRead(user, chat, mark)))
 
     async def inbox(self, user: str, below: int, skip: int, limit: int, cursor: int) -> InboxPage:
-        """One page of `user`'s chats and groups, most recently active first: its inbox (1:1
-        chats and small groups, by last activity) merged with its big groups (read). One
-        script on one Redis; two round trips on a cluster."""
+        """One page of `user`'s chats and groups, most recently active first. One script
+        on one Redis; three or four round trips on a cluster."""
+        op = InboxPageOp(user, below, skip, limit)
         if self._store.one_node:
-            op = InboxPageOp(user, below, skip, limit)
             return build_inbox(op, cursor, (await self._all([op]))[0])
-        return build_inbox(
-            InboxPageOp(user, below, skip, limit),
-            cursor,
-            await self._inbox_in_steps(user, below, skip + limit),
-        )
+        return build_inbox(op, cursor, await self._inbox_in_steps(user, below, skip + limit))
 
     async def _inbox_in_steps(self, user: str, below: int, head_size: int) -> tuple[Any, ...]:
-        """What the one-Redis script reads, on a cluster: the rows and big groups, then the
-        newest entries of the rows' head and of the big groups (their keys are elsewhere)."""
-        rows, bigs = await self._all([InboxRange(user, below, 0, head_size + 1), BigGroups(user)])
-        rows, bigs = cast(list[InboxRow], rows), cast(list[str], bigs)
+        """What the one-Redis script does, on a cluster: the rows (and what the user's inbox
+        has seen of big groups' activity); when that moved, the big groups changed since,
+        moved in the inbox as the rows are read again; then the newest entries of the rows'
+        head (their keys are elsewhere). A group row of a user who is not its member any
+        more (a change cut short) is settled."""
+        page = InboxRange(user, below, 0, head_size + 1)
+        seen, groups, rows = cast(tuple[int, int, list[InboxRow]], await self._store.one(page))
+        if groups:
+            top, moved = cast(
+                tuple[int, dict[str, int] | None],
+                await self._store.one(BigChanged(seen, groups)),
+            )
+            if top > seen:
+                if moved is None:  # more changed than the user's groups: look at those
+                    mine = cast(list[str], await self._store.one(UserGroups(user)))
+                    _, moved = await self._store.one(BigChanged(seen, groups, tuple(mine)))
+                moves = tuple(cast(dict[str, int], moved).items())
+                caught_up = page._replace(caught_up=top, moves=moves)
+                _, _, rows = await self._store.one(caught_up)
         head = rows[:head_size]
-        tip_chats = tuple(r.chat for r in head if is_group(r.chat)) + tuple(bigs)
-        ops: list[Latest | GroupTips | ReadMarks] = [
-            Latest(r.chat) for r in head if not is_group(r.chat)
-        ]
-        if tip_chats:
-            ops.append(GroupTips(user, tip_chats))
-        if bigs:
-            ops.append(ReadMarks(user, tuple(bigs)))
+        group_rows = tuple(r.chat for r in head if is_group(r.chat))
+        ops: list[Latest | GroupTips] = [Latest(r.chat) for r in head if not is_group(r.chat)]
+        if group_rows:
+            ops.append(GroupTips(user, group_rows))
         outcomes = await self._all(ops) if ops else []
         pair_tips = iter(outcomes)
-        group_tips = iter(
-            cast(list[Any], outcomes[len(head) - sum(map(_grouped, head))]) if tip_chats else []
-        )
+        group_tips = iter(cast(list[Any], outcomes[-1]) if group_rows else [])
         tips: list[Any] = []
         owns: list[int | None] = []
+        stale = []
         for row in head:
             if is_group(row.chat):
                 tip, own = next(group_tips)
+                if own is None:
+                    stale.append(row.chat)
                 tips.append(tip)
                 owns.append(own)
             else:
                 tips.append(next(pair_tips))
                 owns.append(None)
-        marks = cast(list[ReadMark], outcomes[-1]) if bigs else []
-        big_rows = [(chat, *next(group_tips), mark) for chat, mark in zip(bigs, marks, strict=True)]
-        return rows, tips, owns, big_rows
+        await self._members.settle_all(user, stale)
+        return rows, tips, owns
 
     async def _all(self, ops: Sequence[object]) -> list[object]:
         outcomes = await self._store.execute(ops)  # type: ignore[arg-type]
@@ -244,37 +225,29 @@ class GroupCalls:
 
 
 def build_inbox(op: InboxPageOp, cursor: int, outcome: Any) -> InboxPage:
-    """The page of an inbox read (`op`'s rows, newest messages and big groups, merged by
-    last activity)."""
+    """The page of an inbox read: `op`'s rows with the newest message of each row the page
+    may show. A group row without one (no message, or its user is no member: a change cut
+    short) counts for paging but is not shown."""
     user, below, skip, limit = op
-    rows, tips, owns, bigs = outcome
+    rows, tips, owns = outcome
     items = inbox_items(
         user,
         [r for r in rows if not is_group(r.chat)],
         [t for r, t in zip(rows, tips, strict=False) if not is_group(r.chat)],
     )
-    for i, row in enumerate(rows):  # small groups: positioned by the inbox
+    for i, row in enumerate(rows):
         if not is_group(row.chat):
             continue
         tip, own = (tips[i], owns[i]) if i < len(tips) else (None, None)
         shown = None
-        if tip is not None and own is not None:  # else: left (a cut step), or beyond
+        if tip is not None and own is not None:
             shown = _shown(row.chat, cast(GroupTip, tip), own, row.read)
-        if shown is not None or i >= len(tips):
-            items.append(InboxItem(row.position, row.chat, shown))
-    for chat, tip, own, mark in bigs:
-        if tip is None or own is None or (below and tip.entry.send_time > below):
-            continue
-        items.append(InboxItem(tip.entry.send_time, chat, _shown(chat, tip, own, mark)))
+        items.append(InboxItem(row.position, row.chat, shown))
     items.sort(key=lambda item: (item.position, item.chat), reverse=True)
     if skip:
         at_below = set([i for i, item in enumerate(items) if item.position == below][:skip])
         items = [item for i, item in enumerate(items) if i not in at_below]
     return page_inbox(items[: limit + 1], limit, cursor)
-
-
-def _grouped(row: InboxRow) -> int:
-    return 1 if is_group(row.chat) else 0
 
 
 def _shown(chat: str, tip: GroupTip, own: int, mark: ReadMark) -> InboxChat:

@@ -59,8 +59,16 @@ class Group(NamedTuple):
     members: list[str]
 
 
+class UserGroupList(NamedTuple):
+    """The groups a user is a member of, sorted by code point."""
+
+    user: str
+    groups: list[str]
+
+
 # What the store's group scripts answer instead of a result (negative: never a send time).
 UNKNOWN_GROUP, NOT_A_MEMBER, GROUP_FULL, NOT_THE_OWNER, OWNER_LEAVES = -1, -2, -3, -4, -5
+TOO_MANY_GROUPS = -6
 
 
 def refusal(code: int, chat: str, user: str = "") -> IMError:
@@ -75,6 +83,11 @@ def refusal(code: int, chat: str, user: str = "") -> IMError:
         return Forbidden("only the owner removes other members", "forbidden")
     if code == OWNER_LEAVES:
         return Conflict("the owner cannot leave the group", "owner_cannot_leave")
+    if code == TOO_MANY_GROUPS:
+        return Conflict(
+            f"{user!r} is in as many groups as a user may be (IM_USER_MAX_GROUPS)",
+            "too_many_groups",
+        )
     raise AssertionError(code)
 
 

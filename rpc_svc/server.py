@@ -33,6 +33,7 @@ def build_services(settings: Settings, store: RedisStore, in_flight: InFlight) -
         require_user=settings.require_user,
         max_group_members=settings.group_max_members,
         group_fanout_max=settings.group_fanout_max,
+        max_groups=settings.user_max_groups,
     )
     servicer = IMServicer(service, in_flight)
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import NamedTuple, cast
 
 from rpc_svc.access import check_actor, check_member, check_same_user
@@ -38,12 +39,13 @@ from rpc_svc.group_service import (
     plan_send,
     sent_or_refused,
 )
-from rpc_svc.groups import DEFAULT_MAX_MEMBERS, Group, check_group, is_group
+from rpc_svc.groups import DEFAULT_MAX_MEMBERS, Group, UserGroupList, check_group, is_group
 from rpc_svc.store import Append, Latest, MarkRead, Outcome, Read, RedisStore
-from rpc_svc.store_groups import GroupAppend, GroupRead
+from rpc_svc.store_groups import DEFAULT_MAX_GROUPS, GroupAppend, GroupRead
 from rpc_svc.store_groups import InboxPage as InboxPageOp
 
 POLL_S = 0.5  # a long poll's re-read interval while wake-ups cannot be watched
+log = logging.getLogger(__name__)
 
 
 class SendCall(NamedTuple):
@@ -105,7 +107,7 @@ class Sent(NamedTuple):
 
 
 Call = SendCall | PullCall | ChatsCall | ReadCall | GroupCall
-Result = Sent | Page | InboxPage | ReadDone | Group | IMError
+Result = Sent | Page | InboxPage | ReadDone | Group | UserGroupList | IMError
 PlannedOp = Append | Read | GroupAppend | GroupRead | InboxPageOp
 Plan = tuple[Chat | None, PlannedOp]
 
@@ -127,19 +129,23 @@ class ChatService:
         require_user: bool = False,
         max_group_members: int = DEFAULT_MAX_MEMBERS,
         group_fanout_max: int = 100,
+        max_groups: int = DEFAULT_MAX_GROUPS,
     ) -> None:
         self._store = store
-        self._groups = GroupCalls(store, max_group_members, group_fanout_max)
+        self._groups = GroupCalls(store, max_group_members, group_fanout_max, max_groups)
         self._max_text_bytes = max_text_bytes
         self._max_waiting = max_waiting
         self._require_user = require_user
+        self._rereads = SharedReads()
         self.waiting = 0  # long polls waiting now
 
     async def run(self, calls: Sequence[Call | IMError]) -> list[Result]:
         """Answer each call, in order; the valid ones go to the store in one round trip.
 
         A call given as an IMError (it could not even be decoded) is answered with it.
-        Inbox calls take more than one round trip; they run beside the others.
+        Inbox calls take more than one round trip; they run beside the others. A call's
+        failure is its own: whatever goes wrong with one (a bug included) answers that call
+        with an error and none of the others.
         """
         results: list[Result | None] = [None] * len(calls)
         planned: list[tuple[int, Chat | None, PlannedOp]] = []
@@ -165,7 +171,10 @@ class ChatService:
         else:
             outcomes = await pipeline
         for (i, chat, op), outcome in zip(planned, cast(list[Outcome], outcomes), strict=True):
-            results[i] = _result(chat, op, outcome)
+            try:
+                results[i] = _result(chat, op, outcome)
+            except Exception as exc:  # a bug: this call's alone
+                results[i] = _internal(op, exc)
         return cast(list[Result], results)
 
     def _plan_inbox(self, call: ChatsCall) -> InboxPageOp:
@@ -197,7 +206,7 @@ class ChatService:
             check_user(call.user)
             check_same_user(call.actor, call.user, "user")
             check_cursor(call.send_time, "send_time")
-            kept = await self._groups.mark(call.chat, call.user, call.send_time)
+            kept = await self._groups.mark(call.chat, call.user, call.send_time, call.actor)
             return ReadDone(call.chat, call.user, kept.send_time)
         chat = parse_chat(call.chat)
         check_same_user(call.actor, call.user, "user")
@@ -217,9 +226,11 @@ class ChatService:
             return await (self.chats(call) if isinstance(call, ChatsCall) else self.mark_read(call))
         except IMError as exc:
             return exc
+        except Exception as exc:  # a bug: this call's alone
+            return _internal(call, exc)
 
-    async def group(self, call: GroupCall) -> Group:
-        """A group call (create, add, remove, members); raise IMError otherwise."""
+    async def group(self, call: GroupCall) -> Group | UserGroupList:
+        """A group call (create, add, remove, members, list); raise IMError otherwise."""
         check_actor(call.actor, self._require_user)
         return await self._groups.call(call)
 
@@ -244,8 +255,10 @@ class ChatService:
         at or after the cursor (long polling); otherwise the same as pull.
 
         The waiter is registered before the page is read, so a message stored after the
-        read wakes it: none is missed. Waiting holds no Redis connection; while the
-        store's subscription is down it reads again every POLL_S seconds instead.
+        read wakes it: none is missed. Only a message at or after the cursor wakes it, and
+        the waiters of one page woken by one message share one read. Waiting holds no Redis
+        connection; while the store's subscription is down it reads again every POLL_S
+        seconds instead.
         """
         check_wait_ms(wait_ms)
         wakeups = self._store.wakeups
@@ -253,9 +266,13 @@ class ChatService:
             return await self.pull(call)
         chat = check_group(call.chat) if is_group(call.chat) else parse_chat(call.chat).name
         deadline = time.monotonic() + wait_ms / 1000
+        woken_at: float | None = None
         while True:
-            async with wakeups.watch(chat) as woken:
-                page = await self.pull(call)
+            async with wakeups.watch(chat, call.cursor) as woken:
+                if woken_at is None:
+                    page = await self.pull(call)
+                else:
+                    page = await self._rereads.read(call._replace(wait_ms=0), woken_at, self.pull)
                 left = deadline - time.monotonic()
                 if page.messages or left <= 0 or wakeups.closed:
                     return page
@@ -269,6 +286,7 @@ class ChatService:
                     return page
                 finally:
                     self.waiting -= 1
+                woken_at = woken.result() if woken is not None else None
 
     async def ready(self) -> bool:
         """True when the store answers."""
@@ -305,8 +323,43 @@ class ChatService:
         return chat, Read(chat.name, call.cursor, page_limit(call.limit) + 1, call.reverse)
 
 
+class SharedReads:
+    """The reads of long polls woken by a message, shared: a waiter woken at `woken_at`
+    takes the answer of a read of the same page that started at or after that moment (it
+    was sent to Redis after the message was stored, so it holds it), else starts one."""
+
+    def __init__(self) -> None:
+        self._reads: dict[PullCall, tuple[float, asyncio.Future[Page]]] = {}
+
+    async def read(
+        self, call: PullCall, woken_at: float, read: Callable[[PullCall], Awaitable[Page]]
+    ) -> Page:
+        """The page of `call`, read after `woken_at`."""
+        shared = self._reads.get(call)
+        if shared is None or shared[0] < woken_at:
+            future = asyncio.ensure_future(read(call))
+            shared = (time.monotonic(), future)
+            self._reads[call] = shared
+            future.add_done_callback(lambda done: self._forget(call, done))
+        return await asyncio.shield(shared[1])  # a waiter that goes stops no other's read
+
+    def _forget(self, call: PullCall, done: asyncio.Future[Page]) -> None:
+        if not done.cancelled():
+            done.exception()  # (retrieved: a read nobody waits for any more is not an error)
+        shared = self._reads.get(call)
+        if shared is not None and shared[1] is done:
+            del self._reads[call]
+
+
 async def _no_outcomes() -> list[Outcome]:
     return []
+
+
+def _internal(what: object, exc: Exception) -> IMError:
+    """A call that failed for a reason the service does not know (a bug): that call's
+    error, logged with its kind (never its parameters: they may hold a message text)."""
+    log.error("a %s call failed: %s", type(what).__name__, exc, exc_info=exc)
+    return IMError(f"im-rpc could not answer this {type(what).__name__}")
 
 
 def _result(chat: Chat | None, op: PlannedOp, outcome: Outcome) -> Result:

@@ -42,6 +42,7 @@ from improto import (
 from rpc_svc.chat import Message as MessageDict
 from rpc_svc.errors import IMError
 from rpc_svc.group_service import GroupCall
+from rpc_svc.groups import UserGroupList
 from rpc_svc.service import ChatsCall, ChatService, PullCall, ReadCall, Result, SendCall
 from rpc_svc.wire import decode_calls, encode_results, status_message, status_of
 
@@ -130,6 +131,19 @@ def _to_status(exc: IMError) -> GRPCError:
     return GRPCError(status_of(exc), status_message(exc))
 
 
+def _failed_batch(request: BatchRequestMessage, exc: Exception) -> BatchReplyMessage:
+    """The reply to a batch that failed as a whole: each call answered with the error (an
+    IMError, or INTERNAL for a bug), so the gateway answers each call for itself; an empty
+    index only where the calls could not even be counted (not a JSON array)."""
+    try:
+        count = len(decode_calls(request.calls))
+    except IMError:
+        return BatchReplyMessage(index=b"[]")
+    error = exc if isinstance(exc, IMError) else IMError("im-rpc could not answer this batch")
+    index, bodies = encode_results([error] * count)
+    return BatchReplyMessage(index, bodies)
+
+
 def _message(m: MessageDict) -> Message:
     return Message(chat=m["chat"], text=m["text"], sender=m["sender"], send_time=m["send_time"])
 
@@ -197,10 +211,13 @@ class IMServicer(ImServiceBase):
         return ReadResponse(chat=done.chat, user=done.user, read_until=done.read_until)
 
     async def group(self, group_request: GroupRequest) -> GroupReply:
-        """A group call: create, add, remove, members."""
+        """A group call: create, add, remove, members; list (a user's groups, as the
+        reply's owner and members: the unary mode goes with the next regrouping)."""
         r = group_request
         call = GroupCall(r.op, r.chat, r.user, r.member, r.acting_user)
         group = await self._unary(r.request_id, self._service.group(call))
+        if isinstance(group, UserGroupList):
+            return GroupReply(chat="", owner=group.user, members=group.groups)
         return GroupReply(chat=group.chat, owner=group.owner, members=group.members)
 
     async def batch(self, batch_request: BatchRequest) -> BatchReply:
@@ -234,7 +251,7 @@ class IMServicer(ImServiceBase):
             except Exception as exc:  # the gateway fails the batch's calls, not waits for them
                 if not isinstance(exc, IMError):
                     log.exception("batch failed")
-                reply = BatchReplyMessage(index=b"[]")
+                reply = _failed_batch(request, exc)
             reply.id = request.id
             async with writing:
                 await stream.send_message(reply)

@@ -50,10 +50,12 @@ from rpc_svc.store_groups import (
     WRITE_SHAS,
     GroupAppend,
     GroupOp,
+    Posted,
     group_commands,
     group_outcome,
 )
 from rpc_svc.store_keys import (
+    BIG_KEYS,
     entry_id,
     idempotency_entry,
     inbox_key,
@@ -61,7 +63,18 @@ from rpc_svc.store_keys import (
     reads_key,
     send_time_of,
     short_key,
+    user_groups_key,
     wake_channel,
+)
+from rpc_svc.store_member_scripts import BIG_NOTE, MEMBER_SCRIPTS
+from rpc_svc.store_members import (
+    MEMBER_OPS,
+    MemberOp,
+    member_commands,
+    member_outcome,
+)
+from rpc_svc.store_members import (
+    WRITE_SHAS as MEMBER_WRITE_SHAS,
 )
 from rpc_svc.store_scripts import INBOX, MARK_READ, SCRIPTS, SEND
 from rpc_svc.wakeups import Node, Wakeups
@@ -70,9 +83,9 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 _Rows = list[tuple[str, list[str] | dict[str, str]]]  # XRANGE: [id, [field, value, ...]] each
 
-_WRITE_SCRIPTS = {SEND.sha, MARK_READ.sha, *WRITE_SHAS}
+_WRITE_SCRIPTS = {SEND.sha, MARK_READ.sha, INBOX.sha, *WRITE_SHAS, *MEMBER_WRITE_SHAS}
 _WRITE_COMMANDS = {"ZADD", "SADD", "SREM", "HDEL", "ZREM"}
-_ALL_SCRIPTS = (*SCRIPTS, *GROUP_SCRIPTS)
+_ALL_SCRIPTS = (*SCRIPTS, *GROUP_SCRIPTS, *MEMBER_SCRIPTS)
 _COMPACT_LIMIT = "hash-max-listpack-value"
 _LOST = (rexc.ConnectionError, rexc.TimeoutError, rexc.ClusterDownError, OSError)
 
@@ -106,12 +119,17 @@ class Latest(NamedTuple):
 
 class InboxRange(NamedTuple):
     """Up to `rows` rows of `user`'s inbox at or below position `below` (0: from the top),
-    the first `skip` of them left out."""
+    the first `skip` of them left out: (the big groups' sequence number the user's inbox has
+    seen, how many groups the user is in, the rows). With `caught_up`, first each of
+    `moves` (big group, its last send time) that is among the user's groups moves in its
+    inbox, and the inbox has seen `caught_up` (a cluster's inbox read)."""
 
     user: str
     below: int
     skip: int
     rows: int
+    caught_up: int = 0
+    moves: tuple[tuple[str, int], ...] = ()
 
 
 class MarkRead(NamedTuple):
@@ -123,7 +141,7 @@ class MarkRead(NamedTuple):
 
 
 ChatOp = Append | Read | Latest | InboxRange | MarkRead
-Op = ChatOp | GroupOp
+Op = ChatOp | GroupOp | MemberOp
 Outcome = Any  # int | list[Entry] | Tip | None | list[InboxRow] | ReadMark | group outcomes
 _CHAT_OPS = (Append, Read, Latest, InboxRange, MarkRead)
 
@@ -344,12 +362,15 @@ class RedisStore:
         """
         commands: list[tuple[Any, ...]] = []
         spans: list[int] = []
+        one_node = self._topology is None
         for op in ops:
             if isinstance(op, _CHAT_OPS):
                 more = self._commands(op)
+            elif isinstance(op, MEMBER_OPS):
+                more = member_commands(op, one_node)
             else:
                 more = group_commands(
-                    op, self._ttl_us, self._retry_ttl_us, self._short_max, self._topology is None
+                    op, self._ttl_us, self._retry_ttl_us, self._short_max, one_node
                 )
             commands += more
             spans.append(len(more))
@@ -364,12 +385,7 @@ class RedisStore:
             raw = outcomes[at : at + span]
             at += span
             failed = next((r for r in raw if isinstance(r, Exception)), None)
-            if failed is not None:
-                results.append(_store_error(failed))
-            elif isinstance(op, _CHAT_OPS):
-                results.append(_outcome(op, raw))
-            else:
-                results.append(group_outcome(op, raw))
+            results.append(_store_error(failed) if failed is not None else _read_outcome(op, raw))
         if self._topology is not None:
             await self._touch_inboxes(ops, results)
         return results
@@ -395,15 +411,19 @@ class RedisStore:
             for i, (op, result) in enumerate(zip(ops, results, strict=True))
             if isinstance(op, Append) and isinstance(result, int)
         ]
-        commands = [
+        commands: list[tuple[int, tuple[Any, ...]]] = [
             (i, ("ZADD", inbox_key(member), "GT", results[i], op.chat))
             for i, op in touched
             for member in set(op.chat.split(":"))
         ]
-        for i, op in enumerate(ops):  # a small group's members (write diffusion)
-            if isinstance(op, GroupAppend) and isinstance(results[i], tuple):
-                sent, members = results[i]
-                commands += [(i, ("ZADD", inbox_key(m), "GT", sent, op.chat)) for m in members]
+        for i, op in enumerate(ops):  # a small group's members, a big group's activity
+            posted = results[i]
+            if not isinstance(op, GroupAppend) or not isinstance(posted, Posted):
+                continue
+            sent = posted.send_time
+            if posted.kind == "b":
+                commands.append((i, ("EVALSHA", BIG_NOTE.sha, 3, *BIG_KEYS, op.chat, sent)))
+            commands += [(i, ("ZADD", inbox_key(m), "GT", sent, op.chat)) for m in posted.members]
         if not commands:
             return
         try:
@@ -520,9 +540,11 @@ class RedisStore:
                     ("HVALS", short_key(chat)),
                     ("XREVRANGE", messages_key(chat), start, "-", "COUNT", 1),
                 ]
-            case InboxRange(user, below, skip, count):
-                keys = (inbox_key(user), reads_key(user))
-                return [("EVALSHA", INBOX.sha, 2, *keys, below or "+inf", skip, count)]
+            case InboxRange(user, below, skip, count, caught_up, moves):
+                keys = (inbox_key(user), reads_key(user), user_groups_key(user))
+                more = (caught_up, *[v for move in moves for v in move]) if caught_up else ()
+                top = below or "+inf"
+                return [("EVALSHA", INBOX.sha, 3, *keys, top, skip, count, *more)]
             case MarkRead(user, chat, mark):
                 value = f"{mark.send_time}:{mark.sent[0]}:{mark.sent[1]}"
                 return [("EVALSHA", MARK_READ.sha, 1, reads_key(user), chat, value)]
@@ -678,13 +700,28 @@ def _outcome(op: Op, replies: list[Any]) -> Outcome:
         case Latest(_, at):
             return _tip(cast(_Rows, raw) or short_rows(replies[0], at, 1, True))
         case InboxRange():
-            return [
+            rows = [
                 InboxRow(raw[i], int(float(raw[i + 1])), _mark(raw[i + 2]))
-                for i in range(0, len(raw), 3)
+                for i in range(2, len(raw), 3)
             ]
+            return int(raw[0]), int(raw[1]), rows
         case MarkRead():
             return _mark(raw)
     raise AssertionError(op)
+
+
+def _read_outcome(op: Op, raw: list[Any]) -> Outcome:
+    """What `op` answers from its replies; a reply this version cannot read is a
+    StoreError of that op alone (logged), never a failure of the other ops of its batch."""
+    try:
+        if isinstance(op, _CHAT_OPS):
+            return _outcome(op, raw)
+        if isinstance(op, MEMBER_OPS):
+            return member_outcome(op, raw)
+        return group_outcome(op, raw)
+    except Exception as exc:  # any parse error: that op's failure
+        log.error("cannot read the store's answer to %s: %s", type(op).__name__, exc)
+        return StoreError(f"cannot read the store's answer to {type(op).__name__}")
 
 
 def _store_error(exc: BaseException) -> StoreError:

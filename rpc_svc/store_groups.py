@@ -1,9 +1,9 @@
 """The store's group operations: what each asks of Redis and how its answer reads.
 
 RedisStore runs them like its other operations (one pipeline, one round trip per node).
-The group's own keys change in one script; what lives with a user (the set of its groups,
-its read position) changes in a second step in the user's slot, which is idempotent: a
-membership change cut between the two is completed by doing it again (see docs/store.md).
+On one Redis a membership change writes the group and the member's side (its groups, inbox
+and read position) in one script. On a cluster they are in two slots: the group's script
+runs first, then the service makes the member's side agree with it (rpc_svc.memberships).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from rpc_svc.store_group_scripts import (
     INBOX_PAGE,
 )
 from rpc_svc.store_keys import (
+    BIG_KEYS,
     entry_id,
     group_big_key,
     group_members_key,
@@ -31,18 +32,25 @@ from rpc_svc.store_keys import (
     idempotency_entry,
     inbox_key,
     messages_key,
+    own_times_key,
     reads_key,
     short_key,
-    user_bigs_key,
+    user_groups_key,
     wake_channel,
 )
 
+DEFAULT_MAX_GROUPS = 500
+
 
 class CreateGroup(NamedTuple):
-    """Make group `chat` with `owner` its only member: True, or False when it exists."""
+    """Make group `chat` with `owner` its only member: 1, 0 when it exists, or -6 when the
+    owner is in `max_groups` groups already (on a cluster: when not `fits`, the service's
+    reservation on the owner's side)."""
 
     chat: str
     owner: str
+    max_groups: int = DEFAULT_MAX_GROUPS
+    fits: bool = True
 
 
 class GroupInfo(NamedTuple):
@@ -53,14 +61,18 @@ class GroupInfo(NamedTuple):
 
 
 class AddMember(NamedTuple):
-    """`user` (a member) adds `member`: (code, group, a ReadMark at the newest entry, whether
-    the group is big, whether this add made it big)."""
+    """`user` (a member) adds `member`: (code, group, a ReadMark at the newest entry: the
+    member's read position on joining).
+    `acting`: an acting user is set (a non-member then gets -2 for a missing group too)."""
 
     chat: str
     user: str
     member: str
     max_members: int
     fanout_max: int = 100
+    max_groups: int = DEFAULT_MAX_GROUPS
+    acting: bool = False
+    fits: bool = True
 
 
 class RemoveMember(NamedTuple):
@@ -69,17 +81,28 @@ class RemoveMember(NamedTuple):
     chat: str
     user: str
     member: str
+    acting: bool = False
+
+
+class Posted(NamedTuple):
+    """A group send's answer: its send time, and on a cluster what the second step writes:
+    `kind` "s" (a small group: each of `members`' inboxes) or "b" (a big group: its
+    activity); "" when nothing is left to do (one Redis)."""
+
+    send_time: int
+    kind: str = ""
+    members: tuple[str, ...] = ()
 
 
 class GroupAppend(NamedTuple):
-    """Store a message of `sender` in group `chat`: (its send time, the members whose inboxes
-    a second step must move: a small group on a cluster), or a refusal code."""
+    """Store a message of `sender` in group `chat`: a Posted, or a refusal code."""
 
     chat: str
     sender: str
     text: str
     client_msg_id: str = ""
     retry_key: str = ""
+    acting: bool = False
 
 
 class GroupRead(NamedTuple):
@@ -99,6 +122,7 @@ class GroupMark(NamedTuple):
     chat: str
     user: str
     at: int
+    acting: bool = False
 
 
 class GroupTips(NamedTuple):
@@ -111,48 +135,14 @@ class GroupTips(NamedTuple):
 
 class InboxPage(NamedTuple):
     """One Redis only: `user`'s inbox rows at or below `below` (0: the top) for a page of
-    `limit` after `skip` rows, the newest message of each row the page may show (with the
-    user's own count in a group), and its big groups': (rows, tips, owns, bigs), one call."""
+    `limit` after `skip` rows, and the newest message of each row the page may show (with
+    the user's own count in a group): (rows, tips, owns), one call. The user's big groups
+    with messages since its last inbox read move in its inbox first."""
 
     user: str
     below: int
     skip: int
     limit: int
-
-
-class ReadMarks(NamedTuple):
-    """`user`'s read positions in `chats` (NO_READ where there is none)."""
-
-    user: str
-    chats: tuple[str, ...]
-
-
-class BigGroups(NamedTuple):
-    """The big groups `user` is in (small ones are in its inbox)."""
-
-    user: str
-
-
-class InboxPut(NamedTuple):
-    """Move small group `chat` in `user`'s inbox up to `position` (never back)."""
-
-    user: str
-    chat: str
-    position: int
-
-
-class BigJoined(NamedTuple):
-    """`user` is in big group `chat`: in its set of big groups, not in its inbox."""
-
-    user: str
-    chat: str
-
-
-class LeftGroup(NamedTuple):
-    """Take group `chat` out of `user`'s inbox and big groups; drop its read position there."""
-
-    user: str
-    chat: str
 
 
 GroupOp = (
@@ -165,13 +155,8 @@ GroupOp = (
     | GroupMark
     | GroupTips
     | InboxPage
-    | BigGroups
-    | InboxPut
-    | BigJoined
-    | ReadMarks
-    | LeftGroup
 )
-WRITE_SHAS = {s.sha for s in (GROUP_CREATE, GROUP_ADD, GROUP_REMOVE, GROUP_SEND)}
+WRITE_SHAS = {s.sha for s in (GROUP_CREATE, GROUP_ADD, GROUP_REMOVE, GROUP_SEND, INBOX_PAGE)}
 
 
 def _members(chat: str, owner: str, names: list[str]) -> Group:
@@ -186,23 +171,37 @@ def _stream_keys(chat: str) -> tuple[str, str, str, str]:
     return messages_key(chat), group_owner_key(chat), group_members_key(chat), short_key(chat)
 
 
+def _user_side(user: str, one_node: bool) -> tuple[str, ...]:
+    """A user's groups, inbox and read positions, for a script on one Redis (a cluster's
+    scripts do not get them: the service writes them in their own slot)."""
+    return (user_groups_key(user), inbox_key(user), reads_key(user)) if one_node else ()
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
 def group_commands(
     op: GroupOp, ttl_us: int, retry_ttl_us: int, short_max: int = 32, one_node: bool = True
 ) -> list[tuple[Any, ...]]:
     """The Redis commands of `op`: all in one slot, but GroupTips's (one command for every
-    group when `one_node`, else one per group). A group keeps its first `short_max` - 1
-    messages in one string (0: a stream from the first)."""
+    group when `one_node`, else one per group) and, on one Redis, the member's side of a
+    membership change. A group keeps its first `short_max` - 1 messages in one hash (0: a
+    stream from the first)."""
     match op:
-        case GroupAppend(chat, sender, text, client_msg_id, retry_key):
-            keys, member, ttl = idempotency_entry(
+        case GroupAppend(chat, sender, text, client_msg_id, retry_key, acting):
+            idem_key, member, ttl = idempotency_entry(
                 chat, sender, client_msg_id, retry_key, ttl_us, retry_ttl_us
             )
+            all_keys = (
+                messages_key(chat), idem_key, group_owner_key(chat), group_members_key(chat),
+                group_big_key(chat), short_key(chat), own_times_key(chat, sender),
+                *(BIG_KEYS if one_node else ()),
+            )  # fmt: skip
             return [
                 (
-                    "EVALSHA", GROUP_SEND.sha, 6, messages_key(chat), keys,
-                    group_owner_key(chat), group_members_key(chat), group_big_key(chat),
-                    short_key(chat), sender, text, member, ttl, wake_channel(chat), chat,
-                    "1" if one_node else "0", short_max,
+                    "EVALSHA", GROUP_SEND.sha, len(all_keys), *all_keys, sender, text, member,
+                    ttl, wake_channel(chat), chat, _flag(one_node), short_max, _flag(acting),
                 )
             ]  # fmt: skip
         case GroupRead(chat, actor, cursor, entries, reverse):
@@ -210,60 +209,48 @@ def group_commands(
                 start, end = (entry_id(cursor) if cursor else "+"), "-"
             else:
                 start, end = entry_id(cursor), "+"
-            flag = "1" if reverse else "0"
-            return [
-                (
-                    "EVALSHA",
-                    GROUP_READ.sha,
-                    4,
-                    *_stream_keys(chat),
-                    actor,
-                    start,
-                    end,
-                    entries,
-                    flag,
-                )
-            ]
+            keys = _stream_keys(chat)
+            flag = _flag(reverse)
+            return [("EVALSHA", GROUP_READ.sha, 4, *keys, actor, start, end, entries, flag)]
         case GroupTips(user, chats):
             triples = [(messages_key(c), short_key(c), group_members_key(c)) for c in chats]
             if one_node:
                 flat = [key for triple in triples for key in triple]
                 return [("EVALSHA", GROUP_TIPS.sha, len(flat), *flat, user)]
             return [("EVALSHA", GROUP_TIPS.sha, 3, *triple, user) for triple in triples]
-        case CreateGroup(chat, owner):
-            return [("EVALSHA", GROUP_CREATE.sha, 2, *_group_keys(chat), owner)]
+        case CreateGroup(chat, owner, max_groups, fits):
+            made = (*_group_keys(chat), *_user_side(owner, one_node)[:1])
+            return [
+                (
+                    "EVALSHA", GROUP_CREATE.sha, len(made), *made, owner, chat, max_groups,
+                    _flag(fits),
+                )
+            ]  # fmt: skip
         case GroupInfo(chat, actor):
             return [("EVALSHA", GROUP_INFO.sha, 2, *_group_keys(chat), actor)]
-        case AddMember(chat, user, member, max_members, fanout_max):
+        case AddMember(chat, user, member, max_members, fanout_max, max_groups, acting, fits):
             add_keys = (
-                *_group_keys(chat),
-                messages_key(chat),
-                group_big_key(chat),
-                short_key(chat),
-            )
-            return [("EVALSHA", GROUP_ADD.sha, 5, *add_keys, user, member, max_members, fanout_max)]
-        case RemoveMember(chat, user, member):
-            return [("EVALSHA", GROUP_REMOVE.sha, 2, *_group_keys(chat), user, member)]
-        case GroupMark(chat, user, at):
-            return [("EVALSHA", GROUP_MARK.sha, 4, *_stream_keys(chat), user, at)]
-        case ReadMarks(user, chats):
-            return [("HMGET", reads_key(user), *chats)]
-        case BigGroups(user):
-            return [("SMEMBERS", user_bigs_key(user))]
-        case InboxPage(user, below, skip, limit):
-            page_keys = (inbox_key(user), reads_key(user), user_bigs_key(user))
-            top, head = below or "+inf", skip + limit
-            return [("EVALSHA", INBOX_PAGE.sha, 3, *page_keys, user, top, head + 1, head)]
-        case InboxPut(user, chat, position):
-            return [("ZADD", inbox_key(user), "GT", position, chat)]
-        case BigJoined(user, chat):
-            return [("SADD", user_bigs_key(user), chat), ("ZREM", inbox_key(user), chat)]
-        case LeftGroup(user, chat):
+                *_group_keys(chat), messages_key(chat), group_big_key(chat), short_key(chat),
+                own_times_key(chat, member), *_user_side(member, one_node),
+            )  # fmt: skip
             return [
-                ("HDEL", reads_key(user), chat),
-                ("ZREM", inbox_key(user), chat),
-                ("SREM", user_bigs_key(user), chat),
+                (
+                    "EVALSHA", GROUP_ADD.sha, len(add_keys), *add_keys, user, member, max_members,
+                    fanout_max, _flag(acting), chat, max_groups, _flag(fits),
+                )
+            ]  # fmt: skip
+        case RemoveMember(chat, user, member, acting):
+            gone = (*_group_keys(chat), own_times_key(chat, member), *_user_side(member, one_node))
+            return [
+                ("EVALSHA", GROUP_REMOVE.sha, len(gone), *gone, user, member, _flag(acting), chat)
             ]
+        case GroupMark(chat, user, at, acting):
+            mark_keys = (*_stream_keys(chat), own_times_key(chat, user))
+            return [("EVALSHA", GROUP_MARK.sha, 5, *mark_keys, user, at, _flag(acting))]
+        case InboxPage(user, below, skip, limit):
+            page_keys = (inbox_key(user), reads_key(user), user_groups_key(user), *BIG_KEYS)
+            top, head = below or "+inf", skip + limit
+            return [("EVALSHA", INBOX_PAGE.sha, 6, *page_keys, user, top, head + 1, head)]
     raise AssertionError(op)
 
 
@@ -279,27 +266,23 @@ def _pair_tip(entry_id_: str, name: str, value: str) -> Tip:
 
 
 def _inbox_page(reply: list[Any]) -> tuple[Any, ...]:
-    rows_raw, bigs_raw = reply
+    """The rows, newest messages and own counts of INBOX_PAGE's answer. A group row
+    without the user's members-hash value (it is no member there) has neither."""
     rows: list[InboxRow] = []
     tips: list[Tip | GroupTip | None] = []
     owns: list[int | None] = []
-    for i in range(0, len(rows_raw), 7):
-        chat, position, read, entry_id_, name, value, mine = rows_raw[i : i + 7]
+    for i in range(0, len(reply), 7):
+        chat, position, read, entry_id_, name, value, mine = reply[i : i + 7]
         rows.append(InboxRow(chat, int(float(position)), _mark(read)))
+        own = int(mine.split(":", 1)[0]) if mine else None
         if not entry_id_:
             tips.append(None)
         elif name == "g":
-            tips.append(_tip_and_own(entry_id_, value, mine.split(":", 1)[0] if mine else "")[0])
+            tips.append(_group_tip(entry_id_, value) if own is not None else None)
         else:
             tips.append(_pair_tip(entry_id_, name, value))
-        owns.append(int(mine.split(":", 1)[0]) if mine else None)
-    bigs = []
-    for i in range(0, len(bigs_raw), 5):
-        chat, read, entry_id_, value, mine = bigs_raw[i : i + 5]
-        tip = _tip_and_own(entry_id_, value, "0")[0] if entry_id_ else None
-        own = int(mine.split(":", 1)[0]) if mine else None
-        bigs.append((chat, tip, own, _mark(read)))
-    return rows, tips, owns, bigs
+        owns.append(own)
+    return rows, tips, owns
 
 
 def _mark(value: str | None) -> ReadMark:
@@ -309,13 +292,16 @@ def _mark(value: str | None) -> ReadMark:
     return ReadMark(int(send_time), (int(messages), int(own)))
 
 
-def _tip_and_own(entry_id_: str, value: str, own: str) -> tuple[GroupTip | None, int | None]:
-    if not entry_id_:
-        return None, None
+def _group_tip(entry_id_: str, value: str) -> GroupTip:
     messages, sender, text = value.split(":", 2)
     ms, _, seq = entry_id_.partition("-")
-    entry = GroupEntry(int(ms) * 1000 + int(seq), sender, text)
-    return GroupTip(entry, int(messages)), int(own)
+    return GroupTip(GroupEntry(int(ms) * 1000 + int(seq), sender, text), int(messages))
+
+
+def _tip_and_own(entry_id_: str, value: str, own: str) -> tuple[GroupTip | None, int | None]:
+    if not entry_id_ or not own:
+        return None, None
+    return _group_tip(entry_id_, value), int(own)
 
 
 def group_entries(rows: list[Any]) -> list[GroupEntry]:
@@ -332,9 +318,9 @@ def group_entries(rows: list[Any]) -> list[GroupEntry]:
 def group_outcome(op: GroupOp, raw: list[Any]) -> Any:
     """What `op` answers, from the replies of its commands."""
     if isinstance(op, InboxPage):
-        rows, tips, owns, bigs = _inbox_page(raw[0])
+        rows, tips, owns = _inbox_page(raw[0])
         head = op.skip + op.limit
-        return rows, tips[:head], owns[:head], bigs
+        return rows, tips[:head], owns[:head]
     if isinstance(op, GroupTips):
         flat = [value for reply in raw for value in reply]
         return [_tip_and_own(*flat[i : i + 3]) for i in range(0, len(flat), 3)]
@@ -342,24 +328,26 @@ def group_outcome(op: GroupOp, raw: list[Any]) -> Any:
     match op:
         case GroupAppend():
             code = int(reply[0])
-            return code if code < 0 else (code, list(reply[1:]))
+            if code < 0:
+                return code
+            kind = reply[1] if len(reply) > 1 else ""
+            return Posted(code, kind, tuple(reply[2:]))
         case GroupRead():
             return int(reply) if isinstance(reply, int) else group_entries(reply)
         case CreateGroup():
-            return bool(reply)
+            return int(reply)
         case GroupInfo(chat):
             code = int(reply[0])
             return code if code < 0 else _members(chat, reply[1], reply[2:])
         case AddMember(chat):
             code = int(reply[0])
             if code < 0:
-                return code, None, None, False, False
+                return code, None, None
             tip = NO_READ
             if reply[2]:
                 ms, _, seq = reply[2].partition("-")
-                tip = ReadMark(int(ms) * 1000 + int(seq), (int(reply[3]), 0))
-            group = _members(chat, reply[1], reply[6:])
-            return code, group, tip, bool(int(reply[4])), bool(int(reply[5]))
+                tip = ReadMark(int(ms) * 1000 + int(seq), (int(reply[3]), int(reply[4])))
+            return code, _members(chat, reply[1], reply[5:]), tip
         case RemoveMember(chat):
             code = int(reply[0])
             return (code, None) if code < 0 else (code, _members(chat, reply[1], reply[2:]))
@@ -368,10 +356,4 @@ def group_outcome(op: GroupOp, raw: list[Any]) -> Any:
             if code < 0:
                 return code
             return ReadMark(int(reply[1]), (int(reply[2]), int(reply[3])))
-        case BigGroups():
-            return sorted(reply)
-        case ReadMarks():
-            return [_mark(value) for value in reply]
-        case LeftGroup() | InboxPut() | BigJoined():
-            return None
     raise AssertionError(op)

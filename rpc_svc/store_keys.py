@@ -11,7 +11,7 @@ of one Redis Cluster slot:
     im:{<chat>}:idem   sorted set: "<role>:<client_msg_id>" -> send_time (24 h)
     im:{<chat>}:retry  sorted set: "<role>:<retry_key>" -> send_time (60 s): the keys
                        gateways put on sends without a client_msg_id
-    im:{<chat>}:w      the chat's wake-up channel (sharded pub/sub): each send's stream key
+    im:{<chat>}:w      the chat's wake-up channel (sharded pub/sub): each send's send time
     im:{<user>}:inbox  sorted set: chat -> send time of the chat's last message
     im:{<user>}:read   hash: chat -> "<read_until>:<sent by role 0>:<sent by role 1>";
                        for a group "<read_until>:<messages up to it>:<own messages up to it>"
@@ -22,8 +22,15 @@ g: "<messages so far>:<sender>:<text>"), and:
     im:{#<name>}:owner   string: the owner
     im:{#<name>}:big     string: set once the group has more members than a small one may
     im:{#<name>}:mem     hash: member -> "<messages it sent>:<send time of its last one>"
-    im:{<user>}:bigs     set: the big groups the user is a member of (small ones are in
-                         the inbox once they have a message)
+    im:{#<name>}:own:<member>  string: the send times of the member's messages, 8 bytes
+                         each (a big-endian double), oldest first (kept when it leaves)
+    im:{<user>}:groups   set: the groups the user is a member of
+    im:{:big}:seq        counter: one more per message of a big group
+    im:{:big}:act        sorted set: big group -> the counter at its last message
+    im:{:big}:at         hash: big group -> the send time of its last message
+
+A user's read positions also hold ":big": the counter its inbox caught up to. A group's
+small or big members alike have it in their inbox from its first message on.
 """
 
 from __future__ import annotations
@@ -101,9 +108,22 @@ def group_big_key(group: str) -> str:
     return _key(group, "big")
 
 
-def user_bigs_key(user: str) -> str:
-    """The set of the big groups a user is a member of."""
-    return _key(user, "bigs")
+def own_times_key(group: str, member: str) -> str:
+    """The string of the send times of `member`'s messages in `group` (8 bytes each)."""
+    return f"{_key(group, 'own')}:{member}"
+
+
+def user_groups_key(user: str) -> str:
+    """The set of the groups a user is a member of."""
+    return _key(user, "groups")
+
+
+# The big groups' activity: a tag no name hashes to (a user's has no ':', a chat's has
+# members on both sides of its one ':', a group's starts with '#').
+BIG_SEQ_KEY = "im:{:big}:seq"
+BIG_ACTIVITY_KEY = "im:{:big}:act"
+BIG_TIMES_KEY = "im:{:big}:at"
+BIG_KEYS = (BIG_SEQ_KEY, BIG_ACTIVITY_KEY, BIG_TIMES_KEY)
 
 
 def entry_id(send_time: int) -> str:

@@ -23,7 +23,9 @@ class Script:
 
 # Lua helpers of the scripts: Redis's clock in µs, a stream ID as µs and back; the
 # idempotency set (`seen`: the send time a key got within its lifetime, nil for none or no
-# key; `remember`: record one, prune the expired); and a chat's (or group's) timeline: while
+# key; `remember`: record one, and drop up to 8 expired ones, so that a send never does work
+# proportional to the keys of a day before, and the set still shrinks faster than it grows);
+# and a chat's (or group's) timeline: while
 # the chat is short, a hash of its records, field i (1, 2, ...: the i-th message) holding
 # "<id> <value>", a stream once it is long (see store.md). A string of records
 # "<id> <bytes> <value>", newest first (`bytes`: the value's length in bytes of UTF-8), is
@@ -51,7 +53,8 @@ local function seen(key, idem, now, ttl)
 end
 local function remember(key, idem, now, ttl, st)
   if idem == '' then return end
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - ttl)
+  local old = redis.call('ZRANGEBYSCORE', key, '-inf', now - ttl, 'LIMIT', 0, 8)
+  if old[1] then redis.call('ZREM', key, unpack(old)) end
   redis.call('ZADD', key, st, idem)
   redis.call('PEXPIRE', key, math.floor(ttl / 1000))
 end
@@ -170,8 +173,10 @@ end
 # message; a key seen within its lifetime returns the first answer. The entry's field t
 # is "<role><sent by 0>:<sent by 1>:<text>": how many messages each member had sent up to
 # it, so an unread count is a difference of two entries (older entries have field m,
-# "<role><text>", and count from 0). A stored message is announced on the chat's wake
-# channel (SPUBLISH), and the chat moves to `st` in each inbox (ZADD GT: never back).
+# "<role><text>", and count from 0). A stored message's send time is announced on the
+# chat's wake channel (SPUBLISH: a long poll whose cursor is past it is not woken), and
+# the chat moves to `st` in each inbox (ZADD GT: never back). Bound: O(1), plus a short
+# hash's move into its stream (at most IM_SHORT_CHAT_MESSAGES records, once).
 SEND = Script(
     SEND_HELPERS
     + """
@@ -192,7 +197,7 @@ end
 if ARGV[1] == '1' then n1 = n1 + 1 else n0 = n0 + 1 end
 local value = string.format('%s%.0f:%.0f:', ARGV[1], n0, n1) .. ARGV[2]
 tl_append(KEYS[1], KEYS[2], long, tonumber(ARGV[7]), short, id_of(st), 't', value)
-redis.call('SPUBLISH', ARGV[5], KEYS[1])
+redis.call('SPUBLISH', ARGV[5], string.format('%.0f', st))
 remember(KEYS[3], idem, now, ttl, st)
 for i = 4, #KEYS do redis.call('ZADD', KEYS[i], 'GT', st, ARGV[6]) end
 return st
@@ -201,7 +206,7 @@ return st
 
 # KEYS: a user's read positions. ARGV: chat, "<read_until>:<n0>:<n1>". Only forward;
 # answers the position kept. A position of 0 (nothing read: no message at or before the
-# time named) writes nothing: reads of empty chats leave no keys behind.
+# time named) writes nothing: reads of empty chats leave no keys behind. Bound: O(1).
 MARK_READ = Script(
     """
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
@@ -217,14 +222,30 @@ return ARGV[2]
 """
 )
 
-# KEYS: a user's inbox, read positions. ARGV: highest position ('+inf' or a time), how
-# many of the chats there to skip (those of that position already shown), how many.
-# Answers chat, position, read position ('' for none), ... most recent first.
+# A cluster's inbox page (one Redis runs INBOX_PAGE). KEYS: a user's inbox, read positions,
+# groups. ARGV: highest position ('+inf' or a time), how many of the chats there to skip
+# (those of that position already shown), how many; then, when the service caught up with
+# the big groups' activity, the sequence number it caught up to and pairs of a big group and
+# its last send time (each moved in the inbox when the group is among the user's groups).
+# Answers the sequence number the user's inbox has seen, how many groups the user is in,
+# then chat, position, read position ('' for none), ... most recent first. Bound: the page,
+# plus the pairs given (at most the user's groups).
 INBOX = Script(
     """
+if ARGV[4] then
+  for i = 5, #ARGV, 2 do
+    if redis.call('SISMEMBER', KEYS[3], ARGV[i]) == 1 then
+      redis.call('ZADD', KEYS[1], 'GT', ARGV[i + 1], ARGV[i])
+    end
+  end
+  local seen = tonumber(redis.call('HGET', KEYS[2], ':big') or '0')
+  if tonumber(ARGV[4]) > seen and redis.call('SCARD', KEYS[3]) > 0 then
+    redis.call('HSET', KEYS[2], ':big', ARGV[4])
+  end
+end
 local rows = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], '-inf', 'WITHSCORES',
   'LIMIT', tonumber(ARGV[2]), tonumber(ARGV[3]))
-local out = {}
+local out = {redis.call('HGET', KEYS[2], ':big') or '0', redis.call('SCARD', KEYS[3])}
 for i = 1, #rows, 2 do
   out[#out + 1] = rows[i]
   out[#out + 1] = rows[i + 1]

@@ -1,15 +1,18 @@
 """Who waits for a chat's next message, and what wakes them (long polling).
 
-A send SPUBLISHes its stream key on its chat's own shard channel (``im:{<chat>}:w``, in
-the chat's slot on a cluster; sharded pub/sub works on one Redis too). While anyone here
-waits for a chat, im-rpc holds an SSUBSCRIBE to that channel on the Redis (the cluster
-master) that serves it: one connection per Redis, not the pool's, shared by all its
-channels; channels nobody waits for are dropped every few seconds. Waiting holds no
-pooled connection, nothing polls, and im-rpc hears only of the chats someone waits for.
+A send SPUBLISHes the message's send time on its chat's own shard channel
+(``im:{<chat>}:w``, in the chat's slot on a cluster; sharded pub/sub works on one Redis
+too). While anyone here waits for a chat, im-rpc holds an SSUBSCRIBE to that channel on the
+Redis (the cluster master) that serves it: one connection per Redis, not the pool's, shared
+by all its channels; channels nobody waits for are dropped every few seconds. Waiting holds
+no pooled connection, nothing polls, and im-rpc hears only of the chats someone waits for.
 
-``watch(chat)`` yields a future done when a message is stored in the chat (or its
-subscription broke: the waiter reads again), or None when it cannot watch now (the
-Redis cannot be reached; the caller polls).
+``watch(chat, cursor)`` yields a future done when a message at or after `cursor` is stored
+in the chat (or its subscription broke: the waiter reads again), or None when it cannot
+watch now (the Redis cannot be reached; the caller polls). A message before the cursor
+wakes nobody: a poll whose cursor no message can reach costs nothing per send. (A message
+whose send time cannot be read, from a version that announced something else, wakes every
+waiter of its chat.)
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import NamedTuple
 
@@ -29,7 +33,7 @@ from rpc_svc.store_keys import wake_channel
 
 log = logging.getLogger(__name__)
 _ERRORS = (rexc.RedisError, rexc.RedisClusterException, OSError, TimeoutError)
-Watch = asyncio.Future[None] | None
+Watch = asyncio.Future[float] | None  # done with the time (monotonic) the message was heard
 
 
 class Node(NamedTuple):
@@ -44,28 +48,30 @@ Locate = Callable[[str], Awaitable[Node]]  # the Redis that serves a channel
 
 
 class _Waiters:
-    """Futures of the waiting calls, by channel."""
+    """Futures of the waiting calls, by channel, each with the cursor it waits from."""
 
     def __init__(self) -> None:
-        self.by_name: dict[str, set[asyncio.Future[None]]] = {}
+        self.by_name: dict[str, dict[asyncio.Future[float], int]] = {}
 
     @contextlib.contextmanager
-    def add(self, name: str) -> Iterator[asyncio.Future[None]]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.by_name.setdefault(name, set()).add(future)
+    def add(self, name: str, cursor: int = 0) -> Iterator[asyncio.Future[float]]:
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.by_name.setdefault(name, {})[future] = cursor
         try:
             yield future
         finally:
             waiters = self.by_name.get(name)
             if waiters is not None:
-                waiters.discard(future)
+                waiters.pop(future, None)
                 if not waiters:
                     del self.by_name[name]
 
-    def wake(self, name: str) -> None:
-        for future in self.by_name.get(name, ()):
-            if not future.done():
-                future.set_result(None)
+    def wake(self, name: str, send_time: int | None = None) -> None:
+        """Wake the waiters of `name` whose cursor `send_time` reaches (None: all)."""
+        now = time.monotonic()
+        for future, cursor in self.by_name.get(name, {}).items():
+            if not future.done() and (send_time is None or send_time >= cursor):
+                future.set_result(now)
 
     def wake_all(self) -> None:
         for name in list(self.by_name):
@@ -124,9 +130,9 @@ class _NodeChannels:
             while True:
                 # RESP3 (redis-py 8's default): shard messages come as push replies
                 reply = await self._conn.read_response(timeout=math.inf, push_request=True)
-                kind, channel, *_ = reply
+                kind, channel, *rest = reply
                 if kind == "smessage":
-                    self._waiters.wake(channel)
+                    self._waiters.wake(channel, _send_time(rest))
                 elif kind == "ssubscribe":
                     confirmed = self.channels.get(channel)
                     if confirmed is not None and not confirmed.done():
@@ -136,6 +142,14 @@ class _NodeChannels:
                 if not confirmed.done():
                     confirmed.set_exception(rexc.ConnectionError(str(exc)))
             self._on_lost(self, exc)
+
+
+def _send_time(payload: list[object]) -> int | None:
+    """The send time a wake-up message announces; None when it announces something else."""
+    try:
+        return int(str(payload[0]))
+    except (IndexError, ValueError):
+        return None
 
 
 class Wakeups:
@@ -171,11 +185,12 @@ class Wakeups:
         self._waiters.wake_all()
 
     @contextlib.asynccontextmanager
-    async def watch(self, chat: str) -> AsyncIterator[Watch]:
-        """A future done when a message is stored in `chat`; None when its Redis cannot be
-        subscribed to now (the caller polls: Redis is down, or a failover is under way)."""
+    async def watch(self, chat: str, cursor: int = 0) -> AsyncIterator[Watch]:
+        """A future done when a message at or after `cursor` is stored in `chat`; None when
+        its Redis cannot be subscribed to now (the caller polls: Redis is down, or a
+        failover is under way)."""
         channel = wake_channel(chat)
-        with self._waiters.add(channel) as future:
+        with self._waiters.add(channel, cursor) as future:
             yield future if await self._subscribe(channel) else None
 
     async def _subscribe(self, channel: str) -> bool:

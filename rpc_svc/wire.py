@@ -3,7 +3,8 @@
 A call is ``["send", chat, sender, text, client_msg_id, retry_key]`` (the retry key
 may be left out), ``["pull", chat, cursor, limit, reverse]`` (plus ``wait_ms`` for
 a long poll, which travels alone in its batch), ``["chats", user, cursor, limit]`` or
-``["read", chat, user, send_time]`` or ``["group", op, chat, user, member]``; with
+``["read", chat, user, send_time]`` or ``["group", op, chat, user, member]`` (op
+"list": a user's groups, chat and member empty); with
 authentication on each call ends with the
 acting user (a pull's after ``wait_ms``, 0 for none). An answer is a gRPC status code
 and a body: for OK the public JSON body of /api/send, /api/pull, /api/chats or /api/read, otherwise
@@ -30,7 +31,7 @@ from rpc_svc.errors import (
     UserRequired,
 )
 from rpc_svc.group_service import GroupCall
-from rpc_svc.groups import Group
+from rpc_svc.groups import Group, UserGroupList
 from rpc_svc.service import Call, ChatsCall, PullCall, ReadCall, ReadDone, Result, SendCall, Sent
 
 _STATUS: list[tuple[type[IMError], Status]] = [
@@ -140,6 +141,8 @@ def _body(result: Result) -> tuple[int, bytes]:
         }
     elif isinstance(result, Group):
         body = {"chat": result.chat, "owner": result.owner, "members": result.members}
+    elif isinstance(result, UserGroupList):
+        body = {"user": result.user, "groups": result.groups}
     else:
         assert isinstance(result, ReadDone)
         body = {"chat": result.chat, "user": result.user, "read_until": result.read_until}

@@ -189,7 +189,7 @@ async def test_long_polls_whose_clients_left_stop_waiting_in_im_rpc(trio: Trio, 
     """POLLS long polls (wait_ms 30 s) whose clients disconnect: im-rpc stops each wait, so its
     wake-up subscriptions go within a sweep (5 s), not after the 30 s; the gateway counts
     each as a 499, never a 500, and logs no error."""
-    gateway = trio.add_gateway(IM_RPC_MODE=mode)
+    gateway = trio.add_gateway(IM_RPC_MODE=mode, IM_HTTP_MAX_WAITING_PER_USER=str(POLLS))
     try:
         conns = await asyncio.gather(*(Connection.open(gateway.port) for _ in range(POLLS)))
         for i, conn in enumerate(conns):

@@ -28,14 +28,15 @@ def stack(workdir: Path, request: pytest.FixtureRequest) -> Iterator[tuple[list[
     gateway's port."""
     raise_fd_limit(0, "the test's connections")  # the services inherit it
     pool = {"IM_REDIS_MAX_CONNECTIONS": str(POOL)}
+    one_host = {"IM_HTTP_MAX_WAITING_PER_USER": str(POLLS)}  # every poll comes from here
     if request.param == "redis":
-        trio = start_trio(workdir, rpc_settings=pool)
+        trio = start_trio(workdir, rpc_settings=pool, gateways=[one_host])
         yield [trio.redis], trio.gateways[0].port
         trio.stop()
         return
     cluster = start_redis_cluster(workdir / "cluster")
     rpc = rpc_service(workdir, cluster.url, None, IM_REDIS_CLUSTER="1", **pool).start()
-    gateway = http_service(workdir, [rpc.port]).start()
+    gateway = http_service(workdir, [rpc.port], None, **one_host).start()
     yield cluster.masters(), gateway.port
     for proc in (gateway, rpc):
         proc.stop()

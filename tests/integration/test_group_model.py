@@ -1,8 +1,8 @@
 """A hypothesis state machine drives random sequences of group and chat calls (create, add,
-remove, send, read, pull, chats) through the chat service on a real Redis (and on the
-3-master test cluster), and checks every answer against a small in-memory model of the
-contract: membership rules and errors, history, paging, read positions and exact unread
-counts in the merged inbox."""
+remove, send, read, pull, chats, a user's groups) through the chat service on a real Redis
+(and on the 3-master test cluster), and checks every answer against a small in-memory model
+of the contract: membership rules and errors, history, paging, read positions and exact
+unread counts in the merged inbox."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from devtools.procs import Process
 from devtools.redis_cluster import RedisClusterNodes
 from rpc_svc.errors import IMError
 from rpc_svc.group_service import GroupCall
-from rpc_svc.groups import Group
+from rpc_svc.groups import Group, UserGroupList
 from rpc_svc.service import ChatsCall, ChatService, PullCall, ReadCall, SendCall, Sent
 from rpc_svc.store import RedisStore
 from tests.conftest import make_cluster_store, make_store
@@ -105,7 +105,7 @@ class GroupMachine(RuleBasedStateMachine):
         if chat in self.model.groups:
             self._expect_error(answer, "group_exists")
             return
-        assert not isinstance(answer, IMError), answer
+        assert isinstance(answer, Group), answer
         assert (answer.owner, answer.members) == (user, [user])
         self.model.groups[chat] = ModelGroup(user, {user})
 
@@ -237,6 +237,14 @@ class GroupMachine(RuleBasedStateMachine):
         page = self._run(self.service.chats(ChatsCall(user, 0, 1000)))
         got = [(c["chat"], c["last_message"]["send_time"], c["unread"]) for c in page.chats]
         assert got == self._inbox(user)
+
+    @rule(u=st.integers(0, 3))
+    def groups_of(self, u: int) -> None:
+        user = self.users[u]
+        answer = self._run(self.service.group(GroupCall("list", "", user)))
+        assert isinstance(answer, UserGroupList), answer
+        mine = [chat for chat, group in self.model.groups.items() if user in group.members]
+        assert answer.groups == sorted(mine)
 
     def _inbox(self, user: str) -> list[tuple[str, int, int]]:
         rows = []

@@ -5,6 +5,7 @@ checks, and read positions with the counts that make unread counts exact."""
 from __future__ import annotations
 
 import pytest
+import redis.asyncio as aioredis
 
 from rpc_svc.chat import NO_READ, ReadMark
 from rpc_svc.groups import (
@@ -26,6 +27,7 @@ from rpc_svc.store_groups import (
     GroupTips,
     RemoveMember,
 )
+from rpc_svc.store_keys import group_big_key
 
 G = "#team"
 
@@ -36,24 +38,29 @@ async def _send(store: RedisStore, sender: str, text: str = "hi", key: str = "")
     return outcome if isinstance(outcome, int) else int(outcome[0])
 
 
-async def test_membership_changes_and_their_refusals(store: RedisStore) -> None:
-    assert await store.one(CreateGroup(G, "ann")) is True
-    assert await store.one(CreateGroup(G, "bob")) is False
+async def test_membership_changes_and_their_refusals(
+    store: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    assert await store.one(CreateGroup(G, "ann")) == 1
+    assert await store.one(CreateGroup(G, "bob")) == 0
     assert await store.one(GroupInfo(G)) == Group(G, "ann", ["ann"])
     assert await store.one(GroupInfo("#none")) == UNKNOWN_GROUP
-    code, group, _, big, became = await store.one(AddMember(G, "ann", "cid", 3, 2))
-    assert (code, group, big, became) == (1, Group(G, "ann", ["ann", "cid"]), False, False)
-    code, group, _, big, became = await store.one(AddMember(G, "cid", "bob", 3, 2))
+    code, group, _ = await store.one(AddMember(G, "ann", "cid", 3, 2))
+    assert (code, group) == (1, Group(G, "ann", ["ann", "cid"]))
+    assert await redis_client.exists(group_big_key(G)) == 0
+    code, group, _ = await store.one(AddMember(G, "cid", "bob", 3, 2))
     assert (code, group) == (1, Group(G, "ann", ["ann", "bob", "cid"]))
-    assert (big, became) == (True, True)  # more members than a small group (2) has
-    assert (await store.one(AddMember(G, "ann", "bob", 3, 2)))[3:] == (True, False)
+    assert await redis_client.exists(group_big_key(G)) == 1  # more than a small group's 2
     assert (await store.one(AddMember(G, "ann", "bob", 3)))[0] == 0  # again: nothing changes
     assert (await store.one(AddMember(G, "ann", "dan", 3)))[0] == GROUP_FULL
     assert (await store.one(AddMember(G, "eve", "dan", 9)))[0] == NOT_A_MEMBER
     assert (await store.one(AddMember("#none", "ann", "dan", 9)))[0] == UNKNOWN_GROUP
+    assert (await store.one(AddMember("#none", "ann", "dan", 9, acting=True)))[0] == NOT_A_MEMBER
     assert (await store.one(RemoveMember(G, "bob", "cid")))[0] == NOT_THE_OWNER
     assert (await store.one(RemoveMember(G, "ann", "ann")))[0] == OWNER_LEAVES
     assert (await store.one(RemoveMember(G, "ann", "zed")))[0] == 0
+    assert (await store.one(RemoveMember("#none", "ann", "zed")))[0] == UNKNOWN_GROUP
+    assert (await store.one(RemoveMember("#none", "ann", "zed", True)))[0] == NOT_A_MEMBER
     assert await store.one(RemoveMember(G, "bob", "bob")) == (1, Group(G, "ann", ["ann", "cid"]))
     assert await store.one(RemoveMember(G, "ann", "cid")) == (1, Group(G, "ann", ["ann"]))
     assert await store.one(GroupInfo(G, "cid")) == NOT_A_MEMBER
@@ -66,6 +73,8 @@ async def test_sends_count_messages_and_only_members_send(store: RedisStore) -> 
     assert times == sorted(set(times))
     assert await _send(store, "eve") == NOT_A_MEMBER
     assert await store.one(GroupAppend("#none", "ann", "x")) == UNKNOWN_GROUP
+    assert await store.one(GroupAppend("#none", "ann", "x", acting=True)) == NOT_A_MEMBER
+    assert await store.one(GroupAppend(G, "eve", "x", acting=True)) == NOT_A_MEMBER
     assert await _send(store, "bob", "again", key="k1") == await _send(
         store, "bob", "again", key="k1"
     )
@@ -106,3 +115,5 @@ async def test_a_read_position_counts_messages_and_own_messages_up_to_it(
     assert await store.one(GroupMark(G, "bob", mine)) == ReadMark(mine, (2, 1))
     assert await store.one(GroupMark(G, "bob", mine - 1)) == ReadMark(first, (1, 0))
     assert await store.one(GroupMark(G, "eve", middle)) == NOT_A_MEMBER
+    assert await store.one(GroupMark("#none", "eve", middle)) == UNKNOWN_GROUP
+    assert await store.one(GroupMark("#none", "eve", middle, True)) == NOT_A_MEMBER

@@ -88,6 +88,17 @@ def test_good_users(user: str) -> None:
     check_user(user)
 
 
+def test_look_alike_names_are_other_users_as_the_docs_say() -> None:
+    """docs/api.md: the name rules keep out invisible characters and a second encoding of
+    one text (NFC), not look-alikes: a Cyrillic or fullwidth letter makes another user."""
+    for look_alike in ("\u0430lice", "\uff41lice"):  # Cyrillic а, fullwidth ａ
+        check_user(look_alike)
+        chat = parse_chat(f"alice:{look_alike}")
+        assert (chat.first, chat.second) == ("alice", look_alike)
+    with pytest.raises(InvalidArgument, match="NFC"):
+        check_user("ali\u0063\u0327e")  # c + combining cedilla: NFC makes it one character
+
+
 def test_members_may_be_64_characters_and_hold_braces() -> None:
     chat = parse_chat("{x}%:" + "y" * 64)
     assert chat == Chat("y" * 64, "{x}%")  # "{" sorts after "y" by code point

@@ -1,0 +1,78 @@
+"""The inbox and big groups, on one Redis and on the cluster: a big group's message moves it
+in its members' inboxes at their next read (never before, never for anyone else), whatever
+else changed meanwhile; a group row of a user who is not its member is never shown, and is
+dropped; a user's groups are listed with messages or not."""
+
+from __future__ import annotations
+
+import itertools
+
+import redis.asyncio as aioredis
+
+from rpc_svc.group_service import GroupCall
+from rpc_svc.service import ChatsCall, ChatService, SendCall
+from rpc_svc.store import RedisStore
+from rpc_svc.store_keys import inbox_key, user_groups_key
+from tests.conftest import ON_EVERY_BACKEND
+
+pytestmark = ON_EVERY_BACKEND
+_ids = itertools.count()
+
+
+async def _big(service: ChatService, owner: str, members: list[str]) -> str:
+    group = f"#big{next(_ids)}"
+    await service.group(GroupCall("create", group, owner))
+    for member in members:
+        await service.group(GroupCall("add", group, owner, member))
+    return group
+
+
+async def _listed(service: ChatService, user: str) -> list[str]:
+    return [c["chat"] for c in (await service.chats(ChatsCall(user, 0, 100))).chats]
+
+
+async def test_a_users_inbox_catches_up_with_its_big_groups_whatever_else_changed(
+    store: RedisStore,
+) -> None:
+    """A user in 2 big groups (fanout 1: big at the second member) while 5 other big groups
+    have messages: more changed than the user is in (on a cluster, the read then looks at the
+    user's own groups). Its inbox lists its 2 groups, newest first, after each message."""
+    service = ChatService(store, 4096, group_fanout_max=1)
+    n = next(_ids)
+    user, owner, other = f"u{n}", f"o{n}", f"x{n}"
+    mine = [await _big(service, owner, [user]) for _ in range(2)]
+    theirs = [await _big(service, owner, [other]) for _ in range(5)]
+    assert await _listed(service, user) == []  # no message yet: nothing to show
+    for group in [*theirs, mine[0], *theirs, mine[1]]:
+        await service.send(SendCall(group, owner, "news"))
+    assert await _listed(service, user) == [mine[1], mine[0]]
+    await service.send(SendCall(mine[0], owner, "again"))
+    for group in theirs:
+        await service.send(SendCall(group, owner, "more"))
+    assert await _listed(service, user) == [mine[0], mine[1]]
+    assert await _listed(service, other) == theirs[::-1]
+
+
+async def test_a_group_row_of_a_non_member_is_not_shown_and_is_dropped(
+    service: ChatService, redis_client: aioredis.Redis
+) -> None:
+    """A row (and a place among its groups) that an earlier version, or a change cut short on
+    a cluster, left for a user who is not a member: the inbox shows the user's other chats
+    and not that group, counts it for paging, and drops it; the groups list leaves it out."""
+    n = next(_ids)
+    user, owner = f"u{n}", f"o{n}"
+    group, chat = f"#gone{n}", f"{owner}:{user}"
+    await service.group(GroupCall("create", group, owner))
+    sent = await service.send(SendCall(group, owner, "not for you"))
+    await service.send(SendCall(chat, owner, "hi"))
+    await redis_client.zadd(inbox_key(user), {group: sent.send_time + 10**6})  # a stale row
+    await redis_client.sadd(user_groups_key(user), group)
+    first = await service.chats(ChatsCall(user, 0, 1))
+    assert first.chats == []  # the stale row took the page's one place, shown as nothing
+    assert first.has_more
+    rest = await service.chats(ChatsCall(user, first.next_cursor, 1))
+    assert [c["chat"] for c in rest.chats] == [chat]
+    assert (await service.group(GroupCall("list", "", user))).groups == []  # type: ignore[union-attr]
+    assert await redis_client.zscore(inbox_key(user), group) is None
+    assert not await redis_client.sismember(user_groups_key(user), group)
+    assert await _listed(service, user) == [chat]
