@@ -74,6 +74,7 @@ def write_procfile(
     lines.append(_line("etcd", etcd_argv(directory, etcd_port, free_port())))
     env["IM_REDIS_URL"] = redis_url
     env["IM_ETCD_URL"] = f"http://{HOST}:{etcd_port}"
+    env["IM_HTTP_REAL_IP_HEADER"] = "x-real-ip"  # the gateways are nginx's: it sets it
     for i in range(rpcs):
         lines.append(_line(f"rpc{i + 1}", [str(BIN / "im-rpc"), "--rpc-port", str(free_port())]))
     http_ports = [free_port() for _ in range(gateways)]

@@ -32,8 +32,11 @@ class Connection:
         self._reader, self._writer = reader, writer
 
     @classmethod
-    async def open(cls, port: int) -> Connection:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    async def open(cls, port: int, source: str | None = None) -> Connection:
+        """A connection to 127.0.0.1:port, from loopback address `source` (127.0.0.2, ...:
+        a client of another address) when given."""
+        local = (source, 0) if source else None
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=local)
         return cls(reader, writer)
 
     async def post_json(self, path: str, body: object) -> Answer:
@@ -45,8 +48,9 @@ class Connection:
         self._writer.write(head.encode() + payload)
         return await self._read()
 
-    async def get(self, path: str) -> Answer:
-        self._writer.write(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    async def get(self, path: str, headers: dict[str, str] | None = None) -> Answer:
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+        self._writer.write(f"GET {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n".encode())
         return await self._read()
 
     def send_only(self, request: str) -> None:

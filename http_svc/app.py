@@ -18,7 +18,7 @@ from http_svc.errors import JsonErrorHandler
 from http_svc.metrics import Metrics
 from http_svc.openapi import build_openapi
 from http_svc.protocol import bounded_body_request
-from http_svc.rate_limit import RateLimiter
+from http_svc.rate_limit import RateLimiter, Shares
 from http_svc.routes import bp
 from http_svc.rpc_client import RpcClient
 from im_common.etcd import etcd_client
@@ -36,6 +36,7 @@ class AppContext:
     etcd: aetcd.Client | None = None
     discovery: Discovery | None = None
     sender_limiter: RateLimiter | None = None
+    wait_shares: Shares = field(default_factory=lambda: Shares(1 << 30))
     auth: Authenticator | None = None  # None: authentication off
     key_reloader: KeyReloader | None = None
 
@@ -56,6 +57,7 @@ def create_app(settings: Settings, name: str = "im_http") -> Sanic[Config, AppCo
             leeway_s=settings.auth_leeway_s,
             cache_size=settings.auth_cache_size,
         )
+    ctx.wait_shares = Shares(settings.max_waiting_per_user)
     if settings.sender_rate > 0:
         ctx.sender_limiter = RateLimiter(settings.sender_rate, settings.sender_burst)
     app: Sanic[Config, AppContext] = Sanic(

@@ -3,9 +3,11 @@
 A token is accepted when its signature checks against a configured key with the one
 algorithm that key allows (HS256 for the shared secret; RS256 or ES256 for a key-set key,
 chosen by the token's `kid`), its `exp` is in the future, its `nbf`/`iat` (when present)
-are not in the future beyond the leeway, its `aud`/`iss` match when those are configured,
-and its `sub` is a valid member name: the acting user. Anything else is Unauthenticated,
-with a `reason` from REASONS (for metrics; never the token itself).
+are not in the future beyond the leeway, each of those three is a JSON number from 0 to
+MAX_TIME (RFC 7519's NumericDate: not a string, not a boolean, not 1e400), its `aud`/`iss`
+match when those are configured, and its `sub` is a valid member name: the acting user.
+Anything else is Unauthenticated, with a `reason` from REASONS (for metrics; never the
+token itself).
 
 Verified tokens are remembered (bounded, oldest dropped first, never past their `exp`) so
 that a client reusing its token pays the signature check once; a change of keys forgets
@@ -41,6 +43,8 @@ REASONS = (
     "claims",  # exp missing, or a claim of the wrong type
 )
 CHALLENGE = 'Bearer realm="im"'
+TIME_CLAIMS = ("exp", "nbf", "iat")
+MAX_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z: any later "time" is not one
 _ERRORS: tuple[tuple[type[Exception], str], ...] = (
     (jwt_errors.ExpiredSignatureError, "expired"),
     (jwt_errors.ImmatureSignatureError, "not_yet_valid"),
@@ -62,7 +66,7 @@ _MESSAGES = {
     "audience": "the token is for another audience",
     "issuer": "the token is from another issuer",
     "subject": "the token's sub is missing or not a valid member name",
-    "claims": "the token lacks exp or has a claim of the wrong type",
+    "claims": "the token lacks exp, or exp, nbf or iat is not a number of seconds 0..9999-12-31",
 }
 
 
@@ -157,6 +161,7 @@ class Authenticator:
             raise Unauthenticated(_reason(exc)) from None
         except (TypeError, ValueError, OverflowError):  # (PyJWT 2.15 checks claim types
             raise Unauthenticated("claims") from None  # itself; older ones may not)
+        _check_times(claims)
         return self._subject(claims), float(claims["exp"])
 
     def _key_for(self, header: dict[str, Any]) -> tuple[Any, str]:
@@ -183,6 +188,20 @@ class Authenticator:
         if float(claims["exp"]) <= time.time():
             raise Unauthenticated("expired")
         return sub
+
+
+def _check_times(claims: dict[str, Any]) -> None:
+    """Unauthenticated("claims") unless each of exp, nbf, iat present is a JSON number (not
+    a string or a boolean, which PyJWT would take) from 0 to MAX_TIME (nor NaN, nor an
+    integer too large for a float)."""
+    for name in TIME_CLAIMS:
+        if name not in claims:
+            continue
+        value = claims[name]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise Unauthenticated("claims")
+        if not 0 <= value <= MAX_TIME:  # NaN compares False
+            raise Unauthenticated("claims")
 
 
 def _reason(exc: Exception) -> str:

@@ -58,6 +58,21 @@ class Settings:
         lo=1,
         hi=1_000_000,
     )
+    max_waiting_per_user: int = setting(
+        "IM_HTTP_MAX_WAITING_PER_USER",
+        100,
+        "long polls one user (authentication on: the token's sub; off: the client's address) "
+        "may hold waiting per gateway process; past it: 429 too_many_long_polls",
+        lo=1,
+        hi=1_000_000,
+    )
+    real_ip_header: str = setting(
+        "IM_HTTP_REAL_IP_HEADER",
+        "",
+        "request header holding the client's address, set by the proxy in front (e.g. "
+        "x-real-ip; the last address of a list); empty: the connection's peer. Set it only "
+        "where clients reach the gateway through that proxy alone",
+    )
     rpc_batch_max: int = setting(
         "IM_RPC_BATCH_MAX", 32, "most calls in one batch (it goes out when full)", lo=1, hi=10_000
     )

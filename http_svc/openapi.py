@@ -58,13 +58,17 @@ def _errors(*statuses: int) -> dict[str, Any]:
     text = {
         400: "Bad input",
         401: "No valid bearer token (with authentication on); see WWW-Authenticate",
-        403: "Not a member of the group (not_a_member); or, with authentication on, the "
+        403: "Not a member of the group (not_a_member; with authentication on also for a group "
+        "that does not exist: no answer tells what exists); or, with authentication on, the "
         "token's user may not do this: act as someone else, pull a chat it is not a member of",
         413: "Body too large",
         415: "Unsupported content type",
-        404: "The group does not exist (unknown_group)",
-        409: "The group exists already, is full, or its owner would leave",
-        429: "Too many sends from this sender (when IM_HTTP_SENDER_RATE is set); see Retry-After",
+        404: "The group does not exist (unknown_group; with authentication off)",
+        409: "The group exists already (group_exists), is full (group_full), its owner would "
+        "leave (owner_cannot_leave), or the member is in as many groups as a user may be "
+        "(too_many_groups)",
+        429: "Too many sends from this sender (when IM_HTTP_SENDER_RATE is set), or long polls "
+        "of this user or address (too_many_long_polls); see Retry-After",
         502: "im-rpc failed",
         503: "im-rpc or the store unavailable, or the gateway overloaded; see Retry-After",
         504: "im-rpc or the store timed out",
@@ -203,6 +207,17 @@ def _members() -> dict[str, Any]:
     }
 
 
+def _user_groups() -> dict[str, Any]:
+    return {
+        "summary": "The groups a user is a member of, with messages or not",
+        "parameters": [_REQUEST_ID, _param("user", _USER, "whose groups", required=True)],
+        "responses": {
+            **_ok({"$ref": "#/components/schemas/UserGroups"}, "The user's groups"),
+            **_errors(400, 415, 502, 503, 504),
+        },
+    }
+
+
 def _pull() -> dict[str, Any]:
     return {
         "summary": "Read one page of a chat",
@@ -225,7 +240,7 @@ def _pull() -> dict[str, Any]:
         ],
         "responses": {
             **_ok({"$ref": "#/components/schemas/PullResponse"}, "A page"),
-            **_errors(400, 404, 415, 502, 503, 504),
+            **_errors(400, 404, 415, 429, 502, 503, 504),
         },
     }
 
@@ -309,7 +324,10 @@ def _open_api(max_body_bytes: int, max_text_bytes: int) -> dict[str, Any]:
             },
             "/api/pull": {"get": _pull()},
             "/api/chats": {"get": _chats()},
-            "/api/groups": {"post": _group_call("Create a group; user is its owner", ())},
+            "/api/groups": {
+                "post": _group_call("Create a group; user is its owner", ()),
+                "get": _user_groups(),
+            },
             "/api/groups/add": {"post": _group_call("A member adds a member", ("member",))},
             "/api/groups/remove": {
                 "post": _group_call("The owner removes a member, or a member leaves", ("member",))
@@ -395,6 +413,18 @@ def _open_api(max_body_bytes: int, max_text_bytes: int) -> dict[str, Any]:
                             "type": "array",
                             "items": {"type": "string"},
                             "description": "sorted by code point",
+                        },
+                    },
+                },
+                "UserGroups": {
+                    "type": "object",
+                    "required": ["user", "groups"],
+                    "properties": {
+                        "user": {"type": "string"},
+                        "groups": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "sorted by code point; at most IM_USER_MAX_GROUPS",
                         },
                     },
                 },

@@ -123,10 +123,32 @@ async def pull(request: Request) -> HTTPResponse:
     wait_ms = int_param(params, "wait_ms", 0, 0, MAX_WAIT_MS)
     rpc = request.app.ctx.rpc
     if wait_ms and not reverse:
-        body = await rpc.pull_wait(chat, cursor, limit, wait_ms, actor=user)
+        shares = request.app.ctx.wait_shares
+        owner = user or client_address(request)
+        with shares.hold(owner) as held:
+            if not held:
+                raise ApiError(
+                    429,
+                    "too_many_long_polls",
+                    f"this {'user' if user else 'address'} holds {shares.limit} long polls "
+                    "here already (IM_HTTP_MAX_WAITING_PER_USER); retry when one returns",
+                )
+            body = await rpc.pull_wait(chat, cursor, limit, wait_ms, actor=user)
     else:
         body = await rpc.pull(chat, cursor, limit, reverse, actor=user)
     return HTTPResponse(body, content_type="application/json")
+
+
+def client_address(request: Request) -> str:
+    """The client's address: from IM_HTTP_REAL_IP_HEADER when configured and present (the
+    last of a comma-separated list: what the nearest proxy saw), else the peer's."""
+    header = request.app.ctx.settings.real_ip_header
+    if header:
+        value = request.headers.get(header, "")
+        last = value.rsplit(",", 1)[-1].strip()
+        if last:
+            return last
+    return str(request.ip)
 
 
 @_read_route("/api/chats", ignore_body=False)
@@ -169,6 +191,16 @@ async def add_member(request: Request) -> HTTPResponse:
 async def remove_member(request: Request) -> HTTPResponse:
     """The owner removes a member, or a member leaves."""
     return await _group(request, "remove")
+
+
+@_read_route("/api/groups", ignore_body=False)
+async def user_groups(request: Request) -> HTTPResponse:
+    """The groups a user is a member of, with messages or not."""
+    actor = _acting_user(request)
+    params = collect(request)
+    user = _own(params, "user", actor)
+    body = await request.app.ctx.rpc.group("list", "", user, "", actor=actor)
+    return HTTPResponse(body, content_type="application/json")
 
 
 @_read_route("/api/groups/members", ignore_body=False)

@@ -34,6 +34,7 @@ from improto import (
     BatchRequest,
     ChatsRequest,
     ChatsResponse,
+    GroupReply,
     GroupRequest,
     Message,
     PullRequest,
@@ -210,7 +211,7 @@ class RpcClient:
             ),
             "group",
             lambda i, c, t, r: i.stubs[c].group(r, timeout=t),
-            lambda r: orjson.dumps({"chat": r.chat, "owner": r.owner, "members": r.members}),
+            _user_groups_body if op == "list" else _group_body,
             retry=op != "create",
         )
 
@@ -421,6 +422,17 @@ def _page_body(page: PullResponse) -> bytes:
     messages = [_message(m) for m in page.messages]
     body = {"messages": messages, "has_more": page.has_more, "next_cursor": page.next_cursor}
     return orjson.dumps(body)
+
+
+def _group_body(reply: GroupReply) -> bytes:
+    """The public JSON body of a GroupReply."""
+    return orjson.dumps({"chat": reply.chat, "owner": reply.owner, "members": reply.members})
+
+
+def _user_groups_body(reply: GroupReply) -> bytes:
+    """The public JSON body of a user's groups, which unary mode carries in a GroupReply
+    (its owner: the user; its members: the groups)."""
+    return orjson.dumps({"user": reply.owner, "groups": reply.members})
 
 
 def _chats_body(page: ChatsResponse) -> bytes:
