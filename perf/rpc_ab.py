@@ -24,7 +24,7 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from devtools.procs import http_service, redis_server, rpc_service
+from devtools.procs import Process, http_service, redis_server, rpc_service
 from perf.cpu_split import Sample, measure
 from perf.stack import comparison_args, start_owned
 from perf.wrk import run_wrk
@@ -42,7 +42,7 @@ def _options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _worktree(stack: ExitStack, base: str) -> Path:
+def worktree(stack: ExitStack, base: str) -> Path:
     """A checkout of `base` in a temp dir, removed when `stack` closes."""
     path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-ab-"))) / "base"
     git = ["git", "-C", str(ROOT)]
@@ -59,12 +59,25 @@ def _module_path(python: list[str], path: str) -> str:
     return done.stdout.strip()
 
 
+def base_rpc(
+    work: Path, redis_url: str, base: Path, settings: dict[str, str]
+) -> tuple[Process, str]:
+    """An im-rpc (not started) of the checkout at `base`, and the rpc_svc module it runs;
+    SystemExit when Python would not import that checkout's rpc_svc."""
+    old = rpc_service(work, redis_url, None, PYTHONPATH=str(base), **settings)
+    old.argv = [sys.executable, "-P", "-m", "rpc_svc"]  # -P: the worktree, not the cwd
+    module = _module_path(old.argv[:2], str(base))
+    if not module.startswith(str(base)):
+        raise SystemExit(f"A would not run the base commit's im-rpc, but {module}")
+    return old, module
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the A/B, print every run and the medians."""
     args = comparison_args("perf.rpc_ab", __doc__ or "", argv, 6, 4, more=_options)
     scenarios = args.scenarios.split(",")
     with ExitStack() as stack:
-        base = _worktree(stack, args.base)
+        base = worktree(stack, args.base)
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-ab-run-")))
         redises = {
             side: start_owned(stack, redis_server(work / f"redis-{side}", fsync="everysec"))
@@ -72,11 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         redises.setdefault("B", redises["A"])
         stores = {side: f"redis://127.0.0.1:{r.port}/0" for side, r in redises.items()}
-        old = rpc_service(work, stores["A"], None, PYTHONPATH=str(base))
-        old.argv = [sys.executable, "-P", "-m", "rpc_svc"]  # -P: the worktree, not the cwd
-        module = _module_path(old.argv[:2], str(base))
-        if not module.startswith(str(base)):
-            raise SystemExit(f"A would not run the base commit's im-rpc, but {module}")
+        old, module = base_rpc(work, stores["A"], base, {})
         rpcs = {
             "A": start_owned(stack, old),
             "B": start_owned(stack, rpc_service(work, stores["B"])),
