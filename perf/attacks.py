@@ -100,6 +100,7 @@ async def parked(side: Side, polls: int, seconds: float, n: int) -> dict[str, fl
     await asyncio.sleep(2.0)
     with_polls = await _per_send(side, chat, seconds)
     await asyncio.gather(*(c.close() for c in conns))
+    await asyncio.sleep(2.0)  # the gateway and im-rpc stop the polls gone: not the next figure's
     return {
         "cpu_ms_none": none[0],
         "commands_none": none[1],

@@ -71,16 +71,17 @@ return out
 """
 )
 
-# KEYS: owner, members, stream, the big flag, short hash, the member's own index; on one
-# Redis also the member's groups, inbox and read positions. ARGV: user, member, most
+# KEYS: owner, members, stream, the big flag, short hash; on one Redis also the member's
+# groups, inbox and read positions. ARGV: user, member, most
 # members, most members of a small group, '1' with an acting user, the group, most groups a
 # user may be in, '1' when the member may join (a cluster: the service reserved its place
 # on the member's side first). {code, owner, newest entry id ('' for none), its message
-# count, the member's own count (1: its messages of earlier memberships), members...}: code
-# 1 (added), 0 (a member already), -1, -2 (user not a member), -3 (full), -6 (the member is
-# in as many groups as it may be). On one Redis the member's side is written here: the group
-# in its groups and (with a message) its inbox at the newest message, its read position
-# there. Bound: O(members) (the reply).
+# count, members...}: code 1 (added), 0 (a member already), -1, -2 (user not a member), -3
+# (full), -6 (the member is in as many groups as it may be). A member's own count starts at
+# 0 at each join (its own index keeps the send times of an earlier membership, all before
+# its new read position, so they never count). On one Redis the member's side is written
+# here: the group in its groups and (with a message) its inbox at the newest message, its
+# read position there. Bound: O(members) (the reply).
 GROUP_ADD = Script(
     _HELPERS
     + """
@@ -90,38 +91,30 @@ if no then return {no} end
 local owner = redis.call('GET', KEYS[1])
 local id, value = tl_top(KEYS[3], KEYS[5], 'g')
 local count = id and count_of(value) or 0
-local code, own = 0, 0
+local code = 0
 if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then
   if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[3]) then return {-3} end
-  if KEYS[7] then
-    if not may_join(KEYS[7], ARGV[6], tonumber(ARGV[7])) then return {-6} end
+  if KEYS[6] then
+    if not may_join(KEYS[6], ARGV[6], tonumber(ARGV[7])) then return {-6} end
   elseif ARGV[8] ~= '1' then
     return {-6}
   end
-  -- its own count goes on from its messages of an earlier membership (its own index)
-  own = redis.call('STRLEN', KEYS[6]) / 8
-  local last = 0
-  if own > 0 then
-    last = struct.unpack('>d', redis.call('GETRANGE', KEYS[6], own * 8 - 8, own * 8 - 1))
-  end
-  redis.call('HSET', KEYS[2], ARGV[2], string.format('%.0f:%.0f', own, last))
+  redis.call('HSET', KEYS[2], ARGV[2], '0:0')
   code = 1
-  if KEYS[7] then
-    joined(KEYS[7], KEYS[8], KEYS[9], ARGV[6], id and us(id) or 0, count, own)
-  end
+  if KEYS[6] then joined(KEYS[6], KEYS[7], KEYS[8], ARGV[6], id and us(id) or 0, count) end
 end
 if redis.call('EXISTS', KEYS[4]) == 0 and redis.call('HLEN', KEYS[2]) > tonumber(ARGV[4]) then
   redis.call('SET', KEYS[4], '1')  -- big for good: sends write nothing per member from now
 end
-local out = {code, owner, id or '', string.format('%.0f', count), string.format('%.0f', own)}
+local out = {code, owner, id or '', string.format('%.0f', count)}
 for _, m in ipairs(redis.call('HKEYS', KEYS[2])) do out[#out + 1] = m end
 return out
 """
 )
 
-# KEYS: owner, members, the member's own index (kept: its messages stay, and a member that
-# joins again counts on from them); on one Redis also the member's groups, inbox and read
-# positions. ARGV: user, member, '1' with an acting user, the group.
+# KEYS: owner, members; on one Redis also the member's groups, inbox and read positions
+# (its own index is kept: its messages stay). ARGV: user, member, '1' with an acting user,
+# the group.
 # {code, owner, members...}: code 1 (removed), 0 (not a member: nothing changed), -1, -2,
 # -4 (not the owner), -5 (the owner leaving). On one Redis the member's side goes in the
 # same step. Bound: O(members) (the reply).
@@ -135,7 +128,7 @@ local owner = redis.call('GET', KEYS[1])
 if ARGV[2] == ARGV[1] and ARGV[1] == owner then return {-5} end
 if ARGV[2] ~= ARGV[1] and ARGV[1] ~= owner then return {-4} end
 local out = {redis.call('HDEL', KEYS[2], ARGV[2]), owner}
-if KEYS[4] then left(KEYS[4], KEYS[5], KEYS[6], ARGV[4]) end
+if KEYS[3] then left(KEYS[3], KEYS[4], KEYS[5], ARGV[4]) end
 for _, m in ipairs(redis.call('HKEYS', KEYS[2])) do out[#out + 1] = m end
 return out
 """

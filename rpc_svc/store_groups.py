@@ -231,7 +231,7 @@ def group_commands(
         case AddMember(chat, user, member, max_members, fanout_max, max_groups, acting, fits):
             add_keys = (
                 *_group_keys(chat), messages_key(chat), group_big_key(chat), short_key(chat),
-                own_times_key(chat, member), *_user_side(member, one_node),
+                *_user_side(member, one_node),
             )  # fmt: skip
             return [
                 (
@@ -240,7 +240,7 @@ def group_commands(
                 )
             ]  # fmt: skip
         case RemoveMember(chat, user, member, acting):
-            gone = (*_group_keys(chat), own_times_key(chat, member), *_user_side(member, one_node))
+            gone = (*_group_keys(chat), *_user_side(member, one_node))
             return [
                 ("EVALSHA", GROUP_REMOVE.sha, len(gone), *gone, user, member, _flag(acting), chat)
             ]
@@ -346,8 +346,8 @@ def group_outcome(op: GroupOp, raw: list[Any]) -> Any:
             tip = NO_READ
             if reply[2]:
                 ms, _, seq = reply[2].partition("-")
-                tip = ReadMark(int(ms) * 1000 + int(seq), (int(reply[3]), int(reply[4])))
-            return code, _members(chat, reply[1], reply[5:]), tip
+                tip = ReadMark(int(ms) * 1000 + int(seq), (int(reply[3]), 0))
+            return code, _members(chat, reply[1], reply[4:]), tip
         case RemoveMember(chat):
             code = int(reply[0])
             return (code, None) if code < 0 else (code, _members(chat, reply[1], reply[2:]))

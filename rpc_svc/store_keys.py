@@ -23,7 +23,8 @@ g: "<messages so far>:<sender>:<text>"), and:
     im:{#<name>}:big     string: set once the group has more members than a small one may
     im:{#<name>}:mem     hash: member -> "<messages it sent>:<send time of its last one>"
     im:{#<name>}:own:<member>  string: the send times of the member's messages, 8 bytes
-                         each (a big-endian double), oldest first (kept when it leaves)
+                         each (a big-endian double), oldest first (kept when it leaves:
+                         its messages stay)
     im:{<user>}:groups   set: the groups the user is a member of
     im:{:big}:seq        counter: one more per message of a big group
     im:{:big}:act        sorted set: big group -> the counter at its last message

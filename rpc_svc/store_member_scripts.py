@@ -42,11 +42,11 @@ local function mark_forward(reads, chat, value)
   redis.call('HSET', reads, chat, value)
   return value
 end
-local function joined(groups, inbox, reads, group, newest, count, own)
+local function joined(groups, inbox, reads, group, newest, count)
   redis.call('SADD', groups, group)
   if newest > 0 then
     redis.call('ZADD', inbox, 'GT', newest, group)
-    mark_forward(reads, group, string.format('%.0f:%.0f:%.0f', newest, count, own))
+    mark_forward(reads, group, string.format('%.0f:%.0f:0', newest, count))
   end
 end
 local function left(groups, inbox, reads, group)
@@ -155,31 +155,29 @@ return 1
 
 # KEYS: the big groups' sequence, groups, times. ARGV: the sequence number a user saw last,
 # the most groups worth listing (the user's), then groups (none: any). {the sequence number
-# now, then group, its last send time, ... for the groups (of those given, when given) with a
-# message since} or {the sequence number, '*'} when more than the most changed. Bound:
-# O(min(groups active since, the most)) or O(groups given).
+# now, then group, its last send time, ...}: with groups given, each of them that is big and
+# has a message (a move to its last send time is a move only where it changed); else the big
+# groups with a message since, or {the sequence number, '*'} when more than the most changed
+# (the caller then gives the user's groups). Bound: O(min(groups active since, the most)) or
+# O(groups given).
 BIG_CHANGED = Script(
     """
 local seen, most = tonumber(ARGV[1]), tonumber(ARGV[2])
 local top = tonumber(redis.call('GET', KEYS[1]) or '0')
 local out = {string.format('%.0f', top)}
 if top <= seen then return out end
-local since = '(' .. string.format('%.0f', seen)
 local changed
 if #ARGV > 2 then
-  changed = {}
-  for i = 3, #ARGV do
-    local s = redis.call('ZSCORE', KEYS[2], ARGV[i])
-    if s and tonumber(s) > seen then changed[#changed + 1] = ARGV[i] end
-  end
+  changed = {unpack(ARGV, 3)}
 else
+  local since = '(' .. string.format('%.0f', seen)
   if redis.call('ZCOUNT', KEYS[2], since, top) > most then return {out[1], '*'} end
   changed = redis.call('ZRANGEBYSCORE', KEYS[2], since, top)
 end
-for _, g in ipairs(changed) do
-  local t = redis.call('HGET', KEYS[3], g)
+if #changed == 0 then return out end
+for i, t in ipairs(redis.call('HMGET', KEYS[3], unpack(changed))) do
   if t then
-    out[#out + 1] = g
+    out[#out + 1] = changed[i]
     out[#out + 1] = t
   end
 end

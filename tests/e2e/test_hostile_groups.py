@@ -232,16 +232,29 @@ async def test_parked_long_polls_cost_nothing_per_send_and_woken_ones_share_a_re
             for i in range(count):
                 await _ok(client, "/api/send", chat=chat, sender=a, text=f"s{i}")
 
+        group = f"#park{_RUN}{next(_ids)}"
+        await _ok(client, "/api/groups", chat=group, user=a)
+
+        async def group_sends(count: int) -> None:
+            for i in range(count):
+                await _ok(client, "/api/send", chat=group, sender=a, text=f"g{i}")
+
         alone = await _commands_run(redis, lambda: sends(10))
+        group_alone = await _commands_run(redis, lambda: group_sends(10))
         conns = await asyncio.gather(*(Connection.open(gateway.port) for _ in range(200)))
+        targets = [chat, "%23" + group[1:]]  # half on the chat, half on the group
         parked = [
-            asyncio.create_task(c.get(f"/api/pull?chat={chat}&cursor={FAR}&wait_ms=30000"))
-            for c in conns
+            asyncio.create_task(
+                c.get(f"/api/pull?chat={targets[i % 2]}&cursor={FAR}&wait_ms=30000")
+            )
+            for i, c in enumerate(conns)
         ]
         await asyncio.sleep(1.0)
         with_parked = await _commands_run(redis, lambda: sends(10))
+        group_with_parked = await _commands_run(redis, lambda: group_sends(10))
         assert not [p for p in parked if p.done()]  # none was answered
         assert with_parked <= alone + 10, (alone, with_parked)
+        assert group_with_parked <= group_alone + 10, (group_alone, group_with_parked)
         for p in parked:
             p.cancel()
         for c in conns:

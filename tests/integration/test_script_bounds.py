@@ -186,5 +186,11 @@ async def test_member_scripts_are_bounded_by_the_users_groups_not_the_traffic(
     truth = await plain.one(GroupState(groups[0], user))
     assert await _ran(redis_client, lambda: plain.one(UserSide(user, groups[0], truth))) <= 2
     assert await plain.one(UserGroups(user)) == sorted(groups)
-    _, changed = await plain.one(BigChanged(0, 1))
-    assert changed in ({}, None)
+    big = [f"#active{next(_ids)}" for _ in range(3)]
+    for g in big:  # big at the second member, then a message: 3 big groups active
+        await plain.execute([CreateGroup(g, user), AddMember(g, user, "x", 10, 1)])
+        await plain.one(GroupAppend(g, user, "hi"))
+    top, changed = await plain.one(BigChanged(0, 5))
+    assert set(changed) == set(big)
+    assert await plain.one(BigChanged(0, 2)) == (top, None)  # more than 2 changed: '*'
+    assert await plain.one(BigChanged(top, 0)) == (top, {})  # nothing since top
