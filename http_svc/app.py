@@ -91,7 +91,6 @@ def create_app(settings: Settings, name: str = "im_http") -> Sanic[Config, AppCo
             [] if settings.etcd_url else settings.rpc_addrs,
             settings.rpc_channels,
             settings.rpc_timeout_ms / 1000,
-            mode=settings.rpc_mode,
             batch_max=settings.rpc_batch_max,
             max_in_flight=settings.max_in_flight,
             max_waiting=settings.max_waiting,

@@ -12,23 +12,22 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from grpclib.client import Stream
+from grpclib.client import Channel, Stream
 from grpclib.const import Cardinality, Status
 
 from http_svc.errors import RPC_ERRORS, RpcFailure, rpc_failure
 from im_common.batch_messages import BatchReplyMessage, BatchRequestMessage
 from im_common.rpc_names import BATCH_STREAM
-from improto import ImServiceStub
 
 _Stream = Stream[BatchRequestMessage, BatchReplyMessage]
 
 
 class BatchStream:
-    """Sends BatchRequests on one open stream of `stub`'s channel, each answered by its
-    reply's id (both coded by im_common.batch_messages)."""
+    """Sends BatchRequests on one open stream of `channel`, each answered by its reply's id
+    (both coded by im_common.batch_messages)."""
 
-    def __init__(self, stub: ImServiceStub) -> None:
-        self._channel = stub.channel
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
         self._ids = itertools.count(1)
         self._waiters: dict[int, asyncio.Future[BatchReplyMessage]] = {}
         self._writing = asyncio.Lock()  # one message at a time: its frames must not interleave

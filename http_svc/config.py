@@ -12,7 +12,6 @@ from im_common.jwks import JwksError, read_keys
 from im_common.logs import check_log_format
 from im_common.settings import SettingsError, load_settings, setting
 
-RPC_MODES = ("stream", "batch", "unary")
 MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key as long as the hash
 
 
@@ -37,12 +36,6 @@ class Settings:
     )
     rpc_timeout_ms: int = setting(
         "IM_RPC_TIMEOUT_MS", 2000, "deadline of every call to im-rpc", lo=1, hi=600_000
-    )
-    rpc_mode: str = setting(
-        "IM_RPC_MODE",
-        "stream",
-        "how calls reach im-rpc: stream (batches on a long-lived stream), batch (a Batch "
-        "RPC per batch), unary (a Send/Pull RPC per request)",
     )
     max_in_flight: int = setting(
         "IM_HTTP_MAX_IN_FLIGHT",
@@ -190,9 +183,6 @@ class Settings:
                 read_keys(Path(self.auth_jwks_file))
             except JwksError as exc:
                 raise SettingsError(f"IM_AUTH_JWKS_FILE: {exc}") from None
-        if self.rpc_mode not in RPC_MODES:
-            modes = ", ".join(RPC_MODES)
-            raise SettingsError(f"IM_RPC_MODE: {self.rpc_mode!r} is not one of {modes}")
 
     @property
     def auth(self) -> bool:

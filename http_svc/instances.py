@@ -19,21 +19,20 @@ from grpclib.health.v1.health_grpc import HealthStub
 
 from http_svc.batch_stream import BatchStream
 from http_svc.config import split_addr
-from improto import ImServiceStub
 
 log = logging.getLogger(__name__)
 
 
 class Instance:
-    """One im-rpc instance: `channels` HTTP/2 connections, their stubs and batch streams."""
+    """One im-rpc instance: `channels` HTTP/2 connections, their batch streams and health
+    stubs."""
 
-    def __init__(self, addr: str, channels: int, streams: bool) -> None:
+    def __init__(self, addr: str, channels: int) -> None:
         host, port = split_addr(addr)
         self.addr = addr
         self._channels = [Channel(host, port) for _ in range(channels)]
-        self.stubs = [ImServiceStub(channel) for channel in self._channels]
         self.health = [HealthStub(channel) for channel in self._channels]
-        self.streams = [BatchStream(stub) for stub in self.stubs] if streams else []
+        self.streams = [BatchStream(channel) for channel in self._channels]
         self._next = itertools.cycle(range(channels))
         self.in_flight = 0
         self.calls = 0
@@ -55,9 +54,8 @@ class Instance:
 class InstancePool:
     """The live instances, by address; see the module docstring for how one is picked."""
 
-    def __init__(self, channels: int, streams: bool, down_s: float = 1.0) -> None:
+    def __init__(self, channels: int, down_s: float = 1.0) -> None:
         self._channels = channels
-        self._streams = streams
         self._down_s = down_s
         self._live: dict[str, Instance] = {}
         self._order: list[Instance] = []
@@ -78,7 +76,7 @@ class InstancePool:
         wanted = dict.fromkeys(addrs)
         for addr in wanted:
             if addr not in self._live:
-                self._live[addr] = Instance(addr, self._channels, self._streams)
+                self._live[addr] = Instance(addr, self._channels)
                 log.info("im-rpc instance added: %s", addr)
         for addr in [a for a in self._live if a not in wanted]:
             instance = self._live.pop(addr)

@@ -22,6 +22,7 @@ from http_svc.params import (
     text_param,
 )
 from http_svc.rate_limit import retry_after
+from im_common.calls import ChatsCall, GroupCall, PullCall, ReadCall, SendCall
 
 bp = Blueprint("api")
 
@@ -98,9 +99,8 @@ async def send(request: Request) -> HTTPResponse:
         raise ApiError(
             429, "rate_limited", "too many sends from this sender; retry later", retry_after(wait)
         )
-    body = await request.app.ctx.rpc.send(
-        chat, text, sender, client_msg_id or "", _retry_key(request), actor=user
-    )
+    call = SendCall(chat, sender, text, client_msg_id or "", _retry_key(request), user)
+    body = await request.app.ctx.rpc.call(call)
     return HTTPResponse(body, content_type="application/json")
 
 
@@ -133,9 +133,9 @@ async def pull(request: Request) -> HTTPResponse:
                     f"this {'user' if user else 'address'} holds {shares.limit} long polls "
                     "here already (IM_HTTP_MAX_WAITING_PER_USER); retry when one returns",
                 )
-            body = await rpc.pull_wait(chat, cursor, limit, wait_ms, actor=user)
+            body = await rpc.pull_wait(PullCall(chat, cursor, limit, False, wait_ms, user))
     else:
-        body = await rpc.pull(chat, cursor, limit, reverse, actor=user)
+        body = await rpc.call(PullCall(chat, cursor, limit, reverse, 0, user))
     return HTTPResponse(body, content_type="application/json")
 
 
@@ -159,7 +159,7 @@ async def chats(request: Request) -> HTTPResponse:
     user = _own(params, "user", actor)
     cursor = int_param(params, "cursor", 0, 0, INT64_MAX)
     limit = int_param(params, "limit", 0, 0, _INT32_MAX)
-    body = await request.app.ctx.rpc.chats(user, cursor, limit, actor=actor)
+    body = await request.app.ctx.rpc.call(ChatsCall(user, cursor, limit, actor))
     return HTTPResponse(body, content_type="application/json")
 
 
@@ -171,7 +171,7 @@ async def read(request: Request) -> HTTPResponse:
     chat = text_param(params, "chat")
     user = _own(params, "user", actor)
     send_time = int_param(params, "send_time", None, 0, INT64_MAX)
-    body = await request.app.ctx.rpc.read(chat, user, send_time, actor=actor)
+    body = await request.app.ctx.rpc.call(ReadCall(chat, user, send_time, actor))
     return HTTPResponse(body, content_type="application/json")
 
 
@@ -199,7 +199,7 @@ async def user_groups(request: Request) -> HTTPResponse:
     actor = _acting_user(request)
     params = collect(request)
     user = _own(params, "user", actor)
-    body = await request.app.ctx.rpc.group("list", "", user, "", actor=actor)
+    body = await request.app.ctx.rpc.call(GroupCall("list", "", user, "", actor))
     return HTTPResponse(body, content_type="application/json")
 
 
@@ -218,7 +218,7 @@ async def _group(request: Request, op: str) -> HTTPResponse:
         user = _own(params, "user", actor)
     if op in ("add", "remove"):
         member = text_param(params, "member")
-    body = await request.app.ctx.rpc.group(op, chat, user, member, actor=actor)
+    body = await request.app.ctx.rpc.call(GroupCall(op, chat, user, member, actor))
     return HTTPResponse(body, content_type="application/json")
 
 

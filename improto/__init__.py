@@ -10,7 +10,6 @@ from typing import (
     AsyncIterator,
     Dict,
     Iterable,
-    List,
     Optional,
     Union,
 )
@@ -26,133 +25,18 @@ if TYPE_CHECKING:
 
 
 @dataclass(eq=False, repr=False)
-class Message(betterproto.Message):
-    chat: str = betterproto.string_field(1)
-    text: str = betterproto.string_field(2)
-    sender: str = betterproto.string_field(3)
-    send_time: int = betterproto.int64_field(4)
-
-
-@dataclass(eq=False, repr=False)
-class SendRequest(betterproto.Message):
-    chat: str = betterproto.string_field(1)
-    text: str = betterproto.string_field(2)
-    sender: str = betterproto.string_field(3)
-    client_msg_id: str = betterproto.string_field(4)
-    retry_key: str = betterproto.string_field(5)
-    """
-    Set by the gateway when client_msg_id is empty, so that a send it retries on
-     another instance is not stored twice; remembered for IM_RETRY_KEY_TTL_S only.
-    """
-
-    request_id: str = betterproto.string_field(6)
-    acting_user: str = betterproto.string_field(7)
-
-
-@dataclass(eq=False, repr=False)
-class SendResponse(betterproto.Message):
-    chat: str = betterproto.string_field(1)
-    send_time: int = betterproto.int64_field(2)
-
-
-@dataclass(eq=False, repr=False)
-class PullRequest(betterproto.Message):
-    chat: str = betterproto.string_field(1)
-    cursor: int = betterproto.int64_field(2)
-    limit: int = betterproto.int32_field(3)
-    reverse: bool = betterproto.bool_field(4)
-    request_id: str = betterproto.string_field(5)
-    wait_ms: int = betterproto.int32_field(6)
-    acting_user: str = betterproto.string_field(7)
-
-
-@dataclass(eq=False, repr=False)
-class PullResponse(betterproto.Message):
-    messages: List["Message"] = betterproto.message_field(1)
-    has_more: bool = betterproto.bool_field(2)
-    next_cursor: int = betterproto.int64_field(3)
-
-
-@dataclass(eq=False, repr=False)
-class ChatsRequest(betterproto.Message):
-    """
-    The inbox: a user's chats, most recently active first (paged like a reverse pull).
-    """
-
-    user: str = betterproto.string_field(1)
-    cursor: int = betterproto.int64_field(2)
-    limit: int = betterproto.int32_field(3)
-    request_id: str = betterproto.string_field(4)
-    acting_user: str = betterproto.string_field(5)
-
-
-@dataclass(eq=False, repr=False)
-class ChatSummary(betterproto.Message):
-    chat: str = betterproto.string_field(1)
-    last_message: "Message" = betterproto.message_field(2)
-    unread: int = betterproto.int64_field(3)
-
-
-@dataclass(eq=False, repr=False)
-class ChatsResponse(betterproto.Message):
-    chats: List["ChatSummary"] = betterproto.message_field(1)
-    has_more: bool = betterproto.bool_field(2)
-    next_cursor: int = betterproto.int64_field(3)
-
-
-@dataclass(eq=False, repr=False)
-class ReadRequest(betterproto.Message):
-    """Moves a member's read position forward (never back)."""
-
-    chat: str = betterproto.string_field(1)
-    user: str = betterproto.string_field(2)
-    send_time: int = betterproto.int64_field(3)
-    request_id: str = betterproto.string_field(4)
-    acting_user: str = betterproto.string_field(5)
-
-
-@dataclass(eq=False, repr=False)
-class ReadResponse(betterproto.Message):
-    chat: str = betterproto.string_field(1)
-    user: str = betterproto.string_field(2)
-    read_until: int = betterproto.int64_field(3)
-
-
-@dataclass(eq=False, repr=False)
-class GroupRequest(betterproto.Message):
-    """
-    Group calls: create (user makes the group, its owner), add (user adds member),
-     remove (user removes member, or itself: leaves), members (the group).
-    """
-
-    op: str = betterproto.string_field(1)
-    chat: str = betterproto.string_field(2)
-    user: str = betterproto.string_field(3)
-    member: str = betterproto.string_field(4)
-    request_id: str = betterproto.string_field(5)
-    acting_user: str = betterproto.string_field(6)
-
-
-@dataclass(eq=False, repr=False)
-class GroupReply(betterproto.Message):
-    chat: str = betterproto.string_field(1)
-    owner: str = betterproto.string_field(2)
-    members: List[str] = betterproto.string_field(3)
-
-
-@dataclass(eq=False, repr=False)
 class BatchRequest(betterproto.Message):
     """
-    calls: a JSON array; each call is one of
-       ["send", chat, sender, text, client_msg_id, retry_key] (+ acting_user)
-       ["pull", chat, cursor, limit, reverse] (+ wait_ms, + acting_user after it)
-       ["chats", user, cursor, limit] (+ acting_user)
-       ["read", chat, user, send_time] (+ acting_user)
-       ["group", op, chat, user, member] (+ acting_user)
-     with the types and rules of SendRequest, PullRequest, ChatsRequest and ReadRequest
-     (acting_user: ACTING_USER above; without it, none).
-     On BatchStream, a BatchRequest without calls asks im-rpc to stop batch `id`, still
-     running (a long poll whose HTTP client went away); it is not answered.
+    calls: a JSON array of calls, each an array of its kind and its fields, in the order of
+     the call schema im_common/calls.py (trailing fields at their default may be left out):
+       ["send", chat, sender, text, client_msg_id, retry_key, acting_user]
+       ["pull", chat, cursor, limit, reverse, wait_ms, acting_user]
+       ["chats", user, cursor, limit, acting_user]
+       ["read", chat, user, send_time, acting_user]
+       ["group", op, chat, user, member, acting_user]   (op: create | add | remove | members |
+                                                         list: the groups of user, chat empty)
+     A BatchRequest without calls asks im-rpc to stop batch `id`, still running (a long poll
+     whose HTTP client went away); it is not answered.
     """
 
     calls: bytes = betterproto.bytes_field(1)
@@ -163,12 +47,11 @@ class BatchRequest(betterproto.Message):
 @dataclass(eq=False, repr=False)
 class BatchReply(betterproto.Message):
     """
-    One answer per call, in order. index: a JSON array of [status, length] pairs,
-     status being a gRPC status code (0 = OK); bodies: the answers' bytes, back to
-     back. An OK answer is the public JSON body of /api/send, /api/pull, /api/chats
-     or /api/read; any other
-     is the UTF-8 status message "<machine_code>: <message>". A group call's OK answer is
-     {"chat", "owner", "members"}.
+    One answer per call, in order. index: a JSON array of [status, length] pairs, status
+     being a gRPC status code (0 = OK); bodies: the answers' bytes, back to back. An OK answer
+     is the public JSON body of the call's route (/api/send, /api/pull, /api/chats,
+     /api/read, /api/groups...); any other is the UTF-8 status message
+     "<machine_code>: <message>".
     """
 
     index: bytes = betterproto.bytes_field(1)
@@ -177,108 +60,6 @@ class BatchReply(betterproto.Message):
 
 
 class ImServiceStub(betterproto.ServiceStub):
-    async def send(
-        self,
-        send_request: "SendRequest",
-        *,
-        timeout: Optional[float] = None,
-        deadline: Optional["Deadline"] = None,
-        metadata: Optional["MetadataLike"] = None
-    ) -> "SendResponse":
-        return await self._unary_unary(
-            "/improto.IMService/Send",
-            send_request,
-            SendResponse,
-            timeout=timeout,
-            deadline=deadline,
-            metadata=metadata,
-        )
-
-    async def pull(
-        self,
-        pull_request: "PullRequest",
-        *,
-        timeout: Optional[float] = None,
-        deadline: Optional["Deadline"] = None,
-        metadata: Optional["MetadataLike"] = None
-    ) -> "PullResponse":
-        return await self._unary_unary(
-            "/improto.IMService/Pull",
-            pull_request,
-            PullResponse,
-            timeout=timeout,
-            deadline=deadline,
-            metadata=metadata,
-        )
-
-    async def chats(
-        self,
-        chats_request: "ChatsRequest",
-        *,
-        timeout: Optional[float] = None,
-        deadline: Optional["Deadline"] = None,
-        metadata: Optional["MetadataLike"] = None
-    ) -> "ChatsResponse":
-        return await self._unary_unary(
-            "/improto.IMService/Chats",
-            chats_request,
-            ChatsResponse,
-            timeout=timeout,
-            deadline=deadline,
-            metadata=metadata,
-        )
-
-    async def read(
-        self,
-        read_request: "ReadRequest",
-        *,
-        timeout: Optional[float] = None,
-        deadline: Optional["Deadline"] = None,
-        metadata: Optional["MetadataLike"] = None
-    ) -> "ReadResponse":
-        return await self._unary_unary(
-            "/improto.IMService/Read",
-            read_request,
-            ReadResponse,
-            timeout=timeout,
-            deadline=deadline,
-            metadata=metadata,
-        )
-
-    async def group(
-        self,
-        group_request: "GroupRequest",
-        *,
-        timeout: Optional[float] = None,
-        deadline: Optional["Deadline"] = None,
-        metadata: Optional["MetadataLike"] = None
-    ) -> "GroupReply":
-        return await self._unary_unary(
-            "/improto.IMService/Group",
-            group_request,
-            GroupReply,
-            timeout=timeout,
-            deadline=deadline,
-            metadata=metadata,
-        )
-
-    async def batch(
-        self,
-        batch_request: "BatchRequest",
-        *,
-        timeout: Optional[float] = None,
-        deadline: Optional["Deadline"] = None,
-        metadata: Optional["MetadataLike"] = None
-    ) -> "BatchReply":
-        return await self._unary_unary(
-            "/improto.IMService/Batch",
-            batch_request,
-            BatchReply,
-            timeout=timeout,
-            deadline=deadline,
-            metadata=metadata,
-        )
-
     async def batch_stream(
         self,
         batch_request_iterator: Union[
@@ -303,71 +84,11 @@ class ImServiceStub(betterproto.ServiceStub):
 
 class ImServiceBase(ServiceBase):
 
-    async def send(self, send_request: "SendRequest") -> "SendResponse":
-        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
-
-    async def pull(self, pull_request: "PullRequest") -> "PullResponse":
-        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
-
-    async def chats(self, chats_request: "ChatsRequest") -> "ChatsResponse":
-        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
-
-    async def read(self, read_request: "ReadRequest") -> "ReadResponse":
-        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
-
-    async def group(self, group_request: "GroupRequest") -> "GroupReply":
-        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
-
-    async def batch(self, batch_request: "BatchRequest") -> "BatchReply":
-        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
-
     async def batch_stream(
         self, batch_request_iterator: AsyncIterator[BatchRequest]
     ) -> AsyncIterator[BatchReply]:
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
         yield BatchReply()
-
-    async def __rpc_send(
-        self, stream: "grpclib.server.Stream[SendRequest, SendResponse]"
-    ) -> None:
-        request = await stream.recv_message()
-        response = await self.send(request)
-        await stream.send_message(response)
-
-    async def __rpc_pull(
-        self, stream: "grpclib.server.Stream[PullRequest, PullResponse]"
-    ) -> None:
-        request = await stream.recv_message()
-        response = await self.pull(request)
-        await stream.send_message(response)
-
-    async def __rpc_chats(
-        self, stream: "grpclib.server.Stream[ChatsRequest, ChatsResponse]"
-    ) -> None:
-        request = await stream.recv_message()
-        response = await self.chats(request)
-        await stream.send_message(response)
-
-    async def __rpc_read(
-        self, stream: "grpclib.server.Stream[ReadRequest, ReadResponse]"
-    ) -> None:
-        request = await stream.recv_message()
-        response = await self.read(request)
-        await stream.send_message(response)
-
-    async def __rpc_group(
-        self, stream: "grpclib.server.Stream[GroupRequest, GroupReply]"
-    ) -> None:
-        request = await stream.recv_message()
-        response = await self.group(request)
-        await stream.send_message(response)
-
-    async def __rpc_batch(
-        self, stream: "grpclib.server.Stream[BatchRequest, BatchReply]"
-    ) -> None:
-        request = await stream.recv_message()
-        response = await self.batch(request)
-        await stream.send_message(response)
 
     async def __rpc_batch_stream(
         self, stream: "grpclib.server.Stream[BatchRequest, BatchReply]"
@@ -381,42 +102,6 @@ class ImServiceBase(ServiceBase):
 
     def __mapping__(self) -> Dict[str, grpclib.const.Handler]:
         return {
-            "/improto.IMService/Send": grpclib.const.Handler(
-                self.__rpc_send,
-                grpclib.const.Cardinality.UNARY_UNARY,
-                SendRequest,
-                SendResponse,
-            ),
-            "/improto.IMService/Pull": grpclib.const.Handler(
-                self.__rpc_pull,
-                grpclib.const.Cardinality.UNARY_UNARY,
-                PullRequest,
-                PullResponse,
-            ),
-            "/improto.IMService/Chats": grpclib.const.Handler(
-                self.__rpc_chats,
-                grpclib.const.Cardinality.UNARY_UNARY,
-                ChatsRequest,
-                ChatsResponse,
-            ),
-            "/improto.IMService/Read": grpclib.const.Handler(
-                self.__rpc_read,
-                grpclib.const.Cardinality.UNARY_UNARY,
-                ReadRequest,
-                ReadResponse,
-            ),
-            "/improto.IMService/Group": grpclib.const.Handler(
-                self.__rpc_group,
-                grpclib.const.Cardinality.UNARY_UNARY,
-                GroupRequest,
-                GroupReply,
-            ),
-            "/improto.IMService/Batch": grpclib.const.Handler(
-                self.__rpc_batch,
-                grpclib.const.Cardinality.UNARY_UNARY,
-                BatchRequest,
-                BatchReply,
-            ),
             "/improto.IMService/BatchStream": grpclib.const.Handler(
                 self.__rpc_batch_stream,
                 grpclib.const.Cardinality.STREAM_STREAM,

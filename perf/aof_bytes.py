@@ -23,7 +23,8 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from devtools.procs import redis_server
-from rpc_svc.store import RedisStore
+from rpc_svc.server import open_store
+from rpc_svc.store.ops import Append
 
 LAYOUTS = {"short hash": 32, "streams only": 0}
 
@@ -35,7 +36,7 @@ async def _aof_size(client: aioredis.Redis) -> int:
 async def measure(url: str, short: int, messages: int, text_bytes: int, chats: int) -> list[int]:
     """Median AOF bytes of the n-th send of a chat, n = 1..messages (`short`: the store's
     IM_SHORT_CHAT_MESSAGES), over `chats` chats."""
-    store = RedisStore.from_url(
+    store = open_store(
         url, max_connections=2, timeout_s=5, idempotency_ttl_s=86_400, short_chat_messages=short
     )
     client = aioredis.Redis.from_url(url)
@@ -46,7 +47,7 @@ async def measure(url: str, short: int, messages: int, text_bytes: int, chats: i
             chat = f"s{short}u{c}a:s{short}u{c}b"
             for n in range(messages):
                 before = await _aof_size(client)
-                await store.append(chat, n % 2, text)
+                await store.one(Append(chat, n % 2, text))
                 grown[n].append(await _aof_size(client) - before)
     finally:
         await store.close()

@@ -34,9 +34,10 @@ import redis
 
 from devtools.procs import Process, http_service, redis_server, rpc_service
 from devtools.rawhttp import Connection
-from perf.auth import cpu_seconds
-from perf.rpc_ab import base_rpc, worktree
-from perf.stack import comparison_args, start_owned
+from perf.lib.procstats import cpu_seconds, pid_of
+from perf.lib.rounds import Samples, interleaved, log
+from perf.lib.stack import base_rpc, comparison_args, start_owned, worktree
+from perf.report import write_table
 
 FAR = 1 << 62
 SEND_RATE = 20.0
@@ -79,9 +80,9 @@ async def _sends(port: int, chat: str, seconds: float) -> int:
 async def _per_send(side: Side, chat: str, seconds: float) -> tuple[float, float]:
     """(im-rpc CPU ms, Redis commands) per send of `seconds` of sends to `chat`."""
     assert side.rpc.proc is not None
-    cpu0, commands0 = cpu_seconds(side.rpc.proc.pid), _commands(side.redis.port)
+    cpu0, commands0 = cpu_seconds(pid_of(side.rpc)), _commands(side.redis.port)
     sent = await _sends(side.gateway.port, chat, seconds)
-    cpu1, commands1 = cpu_seconds(side.rpc.proc.pid), _commands(side.redis.port)
+    cpu1, commands1 = cpu_seconds(pid_of(side.rpc)), _commands(side.redis.port)
     return (cpu1 - cpu0) * 1000 / sent, (commands1 - commands0) / sent
 
 
@@ -202,23 +203,29 @@ def _start(stack: ExitStack, work: Path, name: str, base: Path | None, groups: i
 
 async def run(args: argparse.Namespace, sides: dict[str, Side]) -> None:
     """Every round of both scenarios, then the medians."""
-    print("making the inbox users' groups", flush=True)
+    log("attacks", "making the inbox users' groups")
     for side in sides.values():
         await make_groups(side, "many", args.groups, "big")
         await make_groups(side, "few", 10, "small")
-    results: dict[tuple[str, str], list[dict[str, float]]] = {}
-    n = 0
-    for r in range(args.rounds):
-        for name in ("A", "B") if r % 2 == 0 else ("B", "A"):
-            n += 1
-            got = await parked(sides[name], args.polls, args.seconds, n)
-            got |= await inbox(sides[name], "many", "few", args.seconds)
-            results.setdefault(("all", name), []).append(got)
-            print(f"round {r + 1} {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in got.items()))
-    for name in ("A", "B"):
-        runs = results[("all", name)]
-        medians = {k: statistics.median(run[k] for run in runs) for k in runs[0]}
-        print(f"{name} medians: " + ", ".join(f"{k} {v:.2f}" for k, v in medians.items()))
+    results: Samples[dict[str, float]] = Samples()
+    for n, (r, _, name) in enumerate(interleaved(args.rounds, ("A", "B"))):
+        got = await parked(sides[name], args.polls, args.seconds, n + 1)
+        got |= await inbox(sides[name], "many", "few", args.seconds)
+        results.add(name, got)
+        log(
+            "attacks", f"round {r + 1} {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in got.items())
+        )
+    lines = [
+        f"A: im-rpc of {args.base}; B: this tree. Medians of {args.rounds} interleaved rounds "
+        f"({args.polls:,} parked polls, a user in {args.groups:,} big groups):",
+        "",
+        "| figure | A | B |",
+        "| --- | --- | --- |",
+    ]
+    for key in results.rounds("A")[0]:
+        a, b = (statistics.median(run[key] for run in results.rounds(n)) for n in ("A", "B"))
+        lines.append(f"| {key} | {a:.2f} | {b:.2f} |")
+    write_table(args.out, "attacks.md", lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             "A": _start(stack, work, "A", base, args.groups),
             "B": _start(stack, work, "B", None, args.groups),
         }
-        print(f"A: im-rpc of {args.base}; B: this tree", flush=True)
+        log("attacks", f"A: im-rpc of {args.base}; B: this tree")
         asyncio.run(run(args, sides))
     return 0
 

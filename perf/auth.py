@@ -15,7 +15,6 @@ duplicated or out of order.
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
@@ -24,25 +23,14 @@ from pathlib import Path
 
 from devtools.procs import http_service, redis_server, rpc_service
 from perf.audit import run_audit
+from perf.lib.procstats import cpu_seconds, pid_of
+from perf.lib.rounds import Samples, interleaved, log
+from perf.lib.stack import comparison_args, make_keys, start_owned
 from perf.report import write_table
-from perf.stack import comparison_args, make_keys, start_owned
 from perf.tokens import load_users, read_tokens, write_tokens
 from perf.wrk import run_wrk
 
 SCENARIOS = ("send", "pull10")
-_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int, children: bool = False) -> float:
-    """User plus system CPU time process `pid` has used so far (with `children`: also that
-    of its children it has reaped, as Redis's AOF rewrites)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])
-    if children:
-        ticks += int(fields[13]) + int(fields[14])
-    return ticks * _TICK_S
-
-
 CHATS = 200
 PREFIX = "auth"
 
@@ -56,9 +44,9 @@ def _variants(public: Path) -> dict[str, dict[str, str]]:
 def main(argv: list[str] | None = None) -> int:
     """Measure, print and write the table; 1 if the audit failed."""
     args = comparison_args("perf.auth", __doc__, argv, seconds=5, rounds=5)
-    rps: dict[tuple[str, str], list[float]] = {}
-    p99: dict[tuple[str, str], list[float]] = {}
-    cpu_us: dict[tuple[str, str], list[float]] = {}
+    rps: Samples[float] = Samples()
+    p99: Samples[float] = Samples()
+    cpu_us: Samples[float] = Samples()
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-auth-")))
         redis = start_owned(stack, redis_server(work / "redis", fsync="everysec"))
@@ -83,36 +71,29 @@ def main(argv: list[str] | None = None) -> int:
                 tokens=tokens,
                 acks=acks,
             )
-        for round_ in range(args.rounds):
-            order = names[round_ % len(names) :] + names[: round_ % len(names)]
-            for scenario in SCENARIOS:
-                for name in order:
-                    pid = gateways[name].proc.pid  # type: ignore[union-attr]
-                    cpu = cpu_seconds(pid)
-                    r = run_wrk(
-                        urls[name],
-                        scenario,
-                        args.connections,
-                        args.seconds,
-                        chats=CHATS,
-                        prefix=PREFIX,
-                        tokens=tokens,
-                        acks=acks if scenario == "send" else None,
-                    )
-                    if r.error_count:
-                        raise SystemExit(f"{name} {scenario}: {r.errors} (tokens refused?)")
-                    used = (cpu_seconds(pid) - cpu) / max(r.requests, 1) * 1e6
-                    cpu_us.setdefault((name, scenario), []).append(used)
-                    rps.setdefault((name, scenario), []).append(r.rps)
-                    p99.setdefault((name, scenario), []).append(r.p99_ms)
-                    print(
-                        f"[auth] round {round_ + 1} {scenario:>6} {name:<13} {r.rps:>8,.0f}/s "
-                        f"p99 {r.p99_ms:.2f} ms, gateway CPU {used:.0f} us/request",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+        for r, scenario, name in interleaved(args.rounds, names, SCENARIOS, rotate=True):
+            pid = pid_of(gateways[name])
+            cpu = cpu_seconds(pid)
+            got = run_wrk(
+                urls[name],
+                scenario,
+                args.connections,
+                args.seconds,
+                chats=CHATS,
+                prefix=PREFIX,
+                tokens=tokens,
+                acks=acks if scenario == "send" else None,
+            )
+            if got.error_count:
+                raise SystemExit(f"{name} {scenario}: {got.errors} (tokens refused?)")
+            used = (cpu_seconds(pid) - cpu) / max(got.requests, 1) * 1e6
+            cpu_us.add((name, scenario), used)
+            rps.add((name, scenario), got.rps)
+            p99.add((name, scenario), got.p99_ms)
+            log("auth", f"round {r + 1} {scenario:>6} {name:<13} {got.rps:>8,.0f}/s "
+                        f"p99 {got.p99_ms:.2f} ms, gateway CPU {used:.0f} us/request")  # fmt: skip
         audit = asyncio.run(run_audit(urls["on"], [acks], tokens=read_tokens(tokens)))
-        print(f"[auth] {audit.line()}", file=sys.stderr, flush=True)
+        log("auth", audit.line())
     lines = [
         f"Authentication off / on / on without the token cache, at {args.connections} "
         f"connections: medians of {args.rounds} interleaved rounds of {args.seconds:g} s (one "
@@ -124,14 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for scenario in SCENARIOS:
-        base = rps[("off", scenario)]
+        base = rps.rounds(("off", scenario))
         for name in names:
-            runs = rps[(name, scenario)]
+            runs = rps.rounds((name, scenario))
             ratio = statistics.median(r / b for r, b in zip(runs, base, strict=True))
             lines.append(
                 f"| {scenario} | {name} | {statistics.median(runs):,.0f} | {ratio:.1%} | "
-                f"{statistics.median(p99[(name, scenario)]):.2f} | "
-                f"{statistics.median(cpu_us[(name, scenario)]):.1f} |"
+                f"{p99.median((name, scenario)):.2f} | {cpu_us.median((name, scenario)):.1f} |"
             )
     lines += ["", audit.line()]
     write_table(args.out, "auth.md", lines)

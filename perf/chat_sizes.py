@@ -33,8 +33,9 @@ import orjson
 import redis.asyncio as aioredis
 
 from perf.store_memory import local_redis, used_memory
-from rpc_svc.chat import ReadMark
-from rpc_svc.store import MarkRead, RedisStore
+from rpc_svc.domain.values import ReadMark
+from rpc_svc.server import open_store
+from rpc_svc.store.ops import Append, MarkRead
 
 TEXT = "x" * 100
 RAW = len(TEXT) + 8  # text + sender: 108 bytes
@@ -64,7 +65,7 @@ async def _drop_users(r: aioredis.Redis) -> None:
 
 
 async def _send_all(url: str, order: Sequence[int], short: int, ids: bool) -> None:
-    store = RedisStore.from_url(
+    store = open_store(
         url,
         max_connections=64,
         timeout_s=10,
@@ -75,7 +76,7 @@ async def _send_all(url: str, order: Sequence[int], short: int, ids: bool) -> No
         for start in range(0, len(order), BATCH):
             await asyncio.gather(
                 *(
-                    store.append(chat(k), i % 2, TEXT, f"id{i}" if ids else "")
+                    store.one(Append(chat(k), i % 2, TEXT, f"id{i}" if ids else ""))
                     for i, k in enumerate(order[start : start + BATCH], start)
                 )
             )
@@ -124,13 +125,13 @@ async def _user_bytes(url: str, r: aioredis.Redis, users: int, per_user: int) ->
     """Bytes of inbox and read positions per user, each user in `per_user` chats (one
     message each, read by both members)."""
     await r.flushall()
-    store = RedisStore.from_url(url, max_connections=64, timeout_s=10, idempotency_ttl_s=60)
+    store = open_store(url, max_connections=64, timeout_s=10, idempotency_ttl_s=60)
     pairs = [(a, (a + j) % users) for a in range(users) for j in range(1, per_user // 2 + 1)]
     try:
         for start in range(0, len(pairs), BATCH):
             batch = pairs[start : start + BATCH]
             names = [":".join(sorted((user(a), user(b)))) for a, b in batch]
-            times = await asyncio.gather(*(store.append(n, 0, "x") for n in names))
+            times = await asyncio.gather(*(store.one(Append(n, 0, "x")) for n in names))
             marks = [
                 MarkRead(u, n, ReadMark(t, (1, 0)))
                 for n, t in zip(names, times, strict=True)

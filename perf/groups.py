@@ -27,8 +27,9 @@ import httpx
 
 from devtools.procs import start_trio
 from perf.audit import run_audit
+from perf.lib.rounds import interleaved, log
+from perf.lib.stack import raise_fd_limit
 from perf.report import write_table
-from perf.stack import raise_fd_limit
 from perf.wrk import WrkResult, run_wrk
 
 PREFIX = "grp"
@@ -44,7 +45,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--members", type=int, default=1000, help="members of each big group")
     p.add_argument("--small-members", type=int, default=100, help="members of each small group")
     p.add_argument("--groups", type=int, default=200, help="groups (and 1:1 chats) of the hub")
-    p.add_argument("--out", type=Path, help="report directory (default perf/reports/<date>)")
+    p.add_argument("--out", type=Path, help="report directory (default perf/reports)")
     return p.parse_args(argv)
 
 
@@ -103,51 +104,38 @@ def main(argv: list[str] | None = None) -> int:
         trio = start_trio(work, fsync="everysec")
         stack.callback(trio.stop)
         url = trio.url()
-        print(
-            f"[groups] set-up: {BIG_GROUPS} groups of {args.members}, a hub in "
-            f"{args.groups} groups and {args.groups} chats",
-            file=sys.stderr,
-            flush=True,
-        )
+        log("groups", f"set-up: {BIG_GROUPS} groups of {args.members}, a hub in "
+                      f"{args.groups} groups and {args.groups} chats")  # fmt: skip
         asyncio.run(set_up(url, args.members, args.small_members, args.groups))
         acks = work / "acks.txt"
         common = {"prefix": PREFIX, "members": args.members}
         run_wrk(url, "send", 64, 2, chats=CHATS, acks=acks, **common)  # fills chats for pull10
-        for round_ in range(args.rounds):
-            plan = [
-                ("send", "send", 64, CHATS, common),
-                ("gsend", "gsend", 64, BIG_GROUPS, common),
-                (
-                    "small",
-                    "gsend",
-                    64,
-                    BIG_GROUPS,
-                    {"prefix": SMALL, "members": args.small_members},
-                ),
-                ("pull10", "pull10", 20, CHATS, common),
-                ("chats10", "chats10", 20, CHATS, common),
-            ]
-            for scenario, mode, conns, chats, names in plan:
-                r = run_wrk(
-                    url,
-                    mode,
-                    conns,
-                    args.seconds,
-                    chats=chats,
-                    acks=acks if "send" in mode else None,
-                    **names,
-                )
-                if r.error_count:
-                    raise SystemExit(f"{scenario}: errors {r.errors}")
-                runs[scenario].append(r)
-                print(
-                    f"[groups] round {round_ + 1} {scenario:>7} c={conns} {r.rps:>8,.0f}/s "
-                    f"p99 {r.p99_ms:.2f} ms",
-                    file=sys.stderr,
-                    flush=True,
-                )
+        plan = [
+            ("send", "send", 64, CHATS, common),
+            ("gsend", "gsend", 64, BIG_GROUPS, common),
+            ("small", "gsend", 64, BIG_GROUPS, {"prefix": SMALL, "members": args.small_members}),
+            ("pull10", "pull10", 20, CHATS, common),
+            ("chats10", "chats10", 20, CHATS, common),
+        ]
+        for r, _, (scenario, mode, conns, chats, names) in interleaved(
+            args.rounds, plan, rotate=True
+        ):
+            got = run_wrk(
+                url,
+                mode,
+                conns,
+                args.seconds,
+                chats=chats,
+                acks=acks if "send" in mode else None,
+                **names,
+            )
+            if got.error_count:
+                raise SystemExit(f"{scenario}: errors {got.errors}")
+            runs[scenario].append(got)
+            log("groups", f"round {r + 1} {scenario:>7} c={conns} {got.rps:>8,.0f}/s "
+                          f"p99 {got.p99_ms:.2f} ms")  # fmt: skip
         audit = asyncio.run(run_audit(url, [acks]))
-        print(f"[groups] {audit.line()}", file=sys.stderr, flush=True)
+        log("groups", audit.line())
     med = {s: statistics.median(r.rps for r in rs) for s, rs in runs.items()}
     p99 = {s: statistics.median(r.p99_ms for r in rs) for s, rs in runs.items()}
     send_ratio = statistics.median(

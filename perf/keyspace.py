@@ -7,7 +7,7 @@ in one run on one stack.
 
 One redis-server, one im-rpc, one gateway. Each pool is filled first by `--fill-seconds` of
 sends at 64 connections (about as many messages in each: the small pool's chats are long
-streams, the big pool's mostly short strings). Each round then runs, in turn at
+streams, the big pool's mostly short chats). Each round then runs, in turn at
 `--connections`: /ping, and send, pull10 and inbox10 (a random member's inbox, 10 rows) on
 the small pool and on the big one. Prints and writes keyspace.md: medians, each scenario's
 share of the same round's /ping, and the big pool's figure over the small pool's (median of
@@ -27,17 +27,13 @@ from pathlib import Path
 
 from devtools.procs import start_trio
 from perf.audit import run_audit
+from perf.lib.rounds import interleaved, log
+from perf.lib.stack import comparison_args
 from perf.report import write_table
-from perf.stack import comparison_args
 from perf.wrk import WrkResult, run_wrk
 
 SMALL_POOL = 200
 SCENARIOS = ("send", "pull10", "inbox10")
-
-
-def log(message: str) -> None:
-    """A progress line on stderr."""
-    print(f"[keyspace] {message}", file=sys.stderr, flush=True)
 
 
 def _options(p: argparse.ArgumentParser) -> None:
@@ -61,32 +57,31 @@ def main(argv: list[str] | None = None) -> int:
             fill = run_wrk(
                 url, "send", 64, args.fill_seconds, chats=chats, prefix=prefix, acks=acks
             )
-            log(f"{name}: filled with {fill.requests:,} messages")
-        for round_ in range(args.rounds):
-            ping = run_wrk(url, "ping", args.connections, args.seconds)
-            pings.append(ping)
-            log(f"round {round_ + 1} ping {ping.rps:,.0f}/s")
-            for scenario in SCENARIOS:
-                for name, (prefix, chats) in pools.items():
-                    r = run_wrk(
-                        url,
-                        scenario,
-                        args.connections,
-                        args.seconds,
-                        chats=chats,
-                        prefix=prefix,
-                        acks=acks if scenario == "send" else None,
-                    )
-                    if r.error_count:
-                        raise SystemExit(f"{scenario} on {name}: errors {r.errors}")
-                    runs.setdefault((scenario, name), []).append(r)
-                    log(
-                        f"round {round_ + 1} {scenario:>7} {name:>14} {r.rps:>8,.0f}/s "
-                        f"p99 {r.p99_ms:.2f} ms"
-                    )
-        log("auditing every acknowledged send ...")
+            log("keyspace", f"{name}: filled with {fill.requests:,} messages")
+        for r, scenario, name in interleaved(args.rounds, list(pools), ("ping", *SCENARIOS)):
+            if scenario == "ping" and len(pings) > r:
+                continue  # one /ping a round: the machine's reference, whichever pool
+            prefix, chats = pools[name]
+            got = run_wrk(
+                url,
+                scenario,
+                args.connections,
+                args.seconds,
+                chats=chats,
+                prefix=prefix,
+                acks=acks if scenario == "send" else None,
+            )
+            if got.error_count:
+                raise SystemExit(f"{scenario} on {name}: errors {got.errors}")
+            if scenario == "ping":
+                pings.append(got)
+            else:
+                runs.setdefault((scenario, name), []).append(got)
+            log("keyspace", f"round {r + 1} {scenario:>7} {name:>14} {got.rps:>8,.0f}/s "
+                            f"p99 {got.p99_ms:.2f} ms")  # fmt: skip
+        log("keyspace", "auditing every acknowledged send ...")
         audit = asyncio.run(run_audit(url, [acks]))
-        log(audit.line())
+        log("keyspace", audit.line())
     small, large = pools
     lines = [
         f"Key space: medians of {args.rounds} interleaved rounds of {args.seconds:g} s at "

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import contextlib
 import itertools
-import os
 import statistics
 import sys
 import tempfile
@@ -37,9 +36,8 @@ import orjson
 
 from devtools.procs import Process, start_trio
 from devtools.rawhttp import Connection
-from perf.auth import cpu_seconds
-from perf.soak import rss_kb
-from perf.stack import raise_fd_limit
+from perf.lib.procstats import cpu_seconds, pid_of, usage
+from perf.lib.stack import raise_fd_limit
 
 WAIT_MS = 30_000
 
@@ -65,18 +63,6 @@ class Tally:
 def chat_of(i: int) -> str:
     """The chat poller i waits on."""
     return f"lp{i:05d}:peer{i:05d}"
-
-
-def pid_of(proc: Process) -> int:
-    """The pid of a started process."""
-    assert proc.proc is not None
-    return proc.proc.pid
-
-
-def usage(proc: Process) -> tuple[float, int]:
-    """(RSS in MB, open file descriptors) of a running process."""
-    pid = pid_of(proc)
-    return rss_kb(pid) / 1024, len(os.listdir(f"/proc/{pid}/fd"))
 
 
 async def poller(

@@ -5,8 +5,8 @@
 One stack found through etcd (Redis with AOF, etcd, two im-rpc, two gateways) and
 two nginx processes from deploy/nginx/im.conf.template: one in front of gateway 1,
 one in front of both. wrk runs /ping and send against gateway 1 directly and against
-each nginx, visiting the three targets in turn every round (interleaved). It prints
-a table of medians and writes nginx.md into the report directory.
+each nginx, visiting the three targets in turn every round, each first in its turn
+(interleaved). It prints a table of medians and writes nginx.md into the report directory.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import sys
 from contextlib import ExitStack
 
 from devtools.procs import nginx_server
+from perf.lib.rounds import interleaved, log
+from perf.lib.stack import ScaledStack, comparison_args, start_owned
 from perf.report import write_table
-from perf.stack import ScaledStack, comparison_args, start_owned
 from perf.wrk import run_wrk
 
 SCENARIOS = ("ping", "send")
@@ -34,20 +35,15 @@ def main(argv: list[str] | None = None) -> int:
         one = start_owned(stack, nginx_server(work, [gateways[0].port]))
         both = start_owned(stack, nginx_server(work, [g.port for g in gateways]))
         urls = dict(zip(TARGETS, (gateways[0], one, both), strict=True))
-        for round_ in range(args.rounds):
-            for target, proc in urls.items():
-                url = f"http://127.0.0.1:{proc.port}"
-                result = {
-                    s: run_wrk(url, s, args.connections, args.seconds, prefix=f"ng{round_}").rps
-                    for s in SCENARIOS
-                }
-                runs[target].append(result)
-                print(
-                    f"[nginx] round {round_ + 1}: {target}: "
-                    + ", ".join(f"{k} {v:,.0f}/s" for k, v in result.items()),
-                    file=sys.stderr,
-                    flush=True,
-                )
+        for r, _, target in interleaved(args.rounds, TARGETS, rotate=True):
+            url = f"http://127.0.0.1:{urls[target].port}"
+            result = {
+                s: run_wrk(url, s, args.connections, args.seconds, prefix=f"ng{r}").rps
+                for s in SCENARIOS
+            }
+            runs[target].append(result)
+            log("nginx", f"round {r + 1}: {target}: "
+                         + ", ".join(f"{k} {v:,.0f}/s" for k, v in result.items()))  # fmt: skip
     lines = [
         f"Through nginx or not, {args.connections} connections, medians of {args.rounds} "
         f"interleaved rounds of {args.seconds:g} s (2 im-rpc found through etcd; wrk, nginx "

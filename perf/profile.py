@@ -1,6 +1,6 @@
 """Where the time goes: flame graphs of each service under load, and the hot path in process.
 
-    python -m perf.profile [--seconds 10] [--out perf/reports/<date>/profile]
+    python -m perf.profile [--seconds 10] [--out perf/reports/profile]
 
 For each of send and pull (wrk, 64 connections) it samples im-http and im-rpc with
 py-spy and writes flame-<service>-<scenario>.svg plus a text table of the functions
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import datetime as dt
 import os
 import shutil
 import subprocess
@@ -25,11 +24,12 @@ from pathlib import Path
 
 import orjson
 
-from perf.stack import LocalStack, raise_fd_limit
+from perf.lib.stack import LocalStack, raise_fd_limit
+from perf.report import REPORTS
 from perf.wrk import run_wrk
-from rpc_svc.service import ChatService
-from rpc_svc.store import RedisStore
-from rpc_svc.wire import decode_calls, encode_results
+from rpc_svc.edge.wire import decode_calls, encode_results
+from rpc_svc.server import open_store
+from rpc_svc.service.runner import ChatService
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,7 +105,7 @@ def profile_services(stack: LocalStack, seconds: int, out: Path) -> list[str]:
 
 
 async def _hot_path(redis_url: str, batches: int) -> None:
-    store = RedisStore.from_url(redis_url, max_connections=8, timeout_s=5, idempotency_ttl_s=60)
+    store = open_store(redis_url, max_connections=8, timeout_s=5, idempotency_ttl_s=60)
     service = ChatService(store, 4096)
     sends = orjson.dumps([["send", f"hp{i % 50}:q", "q", "x" * 100, ""] for i in range(32)])
     pulls = orjson.dumps([["pull", f"hp{i % 50}:q", 0, 10, False] for i in range(32)])
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", type=int, default=2000, help="batches for the in-process run")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
-    out = args.out or ROOT / "perf" / "reports" / dt.date.today().isoformat() / "profile"
+    out = args.out or REPORTS / "profile"
     out.mkdir(parents=True, exist_ok=True)
     raise_fd_limit()
     with ExitStack() as stack:

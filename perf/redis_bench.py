@@ -8,8 +8,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from rpc_svc.store_keys import idempotency_key, inbox_key, messages_key, short_key, wake_channel
-from rpc_svc.store_scripts import SEND
+from rpc_svc.store.keys import idempotency_key, inbox_key, messages_key, short_key, wake_channel
+from rpc_svc.store.lua import SEND
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,22 +28,6 @@ SCENARIOS = {
 
 
 @dataclass
-class Step:
-    """One A/B row: a configuration's throughput per round at one concurrency."""
-
-    name: str
-    scenario: str
-    connections: int
-    rps: list[float]
-    p99_ms: list[float]
-
-    @property
-    def median_rps(self) -> float:
-        """Median throughput over the rounds."""
-        return statistics.median(self.rps)
-
-
-@dataclass
 class RunData:
     """Everything a report shows."""
 
@@ -51,7 +36,6 @@ class RunData:
     results: list[WrkResult]
     audit: Audit
     redis: list[RedisCeiling] = field(default_factory=list)
-    steps: list[Step] = field(default_factory=list)
     locust: list[dict[str, str]] = field(default_factory=list)
     memory: list[str] = field(default_factory=list)
     command: str = ""
@@ -161,25 +145,6 @@ def _plot(data: RunData, out: Path) -> list[str]:
     return ["![throughput](throughput.png)", "", "![latency](latency.png)", ""]
 
 
-def _steps(data: RunData) -> list[str]:
-    if not data.steps:
-        return []
-    rounds = len(data.steps[0].rps)
-    rows = [
-        f"## Steps (A/B interleaved, {rounds} rounds, medians)",
-        "",
-        "| configuration | scenario | connections | median req/s | rounds req/s | median p99 ms |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for s in data.steps:
-        rounds_txt = ", ".join(f"{x:,.0f}" for x in s.rps)
-        rows.append(
-            f"| {s.name} | {SCENARIOS[s.scenario]} | {s.connections} | "
-            f"{s.median_rps:,.0f} | {rounds_txt} | {statistics.median(s.p99_ms):.2f} |"
-        )
-    return [*rows, ""]
-
-
 def _locust(data: RunData) -> list[str]:
     if not data.locust:
         return []
@@ -226,7 +191,7 @@ def write_report(out: Path, data: RunData) -> Path:
             *[f"| {c.command} | {c.pipeline} | {c.rps:,.0f} |" for c in data.redis],
             "",
         ]
-    lines += _steps(data) + _locust(data)
+    lines += _locust(data)
     if data.memory:
         lines += [
             "## Redis memory per message (`python -m perf.store_memory`)",
@@ -241,10 +206,28 @@ def write_report(out: Path, data: RunData) -> Path:
     return path
 
 
+REPORTS = Path(__file__).resolve().parent / "reports"
+
+
+def stamp() -> str:
+    """When and on which commit a report was measured (and whether the tree had changes)."""
+    root = REPORTS.parent.parent
+    git = ["git", "-C", str(root)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()  # fmt: skip
+    commit = head.stdout.strip() or "unknown"
+    return f"_Measured {dt.date.today().isoformat()} on commit {commit}" + (
+        " with uncommitted changes._" if dirty else "._"
+    )
+
+
 def write_table(out: Path | None, name: str, lines: list[str]) -> None:
-    """Write `lines` as `name` into `out` (default perf/reports/<today>) and print them."""
-    text = "\n".join(lines) + "\n"
-    directory = out or Path(__file__).resolve().parent / "reports" / dt.date.today().isoformat()
+    """Write `lines` as `name` into `out` (default perf/reports: the latest run of each
+    question; older ones are in git history), under a line saying when and on which commit,
+    and print them."""
+    text = "\n".join([stamp(), "", *lines]) + "\n"
+    directory = out or REPORTS
     directory.mkdir(parents=True, exist_ok=True)
     (directory / name).write_text(text)
     print(text)

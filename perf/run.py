@@ -1,10 +1,10 @@
 """One command for the whole benchmark: `python -m perf.run` (see perf/README.md).
 
-Starts its own stack (redis-server with AOF everysec, one im-rpc, one im-http and,
-for the A/B steps, a second im-http making unary calls) unless --target names a
-running gateway. Then it runs redis-benchmark and wrk /ping as ceilings, wrk
-send/pull scenarios at each concurrency, the interleaved A/B steps and locust.
-It audits every acknowledged send, and writes perf/reports/<date>/report.md with
+Starts its own stack (redis-server with AOF everysec, one im-rpc, one im-http) unless
+--target names a running gateway. Then it runs redis-benchmark and wrk /ping as ceilings,
+wrk send/pull scenarios at each concurrency, and locust. (Designs of earlier commits are
+compared by perf.rpc_ab.)
+It audits every acknowledged send, and writes perf/reports/run/report.md with
 plots. It exits 1 when the audit finds a message lost, duplicated or misordered.
 """
 
@@ -23,19 +23,15 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from perf.audit import run_audit
+from perf.lib.rounds import interleaved, log
+from perf.lib.stack import LocalStack, raise_fd_limit
 from perf.redis_bench import redis_ceilings
-from perf.report import RunData, Step, median_result, write_report
-from perf.stack import LocalStack, raise_fd_limit
+from perf.report import REPORTS, RunData, median_result, write_report
 from perf.tokens import load_users, read_tokens, write_tokens
 from perf.wrk import WrkResult, run_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ("ping", "send", "pull10", "pull100", "inbox10")
-
-
-def log(message: str) -> None:
-    """A progress line on stderr."""
-    print(f"[perf] {message}", file=sys.stderr, flush=True)
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -44,7 +40,6 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--connections", default="20,64,256,1024", help="wrk concurrency levels")
     p.add_argument("--seconds", type=float, default=10, help="length of each wrk run")
     p.add_argument("--rounds", type=int, default=1, help="rounds per scenario (median kept)")
-    p.add_argument("--step-rounds", type=int, default=3, help="rounds of the A/B steps (0: skip)")
     p.add_argument(
         "--chats",
         type=int,
@@ -61,7 +56,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--locust-seconds", type=int, default=30, help="locust run (0: skip)")
     p.add_argument("--locust-users", type=int, default=50)
     p.add_argument("--memory", action="store_true", help="also measure Redis bytes/message")
-    p.add_argument("--out", type=Path, help="report directory (default perf/reports/<date>)")
+    p.add_argument("--out", type=Path, help="report directory (default perf/reports/run)")
     p.add_argument("--smoke", action="store_true", help="seconds-long run with a tiny load")
     p.add_argument(
         "--auth",
@@ -74,7 +69,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     args.tokens = None  # the tokens file, once made
     if args.smoke:
         args.connections, args.seconds, args.chats, args.fill_seconds = "4", 1, 10, 1
-        args.step_rounds, args.locust_seconds, args.locust_users = 1, 3, 4
+        args.locust_seconds, args.locust_users = 3, 4
     return args
 
 
@@ -92,8 +87,9 @@ def _run(
         tokens=args.tokens,
     )
     log(
+        "perf",
         f"{scenario:>7} c={conns:<5} {r.rps:>9,.0f} req/s  p50 {r.p50_ms:6.2f}  "
-        f"p99 {r.p99_ms:6.2f}  p99.9 {r.p999_ms:7.2f} ms  errors {r.error_count}"
+        f"p99 {r.p99_ms:6.2f}  p99.9 {r.p999_ms:7.2f} ms  errors {r.error_count}",
     )
     return r
 
@@ -105,32 +101,12 @@ def _scenarios(
     results, every = [], []
     for conns in (int(c) for c in args.connections.split(",")):
         rounds: dict[str, list[WrkResult]] = {s: [] for s in SCENARIOS}
-        for _ in range(args.rounds):
-            for scenario in SCENARIOS:
-                run = _run(url, scenario, conns, args, prefix, acks)
-                rounds[scenario].append(run)
-                every.append(run)
+        for _, _, scenario in interleaved(args.rounds, SCENARIOS):
+            run = _run(url, scenario, conns, args, prefix, acks)
+            rounds[scenario].append(run)
+            every.append(run)
         results += [median_result(runs) for runs in rounds.values()]
     return results, every
-
-
-def _steps(stack: LocalStack, args: argparse.Namespace, prefix: str, acks: Path) -> list[Step]:
-    configs = {
-        "1. unary: a Send/Pull RPC per request": stack.gateways["unary"],
-        "2. batch: a Batch RPC per loop turn": stack.gateways["batch"],
-        "3. stream: batches on a long-lived BatchStream": stack.gateways["stream"],
-    }
-    conns = 64 if not args.smoke else 4
-    steps = {
-        (name, s): Step(name, s, conns, [], []) for name in configs for s in ("send", "pull10")
-    }
-    for _ in range(args.step_rounds):  # interleaved: A, B, A, B, ...
-        for scenario in ("send", "pull10"):
-            for name, gateway in configs.items():
-                r = _run(f"http://127.0.0.1:{gateway.port}", scenario, conns, args, prefix, acks)
-                steps[(name, scenario)].rps.append(r.rps)
-                steps[(name, scenario)].p99_ms.append(r.p99_ms)
-    return list(steps.values())
 
 
 def _locust(
@@ -143,7 +119,7 @@ def _locust(
     }
     if args.tokens:
         env["IM_PERF_TOKENS"] = str(args.tokens)
-    log(f"locust: {args.locust_users} users for {args.locust_seconds}s")
+    log("perf", f"locust: {args.locust_users} users for {args.locust_seconds}s")
     subprocess.run(
         [
             sys.executable,
@@ -192,8 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run everything, write the report, print where it is; 1 if the audit failed."""
     args = _args(argv)
     raise_fd_limit()
-    today = dt.date.today().isoformat()
-    out = (args.out or ROOT / "perf" / "reports" / today).resolve()
+    out = (args.out or REPORTS / "run").resolve()
     out.mkdir(parents=True, exist_ok=True)
     prefix = f"p{uuid.uuid4().hex[:6]}"
     acks = out / "acks.txt"
@@ -204,12 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         if local is not None and local.signing is not None:
             users = load_users(prefix, args.chats) + load_users(f"{prefix}l", args.chats)
             args.tokens = write_tokens(out / "tokens.txt", users, local.signing)
-            log(f"authentication on: {len(users)} tokens (ES256) in {args.tokens}")
+            log("perf", f"authentication on: {len(users)} tokens (ES256) in {args.tokens}")
         redis = redis_ceilings(local.redis.port) if local and not args.smoke else []
         for c in redis:
-            log(f"redis-benchmark {c.command} -P {c.pipeline}: {c.rps:,.0f}/s")
+            log("perf", f"redis-benchmark {c.command} -P {c.pipeline}: {c.rps:,.0f}/s")
         if args.fill_seconds:
-            log(f"filling {args.chats:,} chats: sends for {args.fill_seconds:g} s ...")
+            log("perf", f"filling {args.chats:,} chats: sends for {args.fill_seconds:g} s ...")
             fill = run_wrk(
                 url,
                 "send",
@@ -220,13 +195,15 @@ def main(argv: list[str] | None = None) -> int:
                 acks=acks,
                 tokens=args.tokens,
             )
-            log(f"filled: {fill.requests:,} messages, {fill.requests / args.chats:.1f} per chat")
+            log(
+                "perf",
+                f"filled: {fill.requests:,} messages, {fill.requests / args.chats:.1f} per chat",
+            )
         results, every_run = _scenarios(url, args, prefix, acks)
-        steps = _steps(local, args, prefix, acks) if local and args.step_rounds else []
         locust = _locust(url, args, out, prefix, acks) if args.locust_seconds else []
-        log("auditing every acknowledged send ...")
+        log("perf", "auditing every acknowledged send ...")
         audit = asyncio.run(run_audit(url, [acks], tokens=read_tokens(args.tokens)))
-        log(audit.line())
+        log("perf", audit.line())
     memory = _memory(args) if args.memory else []
     setup = [
         f"date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
@@ -246,18 +223,17 @@ def main(argv: list[str] | None = None) -> int:
         "before it), median of the rounds; the tables divide the medians",
     ]
     data = RunData(
-        f"IM backend performance report, {today}",
+        f"IM backend performance report, {dt.date.today().isoformat()}",
         setup,
         results,
         audit,
         redis,
-        steps,
         locust,
         memory,
         command=_command(argv),
         rounds=every_run,
     )
-    log(f"report: {write_report(out, data)}")
+    log("perf", f"report: {write_report(out, data)}")
     return 0 if audit.ok else 1
 
 

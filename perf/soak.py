@@ -29,8 +29,9 @@ from devtools.procs import (
     nginx_server,
 )
 from devtools.rawhttp import Connection
+from perf.lib.procstats import pid_of, rss_kb
+from perf.lib.stack import ScaledStack, raise_fd_limit, start_owned
 from perf.report import write_table
-from perf.stack import ScaledStack, raise_fd_limit, start_owned
 
 SAMPLE_S = 2.0
 
@@ -44,24 +45,11 @@ class Soak:
     rss: dict[str, list[tuple[float, int]]] = field(default_factory=dict)  # name -> (t, kB)
 
 
-def rss_kb(pid: int) -> int:
-    """Resident memory in kB of process `pid` and its children (nginx's workers); 0 once gone."""
-    total = 0
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except FileNotFoundError:
-        return total
-    return total + sum(rss_kb(int(child)) for child in children)
-
-
 async def sample(procs: dict[str, Process], soak: Soak, until: float, started: float) -> None:
     while time.monotonic() < until:
         for name, proc in procs.items():
             assert proc.proc is not None
-            taken = (time.monotonic() - started, rss_kb(proc.proc.pid))
+            taken = (time.monotonic() - started, rss_kb(pid_of(proc)))
             soak.rss.setdefault(name, []).append(taken)
         await asyncio.sleep(SAMPLE_S)
 
@@ -111,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--max-growth", type=float, default=0.10, help="RSS growth allowed after warm-up (0.10)"
     )
-    p.add_argument("--out", type=Path, help="report directory (default perf/reports/<date>)")
+    p.add_argument("--out", type=Path, help="report directory (default perf/reports)")
     args = p.parse_args(argv)
     raise_fd_limit()
     soak = Soak()

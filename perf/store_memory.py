@@ -4,7 +4,7 @@ Starts a private redis-server on a free loopback port, writes `--messages`
 messages of `--text-bytes`-byte text from 8-byte senders, and prints
 used_memory growth per message for:
 
-  store     this project's layout, written through RedisStore.append (one stream
+  store     this project's layout, written through the store's Append (one stream
             per chat, ID from send_time, one field: role digit, the members' running
             counts, text; and each member's inbox)
   group     this project's group layout, through the store's group operations (one
@@ -14,7 +14,8 @@ used_memory growth per message for:
   stream-3f a plain stream per chat with sender/text/send_time fields
 
 each in two shapes: all messages in one chat, and spread over `--chats` chats. Then the
-bytes a group member costs (its entry in the group, its set of big groups, its read position).
+bytes a group member costs (its entry in the group, its set of groups, its inbox row, its
+read position).
 
     python -m perf.store_memory [--messages 100000] [--chats 1000]
 """
@@ -37,9 +38,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
 from devtools.procs import COMPACT_HASHES
-from rpc_svc.group_service import GroupCall, GroupCalls
-from rpc_svc.store import RedisStore
-from rpc_svc.store_groups import AddMember, CreateGroup, GroupAppend
+from rpc_svc.server import open_store
+from rpc_svc.store.ops import AddMember, Append, CreateGroup, GroupAppend
 
 SENDERS = ("sender01", "sender02")  # 8 bytes each
 BATCH = 500
@@ -62,11 +62,11 @@ def _chat_of(i: int, chats: int) -> str:
 
 
 async def _fill_store(url: str, n: int, chats: int, text: str) -> None:
-    store = RedisStore.from_url(url, max_connections=64, timeout_s=5, idempotency_ttl_s=60)
+    store = open_store(url, max_connections=64, timeout_s=5, idempotency_ttl_s=60)
     for start in range(0, n, BATCH):
         await asyncio.gather(
             *(
-                store.append(_chat_of(i, chats), i % 2, text)
+                store.one(Append(_chat_of(i, chats), i % 2, text))
                 for i in range(start, min(n, start + BATCH))
             )
         )
@@ -78,7 +78,7 @@ def _group_of(i: int, chats: int) -> str:
 
 
 async def _fill_groups(url: str, n: int, chats: int, text: str) -> None:
-    store = RedisStore.from_url(url, max_connections=64, timeout_s=5, idempotency_ttl_s=60)
+    store = open_store(url, max_connections=64, timeout_s=5, idempotency_ttl_s=60)
     groups = {_group_of(i, chats) for i in range(n)}
     for group in groups:
         await store.one(CreateGroup(group, SENDERS[0]))
@@ -95,14 +95,13 @@ async def _fill_groups(url: str, n: int, chats: int, text: str) -> None:
 async def _member_bytes(url: str, r: aioredis.Redis, members: int) -> float:
     """Redis bytes per member of a group with messages (its entry, set, read position)."""
     await r.flushall()
-    store = RedisStore.from_url(url, max_connections=8, timeout_s=5, idempotency_ttl_s=60)
+    store = open_store(url, max_connections=8, timeout_s=5, idempotency_ttl_s=60)
     await store.one(CreateGroup("#big", "owner"))
     await store.one(GroupAppend("#big", "owner", "hello"))
-    calls = GroupCalls(store, members + 1)  # the service's own add (the group becomes big)
     before = await used_memory(r)
-    for start in range(0, members, BATCH):
+    for start in range(0, members, BATCH):  # the store's add, the member's side with it
         names = [f"member{i:06d}" for i in range(start, min(members, start + BATCH))]
-        await asyncio.gather(*(calls.call(GroupCall("add", "#big", "owner", m)) for m in names))
+        await store.execute([AddMember("#big", "owner", m, members + 1) for m in names])
     used = await used_memory(r) - before
     await store.close()
     return used / members

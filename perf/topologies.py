@@ -17,8 +17,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from devtools.procs import http_service, redis_server, rpc_service
+from perf.lib.rounds import interleaved, log
+from perf.lib.stack import comparison_args, start_owned
 from perf.report import write_table
-from perf.stack import comparison_args, start_owned
 from perf.wrk import run_wrk
 
 TOPOLOGIES = [(1, 1), (2, 1), (1, 2), (2, 2)]  # (gateway worker processes, im-rpc processes)
@@ -46,16 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     """Measure every topology, print and write the table."""
     args = comparison_args("perf.topologies", __doc__, argv, seconds=8, rounds=2)
     runs: dict[tuple[int, int], list[dict[str, float]]] = {t: [] for t in TOPOLOGIES}
-    for round_ in range(args.rounds):
-        for workers, rpcs in TOPOLOGIES:
-            result = _measure(workers, rpcs, args)
-            runs[(workers, rpcs)].append(result)
-            print(
-                f"[topologies] round {round_ + 1}: {workers} gateway worker(s), {rpcs} "
-                f"im-rpc: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in result.items()),
-                file=sys.stderr,
-                flush=True,
-            )
+    for r, _, (workers, rpcs) in interleaved(args.rounds, TOPOLOGIES, rotate=True):
+        result = _measure(workers, rpcs, args)
+        runs[(workers, rpcs)].append(result)
+        log("topologies", f"round {r + 1}: {workers} gateway worker(s), {rpcs} im-rpc: "
+                          + ", ".join(f"{k} {v:,.0f}/s" for k, v in result.items()))  # fmt: skip
     lines = [
         f"Process counts at {args.connections} connections, medians of {args.rounds} "
         f"interleaved rounds of {args.seconds:g} s (wrk on the same machine):",

@@ -14,18 +14,22 @@ from grpclib.utils import graceful_exit
 
 from im_common.etcd import etcd_client
 from rpc_svc.config import Settings
-from rpc_svc.errors import StoreError
+from rpc_svc.domain.errors import StoreError
+from rpc_svc.edge.servicer import IMServicer, InFlight
 from rpc_svc.registry import Registration
-from rpc_svc.service import ChatService
-from rpc_svc.servicer import IMServicer, InFlight
-from rpc_svc.store import RedisStore
-from rpc_svc.wakeups import Wakeups
+from rpc_svc.service.runner import ChatService
+from rpc_svc.store.base import LayoutError, RedisStore
+from rpc_svc.store.cluster import ClusterStore
+from rpc_svc.store.commands.plan import Plan
+from rpc_svc.store.single import SingleRedisStore
+from rpc_svc.store.wakeups import Wakeups
 
 log = logging.getLogger(__name__)
 
 
 def build_services(settings: Settings, store: RedisStore, in_flight: InFlight) -> list[Any]:
-    """IMService and the standard health service, whose check pings Redis."""
+    """IMService (its BatchStream) and the standard health service, whose check pings
+    Redis."""
     service = ChatService(
         store,
         settings.max_text_bytes,
@@ -122,21 +126,82 @@ async def _check_compact_records(store: RedisStore, max_text_bytes: int) -> None
         )
 
 
+def open_store(
+    url: str,
+    *,
+    max_connections: int,
+    timeout_s: float,
+    idempotency_ttl_s: int,
+    retry_key_ttl_s: int = 60,
+    cluster: bool = False,
+    wait_replicas: int = 0,
+    wait_timeout_ms: int = 100,
+    short_chat_messages: int = 32,
+) -> RedisStore:
+    """A store on the Redis at `url` (with `cluster`, a seed node of a Redis Cluster), its
+    connections made on first use. With `wait_replicas`, a write is acknowledged only once
+    that many replicas have it (WAIT, up to `wait_timeout_ms`). A chat keeps its first
+    `short_chat_messages` - 1 messages in a hash, then moves them into a stream (0: streams
+    only)."""
+    plan = Plan(
+        ttl_us=idempotency_ttl_s * 1_000_000,
+        retry_ttl_us=retry_key_ttl_s * 1_000_000,
+        short_max=short_chat_messages,
+        user_side=not cluster,
+    )
+    backend = ClusterStore if cluster else SingleRedisStore
+    return backend.from_url(
+        url,
+        plan,
+        max_connections,
+        timeout_s,
+        wait_replicas=wait_replicas,
+        wait_timeout_ms=wait_timeout_ms,
+    )
+
+
+def open_settings_store(settings: Settings) -> RedisStore:
+    """The store `settings` name (its connections made on first use)."""
+    return open_store(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout_s=settings.redis_timeout_ms / 1000,
+        idempotency_ttl_s=settings.idempotency_ttl_s,
+        retry_key_ttl_s=settings.retry_key_ttl_s,
+        cluster=settings.redis_cluster,
+        wait_replicas=settings.redis_wait_replicas,
+        wait_timeout_ms=settings.redis_wait_timeout_ms,
+        short_chat_messages=settings.short_chat_messages,
+    )
+
+
+async def _layout_known(store: RedisStore, attempts: int = 5) -> bool:
+    """Whether Redis holds this code's store layout (an empty Redis is marked with it):
+    False (logged) when it holds another. Redis not answering yet is tried again once a
+    second, `attempts` times, then im-rpc starts all the same (logged)."""
+    for attempt in range(attempts):
+        try:
+            await store.check_layout()
+            return True
+        except LayoutError as exc:
+            log.error("%s", exc)
+            return False
+        except StoreError as exc:
+            if attempt == attempts - 1:
+                log.warning("could not check Redis's store layout at start: %s", exc)
+                return True
+            await asyncio.sleep(1.0)
+    return True
+
+
 async def serve(settings: Settings) -> None:
-    """Run im-rpc until SIGTERM or SIGINT, then drain and close everything it opened."""
+    """Run im-rpc until SIGTERM or SIGINT, then drain and close everything it opened;
+    SystemExit at once against a Redis of another layout."""
     async with AsyncExitStack() as stack:
-        store = RedisStore.from_url(
-            settings.redis_url,
-            max_connections=settings.redis_max_connections,
-            timeout_s=settings.redis_timeout_ms / 1000,
-            idempotency_ttl_s=settings.idempotency_ttl_s,
-            retry_key_ttl_s=settings.retry_key_ttl_s,
-            cluster=settings.redis_cluster,
-            wait_replicas=settings.redis_wait_replicas,
-            wait_timeout_ms=settings.redis_wait_timeout_ms,
-            short_chat_messages=settings.short_chat_messages,
-        )
+        store = open_settings_store(settings)
         stack.push_async_callback(store.close)
+        if not await _layout_known(store):
+            raise SystemExit(2)
         await _check_compact_records(store, settings.max_text_bytes)
         store.wakeups.start()
         in_flight = InFlight()

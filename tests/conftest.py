@@ -11,19 +11,20 @@ import redis.asyncio as aioredis
 
 from devtools.procs import Process, etcd_server, redis_server
 from devtools.redis_cluster import RedisClusterNodes, start_redis_cluster
-from rpc_svc.service import ChatService
-from rpc_svc.store import RedisStore
+from rpc_svc.server import open_store
+from rpc_svc.service.runner import ChatService
+from rpc_svc.store.base import RedisStore
 
 STORE_DB = 0  # integration tests; FLUSHDB before each
 _FIGURES: list[str] = []  # measured by tests, printed at the end of the run
 E2E_DB = 1  # the end-to-end stack
 # a test (or module) marked so runs on one redis-server and again on the Redis Cluster
-# "streams": one Redis whose chats are streams from the first message (short forms off):
-# the layout data written before short forms existed has, which the store still reads.
+# "streams": one Redis whose chats are streams from the first message (short forms off, as
+# IM_SHORT_CHAT_MESSAGES=0 runs, and as chats stored before short forms existed are).
 ON_EVERY_BACKEND = pytest.mark.parametrize(
     "backend", ["redis", "cluster", "streams"], indirect=True
 )
-# Tests keep a chat's first messages in a string only this long (im-rpc: 32), so that
+# Tests keep a chat's first messages in a hash only this long (im-rpc: 32), so that
 # chats of a few messages already move into their stream.
 SHORT_CHAT_MESSAGES = 4
 
@@ -113,7 +114,7 @@ def make_store(
     short: int = SHORT_CHAT_MESSAGES,
 ) -> RedisStore:
     """A RedisStore on `proc`, as im-rpc builds it (`short`: IM_SHORT_CHAT_MESSAGES)."""
-    return RedisStore.from_url(
+    return open_store(
         redis_url(proc, db),
         max_connections=32,
         timeout_s=1.0,
@@ -127,7 +128,7 @@ def make_cluster_store(
     cluster: RedisClusterNodes, ttl_s: int = 86_400, max_connections: int = 32
 ) -> RedisStore:
     """A RedisStore on a Redis Cluster, as im-rpc builds it with IM_REDIS_CLUSTER=1."""
-    return RedisStore.from_url(
+    return open_store(
         cluster.url,
         max_connections=max_connections,
         timeout_s=1.0,

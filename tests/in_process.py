@@ -15,9 +15,8 @@ from http_svc.app import create_app
 from http_svc.config import Settings as HttpSettings
 from http_svc.protocol import WholeRequestTimeout
 from rpc_svc.config import Settings as RpcSettings
-from rpc_svc.server import build_server
-from rpc_svc.servicer import InFlight
-from rpc_svc.store import RedisStore
+from rpc_svc.edge.servicer import InFlight
+from rpc_svc.server import build_server, open_store
 
 _apps = itertools.count()
 
@@ -31,7 +30,7 @@ async def in_process_stack(
     """im-rpc on `redis_url` and a gateway calling it (`gateway`, `rpc_fields`: their Settings
     fields), both started in this event loop; the gateway's base URL. Both stop on exit."""
     rpc_settings = RpcSettings(redis_url=redis_url, **(rpc_fields or {}))
-    store = RedisStore.from_url(
+    store = open_store(
         redis_url,
         max_connections=16,
         timeout_s=rpc_settings.redis_timeout_ms / 1000,

@@ -14,7 +14,7 @@ from redis import Redis
 
 from devtools.procs import redis_server
 from perf.redis_bench import redis_ceilings
-from rpc_svc.store_keys import messages_key
+from rpc_svc.store.keys import messages_key
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,7 +73,6 @@ def test_the_benchmark_smoke_run_writes_a_report_with_a_clean_audit(tmp_path: Pa
         "POST /api/send",
         "GET /api/pull limit=100",
         "GET /api/chats limit=10 (a random user)",
-        "## Steps",
         "## Locust",
     ):
         assert section in report
@@ -227,44 +226,54 @@ def test_keyspace_compares_both_pools_and_audits(tmp_path: Path) -> None:
     assert "0 lost, 0 duplicated, 0 out of order" in table
 
 
-def test_the_rpc_ab_runs_both_commits_and_prints_their_ratio() -> None:
+def test_the_rpc_ab_runs_both_commits_and_writes_their_ratio(tmp_path: Path) -> None:
     done = _run_module(
-        "perf.rpc_ab", "--base", "HEAD", "--seconds", "1", "--rounds", "2", "--connections",
-        "4", "--chats", "50", "--fill-seconds", "1", "--scenarios", "send,pull10",
+        "perf.rpc_ab", "--base", "HEAD", "--whole", "--seconds", "1", "--rounds", "2",
+        "--connections", "4", "--chats", "50", "--fill-seconds", "1", "--scenarios",
+        "send,pull10", "--out", str(tmp_path),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    out = done.stdout
-    assert re.search(r"^A: im-rpc of HEAD \(\S*/im-ab-\w+/base/rpc_svc/__init__.py\)", out, re.M)
+    log, table = done.stderr, (tmp_path / "rpc_ab.md").read_text()
+    base = r"\S*/im-ab-\w+/base"
+    assert re.search(
+        rf"^\[ab\] A: im-rpc and gateway of HEAD \({base}/rpc_svc/__init__.py, "
+        rf"{base}/http_svc/__init__.py\)",
+        log,
+        re.M,
+    ), log
     for scenario in ("send", "pull10"):  # both sides ran each round and moved some CPU
         runs = re.findall(
-            rf"^round \d {scenario:>7} ([AB]) +[\d,]+/s .*im-rpc +(\d+\.\d)", out, re.M
+            rf"^\[ab\] round \d {scenario:>7} ([AB]) +[\d,]+/s .*im-rpc +(\d+\.\d)", log, re.M
         )
-        assert sorted(side for side, _ in runs) == ["A", "A", "B", "B"], out
-        assert all(float(us) > 0 for _, us in runs), out
-        assert re.search(rf"^{scenario}: B/A \d+\.\d{{3}} \(rounds [\d.]+, [\d.]+\)", out, re.M)
+        assert sorted(side for side, _ in runs) == ["A", "A", "B", "B"], log
+        assert all(float(us) > 0 for _, us in runs), log
+        assert re.search(
+            rf"^\| {scenario} \| [\d,]+ \| [\d,]+ \| \d+\.\d{{3}} \| [\d.]+, [\d.]+ \|", table, re.M
+        ), table
     worktrees = subprocess.run(
         ["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True, check=True
     )
     assert "im-ab-" not in worktrees.stdout  # removed after the run
 
 
-def test_the_cpu_split_measures_every_process_with_and_without_aof() -> None:
+def test_the_cpu_split_measures_every_process_with_and_without_aof(tmp_path: Path) -> None:
     done = _run_module(
         "perf.cpu_split", "--seconds", "1", "--rounds", "1", "--connections", "4", "--chats",
-        "50", "--fill-seconds", "1",
+        "50", "--fill-seconds", "1", "--out", str(tmp_path),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    out = done.stdout
+    log, table = done.stderr, (tmp_path / "cpu_split.md").read_text()
     for scenario in ("ping", "send", "pull10"):
         for stack in ("AOF everysec", "no persistence"):
-            line = re.search(rf"^round 1 +{scenario} +{stack} .*$", out, re.M)
-            assert line, out
+            line = re.search(rf"^\[cpu_split\] round 1 +{scenario} +{stack} .*$", log, re.M)
+            assert line, log
             cpu = dict(re.findall(r"(im-http|im-rpc|redis|wrk) +(\d+\.\d)", line.group(0)))
             assert float(cpu["im-http"]) > 0, line.group(0)
             assert float(cpu["wrk"]) > 0, line.group(0)
             if scenario != "ping":  # a ping never reaches im-rpc
                 assert float(cpu["im-rpc"]) > 0, line.group(0)
-    assert re.search(r"^send: without AOF / with it \d+\.\d{3} \(rounds [\d.]+\)$", out, re.M)
+            assert re.search(rf"^\| {scenario} \| {stack} \| [\d,]+ \| im-http", table, re.M)
+    assert re.search(r"^send: without AOF / with it \d+\.\d{3} \(rounds [\d.]+\)$", table, re.M)
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """Authentication and authorization end to end: gateways with keys configured (HS256
 secret, an ES256 + RS256 key set, audience and issuer) in front of an im-rpc that requires
-the acting user, reached per IM_RPC_MODE, through nginx, and in the test's own process.
+the acting user, reached straight, through nginx, and in the test's own process.
 
 Every token defect is a 401 with WWW-Authenticate on every API route and stores nothing;
 a 401 comes before any other 4xx; each authorization rule of the contract holds on every
@@ -19,7 +19,6 @@ import pytest
 import redis.asyncio as aioredis
 
 from devtools.procs import HOST, Process, Trio, nginx_server, start_trio
-from http_svc.config import RPC_MODES
 from tests.auth_tokens import (
     AUDIENCE,
     ISSUER,
@@ -35,7 +34,8 @@ from tests.in_process import in_process_stack
 
 pytestmark = pytest.mark.e2e
 _ids = itertools.count()
-CLIENTS = [*RPC_MODES, "nginx", "in_process_stream", "in_process_unary"]
+CLIENTS = ["gateway", "nginx", "in_process"]
+OPEN = 1  # the trio's gateway with authentication off
 
 
 def auth_env(keys: KeyFiles) -> dict[str, str]:
@@ -55,11 +55,11 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> KeyFiles:
 
 @pytest.fixture(scope="module")
 def trio(keys: KeyFiles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trio]:
-    """redis, an im-rpc requiring the acting user, a gateway per IM_RPC_MODE with
-    authentication on, and one more (the last) with it off."""
+    """redis, an im-rpc requiring the acting user, a gateway with authentication on, and one
+    more (OPEN) with it off."""
     workdir: Path = tmp_path_factory.mktemp("auth")
-    gateways: list[dict[str, str]] = [{**auth_env(keys), "IM_RPC_MODE": m} for m in RPC_MODES]
-    trio = start_trio(workdir, rpc_settings={"IM_RPC_REQUIRE_USER": "1"}, gateways=[*gateways, {}])
+    gateways: list[dict[str, str]] = [auth_env(keys), {}]
+    trio = start_trio(workdir, rpc_settings={"IM_RPC_REQUIRE_USER": "1"}, gateways=gateways)
     yield trio
     trio.stop()
 
@@ -75,11 +75,10 @@ def nginx(trio: Trio) -> Iterator[Process]:
 async def client(
     request: pytest.FixtureRequest, trio: Trio, keys: KeyFiles
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of a gateway with authentication on: per IM_RPC_MODE, through nginx, and
-    in this process (stream and unary mode; what mutation testing sees)."""
-    if request.param.startswith("in_process_"):
+    """A client of a gateway with authentication on: straight, through nginx, and in this
+    process (what mutation testing sees)."""
+    if request.param == "in_process":
         settings = {
-            "rpc_mode": request.param.removeprefix("in_process_"),
             "auth_jwt_secret": SECRET,
             "auth_jwks_file": str(keys.public),
             "auth_audience": AUDIENCE,
@@ -95,7 +94,7 @@ async def client(
     if request.param == "nginx":
         url = f"http://{HOST}:{request.getfixturevalue('nginx').port}"
     else:
-        url = trio.url(RPC_MODES.index(request.param))
+        url = trio.url(0)
     async with httpx.AsyncClient(base_url=url, timeout=10) as c:
         yield c
 
@@ -305,7 +304,7 @@ async def test_im_rpc_refuses_a_gateway_that_passes_no_acting_user(
 ) -> None:
     ann, bob, _ = users
     before = await key_count(store)
-    async with httpx.AsyncClient(base_url=trio.url(len(RPC_MODES)), timeout=10) as open_gateway:
+    async with httpx.AsyncClient(base_url=trio.url(OPEN), timeout=10) as open_gateway:
         for method, path, params in _calls(ann, bob).values():
             answer = await open_gateway.request(method, path, json=params)
             assert (answer.status_code, answer.json()["error"]) == (502, "user_required")
@@ -348,7 +347,7 @@ async def test_the_openapi_document_says_how_to_authenticate(
     chats = doc["paths"]["/api/chats"]["get"]
     assert [p["required"] for p in chats["parameters"] if p["name"] == "user"] == [False]
     assert "security" not in doc["paths"]["/ping"]["get"]
-    async with httpx.AsyncClient(base_url=trio.url(len(RPC_MODES)), timeout=10) as open_gateway:
+    async with httpx.AsyncClient(base_url=trio.url(OPEN), timeout=10) as open_gateway:
         open_doc = (await open_gateway.get("/openapi.json")).json()
     assert "securitySchemes" not in open_doc["components"]
     assert "401" not in open_doc["paths"]["/api/send"]["post"]["responses"]

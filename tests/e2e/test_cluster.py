@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 
 from devtools.nginx import reload
 from devtools.procs import Process, etcd_server, http_service, nginx_server, rpc_service
-from rpc_svc.store_keys import retry_keys_key
+from rpc_svc.store.keys import retry_keys_key
 from tests.conftest import redis_url
 from tests.e2e.load import LoadResult, send_load
 

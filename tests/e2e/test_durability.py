@@ -15,7 +15,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from devtools.procs import Process, start_trio
-from rpc_svc.store_keys import entry_id, messages_key
+from rpc_svc.store.keys import messages_key
+from rpc_svc.store.records import entry_id
 from tests.e2e.load import LoadResult, send_load
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -48,7 +49,7 @@ async def test_with_appendfsync_always_a_crash_loses_nothing(
     try:
         future = time.time_ns() // 1000 + 3_600_000_000  # a chat whose last message is 1 h ahead
         client = aioredis.Redis(port=redis.port)
-        await client.xadd(messages_key("fut:ure"), {"m": "0ahead"}, id=entry_id(future))
+        await client.xadd(messages_key("fut:ure"), {"t": "01:0:ahead"}, id=entry_id(future))
         await client.aclose()
         result: LoadResult = await send_load(url, clients=10, seconds=2, chats=5, tag="dur")
         assert result.failed == 0

@@ -174,7 +174,7 @@ async def _shard_channels(redis_port: int) -> int:
         await client.aclose()
 
 
-POLLS = 150  # unary mode holds at most 200 at once: 100 HTTP/2 streams per channel
+POLLS = 150
 
 
 async def _until(done: Callable[[int], bool], redis_port: int, seconds: float) -> None:
@@ -184,17 +184,16 @@ async def _until(done: Callable[[int], bool], redis_port: int, seconds: float) -
         await asyncio.sleep(0.1)
 
 
-@pytest.mark.parametrize("mode", ["stream", "unary"])
-async def test_long_polls_whose_clients_left_stop_waiting_in_im_rpc(trio: Trio, mode: str) -> None:
+async def test_long_polls_whose_clients_left_stop_waiting_in_im_rpc(trio: Trio) -> None:
     """POLLS long polls (wait_ms 30 s) whose clients disconnect: im-rpc stops each wait, so its
     wake-up subscriptions go within a sweep (5 s), not after the 30 s; the gateway counts
     each as a 499, never a 500, and logs no error."""
-    gateway = trio.add_gateway(IM_RPC_MODE=mode, IM_HTTP_MAX_WAITING_PER_USER=str(POLLS))
+    gateway = trio.add_gateway(IM_HTTP_MAX_WAITING_PER_USER=str(POLLS))
     try:
         conns = await asyncio.gather(*(Connection.open(gateway.port) for _ in range(POLLS)))
         for i, conn in enumerate(conns):
             conn.send_only(
-                f"GET /api/pull?chat=gone{mode}{i}:x&wait_ms=30000 HTTP/1.1\r\nHost: x\r\n\r\n"
+                f"GET /api/pull?chat=gone{i}:x&wait_ms=30000 HTTP/1.1\r\nHost: x\r\n\r\n"
             )
         await _until(lambda n: n >= POLLS, trio.redis.port, 5)  # every poll waits in im-rpc
         assert await _shard_channels(trio.redis.port) >= POLLS

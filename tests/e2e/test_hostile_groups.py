@@ -27,8 +27,8 @@ import redis.asyncio as aioredis
 
 from devtools.procs import HOST, Trio, start_trio
 from devtools.rawhttp import Connection
-from rpc_svc.store import RedisStore
-from rpc_svc.store_groups import AddMember, CreateGroup, GroupAppend
+from rpc_svc.store.base import RedisStore
+from rpc_svc.store.ops import AddMember, CreateGroup, GroupAppend
 from tests.auth_tokens import SECRET, claims
 from tests.conftest import make_store
 

@@ -17,7 +17,7 @@ import pytest
 
 from devtools.procs import http_service, rpc_service
 from devtools.redis_cluster import RedisClusterNodes, start_redis_cluster
-from rpc_svc.store_keys import messages_key
+from rpc_svc.store.keys import messages_key
 from tests.e2e.load import send_load
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

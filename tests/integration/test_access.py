@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 import redis.asyncio as aioredis
 
-from rpc_svc.errors import Forbidden, IMError, InvalidArgument, UserRequired
-from rpc_svc.group_service import GroupCall
-from rpc_svc.service import Call, ChatsCall, ChatService, PullCall, ReadCall, SendCall
-from rpc_svc.store import RedisStore
+from im_common.calls import Call, ChatsCall, GroupCall, PullCall, ReadCall, SendCall
+from rpc_svc.domain.errors import Forbidden, IMError, InvalidArgument, UserRequired
+from rpc_svc.service.runner import ChatService
+from rpc_svc.store.base import RedisStore
 from tests.conftest import key_count
 
 

@@ -10,10 +10,10 @@ import itertools
 import pytest
 import redis.asyncio as aioredis
 
-from rpc_svc.group_service import GroupCall
-from rpc_svc.service import ChatsCall, ChatService, SendCall
-from rpc_svc.store import RedisStore
-from rpc_svc.store_keys import BIG_KEYS, inbox_key, user_groups_key
+from im_common.calls import ChatsCall, GroupCall, SendCall
+from rpc_svc.service.runner import ChatService
+from rpc_svc.store.base import RedisStore
+from rpc_svc.store.keys import BIG_KEYS, inbox_key, user_groups_key
 from tests.conftest import ON_EVERY_BACKEND
 
 pytestmark = ON_EVERY_BACKEND

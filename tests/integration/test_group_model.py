@@ -19,11 +19,11 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 
 from devtools.procs import Process
 from devtools.redis_cluster import RedisClusterNodes
-from rpc_svc.errors import IMError
-from rpc_svc.group_service import GroupCall
-from rpc_svc.groups import Group, UserGroupList
-from rpc_svc.service import ChatsCall, ChatService, PullCall, ReadCall, SendCall, Sent
-from rpc_svc.store import RedisStore
+from im_common.calls import ChatsCall, GroupCall, PullCall, ReadCall, SendCall
+from rpc_svc.domain.errors import IMError
+from rpc_svc.domain.values import Group, Sent, UserGroupList
+from rpc_svc.service.runner import ChatService
+from rpc_svc.store.base import RedisStore
 from tests.conftest import make_cluster_store, make_store
 
 T = TypeVar("T")

@@ -7,17 +7,17 @@ from __future__ import annotations
 import pytest
 import redis.asyncio as aioredis
 
-from rpc_svc.chat import NO_READ, ReadMark
-from rpc_svc.groups import (
+from rpc_svc.domain.refusals import (
     GROUP_FULL,
     NOT_A_MEMBER,
     NOT_THE_OWNER,
     OWNER_LEAVES,
     UNKNOWN_GROUP,
-    Group,
 )
-from rpc_svc.store import RedisStore
-from rpc_svc.store_groups import (
+from rpc_svc.domain.values import NO_READ, Group, ReadMark
+from rpc_svc.store.base import RedisStore
+from rpc_svc.store.keys import group_big_key
+from rpc_svc.store.ops import (
     AddMember,
     CreateGroup,
     GroupAppend,
@@ -27,7 +27,6 @@ from rpc_svc.store_groups import (
     GroupTips,
     RemoveMember,
 )
-from rpc_svc.store_keys import group_big_key
 
 G = "#team"
 

@@ -14,16 +14,18 @@ from pathlib import Path
 import pytest
 
 from devtools.procs import redis_server
-from rpc_svc.errors import InvalidArgument, Overloaded, StoreUnavailable
-from rpc_svc.service import ChatService, PullCall, SendCall
-from rpc_svc.store import RedisStore
+from im_common.calls import PullCall, SendCall
+from rpc_svc.domain.errors import InvalidArgument, Overloaded, StoreUnavailable
+from rpc_svc.server import open_store
+from rpc_svc.service.runner import ChatService
+from rpc_svc.store.base import RedisStore
 from tests.conftest import ON_EVERY_BACKEND
 
 
 @asynccontextmanager
 async def _listening_service(url: str) -> AsyncIterator[ChatService]:
     """A service on its own store at `url`, listening for new messages, closed after."""
-    store = RedisStore.from_url(url, max_connections=4, timeout_s=1.0, idempotency_ttl_s=60)
+    store = open_store(url, max_connections=4, timeout_s=1.0, idempotency_ttl_s=60)
     store.wakeups.start()
     try:
         yield ChatService(store, 4096)

@@ -8,19 +8,19 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from rpc_svc.errors import IMError
-from rpc_svc.group_service import GroupCall
-from rpc_svc.memberships import Memberships
-from rpc_svc.service import ChatsCall, ChatService, SendCall
-from rpc_svc.store import RedisStore
-from rpc_svc.store_groups import AddMember, RemoveMember
-from rpc_svc.store_keys import inbox_key, reads_key, user_groups_key
-from rpc_svc.store_members import GroupState
+from im_common.calls import ChatsCall, GroupCall, SendCall
+from rpc_svc.domain.errors import IMError, StoreError
+from rpc_svc.service.runner import ChatService
+from rpc_svc.store.base import RedisStore
+from rpc_svc.store.cluster_steps import settle
+from rpc_svc.store.keys import inbox_key, reads_key, user_groups_key
+from rpc_svc.store.ops import AddMember, GroupState, Op, RemoveMember
 from tests.conftest import ON_EVERY_BACKEND
 
 _ids = itertools.count()
@@ -90,13 +90,13 @@ async def test_a_change_cut_between_its_steps_is_settled_by_the_next(
     group = f"#cut{n}"
     await service.group(GroupCall("create", group, owner))
     await service.send(SendCall(group, owner, "first"))
-    code, _, _ = await store.one(AddMember(group, owner, v, 10))  # the group's step only
+    ((code, _, _),) = await store.direct([AddMember(group, owner, v, 10)])  # the group's step
     assert code == 1
-    on_one_redis = backend != "cluster"
+    on_one_redis = backend != "cluster"  # (there the group's step writes the side itself)
     assert (await _side(redis_client, v, group))[2] is on_one_redis
     await service.group(GroupCall("add", group, owner, v))  # again: settles the side
     await _agrees(service, redis_client, group, v)
-    code, _ = await store.one(RemoveMember(group, owner, v))  # the group's step only
+    ((code, _),) = await store.direct([RemoveMember(group, owner, v)])  # the group's step only
     assert code == 1
     inbox = await service.chats(ChatsCall(v))  # shows nothing of it, and drops the row
     assert [c["chat"] for c in inbox.chats] == []
@@ -140,20 +140,25 @@ async def test_a_member_of_as_many_groups_as_it_may_be_joins_no_more(
 
 
 class _ChangeAfterFirstRead:
-    """The store, with one real change run in full between the first GroupState read and
-    what follows it: the worst moment for a concurrent change to land in `settle`."""
+    """The cluster store, with one real change run in full between the first GroupState read
+    and what follows it: the worst moment for a concurrent change to land in `settle`."""
 
     def __init__(self, store: RedisStore, change: Callable[[], Awaitable[object]]) -> None:
         self._store = store
         self._change: Callable[[], Awaitable[object]] | None = change
-        self.one_node = store.one_node
 
-    async def one(self, op: object) -> object:
-        outcome = await self._store.one(op)  # type: ignore[arg-type]
-        if isinstance(op, GroupState) and self._change is not None:
+    async def direct(self, ops: Sequence[Op]) -> list[Any]:
+        outcomes = await self._store.direct(ops)
+        if any(isinstance(op, GroupState) for op in ops) and self._change is not None:
             change, self._change = self._change, None
             await change()
-        return outcome
+        return outcomes
+
+    async def run_commands(self, commands: list[Any]) -> list[Any]:
+        return await self._store.run_commands(commands)
+
+    def as_error(self, exc: BaseException) -> StoreError:
+        return self._store.as_error(exc)
 
 
 @pytest.mark.parametrize("backend", ["cluster"], indirect=True)
@@ -168,8 +173,9 @@ async def test_settle_reads_the_group_again_after_writing_a_members_side(
     await service.group(GroupCall("create", group, owner))
     await service.send(SendCall(group, owner, "first"))
     await service.group(GroupCall("add", group, owner, v))
-    memberships = Memberships(store, 10, 100, 10)
-    remove = memberships.remove(group, owner, v, acting=False)
-    hooked = Memberships(_ChangeAfterFirstRead(store, lambda: remove), 10, 100, 10)  # type: ignore[arg-type]
-    await hooked.settle(v, group)
+
+    async def remove() -> None:  # the whole change: the group's step, then its own settle
+        await store.one(RemoveMember(group, owner, v))
+
+    await settle(_ChangeAfterFirstRead(store, remove), v, group)
     assert await _side(redis_client, v, group) == (None, None, False)  # before any read heals

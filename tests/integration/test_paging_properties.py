@@ -7,8 +7,9 @@ import itertools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rpc_svc.chat import Message, Page
-from rpc_svc.service import ChatService, PullCall, SendCall
+from im_common.calls import PullCall, SendCall
+from rpc_svc.domain.values import Message, Page
+from rpc_svc.service.runner import ChatService
 from tests.conftest import ON_EVERY_BACKEND
 
 pytestmark = ON_EVERY_BACKEND

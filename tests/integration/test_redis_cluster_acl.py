@@ -13,9 +13,9 @@ import redis.asyncio as aioredis
 import redis.exceptions as rexc
 
 from devtools.redis_cluster import start_redis_cluster
-from rpc_svc.group_service import GroupCall
-from rpc_svc.service import ChatsCall, ChatService, PullCall, ReadCall, SendCall
-from rpc_svc.store import RedisStore
+from im_common.calls import ChatsCall, GroupCall, PullCall, ReadCall, SendCall
+from rpc_svc.server import open_store
+from rpc_svc.service.runner import ChatService
 
 RULES = (Path(__file__).parents[2] / "deploy/redis/im-user-cluster.acl").read_text().split()
 ADMIN, PASSWORD = "admin-secret", "im-secret"
@@ -33,7 +33,7 @@ async def cluster_url(tmp_path: Path) -> AsyncIterator[str]:
 async def test_the_store_works_as_the_cluster_acl_user_and_nothing_else_does(
     cluster_url: str,
 ) -> None:
-    store = RedisStore.from_url(
+    store = open_store(
         cluster_url,
         max_connections=8,
         timeout_s=1.0,

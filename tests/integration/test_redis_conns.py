@@ -13,9 +13,10 @@ from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from devtools.procs import Process
-from rpc_svc.redis_conns import Connections
-from rpc_svc.store import RedisStore
+from rpc_svc.server import open_store
+from rpc_svc.store.connections import Connections
 from tests.conftest import redis_url
+from tests.store_calls import append
 
 
 def _connections(redis_proc: Process, limit: int, wait_s: float = 1.0) -> Connections:
@@ -113,11 +114,11 @@ async def test_a_connection_the_server_closed_is_made_again(redis_proc: Process)
 async def test_the_store_keeps_to_its_connection_bound(redis_proc: Process) -> None:
     admin = aioredis.Redis(port=redis_proc.port)
     before = (await admin.info("clients"))["connected_clients"]
-    store = RedisStore.from_url(
+    store = open_store(
         redis_url(redis_proc), max_connections=3, timeout_s=2.0, idempotency_ttl_s=60
     )
     try:
-        await asyncio.gather(*(store.append(f"bound{i}:x", 0, "m") for i in range(40)))
+        await asyncio.gather(*(append(store, f"bound{i}:x", 0, "m") for i in range(40)))
         assert (await admin.info("clients"))["connected_clients"] - before == 3
     finally:
         await store.close()

@@ -14,19 +14,19 @@ import redis.asyncio as aioredis
 from grpclib.const import Status
 
 from devtools.procs import free_port
-from http_svc.config import RPC_MODES
+from http_svc.batcher import _encode, split
 from http_svc.errors import RpcFailure
 from http_svc.instances import Instance
-from http_svc.rpc_client import RpcClient, _encode, _split
+from http_svc.rpc_client import RpcClient
 from im_common.batch_messages import BatchReplyMessage
+from im_common.calls import Call, ChatsCall, PullCall, ReadCall, SendCall, encode
 from im_common.tasks import start_now
-from improto import PullRequest
 from rpc_svc.config import Settings
+from rpc_svc.edge.servicer import InFlight
 from rpc_svc.healthcheck import serving
 from rpc_svc.server import build_server
-from rpc_svc.servicer import InFlight
-from rpc_svc.store import RedisStore
-from rpc_svc.store_keys import retry_keys_key
+from rpc_svc.store.base import RedisStore
+from rpc_svc.store.keys import retry_keys_key
 
 
 @pytest.fixture
@@ -40,16 +40,15 @@ async def live(store: RedisStore) -> AsyncIterator[str]:
     await server.wait_closed()
 
 
-@pytest.mark.parametrize("mode", RPC_MODES)
-async def test_calls_to_a_dead_instance_are_retried_on_a_live_one(live: str, mode: str) -> None:
+async def test_calls_to_a_dead_instance_are_retried_on_a_live_one(live: str) -> None:
     retried: list[str] = []
     dead = f"127.0.0.1:{free_port()}"
-    client = RpcClient([dead, live], 1, 2.0, mode=mode, observe_retry=retried.append)
+    client = RpcClient([dead, live], 1, 2.0, observe_retry=retried.append)
     try:
         for i in range(6):
-            sent = orjson.loads(await client.send("a:b", f"m{i}", "a", ""))
+            sent = orjson.loads(await client.call(SendCall("a:b", "a", f"m{i}")))
             assert sent["chat"] == "a:b"
-        page = orjson.loads(await client.pull("a:b", 0, 100, False))
+        page = orjson.loads(await client.call(PullCall("a:b", 0, 100)))
         assert [m["text"] for m in page["messages"]] == [f"m{i}" for i in range(6)]
         # the dead one was tried once, then skipped while marked down (1 s): the calls take
         # turns, so without that every other one would be retried
@@ -76,15 +75,14 @@ async def _listener(handle_s: float | None) -> AsyncIterator[str]:
         await asyncio.wait_for(server.wait_closed(), 1)
 
 
-@pytest.mark.parametrize("mode", RPC_MODES)
-async def test_a_retry_gets_what_is_left_of_the_first_deadline(mode: str) -> None:
+async def test_a_retry_gets_what_is_left_of_the_first_deadline() -> None:
     retried: list[str] = []
     async with _listener(1.2) as dies, _listener(None) as hangs:
-        client = RpcClient([dies, hangs], 1, 2.0, mode=mode, observe_retry=retried.append)
+        client = RpcClient([dies, hangs], 1, 2.0, observe_retry=retried.append)
         started = time.monotonic()
         try:
             with pytest.raises(RpcFailure) as failure:
-                await client.pull("a:b", 0, 10, False)
+                await client.call(PullCall("a:b", 0, 10))
         finally:
             client.close()
     took = time.monotonic() - started
@@ -96,9 +94,9 @@ async def test_a_retry_gets_what_is_left_of_the_first_deadline(mode: str) -> Non
 async def test_a_send_retried_with_its_key_is_stored_once(live: str) -> None:
     client = RpcClient([live], 1, 2.0)
     try:
-        first = await client.send("a:b", "once", "a", "", retry_key="k-1")
-        again = await client.send("a:b", "once", "a", "", retry_key="k-1")
-        page = orjson.loads(await client.pull("a:b", 0, 100, False))
+        first = await client.call(SendCall("a:b", "a", "once", retry_key="k-1"))
+        again = await client.call(SendCall("a:b", "a", "once", retry_key="k-1"))
+        page = orjson.loads(await client.call(PullCall("a:b", 0, 100)))
     finally:
         client.close()
     assert first == again
@@ -110,10 +108,10 @@ async def test_sends_get_a_key_when_there_is_another_instance_to_retry_on(
 ) -> None:
     alone = RpcClient([live], 1, 2.0)
     try:
-        await alone.send("a:b", "no retry possible", "a", "")
+        await alone.call(SendCall("a:b", "a", "no retry possible"))
         assert not await redis_client.exists(retry_keys_key("a:b"))
         alone.set_addrs([live, f"127.0.0.1:{free_port()}"])
-        await alone.send("a:b", "retry possible", "a", "")
+        await alone.call(SendCall("a:b", "a", "retry possible"))
         assert await redis_client.zcard(retry_keys_key("a:b")) == 1
     finally:
         alone.close()
@@ -122,12 +120,12 @@ async def test_sends_get_a_key_when_there_is_another_instance_to_retry_on(
 @pytest.mark.parametrize("retry", [True, False])
 async def test_a_call_that_may_not_be_retried_is_not(live: str, retry: bool) -> None:
     dead = f"127.0.0.1:{free_port()}"
-    client = RpcClient([dead, live], 1, 2.0, mode="unary")  # the first pick is `dead`
+    client = RpcClient([dead, live], 1, 2.0)  # the first pick is `dead`
     attempts: list[str] = []
 
     async def pull(instance: Instance, channel: int, seconds: float) -> object:
         attempts.append(instance.addr)
-        return await instance.stubs[channel].pull(PullRequest(chat="a:b"), timeout=seconds)
+        return await instance.streams[channel].call(encode([PullCall("a:b")]), seconds)
 
     try:
         if retry:
@@ -152,13 +150,13 @@ async def test_every_send_gets_a_key_of_its_own() -> None:
 async def test_without_any_live_instance_calls_fail_unavailable_fast() -> None:
     nobody = RpcClient([], 1, 1.0)
     with pytest.raises(RpcFailure, match="no im-rpc instance") as info:
-        await nobody.pull("a:b", 0, 10, False)
+        await nobody.call(PullCall("a:b", 0, 10))
     assert info.value.status is Status.UNAVAILABLE
     assert not await nobody.ready()
     dead = RpcClient([f"127.0.0.1:{free_port()}"], 1, 1.0)
     try:
         with pytest.raises(RpcFailure) as info:
-            await dead.send("a:b", "x", "a", "")
+            await dead.call(SendCall("a:b", "a", "x"))
         assert info.value.status is Status.UNAVAILABLE
     finally:
         dead.close()
@@ -174,28 +172,27 @@ async def test_a_full_batch_goes_out_before_the_loop_turn_ends(live: str) -> Non
     batches: list[int] = []
     client = RpcClient([live], 1, 2.0, batch_max=2, observe_batch=batches.append)
     try:
-        sends = [start_now(client.send("a:b", f"m{i}", "a", "")) for i in range(2)]
+        sends = [start_now(client.call(SendCall("a:b", "a", f"m{i}"))) for i in range(2)]
         assert batches == [2]  # written by the second send's own step, not at the turn's end
-        sends += [start_now(client.send("a:b", f"m{i}", "a", "")) for i in range(2, 5)]
+        sends += [start_now(client.call(SendCall("a:b", "a", f"m{i}"))) for i in range(2, 5)]
         assert batches == [2, 2]
         answers = [orjson.loads(body) for body in await asyncio.gather(*sends)]
         assert batches == [2, 2, 1]  # the rest at the end of the turn
-        page = orjson.loads(await client.pull("a:b", 0, 100, False))
+        page = orjson.loads(await client.call(PullCall("a:b", 0, 100)))
     finally:
         client.close()
     stored = {m["text"]: m["send_time"] for m in page["messages"]}  # concurrent: any order
     assert stored == {f"m{i}": a["send_time"] for i, a in enumerate(answers)}
 
 
-@pytest.mark.parametrize("mode", ["stream", "batch"])
-async def test_a_call_that_cannot_be_encoded_fails_alone_in_its_batch(live: str, mode: str) -> None:
-    client = RpcClient([live], 1, 2.0, mode=mode)
+async def test_a_call_that_cannot_be_encoded_fails_alone_in_its_batch(live: str) -> None:
+    client = RpcClient([live], 1, 2.0)
     try:
         calls = [
-            client.send("a:b", "before", "a", ""),
-            client.send("a:b", "\ud800", "a", ""),  # a lone surrogate: no UTF-8 for it
-            client.pull("a:b", 0, 10, False),
-            client.send("a:b", "after", "b", ""),
+            client.call(SendCall("a:b", "a", "before")),
+            client.call(SendCall("a:b", "a", "\ud800")),  # a lone surrogate: no UTF-8 for it
+            client.call(PullCall("a:b", 0, 10)),
+            client.call(SendCall("a:b", "b", "after")),
         ]
         answers = await asyncio.gather(*calls, return_exceptions=True)
     finally:
@@ -208,16 +205,17 @@ async def test_a_call_that_cannot_be_encoded_fails_alone_in_its_batch(live: str,
     assert "messages" in orjson.loads(page)
 
 
-@pytest.mark.parametrize("mode", RPC_MODES)
-async def test_every_call_to_an_instance_that_hangs_ends_at_its_deadline(mode: str) -> None:
+async def test_every_call_to_an_instance_that_hangs_ends_at_its_deadline() -> None:
     async with _listener(None) as hangs:
-        client = RpcClient([hangs], 1, 0.5, mode=mode)
+        client = RpcClient([hangs], 1, 0.5)
         calls = {
-            "send": client.send("a:b", "x", "a", "k"),
-            "pull": client.pull("a:b", 0, 10, False),
-            "chats": client.chats("a", 0, 10),
-            "read": client.read("a:b", "a", 1),
-            "pull_wait": client.pull_wait("a:b", 0, 10, 300),  # its wait, then the deadline
+            "send": client.call(SendCall("a:b", "a", "x", "k")),
+            "pull": client.call(PullCall("a:b", 0, 10)),
+            "chats": client.call(ChatsCall("a", 0, 10)),
+            "read": client.call(ReadCall("a:b", "a", 1)),
+            "pull_wait": client.pull_wait(
+                PullCall("a:b", 0, 10, False, 300)
+            ),  # its wait, then the deadline
         }
         started = time.monotonic()
         try:
@@ -236,38 +234,36 @@ async def test_every_call_to_an_instance_that_hangs_ends_at_its_deadline(mode: s
 def test_a_batch_reply_of_the_wrong_size_is_an_upstream_error() -> None:
     reply = BatchReplyMessage(b"[[0, 2]]", b"{}", 1)
     with pytest.raises(RpcFailure) as failure:
-        _split(reply, 2)
+        split(reply, 2)
     assert (failure.value.status, failure.value.to_api_error().code) == (
         Status.INTERNAL,
         "upstream_error",
     )
     assert failure.value.message == "upstream_error: batch reply of the wrong size"
-    ok, bad = _split(BatchReplyMessage(b"[[0, 2], [3, 4]]", b"{}oops", 1), 2)
+    ok, bad = split(BatchReplyMessage(b"[[0, 2], [3, 4]]", b"{}oops", 1), 2)
     assert ok == b"{}"
     assert isinstance(bad, RpcFailure)
     assert (bad.status, bad.message) == (Status.INVALID_ARGUMENT, "oops")
 
 
-@pytest.mark.parametrize("mode", RPC_MODES)
-async def test_a_long_poll_may_wait_longer_than_the_rpc_deadline(live: str, mode: str) -> None:
-    client = RpcClient([live], 1, 0.3, mode=mode)  # 0.3 s per call; the poll waits 0.8 s
+async def test_a_long_poll_may_wait_longer_than_the_rpc_deadline(live: str) -> None:
+    client = RpcClient([live], 1, 0.3)  # 0.3 s per call; the poll waits 0.8 s
     started = time.monotonic()
     try:
-        page = orjson.loads(await client.pull_wait("quiet:x", 0, 10, 800))
+        page = orjson.loads(await client.pull_wait(PullCall("quiet:x", 0, 10, False, 800)))
     finally:
         client.close()
     assert page == {"messages": [], "has_more": False, "next_cursor": 0}
     assert 0.7 < time.monotonic() - started < 1.5
 
 
-@pytest.mark.parametrize("mode", RPC_MODES)
-async def test_a_lone_dead_instance_is_unavailable_for_every_call(mode: str) -> None:
-    client = RpcClient([f"127.0.0.1:{free_port()}"], 1, 1.0, mode=mode)
+async def test_a_lone_dead_instance_is_unavailable_for_every_call() -> None:
+    client = RpcClient([f"127.0.0.1:{free_port()}"], 1, 1.0)
     try:
         for call in (
-            client.send("a:b", "x", "a", "with-a-key"),  # keyed: it could be retried
-            client.pull("a:b", 0, 10, False),
-            client.chats("a", 0, 10),
+            client.call(SendCall("a:b", "a", "x", "with-a-key")),  # keyed: it could be retried
+            client.call(PullCall("a:b", 0, 10)),
+            client.call(ChatsCall("a", 0, 10)),
         ):
             with pytest.raises(RpcFailure) as failure:
                 await call
@@ -281,11 +277,11 @@ async def test_a_bad_call_whose_caller_left_does_not_stop_its_batch() -> None:
     gone: asyncio.Future[bytes] = loop.create_future()
     gone.cancel()  # its HTTP client went away before the batch went out
     waiting: asyncio.Future[bytes] = loop.create_future()
-    batch = [
-        (["send", "a:b", "a", "\ud800", ""], gone, True, ""),
-        (["pull", "a:b"], waiting, True, ""),
+    batch: list[tuple[Call, asyncio.Future[bytes], bool, str]] = [
+        (SendCall("a:b", "a", "\ud800"), gone, True, ""),
+        (PullCall("a:b"), waiting, True, ""),
     ]
     calls, kept = _encode(batch)
-    assert orjson.loads(calls) == [["pull", "a:b"]]
+    assert orjson.loads(calls) == [["pull", "a:b", 0, 0, False, 0, ""]]
     assert [p[1] for p in kept] == [waiting]
     assert not waiting.done()

@@ -13,21 +13,30 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from rpc_svc.chat import ReadMark
-from rpc_svc.store import Append, InboxRange, Latest, MarkRead, Read, RedisStore
-from rpc_svc.store_groups import (
+from rpc_svc.domain.values import ReadMark
+from rpc_svc.store.base import RedisStore
+from rpc_svc.store.keys import idempotency_key
+from rpc_svc.store.ops import (
     AddMember,
+    Append,
+    BigChanged,
     CreateGroup,
     GroupAppend,
     GroupInfo,
     GroupMark,
     GroupRead,
+    GroupState,
     GroupTips,
-    InboxPage,
+    InboxRange,
+    InboxRows,
+    Latest,
+    MarkRead,
+    Read,
     RemoveMember,
+    ReserveGroup,
+    UserGroups,
+    UserSide,
 )
-from rpc_svc.store_keys import idempotency_key
-from rpc_svc.store_members import BigChanged, GroupState, ReserveGroup, UserGroups, UserSide
 from tests.conftest import make_store
 
 _ids = itertools.count()
@@ -86,7 +95,7 @@ def _group_cases(
         "GROUP_REMOVE": lambda: store.one(RemoveMember(g, owner, f"new{g}")),
         "GROUP_INFO": lambda: store.one(GroupInfo(g, m1)),
         "GROUP_TIPS": lambda: store.one(GroupTips(m1, (g,))),
-        "INBOX_PAGE": lambda: store.one(InboxPage(m1, 0, 0, 10)),
+        "INBOX_PAGE": lambda: store.one(InboxRows(m1, 0, 0, 10)),
         "GROUP_STATE": lambda: store.one(GroupState(g, m1)),
     }
 

@@ -1,77 +1,107 @@
-"""IMService over grpclib's in-memory channel, with the real store behind it."""
+"""IMService's BatchStream over grpclib's in-memory channel, with the real store behind it."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 import pytest
-from grpclib import GRPCError
-from grpclib.const import Status
+from grpclib.client import Channel
+from grpclib.const import Cardinality, Status
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 from grpclib.testing import ChannelFor
 
-from improto import BatchRequest, ImServiceStub, PullRequest, SendRequest
+from im_common.batch_messages import BatchReplyMessage, BatchRequestMessage
+from im_common.rpc_names import BATCH_STREAM
 from rpc_svc.config import Settings
-from rpc_svc.server import build_services
-from rpc_svc.service import ChatService
-from rpc_svc.servicer import IMServicer, InFlight
-from rpc_svc.store import RedisStore
+from rpc_svc.edge.servicer import IMServicer, InFlight
+from rpc_svc.server import build_services, open_store
+from rpc_svc.service.runner import ChatService
+from rpc_svc.store.base import RedisStore
+from tests.store_calls import read
+
+
+async def _batch(channel: Channel, calls: bytes) -> BatchReplyMessage:
+    """One batch on a BatchStream of `channel`, and its reply."""
+    request = channel.request(
+        BATCH_STREAM, Cardinality.STREAM_STREAM, BatchRequestMessage, BatchReplyMessage
+    )
+    async with request as stream:
+        await stream.send_request()
+        await stream.send_message(BatchRequestMessage(calls, 7), end=True)
+        reply = await stream.recv_message()
+    assert reply is not None
+    assert reply.id == 7
+    return reply
+
+
+def _answers(reply: BatchReplyMessage) -> list[tuple[int, Any]]:
+    """(status, body: JSON for OK, the status message otherwise) of each call."""
+    out, offset = [], 0
+    for status, length in orjson.loads(reply.index):
+        body = reply.bodies[offset : offset + length]
+        offset += length
+        out.append((status, orjson.loads(body) if status == 0 else body.decode()))
+    return out
 
 
 @pytest.fixture
-async def stub(service: ChatService) -> AsyncIterator[ImServiceStub]:
+async def channel(service: ChatService) -> AsyncIterator[Channel]:
     async with ChannelFor([IMServicer(service, InFlight())]) as channel:
-        yield ImServiceStub(channel)
+        yield channel
 
 
-async def test_send_then_pull_through_grpc(stub: ImServiceStub) -> None:
-    sent = await stub.send(SendRequest(chat="bob:alice", text="hi", sender="bob"))
-    assert sent.chat == "alice:bob"
-    page = await stub.pull(PullRequest(chat="alice:bob"))
-    assert [(m.chat, m.text, m.sender, m.send_time) for m in page.messages] == [
-        ("alice:bob", "hi", "bob", sent.send_time)
-    ]
-    assert (page.has_more, page.next_cursor) == (False, sent.send_time + 1)
+async def test_send_then_pull_through_grpc(channel: Channel) -> None:
+    ((status, sent),) = _answers(
+        await _batch(channel, orjson.dumps([["send", "bob:alice", "bob", "hi"]]))
+    )
+    assert (status, sent["chat"]) == (0, "alice:bob")
+    ((status, page),) = _answers(await _batch(channel, orjson.dumps([["pull", "alice:bob"]])))
+    assert page == {
+        "messages": [
+            {"chat": "alice:bob", "text": "hi", "sender": "bob", "send_time": sent["send_time"]}
+        ],
+        "has_more": False,
+        "next_cursor": sent["send_time"] + 1,
+    }
 
 
 @pytest.mark.parametrize(
-    ("request_", "code"),
+    ("call", "code"),
     [
-        (SendRequest(chat="alice", text="x", sender="alice"), "invalid_chat"),
-        (SendRequest(chat="a:b", text="x", sender="c"), "sender_not_in_chat"),
-        (SendRequest(chat="a:b", text="", sender="a"), "invalid_text"),
-        (SendRequest(chat="a:b", text="x" * 4097, sender="a"), "text_too_long"),
-        (
-            SendRequest(chat="a:b", text="x", sender="a", client_msg_id="k" * 65),
-            "invalid_client_msg_id",
-        ),
-        (PullRequest(chat="a:b", limit=1001), "invalid_limit"),
-        (PullRequest(chat="a:b", cursor=-1), "invalid_cursor"),
+        (["send", "alice", "alice", "x"], "invalid_chat"),
+        (["send", "a:b", "c", "x"], "sender_not_in_chat"),
+        (["send", "a:b", "a", ""], "invalid_text"),
+        (["send", "a:b", "a", "x" * 4097], "text_too_long"),
+        (["send", "a:b", "a", "x", "k" * 65], "invalid_client_msg_id"),
+        (["pull", "a:b", 0, 1001], "invalid_limit"),
+        (["pull", "a:b", -1], "invalid_cursor"),
+        (["pull", "a:b", "not a cursor"], "invalid_batch"),
+        (["read", "#", "a", 1], "invalid_chat"),
     ],
 )
-async def test_bad_requests_are_invalid_argument_with_a_code(
-    stub: ImServiceStub, store: RedisStore, request_: SendRequest | PullRequest, code: str
+async def test_bad_calls_are_invalid_argument_with_a_code(
+    channel: Channel, store: RedisStore, call: list[Any], code: str
 ) -> None:
-    call = stub.send(request_) if isinstance(request_, SendRequest) else stub.pull(request_)
-    with pytest.raises(GRPCError) as err:
-        await call
-    assert err.value.status is Status.INVALID_ARGUMENT
-    assert (err.value.message or "").startswith(f"{code}: ")
-    assert await store.read("a:b", 0, 10, reverse=False) == []
+    ((status, message),) = _answers(await _batch(channel, orjson.dumps([call])))
+    assert status == Status.INVALID_ARGUMENT.value
+    assert message.startswith(f"{code}: ")
+    assert await read(store, "a:b", 0, 10, reverse=False) == []
 
 
 async def test_an_unreachable_store_is_unavailable(redis_proc: object) -> None:
-    dead = RedisStore.from_url(
+    dead = open_store(
         "redis://127.0.0.1:1/0", max_connections=1, timeout_s=0.5, idempotency_ttl_s=60
     )
     async with ChannelFor([IMServicer(ChatService(dead, 4096), InFlight())]) as channel:
-        with pytest.raises(GRPCError) as err:
-            await ImServiceStub(channel).send(SendRequest(chat="a:b", text="x", sender="a"))
+        ((status, message),) = _answers(
+            await _batch(channel, orjson.dumps([["send", "a:b", "a", "x"]]))
+        )
     await dead.close()
-    assert err.value.status is Status.UNAVAILABLE
-    assert (err.value.message or "").startswith("store_unavailable: ")
+    assert status == Status.UNAVAILABLE.value
+    assert message.startswith("store_unavailable: ")
 
 
 async def test_health_reports_the_store(store: RedisStore) -> None:
@@ -80,7 +110,7 @@ async def test_health_reports_the_store(store: RedisStore) -> None:
     assert reply.status == HealthCheckResponse.SERVING
 
 
-async def test_a_batch_answers_each_call_in_order(stub: ImServiceStub) -> None:
+async def test_a_batch_answers_each_call_in_order(channel: Channel) -> None:
     calls = [
         ["send", "bob:alice", "bob", "one", ""],
         ["send", "alice:bob", "carol", "no", ""],
@@ -90,26 +120,19 @@ async def test_a_batch_answers_each_call_in_order(stub: ImServiceStub) -> None:
         ["pull", "alice:bob", 0, 1001, False],
         ["nonsense"],
     ]
-    reply = await stub.batch(BatchRequest(calls=orjson.dumps(calls)))
-    index = orjson.loads(reply.index)
-    bodies, offset = [], 0
-    for _, length in index:
-        bodies.append(reply.bodies[offset : offset + length])
-        offset += length
-    assert [status for status, _ in index] == [0, 3, 0, 0, 0, 3, 3]
-    first, second = orjson.loads(bodies[0]), orjson.loads(bodies[2])
-    assert orjson.loads(bodies[3]) == second  # the repeated key answered as the first time
-    assert bodies[1].startswith(b"sender_not_in_chat: ")
-    page = orjson.loads(bodies[4])
-    assert [(m["text"], m["send_time"]) for m in page["messages"]] == [
+    answers = _answers(await _batch(channel, orjson.dumps(calls)))
+    assert [status for status, _ in answers] == [0, 3, 0, 0, 0, 3, 3]
+    first, second = answers[0][1], answers[2][1]
+    assert answers[3][1] == second  # the repeated key answered as the first time
+    assert answers[1][1].startswith("sender_not_in_chat: ")
+    assert [(m["text"], m["send_time"]) for m in answers[4][1]["messages"]] == [
         ("one", first["send_time"]),
         ("two", second["send_time"]),
     ]
-    assert bodies[5].startswith(b"invalid_limit: ")
-    assert bodies[6].startswith(b"invalid_batch: ")
+    assert answers[5][1].startswith("invalid_limit: ")
+    assert answers[6][1] == "invalid_batch: malformed batch call ('nonsense')"
 
 
-async def test_a_batch_that_is_not_json_is_invalid_argument(stub: ImServiceStub) -> None:
-    with pytest.raises(GRPCError) as err:
-        await stub.batch(BatchRequest(calls=b"{"))
-    assert err.value.status is Status.INVALID_ARGUMENT
+async def test_a_batch_that_is_not_a_json_array_answers_no_call(channel: Channel) -> None:
+    assert (await _batch(channel, b"{")).index == b"[]"
+    assert (await _batch(channel, b'{"a": 1}')).index == b"[]"

@@ -1,7 +1,6 @@
 """Short chats on a real Redis: a chat's first messages live in one hash, which moves into the
 chat's stream at IM_SHORT_CHAT_MESSAGES; reads, the newest entry and the inbox answer the
-same from either form, chats written as streams (before short forms) stay streams, and a
-string of records (what versions before the hash wrote) is read and becomes a hash."""
+same from either form, and chats stored as streams (short forms off) stay streams."""
 
 from __future__ import annotations
 
@@ -13,13 +12,16 @@ import pytest
 import redis.asyncio as aioredis
 
 from devtools.procs import Process
-from rpc_svc.chat import Entry
-from rpc_svc.group_service import GroupCall
+from im_common.calls import ChatsCall, GroupCall, PullCall, ReadCall, SendCall
+from rpc_svc.domain.values import Entry
 from rpc_svc.server import RECORD_OVERHEAD, _check_compact_records
-from rpc_svc.service import ChatsCall, ChatService, PullCall, ReadCall, SendCall
-from rpc_svc.store import Latest, Read, RedisStore, _outcome, short_records
-from rpc_svc.store_keys import messages_key, short_key
+from rpc_svc.service.runner import ChatService
+from rpc_svc.store.base import RedisStore
+from rpc_svc.store.commands import chats
+from rpc_svc.store.keys import messages_key, short_key
+from rpc_svc.store.ops import Latest, Read
 from tests.conftest import SHORT_CHAT_MESSAGES, make_store
+from tests.store_calls import append, read
 
 CHAT = "ann:bob"
 ON_BOTH = pytest.mark.parametrize("backend", ["redis", "cluster"], indirect=True)
@@ -35,22 +37,22 @@ async def _forms(client: aioredis.Redis, chat: str) -> tuple[int, int]:
 
 
 @ON_BOTH
-async def test_a_chat_moves_from_its_string_into_its_stream_at_the_limit(
+async def test_a_chat_moves_from_its_hash_into_its_stream_at_the_limit(
     store: RedisStore, redis_client: aioredis.Redis
 ) -> None:
     times = []
     for i in range(SHORT_CHAT_MESSAGES - 1):
-        times.append(await store.append(CHAT, i % 2, f"m{i}"))
+        times.append(await append(store, CHAT, i % 2, f"m{i}"))
         assert await _forms(redis_client, CHAT) == (i + 1, 0)
-    before = await store.read(CHAT, 0, 100, reverse=False)
-    times.append(await store.append(CHAT, 1, "last"))
+    before = await read(store, CHAT, 0, 100, reverse=False)
+    times.append(await append(store, CHAT, 1, "last"))
     assert await _forms(redis_client, CHAT) == (0, SHORT_CHAT_MESSAGES)
     assert await redis_client.exists(short_key(CHAT)) == 0
-    after = await store.read(CHAT, 0, 100, reverse=False)
+    after = await read(store, CHAT, 0, 100, reverse=False)
     assert after[:-1] == before
     assert after[-1] == Entry(times[-1], 1, "last")
     assert [e.send_time for e in after] == times
-    times.append(await store.append(CHAT, 0, "more"))  # the stream from now on
+    times.append(await append(store, CHAT, 0, "more"))  # the stream from now on
     assert await _forms(redis_client, CHAT) == (0, SHORT_CHAT_MESSAGES + 1)
 
 
@@ -66,10 +68,10 @@ async def test_reads_from_every_cursor_agree_before_and_after_the_move(
 ) -> None:
     times: list[int] = []
     for n in range(1, SHORT_CHAT_MESSAGES + 2):
-        times.append(await store.append(CHAT, n % 2, f"m{n}"))
+        times.append(await append(store, CHAT, n % 2, f"m{n}"))
         cursors = [0, times[0] - 1, *times, times[-1] + 1]
         for cursor, limit, reverse in itertools.product(cursors, range(1, n + 2), (False, True)):
-            got = await store.read(CHAT, cursor, limit, reverse)
+            got = await read(store, CHAT, cursor, limit, reverse)
             assert [e.send_time for e in got] == _expected(times, cursor, limit, reverse), (
                 n,
                 cursor,
@@ -91,11 +93,11 @@ async def test_a_chat_stored_as_a_stream_is_read_and_stays_a_stream(
 ) -> None:
     old, new = make_store(redis_proc, short=0), make_store(redis_proc)
     try:
-        first = [await old.append(CHAT, i % 2, f"old{i}") for i in range(2)]
+        first = [await append(old, CHAT, i % 2, f"old{i}") for i in range(2)]
         assert await _forms(redis_client, CHAT) == (0, 2)
-        third = await new.append(CHAT, 0, "new")
-        assert await _forms(redis_client, CHAT) == (0, 3)  # no string beside the stream
-        entries = await new.read(CHAT, 0, 10, reverse=False)
+        third = await append(new, CHAT, 0, "new")
+        assert await _forms(redis_client, CHAT) == (0, 3)  # no hash beside the stream
+        entries = await read(new, CHAT, 0, 10, reverse=False)
         assert [e.send_time for e in entries] == [*first, third]
         assert (await new.one(Latest(CHAT))).sent == (2, 1)
     finally:
@@ -106,17 +108,17 @@ async def test_a_chat_stored_as_a_stream_is_read_and_stays_a_stream(
 async def test_a_read_that_straddles_the_move_answers_from_the_stream(
     store: RedisStore, redis_client: aioredis.Redis
 ) -> None:
-    # a read is two replies, the string's then the stream's: another client's send may
-    # move the string into the stream between them; both replies then hold the entries
-    times = [await store.append(CHAT, 0, f"m{i}") for i in range(SHORT_CHAT_MESSAGES - 1)]
+    # a read is two replies, the hash's then the stream's: another client's send may move
+    # the hash into the stream between them; both replies then hold the entries
+    times = [await append(store, CHAT, 0, f"m{i}") for i in range(SHORT_CHAT_MESSAGES - 1)]
     op = Read(CHAT, 0, 100, False)
-    short, stream_read = store._commands(op)
+    short, stream_read = chats.commands(op, store.plan)
     first = await redis_client.execute_command(*short)  # type: ignore[no-untyped-call]
-    assert len(short_records(first)) == SHORT_CHAT_MESSAGES - 1  # (HVALS, oldest first)
-    times.append(await store.append(CHAT, 1, "moves"))
+    assert len(first) == SHORT_CHAT_MESSAGES - 1  # (HVALS)
+    times.append(await append(store, CHAT, 1, "moves"))
     second = await redis_client.execute_command(*stream_read)  # type: ignore[no-untyped-call]
-    assert [e.send_time for e in _outcome(op, [first, second])] == times
-    assert [e.send_time for e in _outcome(op, [first, []])] == times[:-1]  # before the move
+    assert [e.send_time for e in chats.outcome(op, [first, second])] == times
+    assert [e.send_time for e in chats.outcome(op, [first, []])] == times[:-1]  # before
 
 
 async def test_an_inbox_and_groups_read_short_and_long_timelines_alike(
@@ -154,23 +156,23 @@ async def test_group_reads_and_read_positions_inside_a_short_group(
     assert [m["send_time"] for m in page.messages] == [b1, a0]
     page = await service.pull(PullCall("#h", b1, 5, True))
     assert [m["send_time"] for m in page.messages] == [b1, b0]
-    # a position before bob's last message: bob's own messages after it are counted by a
-    # scan of the string's records from just after the position (b1 is bob's, a0 the one unread)
+    # a position before bob's last message: bob's own messages after it are counted from his
+    # own index (b1 is bob's, a0 the one unread)
     await service.mark_read(ReadCall("#h", "bob", b0))
     (shown,) = (await service.chats(ChatsCall("bob"))).chats
     assert (shown["chat"], shown["unread"]) == ("#h", 1)
 
 
-async def test_a_string_left_when_short_strings_are_turned_off_moves_at_the_next_send(
+async def test_a_hash_left_when_short_forms_are_turned_off_moves_at_the_next_send(
     redis_proc: Process, redis_client: aioredis.Redis
 ) -> None:
     short, off = make_store(redis_proc), make_store(redis_proc, short=0)
     try:
-        first = [await short.append(CHAT, i % 2, f"m{i}") for i in range(2)]
+        first = [await append(short, CHAT, i % 2, f"m{i}") for i in range(2)]
         assert await _forms(redis_client, CHAT) == (2, 0)
-        third = await off.append(CHAT, 0, "after")
+        third = await append(off, CHAT, 0, "after")
         assert await _forms(redis_client, CHAT) == (0, 3)
-        entries = await off.read(CHAT, 0, 10, reverse=False)
+        entries = await read(off, CHAT, 0, 10, reverse=False)
         assert [e.send_time for e in entries] == [*first, third]
     finally:
         await short.close()
@@ -184,8 +186,8 @@ TEXTS = ["héllo wörld", "🎉 12 34 ", "line\none", "9 9 9", " ", "日本語�
 async def test_any_text_comes_back_whole_before_and_after_the_move(
     service: ChatService, redis_client: aioredis.Redis
 ) -> None:
-    # a short chat's records carry their value's length in bytes: multi-byte characters,
-    # spaces, digits and newlines in a text must not shift where the next record starts
+    # a short chat's record is "<id> <value>": multi-byte characters, spaces, digits and
+    # newlines in a text must come back as they went in
     await service.group(GroupCall("create", "#t", "ann"))
     for i, text in enumerate(TEXTS):
         for chat in (CHAT, "#t"):
@@ -199,98 +201,6 @@ async def test_any_text_comes_back_whole_before_and_after_the_move(
     assert shown["last_message"]["text"] == TEXTS[-1]
 
 
-def _legacy(records: list[tuple[int, str]]) -> str:
-    """A short chat's string as versions before the hash wrote it: "<id> <bytes> <value>"
-    per message, newest first, from (send time, stream value) pairs oldest first."""
-    out = []
-    for t, value in reversed(records):
-        out.append(f"{t // 1000}-{t % 1000} {len(value.encode())} {value}")
-    return "".join(out)
-
-
-# a 1:1 chat's values "<role><sent by 0>:<sent by 1>:<text>", texts with spaces and digits
-OLD_TEXTS = ["old 1 é", "9 9", "third"]
-OLD_TIMES = [1_700_000_000_000_001, 1_700_000_000_500_002, 1_700_000_001_000_003]
-
-
-async def _write_legacy(client: aioredis.Redis, count: int = len(OLD_TEXTS)) -> None:
-    values, sent = [], [0, 0]
-    for i, text in enumerate(OLD_TEXTS[:count]):
-        sent[i % 2] += 1
-        values.append(f"{i % 2}{sent[0]}:{sent[1]}:{text}")
-    await client.set(short_key(CHAT), _legacy(list(zip(OLD_TIMES, values, strict=False))))
-
-
-@ON_BOTH
-async def test_a_string_an_earlier_version_wrote_is_read_as_the_hash_is(
-    store: RedisStore, service: ChatService, redis_client: aioredis.Redis
-) -> None:
-    await _write_legacy(redis_client)
-    for cursor, limit, reverse in itertools.product(
-        [0, OLD_TIMES[0] - 1, *OLD_TIMES, OLD_TIMES[-1] + 1], range(1, 5), (False, True)
-    ):
-        got = await store.read(CHAT, cursor, limit, reverse)
-        assert [e.send_time for e in got] == _expected(OLD_TIMES, cursor, limit, reverse)
-    everything = await store.read(CHAT, 0, 10, reverse=False)
-    assert [(e.role, e.text) for e in everything] == [(0, OLD_TEXTS[0]), (1, "9 9"), (0, "third")]
-    tip = await store.one(Latest(CHAT, OLD_TIMES[1]))
-    assert (tip.entry.send_time, tip.sent) == (OLD_TIMES[1], (1, 1))
-    await redis_client.zadd("im:{ann}:inbox", {CHAT: OLD_TIMES[-1]})
-    (shown,) = (await service.chats(ChatsCall("ann"))).chats
-    assert (shown["last_message"]["text"], shown["unread"]) == ("third", 1)  # bob's one
-    assert await redis_client.type(short_key(CHAT)) == "string"  # reads leave it as it is
-
-
-@ON_BOTH
-async def test_the_next_send_makes_an_earlier_versions_string_a_hash(
-    store: RedisStore, redis_client: aioredis.Redis
-) -> None:
-    await _write_legacy(redis_client, 2)  # 2 records, a limit of 4: it stays short
-    new = await store.append(CHAT, 1, "new")
-    assert new > OLD_TIMES[1]
-    assert await _forms(redis_client, CHAT) == (3, 0)
-    entries = await store.read(CHAT, 0, 10, reverse=False)
-    assert [e.text for e in entries] == [*OLD_TEXTS[:2], "new"]
-    assert [e.send_time for e in entries] == [*OLD_TIMES[:2], new]
-    assert (await store.one(Latest(CHAT))).sent == (1, 2)  # the tallies carried on
-    assert (await store.one(Latest(CHAT, OLD_TIMES[0]))).sent == (1, 0)
-
-
-async def test_an_earlier_versions_string_at_the_limit_moves_into_the_stream(
-    redis_proc: Process, redis_client: aioredis.Redis
-) -> None:
-    # 3 records and a limit of 4 (and of 0: short forms off): this send moves them all
-    for short in (SHORT_CHAT_MESSAGES, 0):
-        await redis_client.flushdb()
-        await _write_legacy(redis_client)
-        store = make_store(redis_proc, short=short)
-        try:
-            new = await store.append(CHAT, 0, "moves")
-            assert await _forms(redis_client, CHAT) == (0, 4)
-            entries = await store.read(CHAT, 0, 10, reverse=True)
-            assert [e.send_time for e in entries] == [new, *reversed(OLD_TIMES)]
-            assert [e.text for e in entries][1:] == list(reversed(OLD_TEXTS))
-        finally:
-            await store.close()
-
-
-async def test_a_groups_string_from_an_earlier_version_reads_and_becomes_a_hash(
-    service: ChatService, redis_client: aioredis.Redis
-) -> None:
-    await service.group(GroupCall("create", "#o", "ann"))
-    await service.group(GroupCall("add", "#o", "ann", "bob"))
-    values = [f"{i + 1}:{'bob' if i % 2 else 'ann'}:{t}" for i, t in enumerate(OLD_TEXTS)]
-    await redis_client.set(short_key("#o"), _legacy(list(zip(OLD_TIMES, values[:2], strict=False))))
-    page = await service.pull(PullCall("#o", OLD_TIMES[1], 5, True))
-    assert [m["text"] for m in page.messages] == ["9 9", OLD_TEXTS[0]]
-    assert [m["sender"] for m in page.messages] == ["bob", "ann"]
-    sent = await service.send(SendCall("#o", "bob", "g-new"))
-    assert await _forms(redis_client, "#o") == (3, 0)
-    page = await service.pull(PullCall("#o", 0, 10, False))
-    assert [m["text"] for m in page.messages] == [*OLD_TEXTS[:2], "g-new"]
-    assert page.messages[-1]["send_time"] == sent.send_time
-
-
 async def test_records_past_the_compact_limit_read_in_order_from_a_hash_table(
     redis_proc: Process, redis_client: aioredis.Redis
 ) -> None:
@@ -299,14 +209,14 @@ async def test_records_past_the_compact_limit_read_in_order_from_a_hash_table(
     store = make_store(redis_proc, short=32)
     await redis_client.config_set("hash-max-listpack-value", 64)
     try:
-        times = [await store.append(CHAT, i % 2, f"{i:02} " + "x" * 80) for i in range(31)]
+        times = [await append(store, CHAT, i % 2, f"{i:02} " + "x" * 80) for i in range(31)]
         assert await redis_client.object("encoding", short_key(CHAT)) == "hashtable"
         for cursor, limit, reverse in itertools.product([0, times[10]], (5, 40), (False, True)):
-            got = await store.read(CHAT, cursor, limit, reverse)
+            got = await read(store, CHAT, cursor, limit, reverse)
             assert [e.send_time for e in got] == _expected(times, cursor, limit, reverse)
         assert (await store.one(Latest(CHAT))).sent == (16, 15)
-        await store.append(CHAT, 0, "moves")
-        entries = await store.read(CHAT, 0, 40, reverse=False)
+        await append(store, CHAT, 0, "moves")
+        entries = await read(store, CHAT, 0, 40, reverse=False)
         assert [e.text[:2] for e in entries] == [f"{i:02}" for i in range(31)] + ["mo"]
     finally:
         await redis_client.config_set("hash-max-listpack-value", 4224)

@@ -3,32 +3,24 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rpc_svc.chat import (
+from rpc_svc.domain.errors import InvalidArgument
+from rpc_svc.domain.names import Chat, check_user, parse_chat
+from rpc_svc.domain.paging import TIES, build_inbox, build_page, read_mark
+from rpc_svc.domain.rules import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
-    NO_READ,
-    TIES,
-    Chat,
-    Entry,
-    InboxRow,
-    ReadMark,
-    Tip,
-    build_inbox_page,
-    build_page,
     check_client_msg_id,
     check_cursor,
     check_text,
-    check_user,
     page_limit,
-    parse_chat,
-    read_mark,
 )
-from rpc_svc.errors import InvalidArgument
+from rpc_svc.domain.values import NO_READ, Entry, InboxPage, InboxRow, ReadMark, Tip
 
 members = st.text(
     st.characters(
@@ -193,7 +185,7 @@ def test_an_inbox_page_skips_chats_without_messages_and_counts_the_others() -> N
         InboxRow("a:d", 5, NO_READ),  # the first row beyond the page
     ]
     latest = [_tip(30, 1, (1, 4)), None, _tip(10, 0, (2, 0))]
-    page = build_inbox_page("a", rows, latest, 3, 0)
+    page = _inbox_page("a", rows, latest, 3, 0)
     assert [(c["chat"], c["unread"]) for c in page.chats] == [("a:b", 3), ("a:c", 0)]
     assert page.chats[0]["last_message"] == {
         "chat": "a:b",
@@ -204,23 +196,28 @@ def test_an_inbox_page_skips_chats_without_messages_and_counts_the_others() -> N
     assert (page.has_more, page.next_cursor) == (True, 5 * TIES)
 
 
+def _inbox_page(
+    user: str, rows: list[InboxRow], latest: Sequence[Tip | None], limit: int, cursor: int
+) -> InboxPage:
+    """A page of 1:1 `rows` read from `cursor` (skip: the cursor's), with their tips."""
+    return build_inbox(user, rows, latest, [None] * len(latest), cursor % TIES, limit, cursor)
+
+
 def test_inbox_paging_counts_chats_of_one_microsecond_up_to_its_bound() -> None:
     rows = [InboxRow(f"a:u{i:04}", 7, NO_READ) for i in range(TIES + 1)]
     latest = [_tip(7, 1, (0, 1))] * TIES
-    page = build_inbox_page("a", rows, latest[: TIES - 1], TIES - 1, 0)
+    page = _inbox_page("a", rows, latest[: TIES - 1], TIES - 1, 0)
     assert page.next_cursor == 7 * TIES + TIES - 1  # 999 shown: the cursor can say so
     with pytest.raises(InvalidArgument) as err:
-        build_inbox_page("a", rows, latest, TIES, 0)  # 1000 at one microsecond: it cannot
+        _inbox_page("a", rows, latest, TIES, 0)  # 1000 at one microsecond: it cannot
     assert (err.value.code, err.value.message) == (
         "invalid_limit",
         f"more than {TIES - 1} chats at one microsecond: page with a larger limit",
     )
     # 500 shown by the page before, at the same microsecond: they count too
     with pytest.raises(InvalidArgument):
-        build_inbox_page("a", rows, latest[:500], 500, 7 * TIES + 500)
-    assert build_inbox_page("a", rows, latest[:499], 499, 7 * TIES + 500).next_cursor == (
-        7 * TIES + 999
-    )
+        _inbox_page("a", rows, latest[:500], 500, 7 * TIES + 500)
+    assert _inbox_page("a", rows, latest[:499], 499, 7 * TIES + 500).next_cursor == (7 * TIES + 999)
 
 
 def test_a_read_mark_of_nothing_read_is_zero() -> None:

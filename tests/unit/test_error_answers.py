@@ -11,17 +11,15 @@ import pytest
 
 from http_svc.errors import ApiError
 from http_svc.params import bool_param, int_param, optional_text_param, text_param
-from rpc_svc.chat import (
-    Chat,
+from rpc_svc.domain.errors import InvalidArgument
+from rpc_svc.domain.names import Chat, check_user, parse_chat
+from rpc_svc.domain.rules import (
     check_client_msg_id,
     check_cursor,
     check_text,
-    check_user,
     check_wait_ms,
     page_limit,
-    parse_chat,
 )
-from rpc_svc.errors import InvalidArgument
 
 MEMBERS = (
     "chat must have exactly one ':' and members without whitespace, control or format characters"

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from rpc_svc.chat import NO_READ, ReadMark, check_name
-from rpc_svc.errors import Conflict, Forbidden, InvalidArgument, NotFound
-from rpc_svc.groups import (
+from rpc_svc.domain.errors import Conflict, Forbidden, InvalidArgument, NotFound
+from rpc_svc.domain.names import check_group, check_name, is_group
+from rpc_svc.domain.paging import group_unread
+from rpc_svc.domain.refusals import (
     GROUP_FULL,
     NOT_A_MEMBER,
     NOT_THE_OWNER,
     OWNER_LEAVES,
     UNKNOWN_GROUP,
-    check_group,
-    group_unread,
-    is_group,
     refusal,
 )
+from rpc_svc.domain.values import NO_READ, ReadMark
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from http_svc.instances import InstancePool
 
 
 async def test_the_instance_with_fewest_calls_in_flight_is_picked() -> None:
-    pool = InstancePool(channels=1, streams=False)
+    pool = InstancePool(channels=1)
     pool.set_addrs(["h:1", "h:2", "h:3"])
     a, b, c = pool.instances
     a.in_flight, b.in_flight, c.in_flight = 3, 1, 2
@@ -17,7 +17,7 @@ async def test_the_instance_with_fewest_calls_in_flight_is_picked() -> None:
 
 
 async def test_ties_rotate_over_every_instance() -> None:
-    pool = InstancePool(channels=1, streams=False)
+    pool = InstancePool(channels=1)
     pool.set_addrs(["h:1", "h:2", "h:3"])
     picked = [pool.pick().addr for _ in range(9)]  # type: ignore[union-attr]
     assert sorted(picked) == ["h:1"] * 3 + ["h:2"] * 3 + ["h:3"] * 3
@@ -25,7 +25,7 @@ async def test_ties_rotate_over_every_instance() -> None:
 
 
 async def test_a_down_instance_is_skipped_unless_it_is_the_only_one() -> None:
-    pool = InstancePool(channels=1, streams=False, down_s=60)
+    pool = InstancePool(channels=1, down_s=60)
     pool.set_addrs(["h:1", "h:2"])
     first, second = pool.instances
     pool.mark_down(first)
@@ -38,7 +38,7 @@ async def test_a_down_instance_is_skipped_unless_it_is_the_only_one() -> None:
 
 
 async def test_a_removed_instance_takes_no_new_calls_and_closes_after_its_last() -> None:
-    pool = InstancePool(channels=1, streams=True)
+    pool = InstancePool(channels=1)
     pool.set_addrs(["h:1", "h:2"])
     leaving, staying = pool.instances
     closed: list[str] = []
@@ -55,10 +55,10 @@ async def test_a_removed_instance_takes_no_new_calls_and_closes_after_its_last()
 
 
 async def test_readding_an_address_keeps_its_pool() -> None:
-    pool = InstancePool(channels=2, streams=False)
+    pool = InstancePool(channels=2)
     pool.set_addrs(["h:1"])
     (instance,) = pool.instances
     pool.set_addrs(["h:1", "h:2"])
     assert pool.instances[0] is instance
-    assert len(instance.stubs) == 2
+    assert len(instance.streams) == 2
     pool.close()

@@ -8,8 +8,8 @@ import time
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from rpc_svc.errors import StoreUnavailable
-from rpc_svc.store import ClusterTopology
+from rpc_svc.domain.errors import StoreUnavailable
+from rpc_svc.store.cluster import ClusterTopology
 
 
 def _topology(max_connections: int, wait_s: float) -> ClusterTopology:

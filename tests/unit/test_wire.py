@@ -7,8 +7,8 @@ import pytest
 from grpclib.const import Status
 
 from http_svc.errors import RpcFailure
-from rpc_svc.chat import Message, Page
-from rpc_svc.errors import (
+from im_common.calls import ChatsCall, PullCall, ReadCall, SendCall
+from rpc_svc.domain.errors import (
     Forbidden,
     InvalidArgument,
     Overloaded,
@@ -17,8 +17,8 @@ from rpc_svc.errors import (
     StoreUnavailable,
     UserRequired,
 )
-from rpc_svc.service import ChatsCall, PullCall, ReadCall, SendCall, Sent
-from rpc_svc.wire import decode_calls, encode_results, status_of
+from rpc_svc.domain.values import Message, Page, Sent
+from rpc_svc.edge.wire import decode_calls, encode_results, status_of
 
 
 def test_calls_decode_in_order_and_malformed_ones_fail_alone() -> None:

@@ -1,0 +1,155 @@
+"""The stacks a benchmark measures: real processes on loopback, in a temp dir; and an older
+commit's im-rpc (in a git worktree) for the A/B comparisons."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+
+from devtools.procs import Process, etcd_server, http_service, redis_server, rpc_service
+from im_common import fd_limit
+from im_common.token_cli import add_key
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def raise_fd_limit() -> None:
+    """Lift this process's open-file limit to what the system allows, as the services do
+    theirs (children inherit it)."""
+    fd_limit.raise_fd_limit(0, "the load")
+
+
+def comparison_args(
+    prog: str,
+    doc: str,
+    argv: list[str] | None,
+    seconds: float,
+    rounds: int,
+    more: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.Namespace:
+    """The options of the interleaved comparisons (perf.topologies, perf.nginx, ...), and
+    those `more` adds; also lifts the open-file limit for the load they run."""
+    p = argparse.ArgumentParser(prog=f"python -m {prog}", description=doc.split("\n")[0])
+    if more is not None:
+        more(p)
+    p.add_argument("--seconds", type=float, default=seconds, help="length of each wrk run")
+    p.add_argument("--rounds", type=int, default=rounds, help="interleaved rounds (median kept)")
+    p.add_argument("--connections", type=int, default=64, help="wrk concurrency")
+    p.add_argument("--out", type=Path, help="report directory (default perf/reports)")
+    args = p.parse_args(argv)
+    raise_fd_limit()
+    return args
+
+
+def start_owned(stack: ExitStack, proc: Process) -> Process:
+    """Start `proc` and have `stack` stop it when it closes."""
+    proc.start()
+    stack.callback(proc.stop)
+    return proc
+
+
+def make_keys(work: Path) -> tuple[Path, Path]:
+    """An ES256 key set in `work`, made by im-token: (private set, public set)."""
+    private, public = work / "idp.jwks", work / "gateway.jwks"
+    add_key(private, public, "ES256")
+    return private, public
+
+
+class LocalStack:
+    """redis-server (AOF everysec), one im-rpc and a gateway; with `auth` the gateway
+    verifies tokens of a key set made here (`signing` mints them) and im-rpc requires the
+    acting user.
+
+    Every process is stopped when `stack` closes.
+    """
+
+    def __init__(self, stack: ExitStack, *, auth: bool = False) -> None:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-perf-")))
+        self.redis = start_owned(
+            stack,
+            redis_server(work / "redis", fsync="everysec"),
+        )
+        gateway_env: dict[str, str] = {}
+        rpc_env: dict[str, str] = {}
+        self.signing: Path | None = None
+        if auth:
+            self.signing, public = make_keys(work)
+            gateway_env["IM_AUTH_JWKS_FILE"] = str(public)
+            rpc_env["IM_RPC_REQUIRE_USER"] = "true"
+        self.rpc = start_owned(
+            stack, rpc_service(work, f"redis://127.0.0.1:{self.redis.port}/0", None, **rpc_env)
+        )
+        self.gateway = start_owned(stack, http_service(work, [self.rpc.port], None, **gateway_env))
+
+    @property
+    def url(self) -> str:
+        """Base URL of the gateway."""
+        return f"http://127.0.0.1:{self.gateway.port}"
+
+
+class ScaledStack:
+    """redis-server (AOF everysec), etcd, `rpcs` im-rpc and `gateways` im-http finding them
+    through etcd: the local cluster's topology without nginx. Stopped when `stack` closes."""
+
+    def __init__(self, stack: ExitStack, prefix: str, rpcs: int = 2, gateways: int = 2) -> None:
+        self.work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+        self.redis = start_owned(stack, redis_server(self.work / "redis", fsync="everysec"))
+        self.etcd = start_owned(stack, etcd_server(self.work))
+        found = f"http://127.0.0.1:{self.etcd.port}"
+        url = f"redis://127.0.0.1:{self.redis.port}/0"
+        self.rpcs = [
+            start_owned(stack, rpc_service(self.work, url, IM_ETCD_URL=found)) for _ in range(rpcs)
+        ]
+        time.sleep(1)  # the instances register before the gateways read etcd
+        self.gateways = [
+            start_owned(stack, http_service(self.work, [], IM_ETCD_URL=found))
+            for _ in range(gateways)
+        ]
+
+
+def worktree(stack: ExitStack, base: str) -> Path:
+    """A checkout of `base` in a temp dir, removed when `stack` closes."""
+    path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-ab-"))) / "base"
+    git = ["git", "-C", str(ROOT)]
+    subprocess.run([*git, "worktree", "add", "--detach", str(path), base], check=True)
+    stack.callback(subprocess.run, [*git, "worktree", "remove", "--force", str(path)], check=False)
+    return path
+
+
+def _module_path(python: list[str], path: str, package: str) -> str:
+    """Where `python` with PYTHONPATH `path` finds `package`."""
+    code = f"import {package}; print({package}.__file__)"
+    env = {**os.environ, "PYTHONPATH": path}
+    done = subprocess.run([*python, "-c", code], env=env, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def _of_base(proc: Process, package: str, base: Path) -> tuple[Process, str]:
+    """`proc` made to run `package` of the checkout at `base`, and the module it runs;
+    SystemExit when Python would not import that checkout's package."""
+    proc.env = {**(proc.env or os.environ), "PYTHONPATH": str(base)}
+    proc.argv = [sys.executable, "-P", "-m", package]  # -P: the worktree, not the cwd
+    module = _module_path(proc.argv[:2], str(base), package)
+    if not module.startswith(str(base)):
+        raise SystemExit(f"A would not run the base commit's {package}, but {module}")
+    return proc, module
+
+
+def base_rpc(
+    work: Path, redis_url: str, base: Path, settings: dict[str, str]
+) -> tuple[Process, str]:
+    """An im-rpc (not started) of the checkout at `base`, and the rpc_svc module it runs."""
+    return _of_base(rpc_service(work, redis_url, None, **settings), "rpc_svc", base)
+
+
+def base_gateway(work: Path, rpc_port: int, base: Path) -> tuple[Process, str]:
+    """A gateway (not started) of the checkout at `base` in front of the im-rpc at
+    `rpc_port`, and the http_svc module it runs."""
+    return _of_base(http_service(work, [rpc_port]), "http_svc", base)

@@ -1,0 +1,1 @@
+"""The chat rules: values, names, validation, paging, access and refusals. Pure: no I/O."""

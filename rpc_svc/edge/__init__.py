@@ -1,0 +1,1 @@
+"""im-rpc's edge: the BatchStream RPC (servicer) and what travels on it (wire)."""

@@ -1,0 +1,223 @@
+"""What one Redis does in one script and a Redis Cluster in steps, since a chat's (or
+group's) keys and a user's are in different slots (docs/store.md, "Membership").
+
+- A send's second step: each member's inbox (a 1:1 chat, a small group), or a big group's
+  activity note. Idempotent and monotonic (ZADD GT), so a retried send (same key) runs it
+  again and converges.
+- A membership change: for a join a place reserved among the user's groups (the bound), the
+  group's script (the truth: who may send, pull and read), then `settle`: the member's side
+  written as the group says, the group read again, until a read agrees with what was
+  written. Whatever ran in between, the last write to a member's side agrees with the
+  group's last change: every change ends with a read after its own last write, and a later
+  change of the group writes the side after its own group step.
+- An inbox page: the rows (and what the user's inbox has seen of big groups' activity), the
+  big groups changed since moved in the inbox as the rows are read again, the newest entry
+  of each row shown; a group row of a user who is no member (a change cut short) settled.
+- A user's groups: its set, each group checked, those that disagree settled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, Protocol, cast
+
+from rpc_svc.domain.errors import StoreError
+from rpc_svc.domain.names import is_group
+from rpc_svc.domain.values import InboxRow
+from rpc_svc.store.commands.plan import Command
+from rpc_svc.store.interface import Outcome
+from rpc_svc.store.keys import BIG_KEYS, inbox_key
+from rpc_svc.store.lua import BIG_NOTE
+from rpc_svc.store.ops import (
+    AddMember,
+    Append,
+    BigChanged,
+    CreateGroup,
+    GroupAppend,
+    GroupState,
+    GroupTips,
+    GroupTruth,
+    InboxRange,
+    InboxRows,
+    Latest,
+    MarkRead,
+    Op,
+    Posted,
+    RemoveMember,
+    ReserveGroup,
+    UserGroups,
+    UserGroupSet,
+    UserSide,
+)
+
+
+class Backend(Protocol):
+    """The cluster backend as its steps use it (rpc_svc.store.cluster.ClusterStore)."""
+
+    async def direct(self, ops: Sequence[Op]) -> list[Outcome]:
+        """The operations in one pipeline per master."""
+        ...
+
+    async def run_commands(self, commands: list[Command]) -> list[Any]:
+        """The replies of raw commands; an error reply in place."""
+        ...
+
+    def as_error(self, exc: BaseException) -> StoreError:
+        """The StoreError a Redis failure is."""
+        ...
+
+
+SETTLE_ROUNDS = 4  # a member's side written at most this often per change (a later one settles)
+_STEPPED = (CreateGroup, AddMember, RemoveMember, InboxRows, UserGroups)
+
+
+def takes(op: Op) -> bool:
+    """Whether a cluster answers `op` in steps (not in one pipeline with the others)."""
+    return isinstance(op, _STEPPED)
+
+
+async def run(store: Backend, op: Op) -> Outcome:
+    """The outcome of `op` (one that `takes`), by its steps; a StoreError in its place."""
+    try:
+        if isinstance(op, CreateGroup):
+            return await _create(store, op)
+        if isinstance(op, AddMember):
+            return await _add(store, op)
+        if isinstance(op, RemoveMember):
+            return await _remove(store, op)
+        if isinstance(op, InboxRows):
+            return await _inbox(store, op)
+        assert isinstance(op, UserGroups)
+        return await _groups_of(store, op.user)
+    except StoreError as exc:
+        return exc
+
+
+async def _one(store: Backend, op: Op) -> Any:
+    (outcome,) = await store.direct([op])
+    if isinstance(outcome, StoreError):
+        raise outcome
+    return outcome
+
+
+async def _create(store: Backend, op: CreateGroup) -> int:
+    fits = bool(await _one(store, ReserveGroup(op.owner, op.chat, op.max_groups)))
+    code = cast(int, await _one(store, op._replace(fits=fits)))
+    await settle(store, op.owner, op.chat)  # (a refusal: the place reserved goes)
+    return code
+
+
+async def _add(store: Backend, op: AddMember) -> Any:
+    fits = bool(await _one(store, ReserveGroup(op.member, op.chat, op.max_groups)))
+    code, group, joined = await _one(store, op._replace(fits=fits))
+    if code == 1 and joined.send_time:  # on joining: its read position at the newest
+        await _one(store, MarkRead(op.member, op.chat, joined))
+    await settle(store, op.member, op.chat)  # also when refused: the place reserved goes
+    return code, group, joined
+
+
+async def _remove(store: Backend, op: RemoveMember) -> Any:
+    code, group = await _one(store, op)
+    if code >= 0:  # also when it was no member: a side left over heals
+        await settle(store, op.member, op.chat)
+    return code, group
+
+
+async def settle(store: Backend, user: str, chat: str) -> None:
+    """Make `user`'s side of group `chat` what the group says: write it, read the group
+    again, until the two agree (or SETTLE_ROUNDS: then a change under way writes after
+    this, and settles it itself)."""
+    truth = cast(GroupTruth, await _one(store, GroupState(chat, user)))
+    for _ in range(SETTLE_ROUNDS):
+        await _one(store, UserSide(user, chat, truth))
+        again = cast(GroupTruth, await _one(store, GroupState(chat, user)))
+        if again == truth:
+            return
+        truth = again
+
+
+async def _settle_all(store: Backend, user: str, chats: list[str]) -> None:
+    if chats:
+        await asyncio.gather(*(settle(store, user, chat) for chat in chats))
+
+
+async def _groups_of(store: Backend, user: str) -> list[str]:
+    listed = cast(list[str], await _one(store, UserGroupSet(user)))
+    if not listed:
+        return listed
+    truths = await store.direct([GroupState(g, user) for g in listed])
+    for truth in truths:
+        if isinstance(truth, StoreError):
+            raise truth
+    stale = [g for g, t in zip(listed, truths, strict=True) if not t.member]
+    await _settle_all(store, user, stale)
+    return [g for g in listed if g not in stale]
+
+
+async def _inbox(store: Backend, op: InboxRows) -> tuple[Any, ...]:
+    head = op.skip + op.limit
+    page = InboxRange(op.user, op.below, 0, head + 1)
+    seen, groups, rows = cast(tuple[int, int, list[InboxRow]], await _one(store, page))
+    if groups:
+        top, moved = await _one(store, BigChanged(seen, groups))
+        if top > seen:
+            if moved is None:  # more changed than the user's groups: look at those
+                mine = cast(list[str], await _one(store, UserGroupSet(op.user)))
+                _, moved = await _one(store, BigChanged(seen, groups, tuple(mine)))
+            caught_up = page._replace(caught_up=top, moves=tuple(moved.items()))
+            _, _, rows = await _one(store, caught_up)
+    shown = rows[:head]
+    group_rows = tuple(r.chat for r in shown if is_group(r.chat))
+    reads: list[Latest | GroupTips] = [Latest(r.chat) for r in shown if not is_group(r.chat)]
+    if group_rows:
+        reads.append(GroupTips(op.user, group_rows))
+    outcomes = await store.direct(reads) if reads else []
+    for outcome in outcomes:
+        if isinstance(outcome, StoreError):
+            raise outcome
+    pair_tips = iter(outcomes)
+    group_tips = iter(cast(list[Any], outcomes[-1]) if group_rows else [])
+    tips: list[Any] = []
+    owns: list[int | None] = []
+    stale = []
+    for row in shown:
+        if is_group(row.chat):
+            tip, own = next(group_tips)
+            if own is None:
+                stale.append(row.chat)
+            tips.append(tip)
+            owns.append(own)
+        else:
+            tips.append(next(pair_tips))
+            owns.append(None)
+    await _settle_all(store, op.user, stale)
+    return rows, tips, owns
+
+
+async def second_steps(store: Backend, ops: Sequence[Op], results: list[Outcome]) -> None:
+    """The sends' second steps (each member's inbox, a big group's activity); a send whose
+    step failed answers that failure (its message is stored: a retry with its key runs the
+    step again)."""
+    steps: list[tuple[int, Command]] = []
+    for i, op in enumerate(ops):
+        result = results[i]
+        if isinstance(op, Append) and isinstance(result, int):
+            steps += [
+                (i, ("ZADD", inbox_key(member), "GT", result, op.chat))
+                for member in set(op.chat.split(":"))
+            ]
+        elif isinstance(op, GroupAppend) and isinstance(result, Posted):
+            sent = result.send_time
+            if result.kind == "b":
+                steps.append((i, ("EVALSHA", BIG_NOTE.sha, 3, *BIG_KEYS, op.chat, sent)))
+            steps += [(i, ("ZADD", inbox_key(m), "GT", sent, op.chat)) for m in result.members]
+    if not steps:
+        return
+    try:
+        replies = await store.run_commands([c for _, c in steps])
+    except StoreError as exc:
+        replies = [exc] * len(steps)
+    for (i, _), reply in zip(steps, replies, strict=True):
+        if isinstance(reply, BaseException):
+            results[i] = store.as_error(reply)

@@ -1,0 +1,97 @@
+"""The commands of 1:1 chats' operations and how their replies read.
+
+A send is one script (SEND). A read asks for the chat's short hash and its stream in one
+round trip (a chat is one or the other; a send that moves the hash into the stream between
+the two replies leaves both holding the entries, and the stream's win). A send moves the
+chat in both members' inboxes in its script on one Redis; on a cluster, where a user's keys
+live in other slots, the backend does it as a second step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rpc_svc.domain.values import InboxRow
+from rpc_svc.store import records
+from rpc_svc.store.commands.plan import Command, Plan
+from rpc_svc.store.keys import (
+    idempotency_entry,
+    inbox_key,
+    messages_key,
+    reads_key,
+    short_key,
+    user_groups_key,
+    wake_channel,
+)
+from rpc_svc.store.lua import INBOX, MARK_READ, SEND
+from rpc_svc.store.ops import Append, InboxRange, Latest, MarkRead, Read
+
+OPS = (Append, Read, Latest, MarkRead, InboxRange)
+
+
+def commands(op: Any, plan: Plan) -> list[Command]:
+    """The commands of a 1:1 chat's operation."""
+    if type(op) is Read:  # the hot path first, without pattern matching
+        short, key, count = ("HVALS", short_key(op.chat)), messages_key(op.chat), op.entries
+        if op.reverse:
+            start = records.entry_id(op.cursor) if op.cursor else "+"
+            return [short, ("XREVRANGE", key, start, "-", "COUNT", count)]
+        return [short, ("XRANGE", key, records.entry_id(op.cursor), "+", "COUNT", count)]
+    if type(op) is Append:
+        return [_append(op, plan)]
+    match op:
+        case Latest(chat, at):
+            start = records.entry_id(at) if at else "+"
+            return [
+                ("HVALS", short_key(chat)),
+                ("XREVRANGE", messages_key(chat), start, "-", "COUNT", 1),
+            ]
+        case MarkRead(user, chat, mark):
+            value = f"{mark.send_time}:{mark.sent[0]}:{mark.sent[1]}"
+            return [("EVALSHA", MARK_READ.sha, 1, reads_key(user), chat, value)]
+        case InboxRange(user, below, skip, count, caught_up, moves):
+            keys = (inbox_key(user), reads_key(user), user_groups_key(user))
+            more = (caught_up, *[v for move in moves for v in move]) if caught_up else ()
+            top = below or "+inf"
+            return [("EVALSHA", INBOX.sha, 3, *keys, top, skip, count, *more)]
+    raise AssertionError(op)
+
+
+def _append(op: Append, plan: Plan) -> Command:
+    keys, member, ttl = idempotency_entry(
+        op.chat, str(op.role), op.client_msg_id, op.retry_key, plan.ttl_us, plan.retry_ttl_us
+    )
+    inboxes: tuple[str, ...] = ()
+    if plan.user_side:  # on a cluster the inboxes follow in a second step
+        first, _, second = op.chat.partition(":")
+        inboxes = (inbox_key(first), inbox_key(second)) if first != second else (inbox_key(first),)
+    return (
+        "EVALSHA", SEND.sha, 3 + len(inboxes), messages_key(op.chat), short_key(op.chat),
+        keys, *inboxes, "1" if op.role else "0", op.text, member, ttl,
+        wake_channel(op.chat), op.chat, plan.short_max,
+    )  # fmt: skip
+
+
+def outcome(op: Any, replies: list[Any]) -> Any:
+    """What a 1:1 chat's operation answers."""
+    raw = replies[-1]  # a read's stream reply follows its hash's
+    if type(op) is Read:
+        if raw or not replies[0]:
+            return records.entries(raw)
+        return records.entries(
+            records.short_rows(replies[0], op.cursor, op.entries, op.reverse, "t")
+        )
+    match op:
+        case Append():
+            return int(raw)
+        case Latest(_, at):
+            rows = raw or records.short_rows(replies[0], at, 1, True, "t")
+            return records.pair_tip(rows[0][0], records.value_of(rows[0][1])) if rows else None
+        case InboxRange():
+            rows = [
+                InboxRow(raw[i], int(float(raw[i + 1])), records.mark(raw[i + 2]))
+                for i in range(2, len(raw), 3)
+            ]
+            return int(raw[0]), int(raw[1]), rows
+        case MarkRead():
+            return records.mark(raw)
+    raise AssertionError(op)

@@ -1,0 +1,74 @@
+"""The store's Lua scripts: one `.lua` file each, run atomically on the Redis (or cluster
+node) of their keys with EVALSHA.
+
+A script's first line may name the helper files it uses (`-- uses: timeline, members`):
+their text goes before the script's own, in that order, so a script is one self-contained
+text with one SHA1. Each script's header comment says its KEYS, ARGV, answer and bound (the
+entries and keys it touches for its worst input).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from importlib.resources import files
+
+_HERE = files(__package__)
+_USES = "-- uses:"
+
+
+@dataclass(frozen=True)
+class Script:
+    """A Lua script, its name and the SHA1 that EVALSHA names it by."""
+
+    name: str
+    text: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.text.encode()).hexdigest())
+
+
+def _read(name: str) -> str:
+    return (_HERE / f"{name}.lua").read_text(encoding="utf-8")
+
+
+def load(name: str) -> Script:
+    """The script `name`.lua with the helpers it names in front."""
+    own = _read(name)
+    first, _, rest = own.partition("\n")
+    if not first.startswith(_USES):
+        return Script(name, own)
+    helpers = [h.strip() for h in first.removeprefix(_USES).split(",")]
+    return Script(name, "".join(_read(h) for h in helpers) + rest)
+
+
+SEND = load("send")
+MARK_READ = load("mark_read")
+INBOX = load("inbox")
+INBOX_PAGE = load("inbox_page")
+GROUP_CREATE = load("group_create")
+GROUP_INFO = load("group_info")
+GROUP_ADD = load("group_add")
+GROUP_REMOVE = load("group_remove")
+GROUP_SEND = load("group_send")
+GROUP_READ = load("group_read")
+GROUP_MARK = load("group_mark")
+GROUP_TIPS = load("group_tips")
+USER_RESERVE = load("user_reserve")
+USER_SIDE = load("user_side")
+GROUP_STATE = load("group_state")
+USER_GROUPS = load("user_groups")
+BIG_NOTE = load("big_note")
+BIG_CHANGED = load("big_changed")
+
+SCRIPTS = (
+    SEND, MARK_READ, INBOX, INBOX_PAGE, GROUP_CREATE, GROUP_INFO, GROUP_ADD, GROUP_REMOVE,
+    GROUP_SEND, GROUP_READ, GROUP_MARK, GROUP_TIPS, USER_RESERVE, USER_SIDE, GROUP_STATE,
+    USER_GROUPS, BIG_NOTE, BIG_CHANGED,
+)  # fmt: skip
+# the scripts that write: with IM_REDIS_WAIT_REPLICAS, a WAIT follows them
+WRITES = (
+    SEND, MARK_READ, INBOX, INBOX_PAGE, GROUP_CREATE, GROUP_ADD, GROUP_REMOVE, GROUP_SEND,
+    USER_RESERVE, USER_SIDE, USER_GROUPS, BIG_NOTE,
+)  # fmt: skip

@@ -1,0 +1,95 @@
+-- Helpers of a chat's (or group's) timeline and its idempotency keys.
+-- now_us: Redis's clock in µs; us / id_of: a stream ID as µs and back (the ID of a message
+-- is its send time: "<ms>-<µs within it>").
+-- seen: the send time a key got within its lifetime (nil for none, or no key); remember:
+-- record one, and drop up to 8 expired ones, so that a send never does work proportional
+-- to the keys of a day before, and the set still shrinks faster than it grows.
+-- A timeline is, while the chat is short, a hash of its records (field i, the i-th message,
+-- holds "<id> <value>"), a stream once it is long (see store.md). tl_top: the newest entry
+-- (id, value, field), whether the timeline is a stream, and the hash's record count;
+-- tl_append: add an entry after that, moving a hash of `short_max` records into the stream;
+-- tl_range: read as XRANGE (XREVRANGE when `reverse`, bounds then high first) does, from
+-- either form. Numbers travel as decimal strings (%.0f): µs times pass 2^31, and Redis
+-- would print a Lua number in exponent form.
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local function us(id)
+  local dash = string.find(id, '-', 1, true)
+  return tonumber(string.sub(id, 1, dash - 1)) * 1000 + tonumber(string.sub(id, dash + 1))
+end
+local function id_of(t) return string.format('%.0f-%.0f', math.floor(t / 1000), t % 1000) end
+local function seen(key, idem, now, ttl)
+  if idem == '' then return nil end
+  local prev = redis.call('ZSCORE', key, idem)
+  if prev and tonumber(prev) > now - ttl then return tonumber(prev) end
+  return nil
+end
+local function remember(key, idem, now, ttl, st)
+  if idem == '' then return end
+  local old = redis.call('ZRANGEBYSCORE', key, '-inf', now - ttl, 'LIMIT', 0, 8)
+  if old[1] then redis.call('ZREM', key, unpack(old)) end
+  redis.call('ZADD', key, st, idem)
+  redis.call('PEXPIRE', key, math.floor(ttl / 1000))
+end
+local function split(r)  -- a hash record "<id> <value>": id, value
+  local sp = string.find(r, ' ', 1, true)
+  return string.sub(r, 1, sp - 1), string.sub(r, sp + 1)
+end
+local function short_all(s, n)  -- the `n` records of hash `s`, oldest first ({id, value}
+  local fields, out = {}, {}      -- each), and their fields
+  if n == 0 then return out, fields end
+  for i = 1, n do fields[i] = i end
+  for i, r in ipairs(redis.call('HMGET', s, unpack(fields))) do out[i] = {split(r)} end
+  return out, fields
+end
+local function tl_top(m, s, field)
+  local n = redis.call('HLEN', s)  -- a chat is never both: most are short
+  if n > 0 then
+    local id, value = split(redis.call('HGET', s, n))
+    return id, value, field, false, n
+  end
+  local top = redis.call('XREVRANGE', m, '+', '-', 'COUNT', 1)
+  if top[1] then return top[1][1], top[1][2][2], top[1][2][1], true, 0 end
+  return nil, nil, nil, redis.call('EXISTS', m) == 1, 0
+end
+local function tl_append(m, s, long, short_max, n, id, field, value)
+  if long then
+    redis.call('XADD', m, id, field, value)
+    return
+  end
+  -- at short_max the records move into the stream; with short forms off (0) at once, so
+  -- that a hash written before they were turned off moves too
+  if n + 1 < short_max then
+    redis.call('HSET', s, n + 1, id .. ' ' .. value)
+    return
+  end
+  local all, fields = short_all(s, n)
+  if n > 0 then redis.call('HDEL', s, unpack(fields)) end  -- (a hash emptied is deleted)
+  for _, r in ipairs(all) do redis.call('XADD', m, r[1], field, r[2]) end
+  redis.call('XADD', m, id, field, value)
+end
+local function bound(b)  -- '-', '+', an ID, or '(' and an ID: exclusive (as a start only)
+  if b == '-' then return -1 end
+  if b == '+' then return math.huge end
+  if string.sub(b, 1, 1) == '(' then return us(string.sub(b, 2)) + 1 end
+  return us(b)
+end
+local function tl_range(m, s, field, from, to, count, reverse)
+  local n = redis.call('HLEN', s)
+  if n == 0 then
+    if reverse then return redis.call('XREVRANGE', m, from, to, 'COUNT', count) end
+    return redis.call('XRANGE', m, from, to, 'COUNT', count)
+  end
+  local all = short_all(s, n)
+  local rows = {}
+  local lo, hi, first, last, step = bound(from), bound(to), 1, #all, 1
+  if reverse then lo, hi, first, last, step = bound(to), bound(from), #all, 1, -1 end
+  for i = first, last, step do
+    if #rows >= count then break end
+    local t = us(all[i][1])
+    if t >= lo and t <= hi then rows[#rows + 1] = {all[i][1], {field, all[i][2]}} end
+  end
+  return rows
+end

@@ -1,0 +1,248 @@
+"""The store's operations: what the services ask of the store, each a value whose outcome
+the store answers (`Store.execute`), and the steps a cluster backend takes for some of them.
+
+Each operation's docstring says its outcome; a refusal of a group operation is a negative
+code (rpc_svc.domain.refusals). A failure is a StoreError in the outcome's place.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from rpc_svc.domain.limits import DEFAULT_MAX_GROUPS
+from rpc_svc.domain.values import ReadMark
+
+# What the services ask: 1:1 chats.
+
+
+class Append(NamedTuple):
+    """Store one message of `role` in `chat`, idempotent on a non-empty client_msg_id
+    (remembered 24 h), else on a non-empty retry_key (remembered briefly): its send time."""
+
+    chat: str
+    role: int
+    text: str
+    client_msg_id: str = ""
+    retry_key: str = ""
+
+
+class Read(NamedTuple):
+    """Up to `entries` entries of `chat` from `cursor` (inclusive): a list of Entry."""
+
+    chat: str
+    cursor: int
+    entries: int
+    reverse: bool
+
+
+class Latest(NamedTuple):
+    """The last message of `chat` at or before `at` (0: the newest), with its tally: a Tip,
+    or None."""
+
+    chat: str
+    at: int = 0
+
+
+class MarkRead(NamedTuple):
+    """Move `user`'s read position in `chat` forward to `mark` (never back): the position
+    kept (a ReadMark)."""
+
+    user: str
+    chat: str
+    mark: ReadMark
+
+
+# What the services ask: groups and the inbox.
+
+
+class CreateGroup(NamedTuple):
+    """Make group `chat` with `owner` its only member: 1, 0 when it exists, or -6 when the
+    owner is in `max_groups` groups already (`fits` False: a cluster's reservation on the
+    owner's side says so)."""
+
+    chat: str
+    owner: str
+    max_groups: int = DEFAULT_MAX_GROUPS
+    fits: bool = True
+
+
+class GroupInfo(NamedTuple):
+    """The group (a Group), or a refusal code; with `actor`, only for a member."""
+
+    chat: str
+    actor: str = ""
+
+
+class AddMember(NamedTuple):
+    """`user` (a member) adds `member`, the member's side with it: (code, the Group or None,
+    the member's read position on joining). `acting`: an acting user is set (a non-member
+    gets -2 for a missing group too)."""
+
+    chat: str
+    user: str
+    member: str
+    max_members: int
+    fanout_max: int = 100
+    max_groups: int = DEFAULT_MAX_GROUPS
+    acting: bool = False
+    fits: bool = True
+
+
+class RemoveMember(NamedTuple):
+    """`user` removes `member` (itself: leaves), the member's side with it: (code, the
+    Group or None)."""
+
+    chat: str
+    user: str
+    member: str
+    acting: bool = False
+
+
+class Posted(NamedTuple):
+    """A group send's outcome: its send time, and on a cluster what its second step writes:
+    `kind` "s" (a small group: each of `members`' inboxes) or "b" (a big group: its
+    activity); "" when nothing is left to do."""
+
+    send_time: int
+    kind: str = ""
+    members: tuple[str, ...] = ()
+
+
+class GroupAppend(NamedTuple):
+    """Store a message of `sender` in group `chat`: a Posted, or a refusal code."""
+
+    chat: str
+    sender: str
+    text: str
+    client_msg_id: str = ""
+    retry_key: str = ""
+    acting: bool = False
+
+
+class GroupRead(NamedTuple):
+    """Up to `entries` entries of group `chat` from `cursor`: a list of GroupEntry, or a
+    refusal code (with `actor`: -2 for a non-member, whether or not the group exists)."""
+
+    chat: str
+    actor: str
+    cursor: int
+    entries: int
+    reverse: bool
+
+
+class GroupMark(NamedTuple):
+    """Where `user`'s read position in `chat` would be for send time `at`: a ReadMark
+    (count of messages, and of the user's own, up to it), or a refusal code."""
+
+    chat: str
+    user: str
+    at: int
+    acting: bool = False
+
+
+class InboxRows(NamedTuple):
+    """`user`'s inbox rows at or below `below` (0: the top) for a page of `limit` after
+    `skip` rows, and the newest message of each row the page may show, with the user's own
+    count in a group: (rows, tips, owns). The user's big groups with messages since its
+    last inbox read move in its inbox first."""
+
+    user: str
+    below: int
+    skip: int
+    limit: int
+
+
+class UserGroups(NamedTuple):
+    """The groups `user` is a member of, sorted (its side of any other is dropped)."""
+
+    user: str
+
+
+# A cluster backend's own steps (one Redis writes a member's side in the group's script).
+
+
+class InboxRange(NamedTuple):
+    """Up to `rows` rows of `user`'s inbox at or below `below`, the first `skip` left out:
+    (the big groups' counter the user's inbox has seen, how many groups the user is in, the
+    rows). With `caught_up`, first each of `moves` (big group, its last send time) among
+    the user's groups moves in its inbox, and the inbox has seen `caught_up`."""
+
+    user: str
+    below: int
+    skip: int
+    rows: int
+    caught_up: int = 0
+    moves: tuple[tuple[str, int], ...] = ()
+
+
+class GroupTips(NamedTuple):
+    """For each of `chats`: its newest message (a GroupTip) and `user`'s own count there
+    ((None, None) when it has no message or the user is not a member)."""
+
+    user: str
+    chats: tuple[str, ...]
+
+
+class ReserveGroup(NamedTuple):
+    """Take a place for group `chat` among `user`'s groups: True, or False when the user is
+    in `max_groups` groups already."""
+
+    user: str
+    chat: str
+    max_groups: int
+
+
+class GroupTruth(NamedTuple):
+    """What a group says of one user: whether it is a member, and the group's newest send
+    time (0: no message)."""
+
+    member: bool
+    newest: int
+
+
+class GroupState(NamedTuple):
+    """What group `chat` says of `user`: a GroupTruth."""
+
+    chat: str
+    user: str
+
+
+class UserSide(NamedTuple):
+    """Make `user`'s side of group `chat` what `truth` says: the group in its groups and
+    inbox (a member), or none of it and no read position (anyone else)."""
+
+    user: str
+    chat: str
+    truth: GroupTruth
+
+
+class UserGroupSet(NamedTuple):
+    """The set of `user`'s groups as its side holds it (a place reserved included)."""
+
+    user: str
+
+
+class BigNote(NamedTuple):
+    """Big group `chat` got a message at `send_time` (a send's second step)."""
+
+    chat: str
+    send_time: int
+
+
+class BigChanged(NamedTuple):
+    """The big groups with a message since counter `seen`: (the counter now, {group: its
+    last send time}); of `among` when given, else of all unless more than `most`: then
+    (the counter, None)."""
+
+    seen: int
+    most: int
+    among: tuple[str, ...] = ()
+
+
+ChatOp = Append | Read | Latest | MarkRead
+GroupOp = CreateGroup | GroupInfo | AddMember | RemoveMember | GroupAppend | GroupRead | GroupMark
+ClusterStep = (
+    InboxRange | GroupTips | ReserveGroup | GroupState | UserSide | UserGroupSet | BigNote
+    | BigChanged
+)  # fmt: skip
+Op = ChatOp | GroupOp | InboxRows | UserGroups | ClusterStep
