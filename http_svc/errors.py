@@ -31,6 +31,7 @@ RPC_TO_HTTP: dict[Status, tuple[int, str]] = {
     Status.UNAVAILABLE: (503, "rpc_unavailable"),
     Status.DEADLINE_EXCEEDED: (504, "rpc_timeout"),
     Status.RESOURCE_EXHAUSTED: (503, "overloaded"),
+    Status.OUT_OF_RANGE: (410, "gone"),
 }
 _UPSTREAM_ERROR = (502, "upstream_error")
 RETRY_AFTER_S = "1"  # seconds, on every 503 and 429

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from http_svc.openapi_schemas import response_schemas
+
 _MEMBER = r"[^:\s\x00-\x1f\x7f]{1,64}"
 _CHAT = {
     "type": "string",
@@ -67,6 +69,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
         409: "The group exists already (group_exists), is full (group_full), its owner would "
         "leave (owner_cannot_leave), or the member is in as many groups as a user may be "
         "(too_many_groups)",
+        410: "The sync token is older than the events the service keeps, or its feed was "
+        "dropped after a long idle time (sync_reset): sync again without since",
         429: "Too many sends from this sender (when IM_HTTP_SENDER_RATE is set), or long polls "
         "of this user or address (too_many_long_polls); see Retry-After",
         502: "im-rpc failed",
@@ -245,6 +249,36 @@ def _pull() -> dict[str, Any]:
     }
 
 
+def _sync() -> dict[str, Any]:
+    return {
+        "summary": "What changed in all of a user's chats since a token (long polls)",
+        "parameters": [
+            _REQUEST_ID,
+            _param("user", _USER, "whose chats", required=True),
+            _param(
+                "since",
+                {"type": "string"},
+                "the next of an earlier sync of this user; absent or empty: from now (no "
+                "events, a token that marks now)",
+            ),
+            _param(
+                "limit",
+                {"type": "integer", "minimum": 0, "maximum": 1000, "default": 100},
+                "events per answer, 1..1000; 0 means 100",
+            ),
+            _param(
+                "wait_ms",
+                {"type": "integer", "minimum": 0, "maximum": 30000, "default": 0},
+                "with since: when there is no event after it, wait up to this long for one",
+            ),
+        ],
+        "responses": {
+            **_ok({"$ref": "#/components/schemas/SyncResponse"}, "Events, next, has_more"),
+            **_errors(400, 410, 415, 429, 502, 503, 504),
+        },
+    }
+
+
 def _authenticated(doc: dict[str, Any]) -> dict[str, Any]:
     """`doc` for a gateway with authentication on: every /api/ route takes a bearer token
     and may answer 401 and 403; `sender` and `user` may be omitted (the token's user)."""
@@ -324,6 +358,7 @@ def _open_api(max_body_bytes: int, max_text_bytes: int) -> dict[str, Any]:
             },
             "/api/pull": {"get": _pull()},
             "/api/chats": {"get": _chats()},
+            "/api/sync": {"get": _sync()},
             "/api/groups": {
                 "post": _group_call("Create a group; user is its owner", ()),
                 "get": _user_groups(),
@@ -348,86 +383,7 @@ def _open_api(max_body_bytes: int, max_text_bytes: int) -> dict[str, Any]:
         "components": {
             "schemas": {
                 "Message": _message_schema(),
-                "SendResponse": {
-                    "type": "object",
-                    "required": ["chat", "send_time"],
-                    "properties": {"chat": {"type": "string"}, "send_time": {"type": "integer"}},
-                },
-                "PullResponse": {
-                    "type": "object",
-                    "required": ["messages", "has_more", "next_cursor"],
-                    "properties": {
-                        "messages": {
-                            "type": "array",
-                            "items": {"$ref": "#/components/schemas/Message"},
-                        },
-                        "has_more": {"type": "boolean"},
-                        "next_cursor": {"type": "integer"},
-                    },
-                },
-                "ChatsResponse": {
-                    "type": "object",
-                    "required": ["chats", "has_more", "next_cursor"],
-                    "properties": {
-                        "chats": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "required": ["chat", "last_message", "unread"],
-                                "properties": {
-                                    "chat": {"type": "string"},
-                                    "last_message": {"$ref": "#/components/schemas/Message"},
-                                    "unread": {
-                                        "type": "integer",
-                                        "minimum": 0,
-                                        "description": "the other member's messages after "
-                                        "the user's read position",
-                                    },
-                                },
-                            },
-                        },
-                        "has_more": {"type": "boolean"},
-                        "next_cursor": {
-                            "type": "integer",
-                            "description": "the position of the first chat of the next "
-                            "page (has_more), else 0",
-                        },
-                    },
-                },
-                "ReadResponse": {
-                    "type": "object",
-                    "required": ["chat", "user", "read_until"],
-                    "properties": {
-                        "chat": {"type": "string"},
-                        "user": {"type": "string"},
-                        "read_until": {"type": "integer"},
-                    },
-                },
-                "Group": {
-                    "type": "object",
-                    "required": ["chat", "owner", "members"],
-                    "properties": {
-                        "chat": {"type": "string"},
-                        "owner": {"type": "string"},
-                        "members": {
-                            "type": "array",
-                            "items": {"type": "string"},
-                            "description": "sorted by code point",
-                        },
-                    },
-                },
-                "UserGroups": {
-                    "type": "object",
-                    "required": ["user", "groups"],
-                    "properties": {
-                        "user": {"type": "string"},
-                        "groups": {
-                            "type": "array",
-                            "items": {"type": "string"},
-                            "description": "sorted by code point; at most IM_USER_MAX_GROUPS",
-                        },
-                    },
-                },
+                **response_schemas(),
                 "Error": {
                     "type": "object",
                     "required": ["error", "message"],

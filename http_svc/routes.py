@@ -22,7 +22,7 @@ from http_svc.params import (
     text_param,
 )
 from http_svc.rate_limit import retry_after
-from im_common.calls import ChatsCall, GroupCall, PullCall, ReadCall, SendCall
+from im_common.calls import ChatsCall, GroupCall, PullCall, ReadCall, SendCall, SyncCall
 
 bp = Blueprint("api")
 
@@ -121,22 +121,45 @@ async def pull(request: Request) -> HTTPResponse:
     limit = int_param(params, "limit", 0, 0, _INT32_MAX)
     reverse = bool_param(params, "reverse", False)
     wait_ms = int_param(params, "wait_ms", 0, 0, MAX_WAIT_MS)
-    rpc = request.app.ctx.rpc
     if wait_ms and not reverse:
-        shares = request.app.ctx.wait_shares
-        owner = user or client_address(request)
-        with shares.hold(owner) as held:
-            if not held:
-                raise ApiError(
-                    429,
-                    "too_many_long_polls",
-                    f"this {'user' if user else 'address'} holds {shares.limit} long polls "
-                    "here already (IM_HTTP_MAX_WAITING_PER_USER); retry when one returns",
-                )
-            body = await rpc.pull_wait(PullCall(chat, cursor, limit, False, wait_ms, user))
+        body = await _wait(request, user, PullCall(chat, cursor, limit, False, wait_ms, user))
     else:
-        body = await rpc.call(PullCall(chat, cursor, limit, reverse, 0, user))
+        body = await request.app.ctx.rpc.call(PullCall(chat, cursor, limit, reverse, 0, user))
     return HTTPResponse(body, content_type="application/json")
+
+
+@_read_route("/api/sync", ignore_body=False)
+async def sync(request: Request) -> HTTPResponse:
+    """What changed in all of a user's chats since a token (events, next, has_more); with
+    wait_ms and a token, a long poll while nothing did."""
+    actor = _acting_user(request)
+    params = collect(request)
+    user = _own(params, "user", actor)
+    since = optional_text_param(params, "since") or ""
+    limit = int_param(params, "limit", 0, 0, _INT32_MAX)
+    wait_ms = int_param(params, "wait_ms", 0, 0, MAX_WAIT_MS)
+    if wait_ms and since:
+        body = await _wait(request, actor, SyncCall(user, since, limit, wait_ms, actor))
+    else:
+        body = await request.app.ctx.rpc.call(SyncCall(user, since, limit, 0, actor))
+    return HTTPResponse(body, content_type="application/json")
+
+
+async def _wait(request: Request, user: str, call: PullCall | SyncCall) -> bytes:
+    """A long poll (pull or sync), within the caller's share of this gateway's waiting
+    slots (per authenticated user, else per client address): 429 beyond it."""
+    shares = request.app.ctx.wait_shares
+    owner = user or client_address(request)
+    with shares.hold(owner) as held:
+        if not held:
+            raise ApiError(
+                429,
+                "too_many_long_polls",
+                f"this {'user' if user else 'address'} holds {shares.limit} long polls "
+                "here already (IM_HTTP_MAX_WAITING_PER_USER); retry when one returns",
+            )
+        body: bytes = await request.app.ctx.rpc.wait(call)
+        return body
 
 
 def client_address(request: Request) -> str:

@@ -24,7 +24,7 @@ from http_svc.batcher import Batcher, SizeObserver, split
 from http_svc.errors import RPC_ERRORS, RpcFailure, rpc_failure
 from http_svc.instances import Instance, InstancePool
 from im_common.batch_messages import BatchReplyMessage
-from im_common.calls import Call, GroupCall, PullCall, SendCall, encode
+from im_common.calls import Call, GroupCall, PullCall, SendCall, SyncCall, encode
 from im_common.logs import request_id
 from im_common.rpc_names import SERVICE
 
@@ -94,19 +94,19 @@ class RpcClient:
         finally:
             self._in_flight.give()
 
-    async def pull_wait(self, call: PullCall) -> bytes:
-        """A forward long poll that im-rpc holds up to `call.wait_ms` while the page would
-        be empty: a batch of its own on the batch stream (in a shared batch it would hold
-        the others; a unary call would take an HTTP/2 stream, of which a connection has
-        100). Not counted against max_in_flight (it waits, it does not load), but against
-        max_waiting."""
+    async def wait(self, call: PullCall | SyncCall) -> bytes:
+        """A long poll (a forward pull, or a sync with a token) that im-rpc holds up to
+        `call.wait_ms` while its answer would be empty: a batch of its own on the batch
+        stream (in a shared batch it would hold the others; an RPC of its own would take an
+        HTTP/2 stream, of which a connection has 100). Not counted against max_in_flight (it
+        waits, it does not load), but against max_waiting."""
         self._waiting.take()
         timeout = call.wait_ms / 1000 + self._timeout
         rid = request_id.get()
         calls = encode([call])
         try:
             reply = await self._on_any(
-                "pull_wait",
+                "wait",
                 lambda i, c, t: i.streams[c].call(calls, t, rid, abandon=True),
                 timeout_s=timeout,
             )

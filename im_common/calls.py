@@ -84,7 +84,21 @@ class GroupCall(
     actor: str = ""
 
 
-Call = SendCall | PullCall | ChatsCall | ReadCall | GroupCall
+class SyncCall(
+    msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True, tag="sync"
+):
+    """What changed in all of `user`'s chats since the token `since` ("": from now), at most
+    `limit` events; with `wait_ms` and a token, a long poll while nothing did (it travels in
+    a batch of its own)."""
+
+    user: str
+    since: str = ""
+    limit: Int32 = 0
+    wait_ms: WaitMs = 0
+    actor: str = ""
+
+
+Call = SendCall | PullCall | ChatsCall | ReadCall | GroupCall | SyncCall
 
 
 class BadCall(NamedTuple):

@@ -102,6 +102,21 @@ class Settings:
         lo=0,
         hi=128,
     )
+    sync_retain: int = setting(
+        "IM_SYNC_RETAIN",
+        10_000,
+        "sync: the newest events of each user kept at least; a token older than them "
+        "answers 410 sync_reset",
+        lo=1,
+        hi=10_000_000,
+    )
+    sync_idle_s: int = setting(
+        "IM_SYNC_IDLE_S",
+        30 * 86_400,
+        "sync: a user's feed is dropped after this long without a sync (its tokens then "
+        "answer 410 sync_reset); a user that never syncs has none",
+        lo=1,
+    )
     drain_s: float = setting(
         "IM_RPC_DRAIN_S", 10.0, "on SIGTERM, how long to wait for calls in flight", lo=0
     )

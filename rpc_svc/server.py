@@ -137,17 +137,22 @@ def open_store(
     wait_replicas: int = 0,
     wait_timeout_ms: int = 100,
     short_chat_messages: int = 32,
+    sync_retain: int = 10_000,
+    sync_idle_s: int = 30 * 86_400,
 ) -> RedisStore:
     """A store on the Redis at `url` (with `cluster`, a seed node of a Redis Cluster), its
     connections made on first use. With `wait_replicas`, a write is acknowledged only once
     that many replicas have it (WAIT, up to `wait_timeout_ms`). A chat keeps its first
     `short_chat_messages` - 1 messages in a hash, then moves them into a stream (0: streams
-    only)."""
+    only). A user's sync feed keeps at least its `sync_retain` newest records, and goes
+    after `sync_idle_s` without a sync."""
     plan = Plan(
         ttl_us=idempotency_ttl_s * 1_000_000,
         retry_ttl_us=retry_key_ttl_s * 1_000_000,
         short_max=short_chat_messages,
         user_side=not cluster,
+        sync_retain=sync_retain,
+        sync_idle_ms=sync_idle_s * 1000,
     )
     backend = ClusterStore if cluster else SingleRedisStore
     return backend.from_url(
@@ -172,6 +177,8 @@ def open_settings_store(settings: Settings) -> RedisStore:
         wait_replicas=settings.redis_wait_replicas,
         wait_timeout_ms=settings.redis_wait_timeout_ms,
         short_chat_messages=settings.short_chat_messages,
+        sync_retain=settings.sync_retain,
+        sync_idle_s=settings.sync_idle_s,
     )
 
 

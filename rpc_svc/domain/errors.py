@@ -7,6 +7,7 @@
     ├── Conflict           the group exists, is full, or its owner would leave
     ├── UserRequired       no acting user, and this instance requires one
     ├── Overloaded         a bound of this instance is reached (long polls waiting)
+    ├── SyncReset          a sync token older than what the store keeps: start again
     └── StoreError         the store failed; nothing may be assumed stored
         ├── StoreUnavailable   Redis cannot be reached (or is loading)
         └── StoreTimeout       Redis did not answer in time
@@ -64,6 +65,13 @@ class Overloaded(IMError):
     """A bound of this instance is reached; the client may retry shortly."""
 
     code = "overloaded"
+
+
+class SyncReset(IMError):
+    """A sync token names events the store no longer keeps (or a feed that is gone): the
+    client starts again without one."""
+
+    code = "sync_reset"
 
 
 class StoreError(IMError):

@@ -50,6 +50,18 @@ def page_limit(limit: int) -> int:
     return limit
 
 
+SYNC_LIMIT = 100  # a sync's default page of events
+
+
+def sync_limit(limit: int) -> int:
+    """The events of a sync page for a requested `limit`: 0 means SYNC_LIMIT; 1..MAX_LIMIT."""
+    if limit == 0:
+        return SYNC_LIMIT
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidArgument(f"limit must be 1..{MAX_LIMIT} (0 for the default)", "invalid_limit")
+    return limit
+
+
 def check_cursor(cursor: int, name: str = "cursor") -> None:
     """Raise InvalidArgument unless 0 <= cursor <= 2**63-1."""
     if not 0 <= cursor <= INT64_MAX:

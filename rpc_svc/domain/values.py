@@ -4,7 +4,7 @@ as the store keeps them, read positions, pages, inbox rows, groups."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 
 class Message(TypedDict):
@@ -106,6 +106,45 @@ class UserGroupList(NamedTuple):
 
     user: str
     groups: list[str]
+
+
+class FeedEvent(NamedTuple):
+    """An event of a user's sync feed as the store read it: `kind` message, read, joined or
+    left; the chat (canonical); `number` (a message's send time, a read position, or the
+    group's newest send time at a join or leave); a message's entry (Entry: a 1:1 chat's,
+    GroupEntry: a group's)."""
+
+    kind: str
+    chat: str
+    number: int
+    entry: Entry | GroupEntry | None = None
+
+
+class FeedPage(NamedTuple):
+    """A page of a user's sync feed: `status` ok, reset (no feed, another epoch, records
+    gone) or invalid (a position the feed never had); the feed's epoch, the position after
+    the page (records read, and the send time last given of a range read in part), whether
+    more events wait, the events, and (when asked, for a wait) the user's big groups and
+    their positions."""
+
+    status: str
+    epoch: str = ""
+    position: int = 0
+    place: int = 0
+    more: bool = False
+    events: tuple[FeedEvent, ...] = ()
+    watch: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPage:
+    """What a sync answers: its events (as clients see them), the next token, and whether
+    more events wait; for a wait (not answered), the user's big groups and their positions."""
+
+    events: list[dict[str, Any]]
+    next: str
+    has_more: bool
+    watch: tuple[tuple[str, int], ...] = ()
 
 
 class Sent(NamedTuple):

@@ -18,7 +18,7 @@ from grpclib.const import Cardinality, Handler, Status
 from grpclib.server import Stream
 
 from im_common.batch_messages import BatchReplyMessage, BatchRequestMessage
-from im_common.calls import Call, PullCall
+from im_common.calls import Call, PullCall, SyncCall
 from im_common.rpc_names import BATCH_STREAM
 from im_common.tasks import start_now
 from rpc_svc.domain.errors import IMError
@@ -36,6 +36,10 @@ class Answers(Protocol):
 
     async def pull_wait(self, call: PullCall, wait_ms: int) -> Any:
         """A long poll's page."""
+        ...
+
+    async def sync_wait(self, call: SyncCall) -> Any:
+        """A waiting sync's page."""
         ...
 
 
@@ -193,8 +197,10 @@ class IMServicer:
             for task in list(tasks.values()):
                 task.cancel()
 
-    async def _long_poll(self, call: PullCall) -> list[Answer]:
+    async def _long_poll(self, call: PullCall | SyncCall) -> list[Answer]:
         try:
+            if isinstance(call, SyncCall):
+                return [await self._service.sync_wait(call)]
             return [await self._service.pull_wait(call, call.wait_ms)]
         except IMError as exc:
             return [exc]
@@ -203,7 +209,7 @@ class IMServicer:
         calls = decode_calls(request.calls)
         async with self._in_flight.track():
             match calls:
-                case [PullCall(wait_ms=wait_ms) as call] if wait_ms > 0:
+                case [PullCall(wait_ms=wait_ms) | SyncCall(wait_ms=wait_ms) as call] if wait_ms > 0:
                     # a long poll travels alone, so that its wait holds no other call
                     results = await self._long_poll(call)
                 case _:

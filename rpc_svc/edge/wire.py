@@ -19,9 +19,10 @@ from rpc_svc.domain.errors import (
     Overloaded,
     StoreTimeout,
     StoreUnavailable,
+    SyncReset,
     UserRequired,
 )
-from rpc_svc.domain.values import Group, InboxPage, Page, ReadDone, Sent, UserGroupList
+from rpc_svc.domain.values import Group, InboxPage, Page, ReadDone, Sent, SyncPage, UserGroupList
 
 _STATUS: list[tuple[type[IMError], Status]] = [
     (InvalidArgument, Status.INVALID_ARGUMENT),
@@ -30,10 +31,11 @@ _STATUS: list[tuple[type[IMError], Status]] = [
     (Conflict, Status.ALREADY_EXISTS),
     (UserRequired, Status.UNAUTHENTICATED),
     (Overloaded, Status.RESOURCE_EXHAUSTED),
+    (SyncReset, Status.OUT_OF_RANGE),
     (StoreUnavailable, Status.UNAVAILABLE),
     (StoreTimeout, Status.DEADLINE_EXCEEDED),
 ]
-Answer = Sent | Page | InboxPage | ReadDone | Group | UserGroupList | IMError
+Answer = Sent | Page | InboxPage | ReadDone | Group | UserGroupList | SyncPage | IMError
 
 
 def status_of(exc: IMError) -> Status:
@@ -82,6 +84,8 @@ def _body(result: Answer) -> tuple[int, bytes]:
         body = {"chat": result.chat, "owner": result.owner, "members": result.members}
     elif isinstance(result, UserGroupList):
         body = {"user": result.user, "groups": result.groups}
+    elif isinstance(result, SyncPage):
+        body = {"events": result.events, "next": result.next, "has_more": result.has_more}
     else:
         assert isinstance(result, ReadDone)
         body = {"chat": result.chat, "user": result.user, "read_until": result.read_until}

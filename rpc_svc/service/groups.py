@@ -79,8 +79,8 @@ def _added(context: None, op: AddMember, outcome: tuple[int, Any, Any]) -> Group
     return group  # type: ignore[no-any-return]
 
 
-def _removed(context: None, op: RemoveMember, outcome: tuple[int, Any]) -> Group | IMError:
-    code, group = outcome
+def _removed(context: None, op: RemoveMember, outcome: tuple[int, Any, int]) -> Group | IMError:
+    code, group, _ = outcome
     if code < 0:
         return refusal(code, op.chat, op.user)
     return group  # type: ignore[no-any-return]

@@ -9,19 +9,20 @@ import logging
 from collections.abc import Sequence
 from typing import Any, cast
 
-from im_common.calls import Call, ChatsCall, GroupCall, PullCall, ReadCall, SendCall
+from im_common.calls import Call, ChatsCall, GroupCall, PullCall, ReadCall, SendCall, SyncCall
 from rpc_svc.domain.access import check_actor
 from rpc_svc.domain.errors import IMError
 from rpc_svc.domain.limits import DEFAULT_MAX_GROUPS, DEFAULT_MAX_MEMBERS
-from rpc_svc.domain.values import Group, InboxPage, Page, ReadDone, Sent, UserGroupList
+from rpc_svc.domain.values import Group, InboxPage, Page, ReadDone, Sent, SyncPage, UserGroupList
 from rpc_svc.service.chats import LongPolls, plan_pull, plan_send
 from rpc_svc.service.groups import GroupLimits, plan_group
 from rpc_svc.service.inbox import mark_read, plan_inbox
 from rpc_svc.service.planned import Planned
+from rpc_svc.service.sync import SyncWaits, plan_sync
 from rpc_svc.store.interface import Store
 
 log = logging.getLogger(__name__)
-Result = Sent | Page | InboxPage | ReadDone | Group | UserGroupList | IMError
+Result = Sent | Page | InboxPage | ReadDone | Group | UserGroupList | SyncPage | IMError
 
 
 class ChatService:
@@ -29,7 +30,8 @@ class ChatService:
 
     Each call may carry the acting user (the authenticated caller): then it may only send
     as, and read the inbox of, itself, and pull only chats it is a member of. With
-    `require_user`, a call without one is refused (UserRequired).
+    `require_user`, a call without one is refused (UserRequired). Sync tokens are signed
+    with the key every instance shares (read from the store on the first sync).
     """
 
     def __init__(
@@ -48,6 +50,8 @@ class ChatService:
         self._require_user = require_user
         self._limits = GroupLimits(max_group_members, group_fanout_max, max_groups)
         self._polls = LongPolls(store.wakeups, max_waiting)
+        self._syncs = SyncWaits(store.wakeups, max_waiting, self._slots)
+        self._sync_key = b""  # read from the store on the first sync
 
     @property
     def waiting(self) -> int:
@@ -63,6 +67,11 @@ class ChatService:
         """
         results: list[Any] = [None] * len(calls)
         planned: list[tuple[int, Planned]] = []
+        if not self._sync_key and any(isinstance(c, SyncCall) for c in calls):
+            try:
+                await self._key()
+            except IMError as exc:  # those calls fail with it, the others go on
+                calls = [exc if isinstance(c, SyncCall) else c for c in calls]
         reads: list[tuple[int, ReadCall]] = []
         for i, call in enumerate(calls):
             try:
@@ -104,6 +113,8 @@ class ChatService:
             return plan_pull(call)
         if isinstance(call, ChatsCall):
             return plan_inbox(call)
+        if isinstance(call, SyncCall):
+            return plan_sync(call, self._sync_key)
         assert isinstance(call, GroupCall)
         return plan_group(call, self._limits)
 
@@ -151,6 +162,37 @@ class ChatService:
         """A forward pull that, when its page is empty, waits up to `wait_ms` for a message
         at or after the cursor (long polling); otherwise the same as pull."""
         return await self._polls.pull(call, wait_ms, self.pull)
+
+    async def sync(self, call: SyncCall) -> SyncPage:
+        """One page of what changed in a user's chats since a token; raise IMError otherwise."""
+        page: SyncPage = await self.answer(call)
+        return page
+
+    async def sync_wait(self, call: SyncCall) -> SyncPage:
+        """A sync that, when it has no event, waits up to `call.wait_ms` for one."""
+        return await self._syncs.sync(call, self._read_sync, await self._key())
+
+    async def _key(self) -> bytes:
+        """The key sync tokens are signed with (read from the store once)."""
+        if not self._sync_key:
+            self._sync_key = await self._store.sync_key()
+        return self._sync_key
+
+    async def _read_sync(self, call: SyncCall, listing: bool) -> SyncPage:
+        plan = plan_sync(call, self._sync_key, listing)
+        (outcome,) = await self._store.execute([plan.op])
+        result = (
+            outcome if isinstance(outcome, IMError) else plan.answer(plan.context, plan.op, outcome)
+        )
+        if isinstance(result, IMError):
+            raise result
+        page: SyncPage = result
+        return page
+
+    def _slots(self, change: int) -> int:
+        """Long polls and waiting syncs share one bound: add `change`, answer the count."""
+        self._polls.waiting += change
+        return self._polls.waiting
 
     async def ready(self) -> bool:
         """True when the store answers."""

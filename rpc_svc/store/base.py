@@ -6,6 +6,7 @@ WAIT for replicas after the writes, and Redis's failures as StoreError."""
 from __future__ import annotations
 
 import logging
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -13,10 +14,10 @@ from typing import Any, TypeVar
 import redis.exceptions as rexc
 
 from rpc_svc.domain.errors import StoreError, StoreTimeout, StoreUnavailable
-from rpc_svc.store.commands import chats, groups, members
+from rpc_svc.store.commands import chats, groups, members, sync
 from rpc_svc.store.commands.plan import Command, Plan
 from rpc_svc.store.interface import Outcome
-from rpc_svc.store.keys import LAYOUT, LAYOUT_KEY
+from rpc_svc.store.keys import LAYOUT, LAYOUT_KEY, SYNC_SECRET_KEY
 from rpc_svc.store.lua import SCRIPTS, WRITES
 from rpc_svc.store.ops import Op
 from rpc_svc.store.wakeups import Wakeups
@@ -33,11 +34,13 @@ _BUILDERS: dict[type, Callable[[Any, Plan], list[Command]]] = {
     **dict.fromkeys(chats.OPS, chats.commands),
     **dict.fromkeys(groups.OPS, groups.commands),
     **dict.fromkeys(members.OPS, members.commands),
+    **dict.fromkeys(sync.OPS, sync.commands),
 }
 _READERS: dict[type, Callable[[Any, list[Any]], Any]] = {
     **dict.fromkeys(chats.OPS, chats.outcome),
     **dict.fromkeys(groups.OPS, groups.outcome),
     **dict.fromkeys(members.OPS, members.outcome),
+    **dict.fromkeys(sync.OPS, sync.outcome),
 }
 
 
@@ -111,6 +114,16 @@ class RedisStore(ABC):
                 f"{LAYOUT!r} only. Run the im-rpc of the release that wrote it, or start on "
                 "an empty Redis (docs/store.md, 'Layout versions')."
             )
+
+    async def sync_key(self) -> bytes:
+        """The key sync tokens are signed with, shared by every im-rpc of this Redis: made
+        by the first that asks (SET NX), read by the others. StoreError when Redis fails."""
+        _, held = await self._send(
+            [("SET", SYNC_SECRET_KEY, secrets.token_hex(32), "NX"), ("GET", SYNC_SECRET_KEY)]
+        )
+        if isinstance(held, Exception):
+            raise store_error(held)
+        return bytes.fromhex(held)
 
     async def run_commands(self, commands: list[Command]) -> list[Any]:
         """The replies of raw `commands` (a backend's own steps); an error reply in place."""

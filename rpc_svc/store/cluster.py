@@ -1,7 +1,8 @@
 """The store on a Redis Cluster: a chat's keys in its slot, a user's in another, so a batch
 is one pipeline per master (sent in parallel), and what one Redis does in one script takes
-steps here (rpc_svc.store.cluster_steps): a send's second step (the members' inboxes, a big
-group's activity), a membership change's member side, an inbox page, a user's groups."""
+steps here (rpc_svc.store.cluster_steps): a send's second step (the members' inboxes and
+sync feeds, a big group's activity), a membership change's member side, an inbox page, a
+user's groups; and a page of a user's sync feed (rpc_svc.store.sync_steps)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ from redis.backoff import NoBackoff
 
 from im_common.tasks import cancel_and_wait
 from rpc_svc.domain.errors import StoreError, StoreUnavailable
-from rpc_svc.store import cluster_steps
+from rpc_svc.store import cluster_steps, sync_steps
 from rpc_svc.store.base import COMPACT_LIMIT, LOST, RedisStore, guard
 from rpc_svc.store.commands.plan import Command, Plan
 from rpc_svc.store.interface import Outcome
-from rpc_svc.store.ops import Op
+from rpc_svc.store.ops import Op, SyncFeed
 from rpc_svc.store.wakeups import Node, Wakeups
 
 log = logging.getLogger(__name__)
@@ -112,12 +113,18 @@ class ClusterStore(RedisStore):
     async def execute(self, ops: Sequence[Op]) -> list[Outcome]:
         """The operations that one Redis answers in one script and a cluster in steps run
         their steps (together); the others go in one pipeline per master, beside them."""
-        steps = {i: op for i, op in enumerate(ops) if cluster_steps.takes(op)}
+        steps = {
+            i: op for i, op in enumerate(ops) if cluster_steps.takes(op) or type(op) is SyncFeed
+        }
         if not steps:
             return await self.direct(ops)
         rest = [op for i, op in enumerate(ops) if i not in steps]
         done = await asyncio.gather(
-            self.direct(rest), *(cluster_steps.run(self, op) for op in steps.values())
+            self.direct(rest),
+            *(
+                sync_steps.run(self, op) if type(op) is SyncFeed else cluster_steps.run(self, op)
+                for op in steps.values()
+            ),
         )
         direct = iter(done[0])
         stepped = dict(zip(steps, done[1:], strict=True))

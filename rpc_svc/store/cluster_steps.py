@@ -1,9 +1,9 @@
 """What one Redis does in one script and a Redis Cluster in steps, since a chat's (or
 group's) keys and a user's are in different slots (docs/store.md, "Membership").
 
-- A send's second step: each member's inbox (a 1:1 chat, a small group), or a big group's
-  activity note. Idempotent and monotonic (ZADD GT), so a retried send (same key) runs it
-  again and converges.
+- A send's second step: each member's inbox and sync feed (a 1:1 chat, a small group), or a
+  big group's activity note. Idempotent and monotonic (ZADD GT; a feed record only past the
+  member's position there), so a retried send (same key) runs it again and converges.
 - A membership change: for a join a place reserved among the user's groups (the bound), the
   group's script (the truth: who may send, pull and read), then `settle`: the member's side
   written as the group says, the group read again, until a read agrees with what was
@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from rpc_svc.domain.errors import StoreError
 from rpc_svc.domain.names import is_group
 from rpc_svc.domain.values import InboxRow
 from rpc_svc.store.commands.plan import Command
-from rpc_svc.store.interface import Outcome
-from rpc_svc.store.keys import BIG_KEYS, inbox_key
-from rpc_svc.store.lua import BIG_NOTE
+from rpc_svc.store.interface import Backend, Outcome
+from rpc_svc.store.keys import BIG_KEYS, feed_key, inbox_key, reads_key, sync_channel
+from rpc_svc.store.lua import BIG_NOTE, USER_NOTE
 from rpc_svc.store.ops import (
     AddMember,
     Append,
@@ -50,23 +50,6 @@ from rpc_svc.store.ops import (
     UserGroupSet,
     UserSide,
 )
-
-
-class Backend(Protocol):
-    """The cluster backend as its steps use it (rpc_svc.store.cluster.ClusterStore)."""
-
-    async def direct(self, ops: Sequence[Op]) -> list[Outcome]:
-        """The operations in one pipeline per master."""
-        ...
-
-    async def run_commands(self, commands: list[Command]) -> list[Any]:
-        """The replies of raw commands; an error reply in place."""
-        ...
-
-    def as_error(self, exc: BaseException) -> StoreError:
-        """The StoreError a Redis failure is."""
-        ...
-
 
 SETTLE_ROUNDS = 4  # a member's side written at most this often per change (a later one settles)
 _STEPPED = (CreateGroup, AddMember, RemoveMember, InboxRows, UserGroups)
@@ -112,25 +95,27 @@ async def _add(store: Backend, op: AddMember) -> Any:
     fits = bool(await _one(store, ReserveGroup(op.member, op.chat, op.max_groups)))
     code, group, joined = await _one(store, op._replace(fits=fits))
     if code == 1 and joined.send_time:  # on joining: its read position at the newest
-        await _one(store, MarkRead(op.member, op.chat, joined))
-    await settle(store, op.member, op.chat)  # also when refused: the place reserved goes
+        await _one(store, MarkRead(op.member, op.chat, joined, event=False))
+    # also when refused: the place reserved goes
+    await settle(store, op.member, op.chat, joined.send_time if code == 1 else 0)
     return code, group, joined
 
 
 async def _remove(store: Backend, op: RemoveMember) -> Any:
-    code, group = await _one(store, op)
+    code, group, newest = await _one(store, op)
     if code >= 0:  # also when it was no member: a side left over heals
-        await settle(store, op.member, op.chat)
-    return code, group
+        await settle(store, op.member, op.chat, newest if code == 1 else 0)
+    return code, group, newest
 
 
-async def settle(store: Backend, user: str, chat: str) -> None:
+async def settle(store: Backend, user: str, chat: str, at: int = 0) -> None:
     """Make `user`'s side of group `chat` what the group says: write it, read the group
     again, until the two agree (or SETTLE_ROUNDS: then a change under way writes after
-    this, and settles it itself)."""
+    this, and settles it itself). `at`: the group's newest message when the user joined or
+    left (where its sync feed starts or stops; 0: not known)."""
     truth = cast(GroupTruth, await _one(store, GroupState(chat, user)))
     for _ in range(SETTLE_ROUNDS):
-        await _one(store, UserSide(user, chat, truth))
+        await _one(store, UserSide(user, chat, truth, at))
         again = cast(GroupTruth, await _one(store, GroupState(chat, user)))
         if again == truth:
             return
@@ -196,22 +181,25 @@ async def _inbox(store: Backend, op: InboxRows) -> tuple[Any, ...]:
 
 
 async def second_steps(store: Backend, ops: Sequence[Op], results: list[Outcome]) -> None:
-    """The sends' second steps (each member's inbox, a big group's activity); a send whose
-    step failed answers that failure (its message is stored: a retry with its key runs the
-    step again)."""
+    """The sends' second steps (each member's inbox and sync feed, a big group's activity);
+    a send whose step failed answers that failure (its message is stored: a retry with its
+    key runs the step again). A 1:1 send answers its send time once its step is done."""
     steps: list[tuple[int, Command]] = []
     for i, op in enumerate(ops):
         result = results[i]
-        if isinstance(op, Append) and isinstance(result, int):
-            steps += [
-                (i, ("ZADD", inbox_key(member), "GT", result, op.chat))
-                for member in set(op.chat.split(":"))
-            ]
+        if isinstance(op, Append) and isinstance(result, Posted):
+            sent = result.send_time
+            first, _, second = op.chat.partition(":")
+            sides = [(first, "1", second)] + ([(second, "2", first)] if second != first else [])
+            steps += [(i, _note(m, op.chat, way, ref, sent, result.prev)) for m, way, ref in sides]
+            results[i] = sent
         elif isinstance(op, GroupAppend) and isinstance(result, Posted):
             sent = result.send_time
             if result.kind == "b":
                 steps.append((i, ("EVALSHA", BIG_NOTE.sha, 3, *BIG_KEYS, op.chat, sent)))
-            steps += [(i, ("ZADD", inbox_key(m), "GT", sent, op.chat)) for m in result.members]
+            steps += [
+                (i, _note(m, op.chat, "g", op.chat, sent, result.prev)) for m in result.members
+            ]
     if not steps:
         return
     try:
@@ -221,3 +209,11 @@ async def second_steps(store: Backend, ops: Sequence[Op], results: list[Outcome]
     for (i, _), reply in zip(steps, replies, strict=True):
         if isinstance(reply, BaseException):
             results[i] = store.as_error(reply)
+
+
+def _note(member: str, chat: str, way: str, ref: str, sent: int, prev: int) -> Command:
+    """A send's second step for one member (lua/user_note.lua)."""
+    keys = (inbox_key(member), reads_key(member), feed_key(member))
+    return (
+        "EVALSHA", USER_NOTE.sha, 3, *keys, chat, way, ref, sent, prev, sync_channel(member),
+    )  # fmt: skip

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from rpc_svc.domain.errors import StoreError
+from rpc_svc.store.commands.plan import Command
 from rpc_svc.store.ops import Op
 from rpc_svc.store.wakeups import Wakeups
 
@@ -27,6 +29,26 @@ class Store(Protocol):
         """The outcome of one operation; a StoreError raised."""
         ...
 
+    async def sync_key(self) -> bytes:
+        """The key sync tokens are signed with, the same for every im-rpc of this store."""
+        ...
+
     async def ping(self) -> bool:
         """True when Redis (every cluster master) answers; StoreError otherwise."""
+        ...
+
+
+class Backend(Protocol):
+    """A cluster backend as its steps use it (rpc_svc.store.cluster_steps, sync_steps)."""
+
+    async def direct(self, ops: Sequence[Op]) -> list[Outcome]:
+        """The operations in one pipeline per master."""
+        ...
+
+    async def run_commands(self, commands: list[Command]) -> list[Any]:
+        """The replies of raw commands; an error reply in place."""
+        ...
+
+    def as_error(self, exc: BaseException) -> StoreError:
+        """The StoreError a Redis failure is."""
         ...

@@ -16,6 +16,12 @@ script touches the keys of one Redis Cluster slot:
                        for a group "<read_until>:<messages up to it>:<own messages up to it>";
                        ":big" -> the big groups' counter the user's inbox has caught up to
     im:{<user>}:groups set: the groups the user is a member of
+    im:{<user>}:feed   list: the user's sync feed while it syncs (header, then records:
+                       lua/feed.lua); its positions: a 1:1 chat's is the chat's inbox
+                       score, a group's the read-positions field "+<group>", and ":sync"
+                       the big groups' counter its feed has caught up to
+    im:{<user>}:sw     the user's sync channel (sharded pub/sub): its feed's length after
+                       each record
 
 A group ("#<name>") has a stream, short hash and idempotency sets as a chat does (its
 entries' field is g: "<messages so far>:<sender>:<text>"), and:
@@ -34,6 +40,7 @@ members on both sides of its one ':', a group's starts with '#'):
     im:{:big}:act        sorted set: big group -> the counter at its last message
     im:{:big}:at         hash: big group -> the send time of its last message
     im:{:meta}:layout    string: the layout of the data (LAYOUT), written by the first im-rpc
+    im:{:meta}:sync      string: the key sync tokens are signed with, made by the first im-rpc
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from __future__ import annotations
 # could not read older data, takes the next number (docs/store.md, "Layout versions").
 LAYOUT = "1"
 LAYOUT_KEY = "im:{:meta}:layout"
+SYNC_SECRET_KEY = "im:{:meta}:sync"
 BIG_SEQ_KEY = "im:{:big}:seq"
 BIG_ACTIVITY_KEY = "im:{:big}:act"
 BIG_TIMES_KEY = "im:{:big}:at"
@@ -110,9 +118,19 @@ def user_groups_key(user: str) -> str:
     return _key(user, "groups")
 
 
-def user_side_keys(user: str) -> tuple[str, str, str]:
-    """A user's groups, inbox and read positions: its side of its groups."""
-    return user_groups_key(user), inbox_key(user), reads_key(user)
+def feed_key(user: str) -> str:
+    """The list of a user's sync feed."""
+    return _key(user, "feed")
+
+
+def sync_channel(user: str) -> str:
+    """The sharded pub/sub channel announcing a user's new sync records."""
+    return _key(user, "sw")
+
+
+def user_side_keys(user: str) -> tuple[str, str, str, str]:
+    """A user's groups, inbox, read positions and sync feed: its side of its groups."""
+    return user_groups_key(user), inbox_key(user), reads_key(user), feed_key(user)
 
 
 def group_owner_key(group: str) -> str:

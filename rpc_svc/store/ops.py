@@ -45,11 +45,13 @@ class Latest(NamedTuple):
 
 class MarkRead(NamedTuple):
     """Move `user`'s read position in `chat` forward to `mark` (never back): the position
-    kept (a ReadMark)."""
+    kept (a ReadMark). A move is a read event in the user's sync feed unless `event` is
+    False (the position a join sets)."""
 
     user: str
     chat: str
     mark: ReadMark
+    event: bool = True
 
 
 # What the services ask: groups and the inbox.
@@ -90,7 +92,8 @@ class AddMember(NamedTuple):
 
 class RemoveMember(NamedTuple):
     """`user` removes `member` (itself: leaves), the member's side with it: (code, the
-    Group or None)."""
+    Group or None, the send time of the group's newest message then: where the member's
+    sync feed stops)."""
 
     chat: str
     user: str
@@ -99,13 +102,15 @@ class RemoveMember(NamedTuple):
 
 
 class Posted(NamedTuple):
-    """A group send's outcome: its send time, and on a cluster what its second step writes:
-    `kind` "s" (a small group: each of `members`' inboxes) or "b" (a big group: its
-    activity); "" when nothing is left to do."""
+    """A send's outcome on a cluster: its send time, and what its second step writes:
+    `kind` "s" (a small group: each of `members`' inbox and sync feed), "b" (a big group:
+    its activity) or "p" (a 1:1 chat: both members'); "" when nothing is left to do.
+    `prev`: the send time of the chat's message before it (0: none, -1: not known)."""
 
     send_time: int
     kind: str = ""
     members: tuple[str, ...] = ()
+    prev: int = -1
 
 
 class GroupAppend(NamedTuple):
@@ -209,24 +214,20 @@ class GroupState(NamedTuple):
 
 class UserSide(NamedTuple):
     """Make `user`'s side of group `chat` what `truth` says: the group in its groups and
-    inbox (a member), or none of it and no read position (anyone else)."""
+    inbox (a member), or none of it and no read position (anyone else); its sync feed a
+    joined or left event, the group's newest message when it joined or left at `at` (0:
+    not known)."""
 
     user: str
     chat: str
     truth: GroupTruth
+    at: int = 0
 
 
 class UserGroupSet(NamedTuple):
     """The set of `user`'s groups as its side holds it (a place reserved included)."""
 
     user: str
-
-
-class BigNote(NamedTuple):
-    """Big group `chat` got a message at `send_time` (a send's second step)."""
-
-    chat: str
-    send_time: int
 
 
 class BigChanged(NamedTuple):
@@ -239,10 +240,55 @@ class BigChanged(NamedTuple):
     among: tuple[str, ...] = ()
 
 
+# What the services ask: sync.
+
+
+class SyncFeed(NamedTuple):
+    """A page of `user`'s sync feed after the token (`epoch`: "" for none, "from now";
+    `position`: records read; `place`: the send time last given of the next record, a
+    range), at most `limit` events; a feed made with `new_epoch` when there is none and no
+    token; with `listing`, the user's big groups and their positions too: a FeedPage."""
+
+    user: str
+    epoch: str
+    position: int
+    place: int
+    limit: int
+    new_epoch: str
+    listing: bool = False
+
+
+class SyncStep(NamedTuple):
+    """A cluster's step of SyncFeed in the user's slot: the records (not their messages),
+    given the big groups' counter seen (`seen`: "" for none yet) and `pairs` (for a feed
+    to make: each of the user's groups and its newest send time; else each big group with
+    messages since and its last send time)."""
+
+    feed: SyncFeed
+    seen: str = ""
+    pairs: tuple[tuple[str, int], ...] = ()
+
+
+class Span(NamedTuple):
+    """The entries of `chat` (a 1:1 chat or a group) with send times in [low, high], at most
+    `most`: Entry or GroupEntry values."""
+
+    chat: str
+    low: int
+    high: int
+    most: int
+
+
+class BigFlags(NamedTuple):
+    """Which of `chats` (groups) are big: a tuple of bools."""
+
+    chats: tuple[str, ...]
+
+
 ChatOp = Append | Read | Latest | MarkRead
 GroupOp = CreateGroup | GroupInfo | AddMember | RemoveMember | GroupAppend | GroupRead | GroupMark
 ClusterStep = (
-    InboxRange | GroupTips | ReserveGroup | GroupState | UserSide | UserGroupSet | BigNote
-    | BigChanged
+    InboxRange | GroupTips | ReserveGroup | GroupState | UserSide | UserGroupSet | BigChanged
+    | SyncStep | Span | BigFlags
 )  # fmt: skip
-Op = ChatOp | GroupOp | InboxRows | UserGroups | ClusterStep
+Op = ChatOp | GroupOp | InboxRows | UserGroups | SyncFeed | ClusterStep

@@ -189,7 +189,14 @@ class Wakeups:
         """A future done when a message at or after `cursor` is stored in `chat`; None when
         its Redis cannot be subscribed to now (the caller polls: Redis is down, or a
         failover is under way)."""
-        channel = wake_channel(chat)
+        async with self.watch_channel(wake_channel(chat), cursor) as future:
+            yield future
+
+    @contextlib.asynccontextmanager
+    async def watch_channel(self, channel: str, cursor: int = 0) -> AsyncIterator[Watch]:
+        """As `watch`, for any shard channel whose messages are numbers (a user's sync
+        channel announces its feed's length: a watch from a position is woken by a record
+        past it)."""
         with self._waiters.add(channel, cursor) as future:
             yield future if await self._subscribe(channel) else None
 

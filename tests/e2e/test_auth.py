@@ -131,6 +131,7 @@ def _calls(ann: str, bob: str) -> dict[str, tuple[str, str, dict[str, Any]]]:
         "chats": ("GET", "/api/chats", {"user": ann}),
         "read": ("POST", "/api/read", {"chat": chat, "user": ann, "send_time": 1}),
         "group": ("POST", "/api/groups", {"chat": f"#{ann}", "user": ann}),
+        "sync": ("GET", "/api/sync", {"user": ann}),
     }
 
 
@@ -394,3 +395,22 @@ async def test_groups_with_authentication_on(
     assert members.json()["owner"] == ann
     inbox = await client.get("/api/chats", headers=token(keys, ann))
     assert [(c["chat"], c["unread"]) for c in inbox.json()["chats"]] == [(g, 1)]
+
+
+async def test_a_sync_is_the_tokens_users_own(
+    client: httpx.AsyncClient, keys: KeyFiles, users: tuple[str, str, str]
+) -> None:
+    ann, bob, _ = users
+    mine = await client.get("/api/sync", headers=token(keys, ann))  # user: the token's sub
+    assert mine.status_code == 200, mine.text
+    since = mine.json()["next"]
+    sent = await client.post(
+        "/api/send", json={"chat": f"{ann}:{bob}", "text": "hi"}, headers=token(keys, bob)
+    )
+    assert sent.status_code == 200
+    page = await client.get("/api/sync", params={"since": since}, headers=token(keys, ann))
+    assert [e["message"]["text"] for e in page.json()["events"]] == ["hi"]
+    theirs = await client.get("/api/sync", params={"user": ann}, headers=token(keys, bob))
+    assert (theirs.status_code, theirs.json()["error"]) == (403, "forbidden")
+    replayed = await client.get("/api/sync", params={"since": since}, headers=token(keys, bob))
+    assert (replayed.status_code, replayed.json()["error"]) == (400, "invalid_since")

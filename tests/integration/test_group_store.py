@@ -60,8 +60,8 @@ async def test_membership_changes_and_their_refusals(
     assert (await store.one(RemoveMember(G, "ann", "zed")))[0] == 0
     assert (await store.one(RemoveMember("#none", "ann", "zed")))[0] == UNKNOWN_GROUP
     assert (await store.one(RemoveMember("#none", "ann", "zed", True)))[0] == NOT_A_MEMBER
-    assert await store.one(RemoveMember(G, "bob", "bob")) == (1, Group(G, "ann", ["ann", "cid"]))
-    assert await store.one(RemoveMember(G, "ann", "cid")) == (1, Group(G, "ann", ["ann"]))
+    assert await store.one(RemoveMember(G, "bob", "bob")) == (1, Group(G, "ann", ["ann", "cid"]), 0)
+    assert await store.one(RemoveMember(G, "ann", "cid")) == (1, Group(G, "ann", ["ann"]), 0)
     assert await store.one(GroupInfo(G, "cid")) == NOT_A_MEMBER
 
 

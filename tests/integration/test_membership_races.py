@@ -96,7 +96,7 @@ async def test_a_change_cut_between_its_steps_is_settled_by_the_next(
     assert (await _side(redis_client, v, group))[2] is on_one_redis
     await service.group(GroupCall("add", group, owner, v))  # again: settles the side
     await _agrees(service, redis_client, group, v)
-    ((code, _),) = await store.direct([RemoveMember(group, owner, v)])  # the group's step only
+    ((code, _, _),) = await store.direct([RemoveMember(group, owner, v)])  # the group's step only
     assert code == 1
     inbox = await service.chats(ChatsCall(v))  # shows nothing of it, and drops the row
     assert [c["chat"] for c in inbox.chats] == []

@@ -19,7 +19,7 @@ from http_svc.errors import RpcFailure
 from http_svc.instances import Instance
 from http_svc.rpc_client import RpcClient
 from im_common.batch_messages import BatchReplyMessage
-from im_common.calls import Call, ChatsCall, PullCall, ReadCall, SendCall, encode
+from im_common.calls import Call, ChatsCall, PullCall, ReadCall, SendCall, SyncCall, encode
 from im_common.tasks import start_now
 from rpc_svc.config import Settings
 from rpc_svc.edge.servicer import InFlight
@@ -213,9 +213,8 @@ async def test_every_call_to_an_instance_that_hangs_ends_at_its_deadline() -> No
             "pull": client.call(PullCall("a:b", 0, 10)),
             "chats": client.call(ChatsCall("a", 0, 10)),
             "read": client.call(ReadCall("a:b", "a", 1)),
-            "pull_wait": client.pull_wait(
-                PullCall("a:b", 0, 10, False, 300)
-            ),  # its wait, then the deadline
+            "wait": client.wait(PullCall("a:b", 0, 10, False, 300)),  # its wait, then the deadline
+            "sync": client.call(SyncCall("a", "", 10)),
         }
         started = time.monotonic()
         try:
@@ -250,7 +249,7 @@ async def test_a_long_poll_may_wait_longer_than_the_rpc_deadline(live: str) -> N
     client = RpcClient([live], 1, 0.3)  # 0.3 s per call; the poll waits 0.8 s
     started = time.monotonic()
     try:
-        page = orjson.loads(await client.pull_wait(PullCall("quiet:x", 0, 10, False, 800)))
+        page = orjson.loads(await client.wait(PullCall("quiet:x", 0, 10, False, 800)))
     finally:
         client.close()
     assert page == {"messages": [], "has_more": False, "next_cursor": 0}

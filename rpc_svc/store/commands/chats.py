@@ -14,16 +14,18 @@ from rpc_svc.domain.values import InboxRow
 from rpc_svc.store import records
 from rpc_svc.store.commands.plan import Command, Plan
 from rpc_svc.store.keys import (
+    feed_key,
     idempotency_entry,
     inbox_key,
     messages_key,
     reads_key,
     short_key,
+    sync_channel,
     user_groups_key,
     wake_channel,
 )
 from rpc_svc.store.lua import INBOX, MARK_READ, SEND
-from rpc_svc.store.ops import Append, InboxRange, Latest, MarkRead, Read
+from rpc_svc.store.ops import Append, InboxRange, Latest, MarkRead, Posted, Read
 
 OPS = (Append, Read, Latest, MarkRead, InboxRange)
 
@@ -45,9 +47,15 @@ def commands(op: Any, plan: Plan) -> list[Command]:
                 ("HVALS", short_key(chat)),
                 ("XREVRANGE", messages_key(chat), start, "-", "COUNT", 1),
             ]
-        case MarkRead(user, chat, mark):
+        case MarkRead(user, chat, mark, event):
             value = f"{mark.send_time}:{mark.sent[0]}:{mark.sent[1]}"
-            return [("EVALSHA", MARK_READ.sha, 1, reads_key(user), chat, value)]
+            kind, ref = read_record(user, chat) if event else ("", "")
+            return [
+                (
+                    "EVALSHA", MARK_READ.sha, 2, reads_key(user), feed_key(user), chat, value,
+                    kind, ref, sync_channel(user),
+                )
+            ]  # fmt: skip
         case InboxRange(user, below, skip, count, caught_up, moves):
             keys = (inbox_key(user), reads_key(user), user_groups_key(user))
             more = (caught_up, *[v for move in moves for v in move]) if caught_up else ()
@@ -56,18 +64,29 @@ def commands(op: Any, plan: Plan) -> list[Command]:
     raise AssertionError(op)
 
 
+def read_record(user: str, chat: str) -> tuple[str, str]:
+    """The kind and name of a read event's record in `user`'s sync feed (lua/feed.lua)."""
+    if chat.startswith("#") and ":" not in chat:
+        return "s", chat
+    first, _, second = chat.partition(":")
+    return ("c", second) if user == first else ("d", first)
+
+
 def _append(op: Append, plan: Plan) -> Command:
     keys, member, ttl = idempotency_entry(
         op.chat, str(op.role), op.client_msg_id, op.retry_key, plan.ttl_us, plan.retry_ttl_us
     )
-    inboxes: tuple[str, ...] = ()
-    if plan.user_side:  # on a cluster the inboxes follow in a second step
+    sides: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    if plan.user_side:  # on a cluster the inboxes and feeds follow in a second step
         first, _, second = op.chat.partition(":")
-        inboxes = (inbox_key(first), inbox_key(second)) if first != second else (inbox_key(first),)
+        members = (first, second) if first != second else (first,)
+        sides = tuple(key for m in members for key in (inbox_key(m), feed_key(m)))
+        channels = tuple(sync_channel(m) for m in members)
     return (
-        "EVALSHA", SEND.sha, 3 + len(inboxes), messages_key(op.chat), short_key(op.chat),
-        keys, *inboxes, "1" if op.role else "0", op.text, member, ttl,
-        wake_channel(op.chat), op.chat, plan.short_max,
+        "EVALSHA", SEND.sha, 3 + len(sides), messages_key(op.chat), short_key(op.chat),
+        keys, *sides, "1" if op.role else "0", op.text, member, ttl,
+        wake_channel(op.chat), op.chat, plan.short_max, *channels,
     )  # fmt: skip
 
 
@@ -82,6 +101,8 @@ def outcome(op: Any, replies: list[Any]) -> Any:
         )
     match op:
         case Append():
+            if type(raw) is list:  # a cluster: what the second step needs
+                return Posted(int(raw[0]), "p", (), int(raw[1]))
             return int(raw)
         case Latest(_, at):
             rows = raw or records.short_rows(replies[0], at, 1, True, "t")

@@ -14,6 +14,7 @@ from rpc_svc.store import records
 from rpc_svc.store.commands.plan import Command, Plan
 from rpc_svc.store.keys import (
     BIG_KEYS,
+    feed_key,
     group_big_key,
     group_members_key,
     group_owner_key,
@@ -23,6 +24,7 @@ from rpc_svc.store.keys import (
     own_times_key,
     reads_key,
     short_key,
+    sync_channel,
     user_groups_key,
     user_side_keys,
     wake_channel,
@@ -101,11 +103,11 @@ def commands(op: Any, plan: Plan) -> list[Command]:
             return [("EVALSHA", GROUP_TIPS.sha, 3, *triple, user) for triple in triples]
         case CreateGroup(chat, owner, max_groups, fits):
             keys = (group_owner_key(chat), group_members_key(chat))
-            keys += (user_groups_key(owner),) if mine else ()
+            keys += (user_groups_key(owner), reads_key(owner), feed_key(owner)) if mine else ()
             return [
                 (
                     "EVALSHA", GROUP_CREATE.sha, len(keys), *keys, owner, chat, max_groups,
-                    _flag(fits),
+                    _flag(fits), sync_channel(owner),
                 )
             ]  # fmt: skip
         case GroupInfo(chat, actor):
@@ -120,14 +122,19 @@ def commands(op: Any, plan: Plan) -> list[Command]:
                 (
                     "EVALSHA", GROUP_ADD.sha, len(keys), *keys, user, member, max_members,
                     fanout_max, _flag(acting), chat, max_groups, _flag(fits),
+                    sync_channel(member),
                 )
             ]  # fmt: skip
         case RemoveMember(chat, user, member, acting):
             keys = (group_owner_key(chat), group_members_key(chat))
+            keys += (messages_key(chat), short_key(chat))
             keys += user_side_keys(member) if mine else ()
             return [
-                ("EVALSHA", GROUP_REMOVE.sha, len(keys), *keys, user, member, _flag(acting), chat)
-            ]
+                (
+                    "EVALSHA", GROUP_REMOVE.sha, len(keys), *keys, user, member, _flag(acting),
+                    chat, sync_channel(member),
+                )
+            ]  # fmt: skip
         case GroupMark(chat, user, at, acting):
             keys = (*_stream_keys(chat), own_times_key(chat, user))
             return [("EVALSHA", GROUP_MARK.sha, 5, *keys, user, at, _flag(acting))]
@@ -153,7 +160,9 @@ def outcome(op: Any, replies: list[Any]) -> Any:
             code = int(reply[0])
             if code < 0:
                 return code
-            return Posted(code, reply[1] if len(reply) > 1 else "", tuple(reply[2:]))
+            if len(reply) > 2:  # a small group on a cluster: the message before, the members
+                return Posted(code, reply[1], tuple(reply[3:]), int(reply[2]))
+            return Posted(code, reply[1] if len(reply) > 1 else "")
         case GroupRead():
             return int(reply) if isinstance(reply, int) else records.group_entries(reply)
         case CreateGroup():
@@ -171,7 +180,9 @@ def outcome(op: Any, replies: list[Any]) -> Any:
             return code, Group(chat, reply[1], sorted(reply[4:])), joined
         case RemoveMember(chat):
             code = int(reply[0])
-            return (code, None) if code < 0 else (code, Group(chat, reply[1], sorted(reply[2:])))
+            if code < 0:
+                return code, None, 0
+            return code, Group(chat, reply[1], sorted(reply[3:])), int(reply[2])
         case GroupMark():
             code = int(reply[0])
             if code < 0:

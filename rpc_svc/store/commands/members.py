@@ -12,12 +12,12 @@ from rpc_svc.store.keys import (
     group_members_key,
     messages_key,
     short_key,
+    sync_channel,
     user_groups_key,
     user_side_keys,
 )
 from rpc_svc.store.lua import (
     BIG_CHANGED,
-    BIG_NOTE,
     GROUP_STATE,
     USER_GROUPS,
     USER_RESERVE,
@@ -25,7 +25,6 @@ from rpc_svc.store.lua import (
 )
 from rpc_svc.store.ops import (
     BigChanged,
-    BigNote,
     GroupState,
     GroupTruth,
     ReserveGroup,
@@ -34,7 +33,7 @@ from rpc_svc.store.ops import (
     UserSide,
 )
 
-OPS = (ReserveGroup, GroupState, UserSide, UserGroups, UserGroupSet, BigNote, BigChanged)
+OPS = (ReserveGroup, GroupState, UserSide, UserGroups, UserGroupSet, BigChanged)
 
 
 def commands(op: Any, plan: Plan) -> list[Command]:
@@ -45,15 +44,20 @@ def commands(op: Any, plan: Plan) -> list[Command]:
         case GroupState(chat, user):
             keys = (group_members_key(chat), messages_key(chat), short_key(chat))
             return [("EVALSHA", GROUP_STATE.sha, 3, *keys, user)]
-        case UserSide(user, chat, GroupTruth(member, newest)):
+        case UserSide(user, chat, GroupTruth(member, newest), at):
             flag = "1" if member else "0"
-            return [("EVALSHA", USER_SIDE.sha, 3, *user_side_keys(user), chat, flag, newest)]
+            return [
+                (
+                    "EVALSHA", USER_SIDE.sha, 4, *user_side_keys(user), chat, flag, newest, at,
+                    sync_channel(user),
+                )
+            ]  # fmt: skip
         case UserGroups(user):
-            return [("EVALSHA", USER_GROUPS.sha, 3, *user_side_keys(user), user)]
+            return [
+                ("EVALSHA", USER_GROUPS.sha, 4, *user_side_keys(user), user, sync_channel(user))
+            ]
         case UserGroupSet(user):
             return [("SMEMBERS", user_groups_key(user))]
-        case BigNote(chat, send_time):
-            return [("EVALSHA", BIG_NOTE.sha, 3, *BIG_KEYS, chat, send_time)]
         case BigChanged(seen, most, among):
             return [("EVALSHA", BIG_CHANGED.sha, 3, *BIG_KEYS, seen, most, *among)]
     raise AssertionError(op)
@@ -74,6 +78,6 @@ def outcome(op: Any, replies: list[Any]) -> Any:
             if len(reply) == 2 and reply[1] == "*":
                 return top, None
             return top, {reply[i]: int(reply[i + 1]) for i in range(1, len(reply), 2)}
-        case UserSide() | BigNote():
+        case UserSide():
             return None
     raise AssertionError(op)

@@ -1,15 +1,15 @@
--- uses: timeline, members, groups
+-- uses: timeline, members, groups, feed
 -- KEYS: owner, members, stream, the big flag, short hash; on one Redis also the member's
--- groups, inbox and read positions. ARGV: user, member, most
--- members, most members of a small group, '1' with an acting user, the group, most groups a
--- user may be in, '1' when the member may join (a cluster: the service reserved its place
--- on the member's side first). {code, owner, newest entry id ('' for none), its message
+-- groups, inbox, read positions and sync feed. ARGV: user, member, most members, most
+-- members of a small group, '1' with an acting user, the group, most groups a user may be
+-- in, '1' when the member may join (a cluster: the service reserved its place on the
+-- member's side first), the member's sync channel. {code, owner, newest entry id ('' for none), its message
 -- count, members...}: code 1 (added), 0 (a member already), -1, -2 (user not a member), -3
 -- (full), -6 (the member is in as many groups as it may be). A member's own count starts at
 -- 0 at each join (its own index keeps the send times of an earlier membership, all before
 -- its new read position, so they never count). On one Redis the member's side is written
 -- here: the group in its groups and (with a message) its inbox at the newest message, its
--- read position there. Bound: O(members) (the reply).
+-- read position there, and a joined event in its sync feed. Bound: O(members) (the reply).
 local mine = redis.call('HGET', KEYS[2], ARGV[1])
 local no = refused(mine, KEYS[1], ARGV[5] ~= '1')
 if no then return {no} end
@@ -26,7 +26,11 @@ if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then
   end
   redis.call('HSET', KEYS[2], ARGV[2], '0:0')
   code = 1
-  if KEYS[6] then joined(KEYS[6], KEYS[7], KEYS[8], ARGV[6], id and us(id) or 0, count) end
+  if KEYS[6] then
+    local newest = id and us(id) or 0
+    joined(KEYS[6], KEYS[7], KEYS[8], ARGV[6], newest, count)
+    feed_joined(KEYS[8], KEYS[9], ARGV[9], ARGV[6], newest, newest)
+  end
 end
 if redis.call('EXISTS', KEYS[4]) == 0 and redis.call('HLEN', KEYS[2]) > tonumber(ARGV[4]) then
   redis.call('SET', KEYS[4], '1')  -- big for good: sends write nothing per member from now

@@ -1,0 +1,154 @@
+"""Sync: what changed in all of a user's chats since a token, and the long poll that waits
+for the next change. Each call's rules checked and its store operation planned (a page of
+the user's sync feed, rpc_svc.store: one record per event, written where the event is
+stored); each outcome turned into events as clients see them and the next token."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+import msgspec
+
+from im_common.calls import SyncCall
+from rpc_svc.domain.access import check_same_user
+from rpc_svc.domain.errors import IMError, InvalidArgument, Overloaded, SyncReset
+from rpc_svc.domain.names import check_user
+from rpc_svc.domain.rules import check_wait_ms, sync_limit
+from rpc_svc.domain.tokens import SyncToken, decode, encode
+from rpc_svc.domain.values import Entry, FeedEvent, FeedPage, Message, SyncPage
+from rpc_svc.service.planned import Planned
+from rpc_svc.store.keys import sync_channel, wake_channel
+from rpc_svc.store.ops import SyncFeed
+from rpc_svc.store.wakeups import Wakeups
+
+POLL_S = 0.5  # a waiting sync's re-read interval while wake-ups cannot be watched
+
+
+def plan_sync(call: SyncCall, key: bytes, listing: bool = False) -> Planned:
+    """The store operation of a sync (`listing`: with the user's big groups, for a wait);
+    InvalidArgument or Forbidden first."""
+    check_user(call.user)
+    check_same_user(call.actor, call.user, "user")
+    limit = sync_limit(call.limit)
+    if not call.since:
+        op = SyncFeed(call.user, "", 0, 0, limit, secrets.token_hex(8))
+    else:
+        token = decode(key, call.user, call.since)
+        op = SyncFeed(call.user, token.epoch, token.position, token.place, limit, "", listing)
+    return Planned(op, _answer, key)
+
+
+def _answer(key: bytes, op: SyncFeed, page: FeedPage) -> SyncPage | IMError:
+    if page.status == "reset":
+        return SyncReset(
+            "since: the token is older than the events kept (or the feed was dropped after "
+            "a long idle time); start again with a sync without since",
+            "sync_reset",
+        )
+    if page.status == "invalid":
+        return InvalidArgument(
+            "since: the token names a position the feed never had", "invalid_since"
+        )
+    token = SyncToken(page.epoch, page.position, page.place)
+    events = [_public(event) for event in page.events]
+    return SyncPage(events, encode(key, op.user, token), page.more, page.watch)
+
+
+def _public(event: FeedEvent) -> dict[str, object]:
+    """An event as clients see it."""
+    if event.kind == "message":
+        return {"type": "message", "chat": event.chat, "message": _message(event)}
+    if event.kind == "read":
+        return {"type": "read", "chat": event.chat, "read_until": event.number}
+    return {"type": event.kind, "chat": event.chat}
+
+
+def _message(event: FeedEvent) -> Message:
+    entry = event.entry
+    if isinstance(entry, Entry):
+        first, _, second = event.chat.partition(":")
+        sender = second if entry.role else first
+        return {
+            "chat": event.chat,
+            "text": entry.text,
+            "sender": sender,
+            "send_time": entry.send_time,
+        }
+    assert entry is not None
+    return {
+        "chat": event.chat,
+        "text": entry.text,
+        "sender": entry.sender,
+        "send_time": entry.send_time,
+    }
+
+
+class SyncWaits:
+    """Syncs that wait for the next event when their page is empty (wait_ms).
+
+    A waiting sync watches its user's sync channel (a record appended to its feed: a
+    message of a 1:1 chat or small group, a read, a join or leave) and the channel of each
+    of the user's big groups (whose messages no send writes to the feed: the next sync
+    reads them), each from the position the sync has reached, so only an event this sync
+    would answer wakes it. The watches are in place before the page is read, so none is
+    missed; a user's big groups seen first in a page are watched and the page read again.
+    Waiting counts against the long polls' bound (`slots`: LongPolls' counter)."""
+
+    def __init__(self, wakeups: Wakeups, max_waiting: int, slots: Callable[[int], int]) -> None:
+        self._wakeups = wakeups
+        self._max_waiting = max_waiting
+        self._slots = slots  # adds its argument to the long polls waiting; answers the count
+
+    async def sync(
+        self, call: SyncCall, read: Callable[[SyncCall, bool], Awaitable[SyncPage]], key: bytes
+    ) -> SyncPage:
+        """The page of `call` (`read` reads it; True: with the user's big groups), waiting up
+        to `call.wait_ms` while it is empty."""
+        check_wait_ms(call.wait_ms)
+        if call.wait_ms == 0 or not call.since:
+            return await read(call, False)
+        deadline = time.monotonic() + call.wait_ms / 1000
+        token = decode(key, call.user, call.since)
+        watched: dict[str, int] = {}
+        again = msgspec.structs.replace(call, wait_ms=0)
+        while True:
+            async with contextlib.AsyncExitStack() as watches:
+                woken = [
+                    await watches.enter_async_context(
+                        self._wakeups.watch_channel(sync_channel(call.user), token.position + 1)
+                    )
+                ]
+                for group, at in watched.items():
+                    woken.append(
+                        await watches.enter_async_context(
+                            self._wakeups.watch_channel(wake_channel(group), at + 1)
+                        )
+                    )
+                page = await read(again, True)
+                left = deadline - time.monotonic()
+                if page.events or left <= 0 or self._wakeups.closed:
+                    return page
+                news = {g: at for g, at in page.watch if watched.get(g) != at}
+                if news:  # watch them, then read again: nothing between is missed
+                    watched.update(news)
+                    continue
+                await self._wait(woken, left)
+
+    async def _wait(self, woken: list[asyncio.Future[float] | None], left: float) -> None:
+        if self._slots(0) >= self._max_waiting:
+            raise Overloaded(f"{self._slots(0)} long polls wait here already; retry later")
+        self._slots(1)
+        try:
+            futures = [f for f in woken if f is not None]
+            if len(futures) < len(woken):  # a watch not in place: read again shortly
+                left = min(left, POLL_S)
+            if futures:
+                await asyncio.wait(futures, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            else:
+                await asyncio.sleep(left)
+        finally:
+            self._slots(-1)

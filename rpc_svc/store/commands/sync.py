@@ -1,0 +1,141 @@
+"""The commands of sync's operations and how their replies read.
+
+A page of a user's sync feed is one script (SYNC): on one Redis it also catches the user's
+big groups up and reads each record's messages; on a cluster (SyncStep) it answers the
+records as stored, and the backend reads their messages after (Span) and which of the
+user's groups are big (BigFlags; rpc_svc.store.sync_steps). A record's chat is kept from the
+user's side (lua/feed.lua): the peer of a 1:1 chat, with its kind saying which member the
+user is, or the group."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rpc_svc.domain.values import FeedEvent, FeedPage
+from rpc_svc.store import records
+from rpc_svc.store.commands.plan import Command, Plan
+from rpc_svc.store.keys import (
+    BIG_KEYS,
+    feed_key,
+    group_big_key,
+    messages_key,
+    reads_key,
+    short_key,
+    sync_channel,
+    user_groups_key,
+)
+from rpc_svc.store.lua import SYNC
+from rpc_svc.store.ops import BigFlags, Span, SyncFeed, SyncStep
+
+OPS = (SyncFeed, SyncStep, Span, BigFlags)
+PAIR_FIRST, PAIR_SECOND, GROUP = "aAc", "bBd", "ghsjl"
+_KINDS = {"a": "message", "b": "message", "A": "message", "B": "message", "g": "message"}
+_KINDS |= {"h": "message", "c": "read", "d": "read", "s": "read", "j": "joined", "l": "left"}
+
+
+def commands(op: Any, plan: Plan) -> list[Command]:
+    """The commands of a sync operation."""
+    match op:
+        case SyncFeed():
+            return [_sync(op, plan, here=True)]
+        case SyncStep(feed, seen, pairs):
+            return [_sync(feed, plan, False, seen, pairs)]
+        case Span(chat, low, high, most):
+            return [
+                ("HVALS", short_key(chat)),
+                (
+                    "XRANGE", messages_key(chat), records.entry_id(low), records.entry_id(high),
+                    "COUNT", most,
+                ),
+            ]  # fmt: skip
+        case BigFlags(chats):
+            return [("EXISTS", group_big_key(chat)) for chat in chats]
+    raise AssertionError(op)
+
+
+def _sync(
+    op: SyncFeed,
+    plan: Plan,
+    here: bool,
+    seen: str = "",
+    pairs: tuple[tuple[str, int], ...] = (),
+) -> Command:
+    keys: tuple[str, ...] = (feed_key(op.user), reads_key(op.user), user_groups_key(op.user))
+    if here:
+        keys += BIG_KEYS
+    return (
+        "EVALSHA", SYNC.sha, len(keys), *keys, op.user, op.epoch, op.position, op.place,
+        op.limit, op.new_epoch, plan.sync_retain, plan.sync_idle_ms, sync_channel(op.user),
+        "1" if op.listing else "0", "1" if here else "0", seen,
+        *[value for pair in pairs for value in pair],
+    )  # fmt: skip
+
+
+def outcome(op: Any, replies: list[Any]) -> Any:
+    """What a sync operation answers: a FeedPage (SyncFeed); for a SyncStep ("make",),
+    ("seen", counter) or (a FeedPage without events, the records as stored: (kind, name,
+    number, start) each); entries (Span); bools (BigFlags)."""
+    match op:
+        case SyncFeed(user):
+            return _page(user, replies[0], 5)[0]
+        case SyncStep(feed):
+            reply = replies[0]
+            if reply[0] == "make":
+                return ("make",)
+            if reply[0] == "seen":
+                return ("seen", reply[1], reply[2])
+            return _page(feed.user, reply, 4)
+        case Span(chat, low, high, most):
+            rows = replies[1] or records.short_rows(replies[0], low, most, False, "")
+            rows = [r for r in rows if records.send_time_of(r[0]) <= high]
+            if chat.startswith("#") and ":" not in chat:
+                return records.group_entries(rows)
+            return records.entries(rows)
+        case BigFlags():
+            return tuple(int(r) == 1 for r in replies)
+    raise AssertionError(op)
+
+
+def _page(user: str, reply: list[Any], width: int) -> tuple[FeedPage, list[tuple[Any, ...]]]:
+    """The page of SYNC's answer (events of `width` values: 5, read; 4, records as stored)."""
+    if reply[0] != "ok":
+        return FeedPage(reply[0]), []
+    _, epoch, position, place, more, n = reply[:6]
+    flat = reply[6 : 6 + int(n) * width]
+    rows = [tuple(flat[i : i + width]) for i in range(0, len(flat), width)]
+    rest = reply[6 + int(n) * width :]
+    watch = tuple((rest[i], int(float(rest[i + 1]))) for i in range(0, len(rest), 2))
+    events: list[FeedEvent] = []
+    if width == 5:
+        for kind, ref, number, entry_id_, value in rows:
+            event = decode(user, kind, ref, int(float(number)), entry_id_, value)
+            if event is not None:
+                events.append(event)
+    page = FeedPage("ok", epoch, int(position), int(place), bool(int(more)), tuple(events), watch)
+    return page, rows
+
+
+def chat_of(user: str, kind: str, ref: str) -> str:
+    """The chat a record names, from its kind and its name on the user's side."""
+    if kind in PAIR_FIRST:
+        return f"{user}:{ref}"
+    if kind in PAIR_SECOND:
+        return f"{ref}:{user}"
+    return ref
+
+
+def decode(
+    user: str, kind: str, ref: str, number: int, entry_id_: str, value: str
+) -> FeedEvent | None:
+    """The event of a record (and, for a message, its entry); None for a message whose entry
+    is not there."""
+    chat = chat_of(user, kind, ref)
+    what = _KINDS[kind]
+    if what != "message":
+        return FeedEvent(what, chat, number)
+    if not entry_id_:
+        return None
+    row = [(entry_id_, ["", value])]
+    if kind in "gh":
+        return FeedEvent(what, chat, number, records.group_entries(row)[0])
+    return FeedEvent(what, chat, number, records.entries(row)[0])

@@ -1,0 +1,78 @@
+-- Helpers of a user's sync feed (store.md, "Sync"). A feed is a list: element 0 its header
+-- "<epoch>:<records trimmed>:<records kept>", then one record per event, oldest first. It
+-- exists only while its user syncs (made by the first sync, gone after IM_SYNC_IDLE_S
+-- without one): every write below does nothing for a user without one. A record is a kind
+-- byte, a number (8 bytes, a big-endian double: a send time or read position in µs), for a
+-- range a second one (the exclusive start), then the chat's name from the user's side: the
+-- peer for a 1:1 chat (kinds a/A/c: the user is the chat's first member, b/B/d: its
+-- second), the group for a group. Kinds: a/b one 1:1 message, A/B 1:1 messages after the
+-- second number up to the first, c/d a read position in a 1:1 chat; g one group message,
+-- h group messages in a range, s a read position in a group, j joined (the number: the
+-- group's newest message then), l left (its newest message then).
+-- feed_push: append a record, trim to the records kept (a few more first: amortized), and
+-- announce the feed's length on the user's sync channel (SPUBLISH).
+-- note_pair / note_member: a message the send scripts (one Redis) or the send's second step
+-- (a cluster) give each member of a 1:1 chat / a small group. A 1:1 chat's position in the
+-- feed is the chat's score in the user's inbox (written in the same step); a group's is the
+-- read-positions field "+<group>", there while the user is a member and has a feed. A
+-- message after the position is appended; one whose step comes late (a cluster) finds it
+-- covered by a range an earlier step appended. feed_joined / feed_left / feed_move: a
+-- member's side of a join and a leave, and a group's messages up to a time (a big group's,
+-- found by a sync; or those a cluster's join found sent before the side was written).
+local function rec(kind, num, ref) return kind .. struct.pack('>d', num) .. ref end
+local function rec2(kind, num, from, ref)
+  return kind .. struct.pack('>d', num) .. struct.pack('>d', from) .. ref
+end
+local function feed_push(feed, wake, record)
+  local head = redis.call('LINDEX', feed, 0)
+  if not head then return end
+  local n = redis.call('RPUSH', feed, record) - 1
+  local epoch, trimmed, kept = string.match(head, '^(%x+):(%d+):(%d+)$')
+  trimmed, kept = tonumber(trimmed), tonumber(kept)
+  if n > kept + math.max(64, math.floor(kept / 16)) then
+    local cut = n - kept
+    redis.call('LTRIM', feed, cut + 1, -1)
+    trimmed, n = trimmed + cut, kept
+    redis.call('LPUSH', feed, string.format('%s:%.0f:%.0f', epoch, trimmed, kept))
+  end
+  redis.call('SPUBLISH', wake, string.format('%.0f', trimmed + n))
+end
+local function note_pair(inbox, feed, wake, chat, peer, first, st, prev)
+  local cur = redis.call('ZSCORE', inbox, chat)
+  redis.call('ZADD', inbox, 'GT', st, chat)
+  cur = cur and tonumber(cur) or 0  -- (no row: none of the chat's messages noted yet)
+  if cur >= st then return end
+  if cur == prev then
+    feed_push(feed, wake, rec(first and 'a' or 'b', st, peer))
+  else
+    feed_push(feed, wake, rec2(first and 'A' or 'B', st, cur, peer))
+  end
+end
+local function feed_move(reads, feed, wake, group, st, prev)
+  local f = redis.call('HGET', reads, '+' .. group)
+  if not f then return end
+  f = tonumber(f)
+  if f >= st then return end
+  redis.call('HSET', reads, '+' .. group, string.format('%.0f', st))
+  if f == prev then
+    feed_push(feed, wake, rec('g', st, group))
+  else
+    feed_push(feed, wake, rec2('h', st, f, group))
+  end
+end
+local function feed_joined(reads, feed, wake, group, at, newest)
+  if redis.call('EXISTS', feed) == 0 then return end
+  if redis.call('HEXISTS', reads, '+' .. group) == 0 then
+    redis.call('HSET', reads, '+' .. group, string.format('%.0f', at))
+    feed_push(feed, wake, rec('j', at, group))
+  end
+  feed_move(reads, feed, wake, group, newest, -1)
+end
+local function feed_left(reads, feed, wake, group, at)
+  local f = redis.call('HGET', reads, '+' .. group)
+  if not f then return end
+  redis.call('HDEL', reads, '+' .. group)
+  f = tonumber(f)
+  if at > f then feed_push(feed, wake, rec2('h', at, f, group)) else at = f end
+  feed_push(feed, wake, rec('l', at, group))
+end

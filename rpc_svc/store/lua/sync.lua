@@ -1,0 +1,169 @@
+-- uses: timeline, members, feed
+-- A page of a user's sync feed (store.md, "Sync"). KEYS: the user's sync feed, read
+-- positions, groups; on one Redis also the big groups' sequence, groups, times. ARGV: the
+-- user, the token's epoch ('' for none: from now), its position (the records read), its
+-- place in the next record (the send time last given of a range; 0: none), the most
+-- events, the epoch of a feed made now, the records a feed keeps, its idle lifetime (ms),
+-- the user's sync channel, '1' to list the user's groups with their positions (a wait
+-- follows), '1' on one Redis (every key is here: the big groups are caught up and the
+-- messages read in this script); on a cluster then the big groups' sequence seen and
+-- pairs: for a feed to make, each group the user is a member of and its newest send time;
+-- else each big group with messages since and its last send time.
+-- Answers {'reset'} (no feed, or another epoch, or records gone: a token too old),
+-- {'invalid'} (a position the feed never had), {'make'} / {'seen', sequence, the user's
+-- groups} (a cluster: the backend learns what the script needs and calls again), or {'ok', epoch, position,
+-- place, more, n, then n events, then the listed groups}: on one Redis an event is 5 values
+-- (kind, name, number, entry id, entry value: '' for none), on a cluster the records as
+-- stored (kind, name, number, start).
+-- A feed is made from now: each of the user's groups at its newest message, the big groups'
+-- sequence as seen (and its 'reset' never says "from now"). Before a page, the user's big
+-- groups with messages since its last sync get their messages up to the newest as a range.
+-- Bound: the events of the page (each record 1 at least, a range read up to what is left),
+-- a made feed's groups, the catch-up's min(big groups active since, the user's groups),
+-- the listing's groups (at most IM_USER_MAX_GROUPS each).
+local feed, reads, groups = KEYS[1], KEYS[2], KEYS[3]
+local here = ARGV[11] == '1'
+local function pairs_from(i)  -- ARGV's pairs from i: name, number
+  local out = {}
+  for j = i, #ARGV, 2 do out[#out + 1] = {ARGV[j], tonumber(ARGV[j + 1])} end
+  return out
+end
+local head = redis.call('LINDEX', feed, 0)
+if not head then
+  if ARGV[2] ~= '' then return {'reset'} end
+  local seq, at
+  if here then
+    seq, at = redis.call('GET', KEYS[4]) or '0', {}
+    for _, g in ipairs(redis.call('SMEMBERS', groups)) do
+      if redis.call('HEXISTS', key(g, 'mem'), ARGV[1]) == 1 then
+        local id = tl_top(key(g, 'm'), key(g, 's'), 'g')
+        at[#at + 1] = {g, id and us(id) or 0}
+      end
+    end
+  elseif ARGV[12] == '' then
+    return {'make'}
+  else
+    seq, at = ARGV[12], pairs_from(13)
+  end
+  for _, g in ipairs(redis.call('SMEMBERS', groups)) do redis.call('HDEL', reads, '+' .. g) end
+  for _, p in ipairs(at) do redis.call('HSET', reads, '+' .. p[1], string.format('%.0f', p[2])) end
+  redis.call('HSET', reads, ':sync', seq)
+  redis.call('RPUSH', feed, ARGV[6] .. ':0:' .. ARGV[7])
+  redis.call('PEXPIRE', feed, ARGV[8])
+  return {'ok', ARGV[6], '0', '0', 0, 0}
+end
+local epoch, trimmed = string.match(head, '^(%x+):(%d+):')
+if redis.call('PTTL', feed) < tonumber(ARGV[8]) / 2 then redis.call('PEXPIRE', feed, ARGV[8]) end
+local function total() return tonumber(trimmed) + redis.call('LLEN', feed) - 1 end
+if ARGV[2] == '' then return {'ok', epoch, string.format('%.0f', total()), '0', 0, 0} end
+if ARGV[2] ~= epoch then return {'reset'} end
+local p, place = tonumber(ARGV[3]), tonumber(ARGV[4])
+if p > total() then return {'invalid'} end
+if p < tonumber(trimmed) then return {'reset'} end
+-- the big groups' messages since the user's last sync, each group's as a range
+local mine = redis.call('SCARD', groups)
+if mine > 0 then
+  local wake = ARGV[9]
+  local function move(g, t) if t then feed_move(reads, feed, wake, g, t, -1) end end
+  local seen = tonumber(redis.call('HGET', reads, ':sync') or '0')
+  if here then
+    local top = tonumber(redis.call('GET', KEYS[4]) or '0')
+    if top > seen then
+      local since = '(' .. string.format('%.0f', seen)
+      local function at_of(g) return tonumber(redis.call('HGET', KEYS[6], g)) end
+      if redis.call('ZCOUNT', KEYS[5], since, top) <= mine then
+        for _, g in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], since, top)) do
+          if redis.call('SISMEMBER', groups, g) == 1 then move(g, at_of(g)) end
+        end
+      else
+        for _, g in ipairs(redis.call('SMEMBERS', groups)) do
+          local s = redis.call('ZSCORE', KEYS[5], g)
+          if s and tonumber(s) > seen then move(g, at_of(g)) end
+        end
+      end
+      redis.call('HSET', reads, ':sync', string.format('%.0f', top))
+    end
+  elseif ARGV[12] == '' then
+    return {'seen', string.format('%.0f', seen), mine}
+  else
+    for _, m in ipairs(pairs_from(13)) do
+      if redis.call('SISMEMBER', groups, m[1]) == 1 then move(m[1], m[2]) end
+    end
+    if tonumber(ARGV[12]) > seen then redis.call('HSET', reads, ':sync', ARGV[12]) end
+  end
+  head = redis.call('LINDEX', feed, 0)
+  epoch, trimmed = string.match(head, '^(%x+):(%d+):')
+  if p < tonumber(trimmed) then return {'reset'} end
+end
+-- the page
+local limit, n, pos, last = tonumber(ARGV[5]), 0, p, 0
+local from = p - tonumber(trimmed) + 1
+local recs = redis.call('LRANGE', feed, from, from + limit - 1)
+local events = {}
+local function chat_of(kind, ref)
+  if kind == 'a' or kind == 'A' then return ARGV[1] .. ':' .. ref end
+  if kind == 'b' or kind == 'B' then return ref .. ':' .. ARGV[1] end
+  return ref
+end
+local full = false
+for i, r in ipairs(recs) do
+  local kind = string.sub(r, 1, 1)
+  local num = struct.unpack('>d', r, 2)
+  local range = kind == 'A' or kind == 'B' or kind == 'h'
+  local start, ref = 0, string.sub(r, 10)
+  if range then start, ref = struct.unpack('>d', r, 10), string.sub(r, 18) end
+  if i == 1 and place > 0 then start = place end
+  if not here then
+    if n == limit then full = true break end
+    events[#events + 1] = kind
+    events[#events + 1] = ref
+    events[#events + 1] = string.format('%.0f', num)
+    events[#events + 1] = string.format('%.0f', start)
+    n, pos = n + 1, pos + 1
+  elseif range then
+    local chat = chat_of(kind, ref)
+    local field = kind == 'h' and 'g' or 't'
+    local rows = tl_range(key(chat, 'm'), key(chat, 's'), field, '(' .. id_of(start),
+      id_of(num), limit - n + 1, false)
+    for _, row in ipairs(rows) do
+      if n == limit then full = true break end
+      last = us(row[1])
+      events[#events + 1] = kind
+      events[#events + 1] = ref
+      events[#events + 1] = string.format('%.0f', last)
+      events[#events + 1] = row[1]
+      events[#events + 1] = row[2][2]
+      n = n + 1
+    end
+    if full then break end
+    pos, last = pos + 1, 0
+  else
+    if n == limit then full = true break end
+    local id, value = '', ''
+    if kind == 'a' or kind == 'b' or kind == 'g' then
+      local chat = chat_of(kind, ref)
+      local rows = tl_range(key(chat, 'm'), key(chat, 's'), kind == 'g' and 'g' or 't',
+        id_of(num), id_of(num), 1, false)
+      if rows[1] then id, value = rows[1][1], rows[1][2][2] end
+    end
+    events[#events + 1] = kind
+    events[#events + 1] = ref
+    events[#events + 1] = string.format('%.0f', num)
+    events[#events + 1] = id
+    events[#events + 1] = value
+    n, pos = n + 1, pos + 1
+  end
+end
+local more = (full or pos < total()) and 1 or 0
+local out = {'ok', epoch, string.format('%.0f', pos), string.format('%.0f', last), more, n}
+for _, v in ipairs(events) do out[#out + 1] = v end
+if ARGV[10] == '1' then
+  for _, g in ipairs(redis.call('SMEMBERS', groups)) do
+    local f = redis.call('HGET', reads, '+' .. g)
+    if f and (not here or redis.call('EXISTS', key(g, 'big')) == 1) then
+      out[#out + 1] = g
+      out[#out + 1] = f
+    end
+  end
+end
+return out

@@ -1,0 +1,17 @@
+-- uses: feed
+-- A send's second step on a cluster, for one member (its keys are in its own slot). KEYS:
+-- the member's inbox, read positions, sync feed. ARGV: the chat, '1' for a 1:1 chat where
+-- the member is the first member, '2' where it is the second, 'g' for a group; the chat's
+-- name from the member's side (the peer, or the group), the message's send time, the send
+-- time of the chat's message before it (0: none, -1: not known), the member's sync channel.
+-- The chat moves to the send time in the member's inbox (never back) and the message goes
+-- in its sync feed (note_pair, feed_move: idempotent, so a retried send's step adds
+-- nothing twice). Bound: O(1), plus a feed's trim (amortized O(1)).
+local st, prev = tonumber(ARGV[4]), tonumber(ARGV[5])
+if ARGV[2] == 'g' then
+  redis.call('ZADD', KEYS[1], 'GT', st, ARGV[1])
+  feed_move(KEYS[2], KEYS[3], ARGV[6], ARGV[1], st, prev)
+else
+  note_pair(KEYS[1], KEYS[3], ARGV[6], ARGV[1], ARGV[3], ARGV[2] == '1', st, prev)
+end
+return 1

@@ -1,0 +1,258 @@
+"""Sync against the real store, on one Redis and on the cluster: a user's feed from "now",
+every change after it exactly once (messages of 1:1 chats, small and big groups, reads,
+joins, leaves), pages and their tokens, the tokens' errors, and the long poll woken by each
+kind of message."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from im_common.calls import GroupCall, ReadCall, SendCall, SyncCall
+from rpc_svc.domain.errors import Forbidden, InvalidArgument, SyncReset
+from rpc_svc.service.runner import ChatService
+from rpc_svc.store.base import RedisStore
+from rpc_svc.store.keys import feed_key
+from tests.conftest import ON_EVERY_BACKEND
+
+pytestmark = ON_EVERY_BACKEND
+_ids = itertools.count()
+
+
+def _names(*stems: str) -> list[str]:
+    n = next(_ids)
+    return [f"{stem}{n}" for stem in stems]
+
+
+async def _now(service: ChatService, user: str) -> str:
+    page = await service.sync(SyncCall(user))
+    assert (page.events, page.has_more) == ([], False)
+    return page.next
+
+
+async def _follow(
+    service: ChatService, user: str, since: str, limit: int = 0
+) -> tuple[list[Any], str]:
+    """Every event after `since`, page after page: (events, the last token)."""
+    events: list[Any] = []
+    for _ in range(1000):
+        page = await service.sync(SyncCall(user, since, limit))
+        events += page.events
+        since = page.next
+        if not page.has_more:
+            return events, since
+        assert len(page.events) == (limit or 100)  # a page is full while more wait
+    raise AssertionError("has_more never ended")
+
+
+def _short(events: list[Any]) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    for e in events:
+        if e["type"] == "message":
+            m = e["message"]
+            out.append(("message", e["chat"], m["sender"], m["text"]))
+        elif e["type"] == "read":
+            out.append(("read", e["chat"], e["read_until"]))
+        else:
+            out.append((e["type"], e["chat"]))
+    return out
+
+
+async def test_a_1to1_chat_reaches_both_members_exactly_once_with_reads(
+    service: ChatService,
+) -> None:
+    a, b = _names("a", "b")
+    chat = f"{a}:{b}"
+    early = await service.send(SendCall(chat, a, "before the token"))
+    ta, tb = await _now(service, a), await _now(service, b)
+    sent = [await service.send(SendCall(chat, s, f"m{i}")) for i, s in enumerate([a, b, a])]
+    await service.send(SendCall(chat, a, "m0", client_msg_id="k"))
+    await service.send(SendCall(chat, a, "m0", client_msg_id="k"))  # one message
+    await service.mark_read(ReadCall(chat, b, sent[1].send_time))
+    await service.mark_read(ReadCall(chat, b, sent[0].send_time))  # moves nothing: no event
+    got_a, _ = await _follow(service, a, ta)
+    got_b, _ = await _follow(service, b, tb)
+    messages = [("message", chat, a, "m0"), ("message", chat, b, "m1"), ("message", chat, a, "m2")]
+    messages.append(("message", chat, a, "m0"))
+    assert _short(got_a) == messages
+    assert _short(got_b) == [*messages, ("read", chat, sent[1].send_time)]
+    assert early.send_time not in [e["message"]["send_time"] for e in got_a]
+    assert [e["message"]["send_time"] for e in got_a[:3]] == [s.send_time for s in sent]
+
+
+async def test_pages_of_any_size_give_every_event_once_in_order(service: ChatService) -> None:
+    a, b, c = _names("a", "b", "c")
+    token = await _now(service, a)
+    expected = []
+    for i in range(23):
+        peer = b if i % 3 else c
+        chat = ":".join(sorted([a, peer]))
+        await service.send(SendCall(chat, peer, f"t{i}"))
+        expected.append(("message", chat, peer, f"t{i}"))
+    for limit in (1, 4, 23, 100):
+        got, last = await _follow(service, a, token, limit)
+        assert _short(got) == expected, limit
+    again = await service.sync(SyncCall(a, last))
+    assert (again.events, again.has_more) == ([], False)
+    retried = await service.sync(SyncCall(a, token, 5))  # a token used again: the same page
+    assert _short(retried.events) == expected[:5]
+
+
+async def test_groups_joined_left_and_what_a_member_sees_in_between(
+    service: ChatService,
+) -> None:
+    owner, member = _names("o", "m")
+    group = f"#g{next(_ids)}"
+    t_owner, t_member = await _now(service, owner), await _now(service, member)
+    await service.group(GroupCall("create", group, owner))
+    await service.send(SendCall(group, owner, "alone"))
+    await service.group(GroupCall("add", group, owner, member))
+    await service.send(SendCall(group, member, "hello"))
+    await service.group(GroupCall("remove", group, member, member))
+    await service.send(SendCall(group, owner, "after it left"))
+    got_owner, _ = await _follow(service, owner, t_owner)
+    got_member, _ = await _follow(service, member, t_member)
+    assert _short(got_owner) == [
+        ("joined", group),
+        ("message", group, owner, "alone"),
+        ("message", group, member, "hello"),
+        ("message", group, owner, "after it left"),
+    ]
+    assert _short(got_member) == [
+        ("joined", group),
+        ("message", group, member, "hello"),
+        ("left", group),
+    ]
+
+
+async def test_a_big_groups_messages_reach_members_through_their_syncs(
+    store: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    service = ChatService(store, 4096, group_fanout_max=1)
+    owner, member, late = _names("o", "m", "l")
+    group = f"#big{next(_ids)}"
+    await service.group(GroupCall("create", group, owner))
+    await service.group(GroupCall("add", group, owner, member))  # big from now on
+    t_member, t_late = await _now(service, member), await _now(service, late)
+    for i in range(7):
+        await service.send(SendCall(group, owner, f"b{i}"))
+    before = await redis_client.llen(feed_key(member))
+    await service.group(GroupCall("add", group, owner, late))
+    await service.send(SendCall(group, late, "me too"))
+    assert await redis_client.llen(feed_key(member)) == before  # no write per member
+    got, _ = await _follow(service, member, t_member, 3)
+    assert _short(got) == [
+        *[("message", group, owner, f"b{i}") for i in range(7)],
+        ("message", group, late, "me too"),
+    ]
+    got_late, _ = await _follow(service, late, t_late, 2)
+    assert _short(got_late) == [("joined", group), ("message", group, late, "me too")]
+
+
+async def test_tokens_of_others_forged_or_too_old_are_refused(
+    store: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    service = ChatService(store, 4096)
+    a, b = _names("a", "b")
+    token = await _now(service, a)
+    for bad in ("", "x", token[:-2], token + "A", "A" * 60):
+        if bad:
+            with pytest.raises(InvalidArgument) as refused:
+                await service.sync(SyncCall(a, bad))
+            assert refused.value.code == "invalid_since"
+    with pytest.raises(InvalidArgument) as other:
+        await service.sync(SyncCall(b, token))  # a's token, b's sync
+    assert other.value.code == "invalid_since"
+    with pytest.raises(Forbidden):
+        await service.sync(SyncCall(a, token, actor=b))
+    await redis_client.delete(feed_key(a))  # the feed dropped (idle): never "from now"
+    with pytest.raises(SyncReset):
+        await service.sync(SyncCall(a, token))
+    fresh = await _now(service, a)  # a new feed, a new epoch: the old token stays refused
+    with pytest.raises(SyncReset):
+        await service.sync(SyncCall(a, token))
+    assert (await service.sync(SyncCall(a, fresh))).events == []
+
+
+async def test_a_token_older_than_what_is_kept_answers_sync_reset(
+    redis_proc: Any, backend: str, request: pytest.FixtureRequest
+) -> None:
+    from tests.conftest import make_cluster_store, make_store
+
+    small = (
+        make_cluster_store(request.getfixturevalue("redis_cluster"))
+        if backend == "cluster"
+        else make_store(redis_proc)
+    )
+    small.plan = small.plan._replace(sync_retain=5)
+    service = ChatService(small, 4096)
+    try:
+        a, b = _names("a", "b")
+        chat = f"{a}:{b}"
+        old = await _now(service, a)
+        await service.send(SendCall(chat, b, "first"))
+        newer = (await service.sync(SyncCall(a, old))).next
+        for i in range(80):  # past the records kept and the slack before a trim
+            await service.send(SendCall(chat, b, f"n{i}"))
+        with pytest.raises(SyncReset):
+            await service.sync(SyncCall(a, newer))
+        latest, _ = await _follow(service, a, await _now(service, a))
+        assert latest == []
+    finally:
+        await small.close()
+
+
+@pytest.mark.parametrize("kind", ["pair", "small", "big"])
+async def test_a_waiting_sync_is_woken_by_the_next_message(store: RedisStore, kind: str) -> None:
+    service = ChatService(store, 4096, group_fanout_max=1 if kind == "big" else 100)
+    a, b, c = _names("a", "b", "c")
+    chat = f"{a}:{b}"
+    if kind != "pair":
+        chat = f"#w{next(_ids)}"
+        await service.group(GroupCall("create", chat, b))
+        await service.group(GroupCall("add", chat, b, a))
+        await service.group(GroupCall("add", chat, b, c))
+    token = await _now(service, a)
+    started = time.monotonic()
+    waiting = asyncio.create_task(service.sync_wait(SyncCall(a, token, 0, 5000)))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    await service.send(SendCall(chat, b, "wake up"))
+    page = await asyncio.wait_for(waiting, 3)
+    assert time.monotonic() - started < 3
+    assert _short(page.events) == [("message", chat, b, "wake up")]
+    quiet = await service.sync_wait(SyncCall(a, page.next, 0, 300))
+    assert quiet.events == []
+
+
+async def test_second_steps_that_come_late_are_covered_once_and_in_order(
+    store: RedisStore, backend: str
+) -> None:
+    """On a cluster a send's record is written by a second step in each member's slot; two
+    sends' steps may come in either order, and a retried send runs its step again. The
+    earlier message's step, coming second, finds it covered by the later one's range."""
+    if backend != "cluster":
+        pytest.skip("one Redis writes the records in the send's own script")
+    from rpc_svc.store.cluster_steps import _note
+    from rpc_svc.store.commands.chats import commands
+    from rpc_svc.store.ops import Append
+
+    service = ChatService(store, 4096)
+    a, b = _names("a", "b")
+    chat = f"{a}:{b}"
+    token = await _now(service, b)
+    stored = []
+    for text in ("first", "second"):
+        (command,) = commands(Append(chat, 0, text), store.plan)
+        (reply,) = await store.run_commands([command])  # the send's own step only
+        stored.append((int(reply[0]), int(reply[1])))
+    late = [_note(b, chat, "2", a, st, prev) for st, prev in reversed(stored)]
+    late.append(_note(b, chat, "2", a, *stored[0]))  # a retry of the first send
+    assert all(r == 1 for r in await store.run_commands(late))
+    got, _ = await _follow(service, b, token)
+    assert _short(got) == [("message", chat, a, "first"), ("message", chat, a, "second")]

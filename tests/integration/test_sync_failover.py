@@ -1,0 +1,72 @@
+"""Sync on a Redis Cluster when the node of a member's feed dies between a send's two steps:
+the message is stored in its chat's slot, the member's record cannot be written, so the
+send fails (not acknowledged); once the replica took over, the client's retry with its
+client_msg_id runs the step again and is acknowledged, and the member's sync shows the
+message exactly once (docs/store.md, "Sync"). A cluster of its own, killed for real."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from devtools.redis_cluster import RedisClusterNodes, start_redis_cluster
+from im_common.calls import SendCall, SyncCall
+from rpc_svc.domain.errors import StoreError
+from rpc_svc.service.runner import ChatService
+from rpc_svc.store.commands.chats import commands
+from rpc_svc.store.keys import feed_key, messages_key
+from rpc_svc.store.ops import Append, Posted
+from tests.conftest import make_cluster_store
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def cluster(workdir: Path) -> AsyncIterator[RedisClusterNodes]:
+    """3 masters with a replica each, failover after 1 s."""
+    nodes = await asyncio.to_thread(start_redis_cluster, workdir / "cluster", node_timeout_ms=1000)
+    yield nodes
+    nodes.stop()
+
+
+async def test_a_send_cut_between_its_steps_is_acknowledged_by_its_retry_and_synced_once(
+    cluster: RedisClusterNodes,
+) -> None:
+    store = make_cluster_store(cluster)
+    service = ChatService(store, 4096)
+    try:
+        # a reader whose feed lives on another master than the chat's
+        for n in itertools.count():
+            alice, bob = f"alice{n}", f"bob{n}"
+            chat = f"{alice}:{bob}"
+            victim = cluster.node_of(feed_key(bob))
+            if victim.port != cluster.node_of(messages_key(chat)).port:
+                break
+        token = (await service.sync(SyncCall(bob))).next
+        op = Append(chat, 0, "once", client_msg_id="k1")
+        (first,) = await store.run_commands(commands(op, store.plan))  # the chat's step
+        posted = Posted(int(first[0]), "p", (), int(first[1]))
+        victim.stop(signal.SIGKILL)
+        results: list[object] = [posted]
+        await store.after([op], results)  # the members' step: bob's node is gone
+        assert isinstance(results[0], StoreError)  # the send is not acknowledged
+        await asyncio.sleep(3)  # its replica takes over (node timeout 1 s)
+        await asyncio.to_thread(victim.start)  # back as the promoted replica's replica
+        await asyncio.to_thread(cluster.wait_ok)
+        for _ in range(60):  # the client retries with its key
+            try:
+                sent = await service.send(SendCall(chat, alice, "once", client_msg_id="k1"))
+                break
+            except StoreError:
+                await asyncio.sleep(0.5)
+        assert sent.send_time == posted.send_time  # the message stored before, not another
+        page = await service.sync(SyncCall(bob, token))
+        got = [(e["message"]["text"], e["message"]["send_time"]) for e in page.events]
+        assert got == [("once", posted.send_time)]
+    finally:
+        await store.close()
