@@ -21,7 +21,8 @@ KILLED = {"killed", "timeout"}
 
 
 def module_of(mutant: str) -> str:
-    """The module of a mutant's name, e.g. rpc_svc.domain.names of rpc_svc.domain.names.x_parse_chat."""
+    """The module of a mutant's name: rpc_svc.domain.names of
+    rpc_svc.domain.names.x_parse_chat."""
     return mutant.split(".x", 1)[0]
 
 
