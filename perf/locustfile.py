@@ -4,7 +4,9 @@ Each user owns one chat with a partner and, at random:
   - sends a message (text unique in the run),
   - pages back through the chat's history (reverse, following next_cursor),
   - polls forward from its cursor with next_cursor, checking that it sees every
-    message exactly once and in order (a failure is reported to locust).
+    message exactly once and in order (a failure is reported to locust),
+  - follows its sync from a token taken when it starts, checking that no event comes twice
+    and that each chat's messages come in order.
 Acknowledged sends go to the file in IM_PERF_ACKS for the audit. With IM_PERF_TOKENS (a file
 of perf/tokens.py) each user sends its own bearer token (authentication on).
 """
@@ -59,6 +61,9 @@ class ChatUser(FastHttpUser):
         token = _TOKENS.get(self.me)
         if token is not None:
             self.client.auth_header = f"Bearer {token}"
+        self.since = ""
+        self.synced: set[tuple[str, int]] = set()
+        self.last_synced: dict[str, int] = {}
 
     @task(3)
     def send(self) -> None:
@@ -85,6 +90,27 @@ class ChatUser(FastHttpUser):
             if times:
                 self.last_seen = times[-1]
             self.cursor = page["next_cursor"]
+
+    @task(1)
+    def sync(self) -> None:
+        with self.client.get(
+            "/api/sync",
+            params={"user": self.me, "since": self.since, "limit": 100},
+            name="/api/sync",
+            catch_response=True,
+        ) as r:
+            if r.status_code != 200:
+                return
+            page = r.json()
+            for event in page["events"]:
+                if event["type"] != "message":
+                    continue
+                chat, at = event["chat"], event["message"]["send_time"]
+                if (chat, at) in self.synced or at <= self.last_synced.get(chat, 0):
+                    r.failure("sync gave a message twice or out of order")
+                self.synced.add((chat, at))
+                self.last_synced[chat] = at
+            self.since = page["next"]
 
     @task(1)
     def inbox(self) -> None:

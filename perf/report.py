@@ -40,6 +40,7 @@ class RunData:
     memory: list[str] = field(default_factory=list)
     command: str = ""
     rounds: list[WrkResult] = field(default_factory=list)  # every run, in the order run
+    sync_audit: str = ""  # perf.sync_audit's line, when it ran
 
 
 def median_result(runs: Sequence[WrkResult]) -> WrkResult:
@@ -176,6 +177,7 @@ def write_report(out: Path, data: RunData) -> Path:
         "## Correctness audit",
         "",
         f"    {data.audit.line()}",
+        *([f"    {data.sync_audit}"] if data.sync_audit else []),
         "",
     ]
     lines += ["## Scenarios (wrk)", ""]

@@ -22,11 +22,12 @@ import uuid
 from contextlib import ExitStack
 from pathlib import Path
 
-from perf.audit import run_audit
+from perf.audit import read_acks, run_audit
 from perf.lib.rounds import interleaved, log
 from perf.lib.stack import LocalStack, raise_fd_limit
 from perf.redis_bench import redis_ceilings
 from perf.report import REPORTS, RunData, median_result, write_report
+from perf.sync_audit import audit_syncs, take_tokens
 from perf.tokens import load_users, read_tokens, write_tokens
 from perf.wrk import WrkResult, run_wrk
 
@@ -58,6 +59,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--memory", action="store_true", help="also measure Redis bytes/message")
     p.add_argument("--out", type=Path, help="report directory (default perf/reports/run)")
     p.add_argument("--smoke", action="store_true", help="seconds-long run with a tiny load")
+    p.add_argument(
+        "--no-sync-audit",
+        dest="sync_audit",
+        action="store_false",
+        help="skip taking a sync token for every user first and following them all after",
+    )
     p.add_argument(
         "--auth",
         action="store_true",
@@ -180,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
             users = load_users(prefix, args.chats) + load_users(f"{prefix}l", args.chats)
             args.tokens = write_tokens(out / "tokens.txt", users, local.signing)
             log("perf", f"authentication on: {len(users)} tokens (ES256) in {args.tokens}")
+        since: dict[str, str] = {}
+        if args.sync_audit:  # every user of wrk's and locust's pools syncs from now on
+            users = [f"{p}{side}{i}" for p in (prefix, f"{prefix}l") for side in "ab"
+                     for i in range(args.chats + 1)]  # fmt: skip
+            log("perf", f"taking a sync token for each of {len(users):,} users ...")
+            since = asyncio.run(take_tokens(url, users, read_tokens(args.tokens)))
         redis = redis_ceilings(local.redis.port) if local and not args.smoke else []
         for c in redis:
             log("perf", f"redis-benchmark {c.command} -P {c.pipeline}: {c.rps:,.0f}/s")
@@ -204,6 +217,13 @@ def main(argv: list[str] | None = None) -> int:
         log("perf", "auditing every acknowledged send ...")
         audit = asyncio.run(run_audit(url, [acks], tokens=read_tokens(args.tokens)))
         log("perf", audit.line())
+        synced = None
+        if args.sync_audit:
+            log("perf", "following every user's sync ...")
+            synced = asyncio.run(
+                audit_syncs(url, read_acks([acks]), since, read_tokens(args.tokens))
+            )
+            log("perf", synced.line())
     memory = _memory(args) if args.memory else []
     setup = [
         f"date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
@@ -232,9 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         memory,
         command=_command(argv),
         rounds=every_run,
+        sync_audit=synced.line() if synced else "",
     )
     log("perf", f"report: {write_report(out, data)}")
-    return 0 if audit.ok else 1
+    return 0 if audit.ok and (synced is None or synced.ok) else 1
 
 
 def _command(argv: list[str] | None) -> str:

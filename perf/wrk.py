@@ -53,9 +53,11 @@ def run_wrk(
     acks: Path | None = None,
     tokens: Path | None = None,
     members: int = 1000,
+    since: str = "",
 ) -> WrkResult:
     """Run one wrk load; scenario is ping, send, pull10, pull100, gsend (to groups of
-    `members`), chats10 (the hub's inbox page) or inbox10 (a random user's inbox page).
+    `members`), chats10 (the hub's inbox page), inbox10 (a random user's inbox page) or
+    sync10 (the hub's sync from the token `since`: the same events each time).
     `tokens`: a file of perf/tokens.py, for a gateway with authentication on."""
     mode = scenario.rstrip("0123456789")
     limit = int(scenario[len(mode) :] or limit)
@@ -79,6 +81,7 @@ def run_wrk(
         uuid.uuid4().hex[:8],
         str(tokens or ""),
         str(members),
+        since,
     ]
     out = subprocess.run(
         argv, capture_output=True, text=True, check=True, timeout=seconds + 60

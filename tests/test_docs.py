@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SETTINGS_DOC = ROOT / "docs" / "operations.md"
 TIME_KEYS = {"send_time", "next_cursor", "read_until"}
+TOKEN_KEYS = {"next"}  # a sync token: the docs print one, the stack answers another
 A_TIME = 10**15  # any µs timestamp after 2001
 DOC_SECRET = "the-docs-examples-secret-of-32-bytes-or-more"
 TOKEN_VARIABLE = re.compile(r"\$([A-Z]+)_TOKEN\b")
@@ -61,16 +62,20 @@ def test_the_docs_have_examples_and_the_readme_the_main_ones() -> None:
     assert len([d for d in DOCS if examples(d.read_text())]) >= 2
 
 
-def matches(expected: Any, actual: Any, times: dict[int, int], key: str = "") -> bool:
-    """Equal, except that a µs timestamp printed in the docs stands for the one the stack
-    answered: the same one wherever the docs print it again, and another one where they
-    print another (`times` keeps the pairs)."""
-    if key in TIME_KEYS and isinstance(expected, int) and expected > A_TIME:
-        if not (isinstance(actual, int) and actual > A_TIME):
+def matches(expected: Any, actual: Any, times: dict[Any, Any], key: str = "") -> bool:
+    """Equal, except that a µs timestamp (or a sync token) printed in the docs stands for
+    the one the stack answered: the same one wherever the docs print it again, and another
+    one where they print another (`times` keeps the pairs)."""
+    printed_time = key in TIME_KEYS and isinstance(expected, int) and expected > A_TIME
+    printed_token = key in TOKEN_KEYS and isinstance(expected, str)
+    if printed_time or printed_token:
+        if printed_time and not (isinstance(actual, int) and actual > A_TIME):
+            return False
+        if printed_token and not (isinstance(actual, str) and actual):
             return False
         if expected not in times and actual in times.values():
-            return False  # two times printed where the stack answered one
-        return times.setdefault(expected, actual) == actual
+            return False  # two printed where the stack answered one
+        return bool(times.setdefault(expected, actual) == actual)
     if isinstance(expected, dict):
         return (
             isinstance(actual, dict)
@@ -87,7 +92,7 @@ def matches(expected: Any, actual: Any, times: dict[int, int], key: str = "") ->
 
 
 def test_a_printed_time_stands_for_one_time_only() -> None:
-    times: dict[int, int] = {}
+    times: dict[Any, Any] = {}
     first = {"send_time": A_TIME + 1}
     assert matches(first, {"send_time": A_TIME + 50}, times)
     assert matches(first, {"send_time": A_TIME + 50}, times)
@@ -122,7 +127,7 @@ def _tokens(command: str) -> dict[str, str]:
 def test_the_console_examples_answer_as_printed(fresh_stack: tuple[int, int], doc: Path) -> None:
     curl = shutil.which("curl")
     assert curl, "curl is not installed: run scripts/bootstrap"
-    times: dict[int, int] = {}
+    times: dict[Any, Any] = {}
     for command, printed in examples(doc.read_text()):
         for shown, got in times.items():  # a time printed earlier, given back in a command
             command = command.replace(str(shown), str(got))

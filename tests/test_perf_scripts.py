@@ -68,6 +68,9 @@ def test_the_benchmark_smoke_run_writes_a_report_with_a_clean_audit(tmp_path: Pa
     assert done.returncode == 0, done.stderr[-3000:]
     report = (tmp_path / "report.md").read_text()
     assert "0 lost, 0 duplicated, 0 out of order" in report
+    assert re.search(
+        r"sync audit: \d+ users .* 0 missed, 0 duplicated, 0 out of order -> OK", report
+    )
     for section in (
         "GET /ping (HTTP ceiling)",
         "POST /api/send",
@@ -291,3 +294,32 @@ def test_aof_bytes_shows_a_short_chats_send_writing_one_record() -> None:
         assert 300 < stream <= short < stream * 1.1, (n, rows[n])
     assert rows[32][0] > 10 * rows[31][0]  # the move writes the chat's 32 entries
     assert "mean of the first 31" in done.stdout
+
+
+@pytest.mark.slow
+def test_sync_waits_sees_every_message_in_every_members_sync(tmp_path: Path) -> None:
+    done = _run_module(
+        "perf.sync_waits", "--users", "100", "--rate", "50", "--seconds", "2", "--out",
+        str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = (tmp_path / "sync_waits.md").read_text()
+    assert "**missed 0, duplicated 0, out of order 0**; errors: none" in table
+    seen = re.search(r"expected .*: ([\d,]+); seen: ([\d,]+)", table)
+    assert seen, table
+    assert seen.group(1) == seen.group(2) != "0", table
+    assert re.search(r"\| im-rpc \| \d+ \| \d+ \| \d+ \| \d+ \| \d+ \| \d+ \|", table)
+
+
+@pytest.mark.slow
+def test_sync_costs_writes_reads_sends_and_memory(tmp_path: Path) -> None:
+    done = _run_module(
+        "perf.sync_costs", "--seconds", "1", "--rounds", "1", "--connections", "4", "--chats",
+        "20,100", "--memory-chats", "200", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = (tmp_path / "sync_costs.md").read_text()
+    for row in ("pull10 (200 chats)", "sync10, a user in 20 chats", "sync10, a user in 100 chats"):
+        assert re.search(rf"^\| {re.escape(row)} \| [\d,]+ \| [\d.]+ \| [\d.]+ \|$", table, re.M)
+    assert re.search(r"the feeds' records .* \| [\d.]+ \| 0\.\d\dx \|", table), table
+    assert re.search(r"feed at the records kept .*: \*\*[\d,]+ bytes\*\*", table), table

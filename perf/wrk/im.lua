@@ -1,8 +1,10 @@
 -- wrk script for the IM backend:
---   wrk ... -s perf/wrk/im.lua URL -- MODE CHATS LIMIT PREFIX ACKS TOKEN [TOKENS [MEMBERS]]
+--   wrk ... -s perf/wrk/im.lua URL -- MODE CHATS LIMIT PREFIX ACKS TOKEN [TOKENS [MEMBERS [SINCE]]]
 --   MODE   ping | send | pull | gsend (to group "#<PREFIX>g<i>", i in 1..CHATS, from member
 --          "<PREFIX>m<j>", j in 1..MEMBERS) | chats (the inbox of "<PREFIX>hub", LIMIT rows)
 --          | inbox (the inbox of a random member of a random chat of the pool, LIMIT rows)
+--          | sync (the sync of "<PREFIX>hub" from SINCE, LIMIT events: a replayed token
+--          answers the same events every time)
 --   CHATS  size of the chat pool: chat i is "<PREFIX>a<i>:<PREFIX>b<i>"
 --   LIMIT  page size of pulls
 --   PREFIX makes this run's chats its own
@@ -10,6 +12,7 @@
 --   TOKEN  unique per wrk invocation
 --   TOKENS file of "<user> <bearer token>" lines (perf/tokens.py): each request then
 --          carries its user's token (the sender, or a member for a pull)
+--   SINCE  sync only: the sync token to read from
 -- Every send's text is 100 bytes and unique (token, thread, counter), so an audit can
 -- tell a duplicate from two messages. done() prints one line: WRK_JSON {...}.
 
@@ -18,6 +21,7 @@ local counter = 0
 -- globals, so that done() (in wrk's main Lua state, where init() never ran) can read
 -- them from a thread with thread:get()
 mode, chats, limit, prefix, acks_path, token, group_members = "ping", 100, 10, "run", "", "w", 1000
+since = ""
 acks = {}
 local json_by_user, plain_by_user = {}, {}  -- headers with each user's token
 
@@ -34,6 +38,7 @@ function init(args)
   acks_path = args[5] or ""
   token = args[6] or token
   group_members = tonumber(args[8] or group_members)
+  since = args[9] or since
   local tokens_path = args[7] or ""
   if tokens_path ~= "" then
     for line in io.lines(tokens_path) do
@@ -78,6 +83,10 @@ function request()
     local a, b = members()
     local user = (math.random(2) == 1) and a or b
     return wrk.format("GET", "/api/chats?user=" .. user .. "&limit=" .. limit, plain_by_user[user])
+  elseif mode == "sync" then
+    local hub = prefix .. "hub"
+    local path = "/api/sync?user=" .. hub .. "&since=" .. since .. "&limit=" .. limit
+    return wrk.format("GET", path, plain_by_user[hub])
   elseif mode == "pull" then
     local a, b = members()
     return wrk.format("GET", "/api/pull?chat=" .. a .. ":" .. b .. "&limit=" .. limit, plain_by_user[a])

@@ -16,6 +16,7 @@ import pytest
 
 from im_common.calls import ChatsCall, GroupCall, PullCall, ReadCall, SendCall
 from rpc_svc.domain.errors import Conflict, Forbidden, IMError, InvalidArgument, NotFound
+from rpc_svc.domain.values import Group
 from rpc_svc.service.runner import ChatService
 from rpc_svc.store.base import RedisStore
 from tests.conftest import ON_EVERY_BACKEND
@@ -212,6 +213,8 @@ async def test_the_owner_of_a_group_past_a_compact_hash_is_still_its_owner(
     members = [f"m{i:03d}x{n}" for i in range(520)]  # past 512: a hash table, in any order
     await asyncio.gather(*(service.group(GroupCall("add", g, owner, m)) for m in members))
     info = await service.group(GroupCall("members", g))
+    assert isinstance(info, Group)
     assert (info.owner, len(info.members)) == (owner, 521)
     gone = await service.group(GroupCall("remove", g, owner, members[0]))
+    assert isinstance(gone, Group)
     assert (gone.owner, len(gone.members)) == (owner, 520)

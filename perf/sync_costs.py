@@ -1,0 +1,219 @@
+"""What sync costs: a sync of a user in many chats against a pull, a send to users who sync
+against one to users who do not, and the memory of the feeds.
+
+    python -m perf.sync_costs [--seconds 5] [--rounds 5] [--chats 20,2000] [--memory-chats 20000]
+
+Reads (one redis-server with AOF, one im-rpc, one gateway, wrk; IM_GROUP_FANOUT_MAX_MEMBERS 2,
+so that a group of 3 is big): a hub user in N chats (half 1:1, half small groups of 2, and
+N/100 big groups of 3) takes a token, gets a message in 10 of its chats (some of each kind),
+syncs once (its big groups' messages found), and then the token is replayed by wrk at 20
+connections: each sync answers the same 10 events (`sync10`). Beside it, `pull10` (a page of
+10 of a chat of a 200-chat pool). Each round runs every scenario in turn (the order turned by
+one each round); the figures are medians, and the ratio of each round's p99 to its pull's.
+Sends (64 connections, interleaved the same way): to 1:1 chats whose two members each hold a
+feed, and to chats of users who never synced.
+Memory (a private redis-server): the chat-size mix of perf.chat_sizes written with every user
+holding a feed: the chats' bytes per message, the feeds' records per message (each feed's
+bytes less the feed of a user who got nothing), and the feeds with their keys; then one feed
+at the records kept (IM_SYNC_RETAIN, 10,000).
+Writes perf/reports/sync_costs.md (or `--out`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from devtools.procs import Trio, start_trio
+from im_common.calls import SyncCall
+from perf.chat_sizes import RAW, _drop_users, _order, user, zipf_sizes
+from perf.lib.rounds import Samples, interleaved, log
+from perf.lib.stack import comparison_args
+from perf.report import write_table
+from perf.store_memory import local_redis, used_memory
+from perf.sync_waits import _each
+from perf.wrk import WrkResult, run_wrk
+from rpc_svc.server import open_store
+from rpc_svc.service.runner import ChatService
+from rpc_svc.store.keys import feed_key
+from rpc_svc.store.ops import Append
+
+POOL = 200
+
+
+def _options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--chats", default="20,2000", help="the hub's chats, comma-separated")
+    p.add_argument("--memory-chats", type=int, default=20_000, help="chats of the mix")
+
+
+async def _hub(port: int, prefix: str, chats: int) -> str:
+    """A hub in `chats` chats with 10 events after the token answered: the token."""
+    hub = f"{prefix}hub"
+    big = max(1, chats // 100)
+    small = (chats - big) // 2
+    pairs = chats - big - small
+    groups = [f"#{prefix}s{i}" for i in range(small)] + [f"#{prefix}b{i}" for i in range(big)]
+    await _each(port, [("POST", "/api/groups", {"chat": g, "user": hub}) for g in groups])
+    adds = [
+        ("POST", "/api/groups/add", {"chat": g, "user": hub, "member": f"{prefix}p{i}{j}"})
+        for i, g in enumerate(groups)
+        for j in range(1 if g.startswith(f"#{prefix}s") else 2)
+    ]
+    await _each(port, adds)
+    await _each(port, [_send(f"{hub}:{prefix}q{i}", hub, "earlier") for i in range(pairs)])
+    (taken,) = await _each(port, [("GET", f"/api/sync?user={hub}", {})])
+    token = taken["next"]
+    news = [f"{hub}:{prefix}q{i}" for i in range(4)] + groups[:3] + groups[-3:]
+    await _each(port, [_send(chat, hub, "new") for chat in news])
+    (page,) = await _each(port, [("GET", f"/api/sync?user={hub}&since={token}&limit=10", {})])
+    assert len(page["events"]) == 10, page
+    return str(token)
+
+
+def _send(chat: str, sender: str, text: str) -> tuple[str, str, dict[str, Any]]:
+    return "POST", "/api/send", {"chat": chat, "sender": sender, "text": text}
+
+
+async def _feeds(port: int, prefix: str, chats: int) -> None:
+    """Both members of each of `chats` send-pool chats hold a feed."""
+    users = [f"{prefix}{side}{i}" for i in range(1, chats + 1) for side in "ab"]
+    await _each(port, [("GET", f"/api/sync?user={u}", {}) for u in users])
+
+
+def reads_and_sends(args: argparse.Namespace, trio: Trio) -> list[str]:
+    """The interleaved rounds of sync10, pull10 and the two sends: the table's lines."""
+    url, port = trio.url(), trio.gateways[0].port
+    sizes = [int(n) for n in args.chats.split(",")]
+    tokens = {n: asyncio.run(_hub(port, f"h{n}x", n)) for n in sizes}
+    run_wrk(url, "send", 64, 2, chats=POOL, prefix="pool")  # pull10's chats get messages
+    asyncio.run(_feeds(port, "fed", POOL))
+    plan: dict[str, dict[str, Any]] = {
+        "pull10 (200 chats)": {"scenario": "pull10", "chats": POOL, "prefix": "pool"}
+    }
+    for n in sizes:
+        plan[f"sync10, a user in {n:,} chats"] = {
+            "scenario": "sync10",
+            "prefix": f"h{n}x",
+            "since": tokens[n],
+        }
+    sends = {
+        "send, both members syncing": {"scenario": "send", "chats": POOL, "prefix": "fed"},
+        "send, nobody syncing": {"scenario": "send", "chats": POOL, "prefix": "quiet"},
+    }
+    runs: Samples[WrkResult] = Samples()
+    for r, _, name in interleaved(args.rounds, [*plan, *sends], rotate=True):
+        spec = {**plan, **sends}[name]
+        conns = 64 if name in sends else 20
+        got = run_wrk(url, spec["scenario"], conns, args.seconds, chats=spec.get("chats", 100),
+                      prefix=spec["prefix"], since=spec.get("since", ""))  # fmt: skip
+        if got.error_count:
+            raise SystemExit(f"{name}: errors {got.errors}")
+        runs.add(name, got)
+        log("sync_costs", f"round {r + 1} {name}: {got.rps:,.0f}/s p99 {got.p99_ms:.2f} ms")
+    pulls = runs.rounds("pull10 (200 chats)")
+    lines = [
+        f"Reads at 20 connections, sends at 64: medians of {args.rounds} interleaved rounds "
+        f"of {args.seconds:g} s (one gateway, one im-rpc, redis-server with AOF, wrk: this "
+        "2-core machine).",
+        "",
+        "| scenario | req/s | p99 ms | p99 / pull10's p99 (median of the rounds' ratios) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name in [*plan, *sends]:
+        mine = runs.rounds(name)
+        ratio = statistics.median(g.p99_ms / p.p99_ms for g, p in zip(mine, pulls, strict=True))
+        rps = runs.median(name, lambda w: w.rps)
+        p99 = runs.median(name, lambda w: w.p99_ms)
+        lines.append(f"| {name} | {rps:,.0f} | {p99:.2f} | {ratio:.2f} |")
+    fed, quiet = runs.rounds("send, both members syncing"), runs.rounds("send, nobody syncing")
+    share = statistics.median(f.rps / q.rps for f, q in zip(fed, quiet, strict=True))
+    lines += ["", f"Send to members who sync / to members who do not: **{share:.1%}**."]
+    return lines
+
+
+async def memory(args: argparse.Namespace) -> list[str]:
+    """The feeds' bytes on the chat-size mix, and one feed at the records kept."""
+    with local_redis() as url:
+        r = aioredis.Redis.from_url(url)
+        store = open_store(url, max_connections=64, timeout_s=30, idempotency_ttl_s=60)
+        service = ChatService(store, 4096)
+        sizes = zipf_sizes(args.memory_chats, 2.0)
+        order = _order(sizes)
+        users = [user(i) for i in range(2 * len(sizes))]
+        start_bytes = await used_memory(r)
+        for at in range(0, len(users), 500):
+            await asyncio.gather(*(service.sync(SyncCall(u)) for u in users[at : at + 500]))
+        empty = int(await r.memory_usage(feed_key(users[0]), samples=0) or 0)
+        for at in range(0, len(order), 500):
+            await store.execute(
+                [
+                    Append(f"{user(2 * k)}:{user(2 * k + 1)}", k % 2, "x" * 100)
+                    for k in order[at : at + 500]
+                ]
+            )
+        feeds = 0
+        for at in range(0, len(users), 1000):
+            got = [await r.memory_usage(feed_key(u), samples=0) for u in users[at : at + 1000]]
+            feeds += sum(int(b or 0) for b in got)
+        records = feeds - empty * len(users)
+        await _drop_users(r)
+        chats = await used_memory(r) - start_bytes
+        retained = await _retained(service, store, r)
+        await store.close()
+        await r.aclose()
+    n = len(order)
+    both = chats + records
+    return [
+        f"Memory on the chat-size mix of perf.chat_sizes ({len(sizes):,} chats, Zipf exponent "
+        f"2, {n:,} messages of 100 bytes from 8-byte users: raw {RAW} B/message), each of its "
+        f"{len(users):,} users holding a sync feed (used_memory for the chats' keys, as "
+        "perf.chat_sizes counts them; MEMORY USAGE for each feed):",
+        "",
+        "| what | bytes per message | of raw |",
+        "| --- | --- | --- |",
+        f"| the chats' keys | {chats / n:,.1f} | {chats / n / RAW:.2f}x |",
+        f"| the feeds' records (each message in both members' feeds) | {records / n:,.1f} "
+        f"| {records / n / RAW:.2f}x |",
+        f"| **chats and feed records** | **{both / n:,.1f}** | **{both / n / RAW:.2f}x** |",
+        f"| the feeds' keys too ({empty} B a feed without a record; {len(users):,} feeds, "
+        f"most users in one chat of one message) | {(chats + feeds) / n:,.1f} "
+        f"| {(chats + feeds) / n / RAW:.2f}x |",
+        "",
+        f"A user's feed at the records kept (IM_SYNC_RETAIN 10,000; 1:1 messages from 100 "
+        f"peers): **{retained:,} bytes** ({retained / 10_000:.1f} B a record).",
+    ]
+
+
+async def _retained(service: ChatService, store: Any, r: aioredis.Redis) -> int:
+    who = "zzretain"
+    await service.sync(SyncCall(who))
+    for start in range(0, 10_000, 500):
+        await store.execute(
+            [Append(f"{who}:zzp{(start + i) % 100:03d}", 1, "x" * 100) for i in range(500)]
+        )
+    return int(await r.memory_usage(feed_key(who), samples=0) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure, write the table."""
+    args = comparison_args("perf.sync_costs", __doc__ or "", argv, 5, 5, more=_options)
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-sync-costs-")))
+        fanout = {"IM_GROUP_FANOUT_MAX_MEMBERS": "2", "IM_LOG_LEVEL": "WARNING"}
+        trio = start_trio(work, fsync="everysec", rpc_settings=fanout)
+        stack.callback(trio.stop)
+        lines = reads_and_sends(args, trio)
+    lines += ["", *asyncio.run(memory(args))]
+    write_table(args.out, "sync_costs.md", lines)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
