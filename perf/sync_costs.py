@@ -4,11 +4,12 @@ against one to users who do not, and the memory of the feeds.
     python -m perf.sync_costs [--seconds 5] [--rounds 5] [--chats 20,2000] [--memory-chats 20000]
 
 Reads (one redis-server with AOF, one im-rpc, one gateway, wrk; IM_GROUP_FANOUT_MAX_MEMBERS 2,
-so that a group of 3 is big): a hub user in N chats (half 1:1, half small groups of 2, and
-N/100 big groups of 3) takes a token, gets a message in 10 of its chats (some of each kind),
-syncs once (its big groups' messages found), and then the token is replayed by wrk at 20
-connections: each sync answers the same 10 events (`sync10`). Beside it, `pull10` (a page of
-10 of a chat of a 200-chat pool). Each round runs every scenario in turn (the order turned by
+so that a group of 3 is big; IM_USER_MAX_GROUPS 5,000): a hub user in N chats (half 1:1,
+half small groups of 2, and N/100 big groups of 3) takes a token, gets a message in 10 of its
+chats (some of each kind), syncs once (its big groups' messages found), and then the token
+is replayed by wrk at 20 connections: each sync answers the same 10 events (`sync10`).
+Beside it, `pull10` (a page of 10 of a chat of a 200-chat pool). Each round runs every
+scenario in turn (the order turned by
 one each round); the figures are medians, and the ratio of each round's p99 to its pull's.
 Sends (64 connections, interleaved the same way): to 1:1 chats whose two members each hold a
 feed, and to chats of users who never synced.
@@ -206,7 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     args = comparison_args("perf.sync_costs", __doc__ or "", argv, 5, 5, more=_options)
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-sync-costs-")))
-        fanout = {"IM_GROUP_FANOUT_MAX_MEMBERS": "2", "IM_LOG_LEVEL": "WARNING"}
+        fanout = {
+            "IM_GROUP_FANOUT_MAX_MEMBERS": "2",
+            "IM_USER_MAX_GROUPS": "5000",  # the hub's groups
+            "IM_LOG_LEVEL": "WARNING",
+        }
         trio = start_trio(work, fsync="everysec", rpc_settings=fanout)
         stack.callback(trio.stop)
         lines = reads_and_sends(args, trio)

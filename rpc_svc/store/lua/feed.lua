@@ -38,6 +38,10 @@ local function feed_push(feed, wake, record)
   redis.call('SPUBLISH', wake, string.format('%.0f', trimmed + n))
 end
 local function note_pair(inbox, feed, wake, chat, peer, first, st, prev)
+  if redis.call('EXISTS', feed) == 0 then  -- (most users: no feed, the inbox alone)
+    redis.call('ZADD', inbox, 'GT', st, chat)
+    return
+  end
   local cur = redis.call('ZSCORE', inbox, chat)
   redis.call('ZADD', inbox, 'GT', st, chat)
   cur = cur and tonumber(cur) or 0  -- (no row: none of the chat's messages noted yet)
