@@ -17,11 +17,11 @@ import pytest
 from devtools.redis_cluster import RedisClusterNodes, start_redis_cluster
 from im_common.calls import SendCall, SyncCall
 from rpc_svc.domain.errors import StoreError
+from rpc_svc.server import open_store
 from rpc_svc.service.runner import ChatService
 from rpc_svc.store.commands.chats import commands
 from rpc_svc.store.keys import feed_key, messages_key
 from rpc_svc.store.ops import Append, Posted
-from tests.conftest import make_cluster_store
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,12 @@ async def cluster(workdir: Path) -> AsyncIterator[RedisClusterNodes]:
 async def test_a_send_cut_between_its_steps_is_acknowledged_by_its_retry_and_synced_once(
     cluster: RedisClusterNodes,
 ) -> None:
-    store = make_cluster_store(cluster)
+    # every write waits for a replica (IM_REDIS_WAIT_REPLICAS=1): the feed made by the
+    # token is on the replica that takes over
+    store = open_store(
+        cluster.url, max_connections=32, timeout_s=1.0, idempotency_ttl_s=86_400,
+        cluster=True, wait_replicas=1, wait_timeout_ms=1000,
+    )  # fmt: skip
     service = ChatService(store, 4096)
     try:
         # a reader whose feed lives on another master than the chat's
