@@ -224,7 +224,7 @@ async def test_metrics_time_each_rpc_method_by_its_name(
     timed = set(
         re.findall(r'im_rpc_call_duration_seconds_count\{method="(\w+)",outcome="OK"\}', text)
     )
-    assert timed == {"batch_stream", "pull_wait", "health"}
+    assert timed == {"batch_stream", "wait", "health"}
 
 
 async def test_nginx_retry_key_dedups_a_send_when_it_is_plausible(
