@@ -65,10 +65,12 @@ def _errors(*statuses: int) -> dict[str, Any]:
         "token's user may not do this: act as someone else, pull a chat it is not a member of",
         413: "Body too large",
         415: "Unsupported content type",
-        404: "The group does not exist (unknown_group; with authentication off)",
+        404: "The group does not exist (unknown_group; with authentication off), or no "
+        "message at that send_time in that chat (unknown_message)",
         409: "The group exists already (group_exists), is full (group_full), its owner would "
         "leave (owner_cannot_leave), or the member is in as many groups as a user may be "
-        "(too_many_groups)",
+        "(too_many_groups); past the edit or recall window (window_closed); an edit of a "
+        "recalled message (recalled)",
         410: "The sync token is older than the events the service keeps, or its feed was "
         "dropped after a long idle time (sync_reset): sync again without since",
         429: "Too many sends from this sender (when IM_HTTP_SENDER_RATE is set), or long polls "
@@ -111,8 +113,21 @@ def _message_schema() -> dict[str, Any]:
                 "type": "integer",
                 "description": "µs since the Unix epoch; unique and increasing within a chat",
             },
+            "edited_at": {
+                "type": "integer",
+                "description": "only on an edited message: the last edit's time (µs, store "
+                "clock, strictly increasing per message)",
+            },
+            "recalled": {
+                "const": True,
+                "description": "only on a recalled message (its text is then empty)",
+            },
         },
     }
+
+
+def _text(max_text_bytes: int) -> dict[str, Any]:
+    return {"type": "string", "minLength": 1, "description": f"1..{max_text_bytes} bytes of UTF-8"}
 
 
 def _send_body(max_text_bytes: int) -> dict[str, Any]:
@@ -126,11 +141,7 @@ def _send_body(max_text_bytes: int) -> dict[str, Any]:
                 "pattern": f"^{_MEMBER}$",
                 "description": "one of the chat's two members",
             },
-            "text": {
-                "type": "string",
-                "minLength": 1,
-                "description": f"1..{max_text_bytes} bytes of UTF-8",
-            },
+            "text": _text(max_text_bytes),
             "client_msg_id": {
                 "type": "string",
                 "minLength": 1,
@@ -166,6 +177,28 @@ def _read_body() -> dict[str, Any]:
         },
     }
     return _body(schema, {"chat": "alice:bob", "user": "bob", "send_time": 1700000000000000})
+
+
+def _change(summary: str, who: str, extra: dict[str, Any], answer: str) -> dict[str, Any]:
+    """POST /api/edit or /api/recall: a change to the message at `send_time` of `chat`."""
+    properties = {
+        "chat": _CHAT,
+        who: {**_USER, "description": "the message's sender (recall: or the group's owner)"},
+        "send_time": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+        **extra,
+    }
+    example = {"chat": "alice:bob", who: "alice", "send_time": 1700000000000000}
+    example.update({"text": "hello, fixed"} if extra else {})
+    schema = {"type": "object", "required": list(properties), "properties": properties}
+    return {
+        "summary": summary,
+        "parameters": [_REQUEST_ID],
+        "requestBody": _body(schema, example),
+        "responses": {
+            **_ok({"$ref": f"#/components/schemas/{answer}"}, "Changed"),
+            **_errors(400, 403, 404, 409, 413, 415, 502, 503, 504),
+        },
+    }
 
 
 def _chats() -> dict[str, Any]:
@@ -359,6 +392,22 @@ def _open_api(max_body_bytes: int, max_text_bytes: int) -> dict[str, Any]:
             "/api/pull": {"get": _pull()},
             "/api/chats": {"get": _chats()},
             "/api/sync": {"get": _sync()},
+            "/api/edit": {
+                "post": _change(
+                    "The sender replaces a message's text within IM_EDIT_WINDOW_S",
+                    "sender",
+                    {"text": _text(max_text_bytes)},
+                    "EditResponse",
+                )
+            },
+            "/api/recall": {
+                "post": _change(
+                    "The sender (within IM_RECALL_WINDOW_S) or a group's owner erases a message",
+                    "user",
+                    {},
+                    "RecallResponse",
+                )
+            },
             "/api/groups": {
                 "post": _group_call("Create a group; user is its owner", ()),
                 "get": _user_groups(),

@@ -56,6 +56,24 @@ def response_schemas() -> dict[str, Any]:
                 },
             },
         },
+        "EditResponse": {
+            "type": "object",
+            "required": ["chat", "send_time", "edited_at"],
+            "properties": {
+                "chat": {"type": "string"},
+                "send_time": {"type": "integer"},
+                "edited_at": {"type": "integer"},
+            },
+        },
+        "RecallResponse": {
+            "type": "object",
+            "required": ["chat", "send_time", "recalled"],
+            "properties": {
+                "chat": {"type": "string"},
+                "send_time": {"type": "integer"},
+                "recalled": {"const": True},
+            },
+        },
         "ReadResponse": {
             "type": "object",
             "required": ["chat", "user", "read_until"],
@@ -94,11 +112,16 @@ def response_schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["type", "chat"],
             "properties": {
-                "type": {"enum": ["message", "read", "joined", "left"]},
+                "type": {"enum": ["message", "read", "joined", "left", "edit", "recall"]},
                 "chat": {"type": "string", "description": "canonical chat or group"},
                 "message": {
                     **_MESSAGE,
-                    "description": "type message: the message as it is when the sync answers",
+                    "description": "type message: the message as it is when the sync answers; "
+                    "type edit: its new state",
+                },
+                "send_time": {
+                    "type": "integer",
+                    "description": "type recall: the recalled message's send_time",
                 },
                 "read_until": {
                     "type": "integer",

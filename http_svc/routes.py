@@ -22,7 +22,16 @@ from http_svc.params import (
     text_param,
 )
 from http_svc.rate_limit import retry_after
-from im_common.calls import ChatsCall, GroupCall, PullCall, ReadCall, SendCall, SyncCall
+from im_common.calls import (
+    ChatsCall,
+    EditCall,
+    GroupCall,
+    PullCall,
+    ReadCall,
+    RecallCall,
+    SendCall,
+    SyncCall,
+)
 
 bp = Blueprint("api")
 
@@ -195,6 +204,31 @@ async def read(request: Request) -> HTTPResponse:
     user = _own(params, "user", actor)
     send_time = int_param(params, "send_time", None, 0, INT64_MAX)
     body = await request.app.ctx.rpc.call(ReadCall(chat, user, send_time, actor))
+    return HTTPResponse(body, content_type="application/json")
+
+
+@bp.post("/api/edit")
+async def edit(request: Request) -> HTTPResponse:
+    """The sender replaces the text of one of its messages (it keeps its place)."""
+    actor = _acting_user(request)
+    params = collect(request)
+    chat = text_param(params, "chat")
+    sender = _own(params, "sender", actor)
+    send_time = int_param(params, "send_time", None, 0, INT64_MAX)
+    text = text_param(params, "text")
+    body = await request.app.ctx.rpc.call(EditCall(chat, sender, send_time, text, actor))
+    return HTTPResponse(body, content_type="application/json")
+
+
+@bp.post("/api/recall")
+async def recall(request: Request) -> HTTPResponse:
+    """The sender (or a group's owner) recalls a message: its text is erased, its place kept."""
+    actor = _acting_user(request)
+    params = collect(request)
+    chat = text_param(params, "chat")
+    user = _own(params, "user", actor)
+    send_time = int_param(params, "send_time", None, 0, INT64_MAX)
+    body = await request.app.ctx.rpc.call(RecallCall(chat, user, send_time, actor))
     return HTTPResponse(body, content_type="application/json")
 
 

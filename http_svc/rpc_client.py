@@ -24,7 +24,7 @@ from http_svc.batcher import Batcher, SizeObserver, split
 from http_svc.errors import RPC_ERRORS, RpcFailure, rpc_failure
 from http_svc.instances import Instance, InstancePool
 from im_common.batch_messages import BatchReplyMessage
-from im_common.calls import Call, GroupCall, PullCall, SendCall, SyncCall, encode
+from im_common.calls import Call, EditCall, GroupCall, PullCall, SendCall, SyncCall, encode
 from im_common.logs import request_id
 from im_common.rpc_names import SERVICE
 
@@ -195,9 +195,12 @@ class RpcClient:
 
 def _may_retry(call: Call) -> bool:
     """Whether `call` may run again on another instance: any but a send without a key (it
-    could be stored twice) and a group's creation (a second one answers 409)."""
+    could be stored twice), an edit (a second one is another edit) and a group's creation
+    (a second one answers 409)."""
     if type(call) is SendCall:
         return bool(call.client_msg_id or call.retry_key)
+    if type(call) is EditCall:
+        return False
     return not (type(call) is GroupCall and call.op == "create")
 
 

@@ -98,7 +98,30 @@ class SyncCall(
     actor: str = ""
 
 
-Call = SendCall | PullCall | ChatsCall | ReadCall | GroupCall | SyncCall
+class EditCall(
+    msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True, tag="edit"
+):
+    """`sender` replaces the text of its message at `send_time` in `chat` with `text`."""
+
+    chat: str
+    sender: str
+    send_time: Int64
+    text: str
+    actor: str = ""
+
+
+class RecallCall(
+    msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True, tag="recall"
+):
+    """`user` recalls the message at `send_time` in `chat` (its sender, or a group's owner)."""
+
+    chat: str
+    user: str
+    send_time: Int64
+    actor: str = ""
+
+
+Call = SendCall | PullCall | ChatsCall | ReadCall | GroupCall | SyncCall | EditCall | RecallCall
 
 
 class BadCall(NamedTuple):

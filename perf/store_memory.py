@@ -29,8 +29,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from functools import partial
 
 import orjson
@@ -39,6 +39,8 @@ from redis.asyncio.client import Pipeline
 
 from devtools.procs import COMPACT_HASHES
 from rpc_svc.server import open_store
+from rpc_svc.service.runner import ChatService
+from rpc_svc.store.base import RedisStore
 from rpc_svc.store.ops import AddMember, Append, CreateGroup, GroupAppend
 
 SENDERS = ("sender01", "sender02")  # 8 bytes each
@@ -191,6 +193,20 @@ def local_redis() -> Iterator[str]:
         finally:
             proc.terminate()
             proc.wait()
+
+
+@asynccontextmanager
+async def local_service() -> AsyncIterator[tuple[aioredis.Redis, RedisStore, ChatService]]:
+    """A private redis-server (`local_redis`): a client of it, the store on it and a
+    ChatService over that store, closed after."""
+    with local_redis() as url:
+        r = aioredis.Redis.from_url(url)
+        store = open_store(url, max_connections=64, timeout_s=30, idempotency_ttl_s=60)
+        try:
+            yield r, store, ChatService(store, 4096)
+        finally:
+            await store.close()
+            await r.aclose()
 
 
 def main() -> None:

@@ -38,10 +38,9 @@ from perf.chat_sizes import RAW, _drop_users, _order, user, zipf_sizes
 from perf.lib.rounds import Samples, interleaved, log
 from perf.lib.stack import comparison_args
 from perf.report import write_table
-from perf.store_memory import local_redis, used_memory
+from perf.store_memory import local_service, used_memory
 from perf.sync_waits import _each
 from perf.wrk import WrkResult, run_wrk
-from rpc_svc.server import open_store
 from rpc_svc.service.runner import ChatService
 from rpc_svc.store.keys import feed_key
 from rpc_svc.store.ops import Append
@@ -141,10 +140,7 @@ def reads_and_sends(args: argparse.Namespace, trio: Trio) -> list[str]:
 
 async def memory(args: argparse.Namespace) -> list[str]:
     """The feeds' bytes on the chat-size mix, and one feed at the records kept."""
-    with local_redis() as url:
-        r = aioredis.Redis.from_url(url)
-        store = open_store(url, max_connections=64, timeout_s=30, idempotency_ttl_s=60)
-        service = ChatService(store, 4096)
+    async with local_service() as (r, store, service):
         sizes = zipf_sizes(args.memory_chats, 2.0)
         order = _order(sizes)
         users = [user(i) for i in range(2 * len(sizes))]
@@ -167,8 +163,6 @@ async def memory(args: argparse.Namespace) -> list[str]:
         await _drop_users(r)
         chats = await used_memory(r) - start_bytes
         retained = await _retained(service, store, r)
-        await store.close()
-        await r.aclose()
     n = len(order)
     both = chats + records
     return [

@@ -102,6 +102,19 @@ class Settings:
         lo=0,
         hi=128,
     )
+    edit_window_s: int = setting(
+        "IM_EDIT_WINDOW_S",
+        172_800,
+        "how long after its send time a message may be edited by its sender (0: any time)",
+        lo=0,
+    )
+    recall_window_s: int = setting(
+        "IM_RECALL_WINDOW_S",
+        172_800,
+        "how long after its send time a message may be recalled by its sender (a group's owner "
+        "may recall any message at any time; 0: any time)",
+        lo=0,
+    )
     sync_retain: int = setting(
         "IM_SYNC_RETAIN",
         10_000,

@@ -27,18 +27,12 @@ from rpc_svc.store.wakeups import Wakeups
 log = logging.getLogger(__name__)
 
 
-def build_services(settings: Settings, store: RedisStore, in_flight: InFlight) -> list[Any]:
-    """IMService (its BatchStream) and the standard health service, whose check pings
-    Redis."""
-    service = ChatService(
-        store,
-        settings.max_text_bytes,
-        settings.max_waiting,
-        require_user=settings.require_user,
-        max_group_members=settings.group_max_members,
-        group_fanout_max=settings.group_fanout_max,
-        max_groups=settings.user_max_groups,
-    )
+def build_services(
+    settings: Settings, store: RedisStore, in_flight: InFlight, service: ChatService | None = None
+) -> list[Any]:
+    """IMService (its BatchStream, answered by `service`, or one made of `settings`) and the
+    standard health service, whose check pings Redis."""
+    service = service or chat_service(settings, store)
     servicer = IMServicer(service, in_flight)
 
     async def store_ok() -> bool:
@@ -51,9 +45,26 @@ def build_services(settings: Settings, store: RedisStore, in_flight: InFlight) -
     return [servicer, Health({servicer: [check]})]
 
 
-def build_server(settings: Settings, store: RedisStore, in_flight: InFlight) -> Server:
+def chat_service(settings: Settings, store: RedisStore) -> ChatService:
+    """The chat service `settings` describe, on `store`."""
+    return ChatService(
+        store,
+        settings.max_text_bytes,
+        settings.max_waiting,
+        require_user=settings.require_user,
+        max_group_members=settings.group_max_members,
+        group_fanout_max=settings.group_fanout_max,
+        max_groups=settings.user_max_groups,
+        edit_window_s=settings.edit_window_s,
+        recall_window_s=settings.recall_window_s,
+    )
+
+
+def build_server(
+    settings: Settings, store: RedisStore, in_flight: InFlight, service: ChatService | None = None
+) -> Server:
     """A grpclib server with the services of `build_services`."""
-    return Server(build_services(settings, store, in_flight))
+    return Server(build_services(settings, store, in_flight, service))
 
 
 class _DrainingServer:
@@ -212,7 +223,10 @@ async def serve(settings: Settings) -> None:
         await _check_compact_records(store, settings.max_text_bytes)
         store.wakeups.start()
         in_flight = InFlight()
-        server = build_server(settings, store, in_flight)
+        service = chat_service(settings, store)
+        service.erasers.sweep()  # recalled texts an im-rpc that stopped left unerased
+        stack.push_async_callback(service.erasers.close)
+        server = build_server(settings, store, in_flight, service)
         registration = None
         if settings.etcd_url:
             etcd = etcd_client(settings.etcd_url, timeout_s=2.0)

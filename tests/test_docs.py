@@ -27,7 +27,7 @@ from rpc_svc.config import Settings as RpcSettings
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SETTINGS_DOC = ROOT / "docs" / "operations.md"
-TIME_KEYS = {"send_time", "next_cursor", "read_until"}
+TIME_KEYS = {"send_time", "next_cursor", "read_until", "edited_at"}
 TOKEN_KEYS = {"next"}  # a sync token: the docs print one, the stack answers another
 A_TIME = 10**15  # any µs timestamp after 2001
 DOC_SECRET = "the-docs-examples-secret-of-32-bytes-or-more"

@@ -323,3 +323,36 @@ def test_sync_costs_writes_reads_sends_and_memory(tmp_path: Path) -> None:
         assert re.search(rf"^\| {re.escape(row)} \| [\d,]+ \| [\d.]+ \| [\d.]+ \|$", table, re.M)
     assert re.search(r"the feeds' records .* \| [\d.]+ \| 0\.\d\dx \|", table), table
     assert re.search(r"feed at the records kept .*: \*\*[\d,]+ bytes\*\*", table), table
+
+
+@pytest.mark.slow
+def test_the_change_audit_checks_every_members_sync_and_the_final_pulls(tmp_path: Path) -> None:
+    done = _run_module(
+        "perf.change_audit", "--users", "20", "--seconds", "2", "--clients", "4", "--out",
+        str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = (tmp_path / "change_audit.md").read_text()
+    assert "**0 missed, 0 duplicated, 0 out of order**" in table, table
+    assert "**0 missed, 0 duplicated, 0 before their message**" in table, table
+    assert "final pulls: **0 messages**" in table, table
+    checked = re.search(
+        r"([\d,]+) \(member, message\) pairs and ([\d,]+) \(member, change\)", table
+    )
+    assert checked, table
+    assert int(checked.group(2).replace(",", "")) > 0, table  # changes were made and checked
+
+
+@pytest.mark.slow
+def test_change_costs_writes_pulls_writes_and_memory(tmp_path: Path) -> None:
+    done = _run_module(
+        "perf.change_costs", "--seconds", "1", "--rounds", "1", "--memory-chats", "50", "--out",
+        str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = (tmp_path / "change_costs.md").read_text()
+    for row in ("pull10, unedited", "pull10, 3 edited and 2 recalled of the 10", "send", "edit",
+                "recall"):  # fmt: skip
+        assert re.search(rf"^\| {re.escape(row)} \| [\d,]+ \| [\d.]+ \| [\d.]+ \|", table, re.M)
+    assert re.search(r"^\| an edit .* \| [+-][\d,.]+ \|$", table, re.M), table
+    assert re.search(r"^\| a recall .* \| [+-][\d,.]+ \|$", table, re.M), table

@@ -4,11 +4,15 @@
 --          "<PREFIX>m<j>", j in 1..MEMBERS) | chats (the inbox of "<PREFIX>hub", LIMIT rows)
 --          | inbox (the inbox of a random member of a random chat of the pool, LIMIT rows)
 --          | sync (the sync of "<PREFIX>hub" from SINCE, LIMIT events: a replayed token
---          answers the same events every time)
+--          answers the same events every time) | asend (send, always as the chat's first
+--          member) | edit (a random message of the ACKS file, by its sender, the chat's first
+--          member: fill it with asend) | recall (the ACKS file's messages in turn: each a new
+--          recall until the file is used up)
 --   CHATS  size of the chat pool: chat i is "<PREFIX>a<i>:<PREFIX>b<i>"
 --   LIMIT  page size of pulls
 --   PREFIX makes this run's chats its own
---   ACKS   send only: file that gets one "<chat> <send_time>" line per 200 answer
+--   ACKS   send only: file that gets one "<chat> <send_time>" line per 200 answer; edit and
+--          recall: the file of the messages to change
 --   TOKEN  unique per wrk invocation
 --   TOKENS file of "<user> <bearer token>" lines (perf/tokens.py): each request then
 --          carries its user's token (the sender, or a member for a pull)
@@ -24,6 +28,7 @@ mode, chats, limit, prefix, acks_path, token, group_members = "ping", 100, 10, "
 since = ""
 acks = {}
 local json_by_user, plain_by_user = {}, {}  -- headers with each user's token
+local targets = {}  -- edit, recall: {chat, send_time} of the messages to change
 
 function setup(thread)
   thread:set("id", #threads + 1)
@@ -49,6 +54,12 @@ function init(args)
       end
     end
   end
+  if (mode == "edit" or mode == "recall") and acks_path ~= "" then
+    for line in io.lines(acks_path) do
+      local chat, t = line:match("^(%S+) (%d+)$")
+      if chat then targets[#targets + 1] = { chat, t } end
+    end
+  end
   math.randomseed(id * 7919 + os.time())
 end
 
@@ -60,10 +71,10 @@ local function members()
 end
 
 function request()
-  if mode == "send" then
+  if mode == "send" or mode == "asend" then
     counter = counter + 1
     local a, b = members()
-    local sender = (counter % 2 == 0) and a or b
+    local sender = (mode == "asend" or counter % 2 == 0) and a or b
     local tag = string.format("%s-t%d-%d ", token, id, counter)
     local text = tag .. string.rep("x", 100 - #tag)
     local body = '{"chat":"' .. a .. ":" .. b .. '","sender":"' .. sender .. '","text":"' .. text .. '"}'
@@ -87,6 +98,20 @@ function request()
     local hub = prefix .. "hub"
     local path = "/api/sync?user=" .. hub .. "&since=" .. since .. "&limit=" .. limit
     return wrk.format("GET", path, plain_by_user[hub])
+  elseif mode == "edit" or mode == "recall" then
+    counter = counter + 1
+    local target = (mode == "edit") and targets[math.random(#targets)]
+      or targets[((counter * 2 + id - 1) % #targets) + 1]  -- (at most 2 threads)
+    local chat, t = target[1], target[2]
+    local a = chat:match("^([^:]+):")
+    if mode == "recall" then
+      local body = '{"chat":"' .. chat .. '","user":"' .. a .. '","send_time":' .. t .. '}'
+      return wrk.format("POST", "/api/recall", json_by_user[a] or json_headers, body)
+    end
+    local tag = string.format("%s-t%d-%d edited ", token, id, counter)
+    local body = '{"chat":"' .. chat .. '","sender":"' .. a .. '","send_time":' .. t ..
+      ',"text":"' .. tag .. string.rep("y", 100 - #tag) .. '"}'
+    return wrk.format("POST", "/api/edit", json_by_user[a] or json_headers, body)
   elseif mode == "pull" then
     local a, b = members()
     return wrk.format("GET", "/api/pull?chat=" .. a .. ":" .. b .. "&limit=" .. limit, plain_by_user[a])
@@ -95,7 +120,7 @@ function request()
 end
 
 function response(status, headers, body)
-  if (mode == "send" or mode == "gsend") and status == 200 then
+  if (mode == "send" or mode == "gsend" or mode == "asend") and status == 200 then
     local chat, t = body:match('"chat":"([^"]*)","send_time":(%d+)')
     if chat then acks[#acks + 1] = chat .. " " .. t end
   end
@@ -112,7 +137,7 @@ function done(summary, latency, requests)
   local first = threads[1]
   local path = first and first:get("acks_path") or ""
   local m = first and first:get("mode")
-  if (m == "send" or m == "gsend") and path ~= "" then
+  if (m == "send" or m == "gsend" or m == "asend") and path ~= "" then
     local f = assert(io.open(path, "a"))
     for _, thread in ipairs(threads) do
       for _, line in ipairs(thread:get("acks")) do f:write(line, "\n") end

@@ -36,19 +36,40 @@ def build_page(
     # dict displays: calling Message(...) (a dict with keywords) costs twice as much
     messages: list[Message] = [
         {"chat": name, "text": text, "sender": members[role], "send_time": send_time}
-        for send_time, role, text in shown
+        for send_time, role, text, _ in shown
     ]
+    if any(e[3] for e in shown):
+        changed(messages, shown)
     return paged(messages, entries, cursor, limit, reverse)
+
+
+def changed(messages: list[Message], entries: Sequence[Entry | GroupEntry]) -> None:
+    """Mark each message as its entry's change says: edited (`edited_at`) or recalled
+    (`recalled`, no text)."""
+    for message, entry in zip(messages, entries, strict=False):
+        show_change(message, entry.change)
+
+
+def show_change(message: Message, change: int) -> None:
+    """Mark `message` edited (change > 0: its edited_at) or recalled (< 0)."""
+    if change > 0:
+        message["edited_at"] = change
+    elif change < 0:
+        message["text"] = ""
+        message["recalled"] = True
 
 
 def build_group_page(
     chat: str, entries: Sequence[GroupEntry], cursor: int, limit: int, reverse: bool
 ) -> Page:
     """Up to limit+1 group entries read from `cursor` as a page (the rules of a 1:1 pull)."""
+    shown = entries[:limit]
     messages: list[Message] = [
         {"chat": chat, "text": text, "sender": sender, "send_time": send_time}
-        for send_time, sender, text in entries[:limit]
+        for send_time, sender, text, _ in shown
     ]
+    if any(e[3] for e in shown):
+        changed(messages, shown)
     return paged(messages, entries, cursor, limit, reverse)
 
 
@@ -154,24 +175,17 @@ def page_inbox(items: Sequence[InboxItem], limit: int, cursor: int) -> InboxPage
 def _pair_row(user: str, row: InboxRow, tip: Tip) -> InboxChat:
     chat = stored_chat(row.chat)
     entry = tip.entry
+    last = Message(
+        chat=row.chat, text=entry.text, sender=chat.member(entry.role), send_time=entry.send_time
+    )
+    show_change(last, entry.change)
     return InboxChat(
-        chat=row.chat,
-        last_message=Message(
-            chat=row.chat,
-            text=entry.text,
-            sender=chat.member(entry.role),
-            send_time=entry.send_time,
-        ),
-        unread=unread(chat.role_of(user, "user"), tip, row.read),
+        chat=row.chat, last_message=last, unread=unread(chat.role_of(user, "user"), tip, row.read)
     )
 
 
 def _group_row(chat: str, tip: GroupTip, own: int, mark: ReadMark) -> InboxChat:
     entry = tip.entry
-    return InboxChat(
-        chat=chat,
-        last_message=Message(
-            chat=chat, text=entry.text, sender=entry.sender, send_time=entry.send_time
-        ),
-        unread=group_unread(tip.messages, own, mark),
-    )
+    last = Message(chat=chat, text=entry.text, sender=entry.sender, send_time=entry.send_time)
+    show_change(last, entry.change)
+    return InboxChat(chat=chat, last_message=last, unread=group_unread(tip.messages, own, mark))

@@ -4,24 +4,29 @@ as the store keeps them, read positions, pages, inbox rows, groups."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypedDict
+from typing import Any, NamedTuple, NotRequired, TypedDict
 
 
 class Message(TypedDict):
-    """A stored message as clients see it (a plain dict: pages are encoded straight to JSON)."""
+    """A stored message as clients see it (a plain dict: pages are encoded straight to JSON):
+    an edited one also carries `edited_at`, a recalled one `recalled` (and no text)."""
 
     chat: str
     text: str
     sender: str
     send_time: int
+    edited_at: NotRequired[int]
+    recalled: NotRequired[bool]
 
 
 class Entry(NamedTuple):
-    """A message of a 1:1 chat as the store keeps it: the sender as a role, not a name."""
+    """A message of a 1:1 chat as the store keeps it: the sender as a role, not a name;
+    `change` its edit (edited_at, > 0) or recall (-recalled at; no text), 0 for none."""
 
     send_time: int
     role: int
     text: str
+    change: int = 0
 
 
 class Tip(NamedTuple):
@@ -33,11 +38,12 @@ class Tip(NamedTuple):
 
 
 class GroupEntry(NamedTuple):
-    """A group message as the store keeps it."""
+    """A group message as the store keeps it (`change` as an Entry's)."""
 
     send_time: int
     sender: str
     text: str
+    change: int = 0
 
 
 class GroupTip(NamedTuple):
@@ -125,7 +131,7 @@ class FeedPage(NamedTuple):
     gone) or invalid (a position the feed never had); the feed's epoch, the position after
     the page (records read, and the send time last given of a range read in part), whether
     more events wait, the events, and (when asked, for a wait) the user's big groups and
-    their positions."""
+    their positions (the last message given, the change log's records read)."""
 
     status: str
     epoch: str = ""
@@ -133,7 +139,7 @@ class FeedPage(NamedTuple):
     place: int = 0
     more: bool = False
     events: tuple[FeedEvent, ...] = ()
-    watch: tuple[tuple[str, int], ...] = ()
+    watch: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +150,18 @@ class SyncPage:
     events: list[dict[str, Any]]
     next: str
     has_more: bool
-    watch: tuple[tuple[str, int], ...] = ()
+    watch: tuple[tuple[str, int, int], ...] = ()
+
+
+class Changed(NamedTuple):
+    """What an edit or a recall answers: the message (its chat and send time), when it was
+    edited or recalled; `erasing` (not answered) when its text waits in a stream."""
+
+    chat: str
+    send_time: int
+    at: int
+    recalled: bool
+    erasing: bool = False
 
 
 class Sent(NamedTuple):

@@ -22,7 +22,16 @@ from rpc_svc.domain.errors import (
     SyncReset,
     UserRequired,
 )
-from rpc_svc.domain.values import Group, InboxPage, Page, ReadDone, Sent, SyncPage, UserGroupList
+from rpc_svc.domain.values import (
+    Changed,
+    Group,
+    InboxPage,
+    Page,
+    ReadDone,
+    Sent,
+    SyncPage,
+    UserGroupList,
+)
 
 _STATUS: list[tuple[type[IMError], Status]] = [
     (InvalidArgument, Status.INVALID_ARGUMENT),
@@ -35,7 +44,7 @@ _STATUS: list[tuple[type[IMError], Status]] = [
     (StoreUnavailable, Status.UNAVAILABLE),
     (StoreTimeout, Status.DEADLINE_EXCEEDED),
 ]
-Answer = Sent | Page | InboxPage | ReadDone | Group | UserGroupList | SyncPage | IMError
+Answer = Sent | Page | InboxPage | ReadDone | Group | UserGroupList | SyncPage | Changed | IMError
 
 
 def status_of(exc: IMError) -> Status:
@@ -86,6 +95,11 @@ def _body(result: Answer) -> tuple[int, bytes]:
         body = {"user": result.user, "groups": result.groups}
     elif isinstance(result, SyncPage):
         body = {"events": result.events, "next": result.next, "has_more": result.has_more}
+    elif isinstance(result, Changed):
+        if result.recalled:
+            body = {"chat": result.chat, "send_time": result.send_time, "recalled": True}
+        else:
+            body = {"chat": result.chat, "send_time": result.send_time, "edited_at": result.at}
     else:
         assert isinstance(result, ReadDone)
         body = {"chat": result.chat, "user": result.user, "read_until": result.read_until}

@@ -72,15 +72,17 @@ def _created(context: None, op: CreateGroup, code: int) -> Group | IMError:
     return Group(op.chat, op.owner, [op.owner])
 
 
-def _added(context: None, op: AddMember, outcome: tuple[int, Any, Any]) -> Group | IMError:
-    code, group, _ = outcome
+def _added(context: None, op: AddMember, outcome: tuple[int, Any, Any, int]) -> Group | IMError:
+    code, group, *_ = outcome
     if code < 0:
         return refusal(code, op.chat, op.member if code == TOO_MANY_GROUPS else op.user)
     return group  # type: ignore[no-any-return]
 
 
-def _removed(context: None, op: RemoveMember, outcome: tuple[int, Any, int]) -> Group | IMError:
-    code, group, _ = outcome
+def _removed(
+    context: None, op: RemoveMember, outcome: tuple[int, Any, int, int]
+) -> Group | IMError:
+    code, group, *_ = outcome
     if code < 0:
         return refusal(code, op.chat, op.user)
     return group  # type: ignore[no-any-return]

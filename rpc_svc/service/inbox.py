@@ -15,7 +15,7 @@ from rpc_svc.domain.rules import check_cursor, page_limit
 from rpc_svc.domain.values import NO_READ, InboxPage, ReadDone, ReadMark, Tip
 from rpc_svc.service.planned import Planned
 from rpc_svc.store.interface import Store
-from rpc_svc.store.ops import GroupMark, InboxRows, Latest, MarkRead
+from rpc_svc.store.ops import GroupMark, GroupMarked, InboxRows, Latest, MarkRead
 
 
 def plan_inbox(call: ChatsCall) -> Planned:
@@ -41,10 +41,11 @@ async def mark_read(store: Store, call: ReadCall) -> ReadDone:
         check_user(call.user)
         check_same_user(call.actor, call.user, "user")
         check_cursor(call.send_time, "send_time")
-        mark = await store.one(GroupMark(call.chat, call.user, call.send_time, bool(call.actor)))
-        if isinstance(mark, int):
-            raise refusal(mark, call.chat, call.user)
-        kept = await store.one(MarkRead(call.user, call.chat, mark))
+        marked = await store.one(GroupMark(call.chat, call.user, call.send_time, bool(call.actor)))
+        if isinstance(marked, int):
+            raise refusal(marked, call.chat, call.user)
+        mark, newest, changes = cast(GroupMarked, marked)
+        kept = await store.one(MarkRead(call.user, call.chat, mark, True, newest, changes))
         return ReadDone(call.chat, call.user, cast(ReadMark, kept).send_time)
     chat = parse_chat(call.chat)
     check_same_user(call.actor, call.user, "user")

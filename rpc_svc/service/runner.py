@@ -9,11 +9,31 @@ import logging
 from collections.abc import Sequence
 from typing import Any, cast
 
-from im_common.calls import Call, ChatsCall, GroupCall, PullCall, ReadCall, SendCall, SyncCall
+from im_common.calls import (
+    Call,
+    ChatsCall,
+    EditCall,
+    GroupCall,
+    PullCall,
+    ReadCall,
+    RecallCall,
+    SendCall,
+    SyncCall,
+)
 from rpc_svc.domain.access import check_actor
 from rpc_svc.domain.errors import IMError
 from rpc_svc.domain.limits import DEFAULT_MAX_GROUPS, DEFAULT_MAX_MEMBERS
-from rpc_svc.domain.values import Group, InboxPage, Page, ReadDone, Sent, SyncPage, UserGroupList
+from rpc_svc.domain.values import (
+    Changed,
+    Group,
+    InboxPage,
+    Page,
+    ReadDone,
+    Sent,
+    SyncPage,
+    UserGroupList,
+)
+from rpc_svc.service.changes import Erasers, Windows, plan_edit, plan_recall
 from rpc_svc.service.chats import LongPolls, plan_pull, plan_send
 from rpc_svc.service.groups import GroupLimits, plan_group
 from rpc_svc.service.inbox import mark_read, plan_inbox
@@ -22,7 +42,7 @@ from rpc_svc.service.sync import SyncWaits, plan_sync
 from rpc_svc.store.interface import Store
 
 log = logging.getLogger(__name__)
-Result = Sent | Page | InboxPage | ReadDone | Group | UserGroupList | SyncPage | IMError
+Result = Sent | Page | InboxPage | ReadDone | Group | UserGroupList | SyncPage | Changed | IMError
 
 
 class ChatService:
@@ -44,6 +64,8 @@ class ChatService:
         max_group_members: int = DEFAULT_MAX_MEMBERS,
         group_fanout_max: int = 100,
         max_groups: int = DEFAULT_MAX_GROUPS,
+        edit_window_s: int = 172_800,
+        recall_window_s: int = 172_800,
     ) -> None:
         self._store = store
         self._max_text_bytes = max_text_bytes
@@ -52,6 +74,8 @@ class ChatService:
         self._polls = LongPolls(store.wakeups, max_waiting)
         self._syncs = SyncWaits(store.wakeups, max_waiting, self._slots)
         self._sync_key = b""  # read from the store on the first sync
+        self._windows = Windows(edit_window_s, recall_window_s)
+        self.erasers = Erasers(store)
 
     @property
     def waiting(self) -> int:
@@ -104,6 +128,9 @@ class ChatService:
                     )
                 except Exception as exc:  # a bug: this call's alone
                     results[i] = _internal(calls[i], exc)
+        waiting = [r.chat for r in results if isinstance(r, Changed) and r.erasing]
+        if waiting:
+            await self.erasers.note(waiting)
         return results
 
     def _plan(self, call: Call) -> Planned:
@@ -115,6 +142,10 @@ class ChatService:
             return plan_inbox(call)
         if isinstance(call, SyncCall):
             return plan_sync(call, self._sync_key)
+        if isinstance(call, EditCall):
+            return plan_edit(call, self._max_text_bytes, self._windows)
+        if isinstance(call, RecallCall):
+            return plan_recall(call, self._windows)
         assert isinstance(call, GroupCall)
         return plan_group(call, self._limits)
 
@@ -162,6 +193,16 @@ class ChatService:
         """A forward pull that, when its page is empty, waits up to `wait_ms` for a message
         at or after the cursor (long polling); otherwise the same as pull."""
         return await self._polls.pull(call, wait_ms, self.pull)
+
+    async def edit(self, call: EditCall) -> Changed:
+        """Replace a message's text; raise IMError otherwise."""
+        done: Changed = await self.answer(call)
+        return done
+
+    async def recall(self, call: RecallCall) -> Changed:
+        """Recall a message (its text erased); raise IMError otherwise."""
+        done: Changed = await self.answer(call)
+        return done
 
     async def sync(self, call: SyncCall) -> SyncPage:
         """One page of what changed in a user's chats since a token; raise IMError otherwise."""

@@ -17,11 +17,12 @@ from im_common.calls import SyncCall
 from rpc_svc.domain.access import check_same_user
 from rpc_svc.domain.errors import IMError, InvalidArgument, Overloaded, SyncReset
 from rpc_svc.domain.names import check_user
+from rpc_svc.domain.paging import show_change
 from rpc_svc.domain.rules import check_wait_ms, sync_limit
 from rpc_svc.domain.tokens import SyncToken, decode, encode
 from rpc_svc.domain.values import Entry, FeedEvent, FeedPage, Message, SyncPage
 from rpc_svc.service.planned import Planned
-from rpc_svc.store.keys import sync_channel, wake_channel
+from rpc_svc.store.keys import change_channel, sync_channel, wake_channel
 from rpc_svc.store.ops import SyncFeed
 from rpc_svc.store.wakeups import Wakeups
 
@@ -60,10 +61,12 @@ def _answer(key: bytes, op: SyncFeed, page: FeedPage) -> SyncPage | IMError:
 
 def _public(event: FeedEvent) -> dict[str, object]:
     """An event as clients see it."""
-    if event.kind == "message":
-        return {"type": "message", "chat": event.chat, "message": _message(event)}
+    if event.kind in ("message", "edit"):
+        return {"type": event.kind, "chat": event.chat, "message": _message(event)}
     if event.kind == "read":
         return {"type": "read", "chat": event.chat, "read_until": event.number}
+    if event.kind == "recall":
+        return {"type": "recall", "chat": event.chat, "send_time": event.number}
     return {"type": event.kind, "chat": event.chat}
 
 
@@ -72,30 +75,29 @@ def _message(event: FeedEvent) -> Message:
     if isinstance(entry, Entry):
         first, _, second = event.chat.partition(":")
         sender = second if entry.role else first
-        return {
-            "chat": event.chat,
-            "text": entry.text,
-            "sender": sender,
-            "send_time": entry.send_time,
-        }
-    assert entry is not None
-    return {
+    else:
+        assert entry is not None
+        sender = entry.sender
+    message: Message = {
         "chat": event.chat,
         "text": entry.text,
-        "sender": entry.sender,
+        "sender": sender,
         "send_time": entry.send_time,
     }
+    show_change(message, entry.change)
+    return message
 
 
 class SyncWaits:
     """Syncs that wait for the next event when their page is empty (wait_ms).
 
     A waiting sync watches its user's sync channel (a record appended to its feed: a
-    message of a 1:1 chat or small group, a read, a join or leave) and the channel of each
-    of the user's big groups (whose messages no send writes to the feed: the next sync
-    reads them), each from the position the sync has reached, so only an event this sync
-    would answer wakes it. The watches are in place before the page is read, so none is
-    missed; a user's big groups seen first in a page are watched and the page read again.
+    message, edit or recall of a 1:1 chat or small group, a read, a join or leave) and the
+    two channels of each of the user's big groups (its messages, its edits and recalls:
+    written to no member's feed, the next sync reads them), each from the position the sync
+    has reached, so only an event this sync would answer wakes it. The watches are in place
+    before the page is read, so none is missed; a user's big groups seen first in a page are
+    watched and the page read again.
     Waiting counts against the long polls' bound (`slots`: LongPolls' counter)."""
 
     def __init__(self, wakeups: Wakeups, max_waiting: int, slots: Callable[[int], int]) -> None:
@@ -113,7 +115,7 @@ class SyncWaits:
             return await read(call, False)
         deadline = time.monotonic() + call.wait_ms / 1000
         token = decode(key, call.user, call.since)
-        watched: dict[str, int] = {}
+        watched: dict[str, tuple[int, int]] = {}
         again = msgspec.structs.replace(call, wait_ms=0)
         while True:
             async with contextlib.AsyncExitStack() as watches:
@@ -122,17 +124,21 @@ class SyncWaits:
                         self._wakeups.watch_channel(sync_channel(call.user), token.position + 1)
                     )
                 ]
-                for group, at in watched.items():
-                    woken.append(
-                        await watches.enter_async_context(
-                            self._wakeups.watch_channel(wake_channel(group), at + 1)
+                for group, (at, changes) in watched.items():
+                    for channel, cursor in (
+                        (wake_channel(group), at + 1),
+                        (change_channel(group), changes + 1),
+                    ):
+                        woken.append(
+                            await watches.enter_async_context(
+                                self._wakeups.watch_channel(channel, cursor)
+                            )
                         )
-                    )
                 page = await read(again, True)
                 left = deadline - time.monotonic()
                 if page.events or left <= 0 or self._wakeups.closed:
                     return page
-                news = {g: at for g, at in page.watch if watched.get(g) != at}
+                news = {g: (at, c) for g, at, c in page.watch if watched.get(g) != (at, c)}
                 if news:  # watch them, then read again: nothing between is missed
                     watched.update(news)
                     continue

@@ -9,23 +9,24 @@ import logging
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis.exceptions as rexc
 
 from rpc_svc.domain.errors import StoreError, StoreTimeout, StoreUnavailable
-from rpc_svc.store.commands import chats, groups, members, sync
+from rpc_svc.store.commands import changes, chats, groups, members, sync
 from rpc_svc.store.commands.plan import Command, Plan
 from rpc_svc.store.interface import Outcome
 from rpc_svc.store.keys import LAYOUT, LAYOUT_KEY, SYNC_SECRET_KEY
 from rpc_svc.store.lua import SCRIPTS, WRITES
-from rpc_svc.store.ops import Op
+from rpc_svc.store.ops import EraseStep, Erasing, Erasures, Op
 from rpc_svc.store.wakeups import Wakeups
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 LOST = (rexc.ConnectionError, rexc.TimeoutError, rexc.ClusterDownError, OSError)
 COMPACT_LIMIT = "hash-max-listpack-value"
+ERASE_STEP_ENTRIES = 1000  # a stream's entries copied per step of an erasure
 _WRITE_SHAS = {s.sha for s in WRITES}
 _WRITE_COMMANDS = {"ZADD", "SADD", "SREM", "HDEL", "ZREM", "SET"}
 
@@ -35,12 +36,14 @@ _BUILDERS: dict[type, Callable[[Any, Plan], list[Command]]] = {
     **dict.fromkeys(groups.OPS, groups.commands),
     **dict.fromkeys(members.OPS, members.commands),
     **dict.fromkeys(sync.OPS, sync.commands),
+    **dict.fromkeys(changes.OPS, changes.commands),
 }
 _READERS: dict[type, Callable[[Any, list[Any]], Any]] = {
     **dict.fromkeys(chats.OPS, chats.outcome),
     **dict.fromkeys(groups.OPS, groups.outcome),
     **dict.fromkeys(members.OPS, members.outcome),
     **dict.fromkeys(sync.OPS, sync.outcome),
+    **dict.fromkeys(changes.OPS, changes.outcome),
 }
 
 
@@ -124,6 +127,26 @@ class RedisStore(ABC):
         if isinstance(held, Exception):
             raise store_error(held)
         return bytes.fromhex(held)
+
+    async def erase(self, chat: str, step: int = ERASE_STEP_ENTRIES) -> bool:
+        """Erase the recalled texts waiting in `chat`'s stream: copy it, `step` entries a
+        round trip, without them, and put the copy in its place (lua/erase_step.lua). True
+        when none waits any more; False when another erasure holds the chat (it finishes
+        it). StoreError when Redis fails (the chat stays noted: an eraser tries again)."""
+        times = tuple(cast(list[str], await self.one(Erasures(chat))))
+        if times:
+            token, after = secrets.token_hex(8), ""
+            while True:
+                got = cast(str, await self.one(EraseStep(chat, token, after, step, 30_000, times)))
+                if got == "busy":
+                    return False
+                if got == "done":
+                    break
+                after = got
+        if await self.one(Erasures(chat)):
+            return False  # recalled since it started: the next round
+        await self.one(Erasing(chat, add=False))
+        return True
 
     async def run_commands(self, commands: list[Command]) -> list[Any]:
         """The replies of raw `commands` (a backend's own steps); an error reply in place."""

@@ -25,14 +25,24 @@ from typing import Any, cast
 from rpc_svc.domain.errors import StoreError
 from rpc_svc.domain.names import is_group
 from rpc_svc.domain.values import InboxRow
+from rpc_svc.store.change_logs import change_logs
 from rpc_svc.store.commands.plan import Command
 from rpc_svc.store.interface import Backend, Outcome
-from rpc_svc.store.keys import BIG_KEYS, feed_key, inbox_key, reads_key, sync_channel
-from rpc_svc.store.lua import BIG_NOTE, USER_NOTE
+from rpc_svc.store.keys import (
+    BIG_CHANGES_KEY,
+    BIG_KEYS,
+    feed_key,
+    inbox_key,
+    reads_key,
+    sync_channel,
+)
+from rpc_svc.store.lua import BIG_NOTE, CHANGE_NOTE, USER_NOTE
 from rpc_svc.store.ops import (
     AddMember,
     Append,
     BigChanged,
+    Change,
+    Changed,
     CreateGroup,
     GroupAppend,
     GroupState,
@@ -56,8 +66,9 @@ _STEPPED = (CreateGroup, AddMember, RemoveMember, InboxRows, UserGroups)
 
 
 def takes(op: Op) -> bool:
-    """Whether a cluster answers `op` in steps (not in one pipeline with the others)."""
-    return isinstance(op, _STEPPED)
+    """Whether a cluster answers `op` in steps (not in one pipeline with the others): a
+    group's read after changes takes the change log's records its user's feed lacks."""
+    return isinstance(op, _STEPPED) or (isinstance(op, MarkRead) and op.changes > 0)
 
 
 async def run(store: Backend, op: Op) -> Outcome:
@@ -71,6 +82,9 @@ async def run(store: Backend, op: Op) -> Outcome:
             return await _remove(store, op)
         if isinstance(op, InboxRows):
             return await _inbox(store, op)
+        if isinstance(op, MarkRead):
+            logs = await change_logs(store.direct, op.user, {op.chat: op.changes})
+            return await _one(store, op._replace(log=logs.get(op.chat, "")))
         assert isinstance(op, UserGroups)
         return await _groups_of(store, op.user)
     except StoreError as exc:
@@ -93,29 +107,39 @@ async def _create(store: Backend, op: CreateGroup) -> int:
 
 async def _add(store: Backend, op: AddMember) -> Any:
     fits = bool(await _one(store, ReserveGroup(op.member, op.chat, op.max_groups)))
-    code, group, joined = await _one(store, op._replace(fits=fits))
+    code, group, joined, changes = await _one(store, op._replace(fits=fits))
     if code == 1 and joined.send_time:  # on joining: its read position at the newest
         await _one(store, MarkRead(op.member, op.chat, joined, event=False))
     # also when refused: the place reserved goes
-    await settle(store, op.member, op.chat, joined.send_time if code == 1 else 0)
-    return code, group, joined
+    if code == 1:
+        await settle(store, op.member, op.chat, joined.send_time, changes)
+    else:
+        await settle(store, op.member, op.chat)
+    return code, group, joined, changes
 
 
 async def _remove(store: Backend, op: RemoveMember) -> Any:
-    code, group, newest = await _one(store, op)
-    if code >= 0:  # also when it was no member: a side left over heals
-        await settle(store, op.member, op.chat, newest if code == 1 else 0)
-    return code, group, newest
+    code, group, newest, changes = await _one(store, op)
+    if code == 1:
+        await settle(store, op.member, op.chat, newest, changes)
+    elif code == 0:  # it was no member: a side left over heals
+        await settle(store, op.member, op.chat)
+    return code, group, newest, changes
 
 
-async def settle(store: Backend, user: str, chat: str, at: int = 0) -> None:
+async def settle(store: Backend, user: str, chat: str, at: int = 0, changes: int = -1) -> None:
     """Make `user`'s side of group `chat` what the group says: write it, read the group
     again, until the two agree (or SETTLE_ROUNDS: then a change under way writes after
-    this, and settles it itself). `at`: the group's newest message when the user joined or
-    left (where its sync feed starts or stops; 0: not known)."""
+    this, and settles it itself). `at`, `changes`: the group's newest message and change
+    log's length when the user joined or left (where its sync feed starts or stops; 0, -1:
+    not known)."""
     truth = cast(GroupTruth, await _one(store, GroupState(chat, user)))
     for _ in range(SETTLE_ROUNDS):
-        await _one(store, UserSide(user, chat, truth, at))
+        log = ""
+        if not truth.member:  # its feed's last changes after the messages before each
+            count = changes if changes >= 0 else truth.changes
+            log = (await change_logs(store.direct, user, {chat: count})).get(chat, "")
+        await _one(store, UserSide(user, chat, truth, at, changes, log))
         again = cast(GroupTruth, await _one(store, GroupState(chat, user)))
         if again == truth:
             return
@@ -150,7 +174,8 @@ async def _inbox(store: Backend, op: InboxRows) -> tuple[Any, ...]:
             if moved is None:  # more changed than the user's groups: look at those
                 mine = cast(list[str], await _one(store, UserGroupSet(op.user)))
                 _, moved = await _one(store, BigChanged(seen, groups, tuple(mine)))
-            caught_up = page._replace(caught_up=top, moves=tuple(moved.items()))
+            moves = tuple((g, at) for g, (at, _) in moved.items() if at)
+            caught_up = page._replace(caught_up=top, moves=moves)
             _, _, rows = await _one(store, caught_up)
     shown = rows[:head]
     group_rows = tuple(r.chat for r in shown if is_group(r.chat))
@@ -200,6 +225,9 @@ async def second_steps(store: Backend, ops: Sequence[Op], results: list[Outcome]
             steps += [
                 (i, _note(m, op.chat, "g", op.chat, sent, result.prev)) for m in result.members
             ]
+        elif isinstance(op, Change) and isinstance(result, Changed) and result.fanout:
+            steps += _change_steps(i, op, result)
+            results[i] = result._replace(fanout="", members=())
     if not steps:
         return
     try:
@@ -211,9 +239,42 @@ async def second_steps(store: Backend, ops: Sequence[Op], results: list[Outcome]
             results[i] = store.as_error(reply)
 
 
-def _note(member: str, chat: str, way: str, ref: str, sent: int, prev: int) -> Command:
-    """A send's second step for one member (lua/user_note.lua)."""
+def _change_steps(i: int, op: Change, result: Changed) -> list[tuple[int, Command]]:
+    """An edit's or recall's second steps: each member's sync feed (after the message, which
+    a late send step may not have written yet), or a big group's activity."""
+    edit = op.kind == "e"
+    if result.fanout == "b":
+        keys = (BIG_KEYS[0], BIG_KEYS[1], BIG_CHANGES_KEY)
+        return [(i, ("EVALSHA", CHANGE_NOTE.sha, 3, *keys, op.chat, result.records))]
+    if result.fanout == "s":
+        kind = "E" if edit else "X"
+        return [
+            (i, _note(m, op.chat, "g", op.chat, result.newest, -1, kind, op.send_time))
+            for m in result.members
+        ]
+    first, _, second = op.chat.partition(":")
+    sides = [(first, "1", second)] + ([(second, "2", first)] if second != first else [])
+    return [
+        (i, _note(m, op.chat, way, ref, result.newest, -1, ("e" if edit else "x") if way == "1"
+                  else ("f" if edit else "y"), op.send_time))
+        for m, way, ref in sides
+    ]  # fmt: skip
+
+
+def _note(
+    member: str,
+    chat: str,
+    way: str,
+    ref: str,
+    sent: int,
+    prev: int,
+    change: str = "",
+    changed: int = 0,
+) -> Command:
+    """A send's second step for one member (lua/user_note.lua); or a change's (of `change`
+    kind, of the message at `changed`), after the chat's messages up to `sent`."""
     keys = (inbox_key(member), reads_key(member), feed_key(member))
     return (
         "EVALSHA", USER_NOTE.sha, 3, *keys, chat, way, ref, sent, prev, sync_channel(member),
+        change, changed,
     )  # fmt: skip

@@ -29,6 +29,11 @@ class Store(Protocol):
         """The outcome of one operation; a StoreError raised."""
         ...
 
+    async def erase(self, chat: str) -> bool:
+        """Erase the recalled texts waiting in `chat`'s stream; False when another erasure
+        holds it (or a recall came meanwhile)."""
+        ...
+
     async def sync_key(self) -> bytes:
         """The key sync tokens are signed with, the same for every im-rpc of this store."""
         ...

@@ -11,6 +11,11 @@ script touches the keys of one Redis Cluster slot:
     im:{<chat>}:retry  sorted set: "<role>:<retry_key>" -> send_time (60 s): the keys
                        gateways put on sends without a client_msg_id
     im:{<chat>}:w      the chat's wake-up channel (sharded pub/sub): each send's send time
+    im:{<chat>}:x      sorted set: the chat's edited and recalled messages (score: the send
+                       time; member "<send time>:e<edited at>:<text>" or "<send time>:r<at>:")
+    im:{<chat>}:er     set: send times of recalled messages whose text waits in the stream
+    im:{<chat>}:mc     the stream's copy while recalled texts are erased (lua/erase_step.lua)
+    im:{<chat>}:el     the lock of that erasure
     im:{<user>}:inbox  sorted set: chat -> send time of the chat's last message
     im:{<user>}:read   hash: chat -> "<read_until>:<sent by role 0>:<sent by role 1>";
                        for a group "<read_until>:<messages up to it>:<own messages up to it>";
@@ -32,6 +37,8 @@ entries' field is g: "<messages so far>:<sender>:<text>"), and:
     im:{#<name>}:own:<member>  string: the send times of the member's messages, 8 bytes
                          each (a big-endian double), oldest first (kept when it leaves:
                          its messages stay)
+    im:{#<name>}:cl      list: a big group's change log, a record per edit or recall
+    im:{#<name>}:cw      a big group's change channel: the change log's length
 
 Keys of no chat or user, in tags no name hashes to (a user's has no ':', a chat's has
 members on both sides of its one ':', a group's starts with '#'):
@@ -39,8 +46,10 @@ members on both sides of its one ':', a group's starts with '#'):
     im:{:big}:seq        counter: one more per message of a big group
     im:{:big}:act        sorted set: big group -> the counter at its last message
     im:{:big}:at         hash: big group -> the send time of its last message
+    im:{:big}:cc         hash: big group -> the length of its change log
     im:{:meta}:layout    string: the layout of the data (LAYOUT), written by the first im-rpc
     im:{:meta}:sync      string: the key sync tokens are signed with, made by the first im-rpc
+    im:{:meta}:erasing   set: chats with recalled texts waiting in their stream
 """
 
 from __future__ import annotations
@@ -54,6 +63,8 @@ BIG_SEQ_KEY = "im:{:big}:seq"
 BIG_ACTIVITY_KEY = "im:{:big}:act"
 BIG_TIMES_KEY = "im:{:big}:at"
 BIG_KEYS = (BIG_SEQ_KEY, BIG_ACTIVITY_KEY, BIG_TIMES_KEY)
+BIG_CHANGES_KEY = "im:{:big}:cc"
+ERASING_KEY = "im:{:meta}:erasing"
 
 
 def _tag(name: str) -> str:
@@ -101,6 +112,36 @@ def idempotency_entry(
 def wake_channel(chat: str) -> str:
     """The sharded pub/sub channel announcing a chat's new messages."""
     return _key(chat, "w")
+
+
+def changes_key(chat: str) -> str:
+    """The sorted set of a chat's edited and recalled messages."""
+    return _key(chat, "x")
+
+
+def erasures_key(chat: str) -> str:
+    """The set of send times whose recalled text waits in the chat's stream."""
+    return _key(chat, "er")
+
+
+def stream_copy_key(chat: str) -> str:
+    """The copy of a chat's stream made while recalled texts are erased."""
+    return _key(chat, "mc")
+
+
+def erase_lock_key(chat: str) -> str:
+    """The lock of a chat's erasure."""
+    return _key(chat, "el")
+
+
+def change_log_key(group: str) -> str:
+    """A big group's change log: a record per edit or recall."""
+    return _key(group, "cl")
+
+
+def change_channel(group: str) -> str:
+    """The sharded pub/sub channel announcing a big group's edits and recalls."""
+    return _key(group, "cw")
 
 
 def inbox_key(user: str) -> str:

@@ -46,12 +46,17 @@ class Latest(NamedTuple):
 class MarkRead(NamedTuple):
     """Move `user`'s read position in `chat` forward to `mark` (never back): the position
     kept (a ReadMark). A move is a read event in the user's sync feed unless `event` is
-    False (the position a join sets)."""
+    False (the position a join sets); in a group after the messages up to `newest` and the
+    change log's records up to `changes` (accepted before it; `log`: lua/feed.lua's
+    log_newest of those records, which a cluster's step reads)."""
 
     user: str
     chat: str
     mark: ReadMark
     event: bool = True
+    newest: int = 0
+    changes: int = 0
+    log: str = ""
 
 
 # What the services ask: groups and the inbox.
@@ -77,8 +82,8 @@ class GroupInfo(NamedTuple):
 
 class AddMember(NamedTuple):
     """`user` (a member) adds `member`, the member's side with it: (code, the Group or None,
-    the member's read position on joining). `acting`: an acting user is set (a non-member
-    gets -2 for a missing group too)."""
+    the member's read position on joining, the group's change log's length then).
+    `acting`: an acting user is set (a non-member gets -2 for a missing group too)."""
 
     chat: str
     user: str
@@ -92,8 +97,8 @@ class AddMember(NamedTuple):
 
 class RemoveMember(NamedTuple):
     """`user` removes `member` (itself: leaves), the member's side with it: (code, the
-    Group or None, the send time of the group's newest message then: where the member's
-    sync feed stops)."""
+    Group or None, the send time of the group's newest message then and its change log's
+    length: where the member's sync feed stops)."""
 
     chat: str
     user: str
@@ -136,13 +141,22 @@ class GroupRead(NamedTuple):
 
 
 class GroupMark(NamedTuple):
-    """Where `user`'s read position in `chat` would be for send time `at`: a ReadMark
-    (count of messages, and of the user's own, up to it), or a refusal code."""
+    """Where `user`'s read position in `chat` would be for send time `at`: a GroupMarked,
+    or a refusal code."""
 
     chat: str
     user: str
     at: int
     acting: bool = False
+
+
+class GroupMarked(NamedTuple):
+    """A GroupMark's answer: the ReadMark (count of messages, and of the user's own, up to
+    it), and the group's newest send time and change log's length then (MarkRead's)."""
+
+    mark: ReadMark
+    newest: int
+    changes: int
 
 
 class InboxRows(NamedTuple):
@@ -198,11 +212,12 @@ class ReserveGroup(NamedTuple):
 
 
 class GroupTruth(NamedTuple):
-    """What a group says of one user: whether it is a member, and the group's newest send
-    time (0: no message)."""
+    """What a group says of one user: whether it is a member, the group's newest send time
+    (0: no message), and its change log's length."""
 
     member: bool
     newest: int
+    changes: int = 0
 
 
 class GroupState(NamedTuple):
@@ -216,12 +231,15 @@ class UserSide(NamedTuple):
     """Make `user`'s side of group `chat` what `truth` says: the group in its groups and
     inbox (a member), or none of it and no read position (anyone else); its sync feed a
     joined or left event, the group's newest message when it joined or left at `at` (0:
-    not known)."""
+    not known); `log`: for one who left, the newest send times of the change log's records
+    its feed has not had (lua/feed.lua's log_newest)."""
 
     user: str
     chat: str
     truth: GroupTruth
     at: int = 0
+    changes: int = -1  # the change log's length when it joined or left (-1: the truth's)
+    log: str = ""
 
 
 class UserGroupSet(NamedTuple):
@@ -231,13 +249,77 @@ class UserGroupSet(NamedTuple):
 
 
 class BigChanged(NamedTuple):
-    """The big groups with a message since counter `seen`: (the counter now, {group: its
-    last send time}); of `among` when given, else of all unless more than `most`: then
-    (the counter, None)."""
+    """The big groups with a message, edit or recall since counter `seen`: (the counter
+    now, {group: (its last send time, its change log's length)}); of `among` when given,
+    else of all unless more than `most`: then (the counter, None)."""
 
     seen: int
     most: int
     among: tuple[str, ...] = ()
+
+
+# What the services ask: edits and recalls.
+
+
+class Change(NamedTuple):
+    """An edit (`kind` "e": `text` becomes the message's) or a recall ("r") of the message
+    at `send_time` in `chat`, asked by `who` (a 1:1 chat: the role digit; a group: the
+    member), refused past `window_us` after the send time (0: never): a Changed, or a refusal
+    code. `acting`: an acting user is set (a group's non-member gets -2 for a missing group
+    too)."""
+
+    chat: str
+    who: str
+    send_time: int
+    kind: str
+    text: str = ""
+    window_us: int = 0
+    acting: bool = False
+
+
+class Changed(NamedTuple):
+    """A change stored: its time (an edit's edited_at, a recall's), whether the recalled text
+    waits in the stream to be erased (EraseStep), `again` for a recall of a recalled message
+    (nothing changed); and on a cluster what the second step writes: `fanout` "p" (a 1:1
+    chat: both members' feeds), "s" (a small group: each of `members`' feeds), "b" (a big
+    group: its activity, its change log holding `records` records), "" (nothing); `newest`:
+    the send time of the chat's newest message then (a feed gets the change after it)."""
+
+    at: int
+    erasing: bool
+    fanout: str = ""
+    members: tuple[str, ...] = ()
+    records: int = 0
+    again: bool = False
+    newest: int = 0
+
+
+class EraseStep(NamedTuple):
+    """A step of erasing recalled texts from `chat`'s stream (lua/erase_step.lua), copying at
+    most `most` entries after `after` ("" for the first step): the entry last copied,
+    "done", or "busy"."""
+
+    chat: str
+    token: str
+    after: str
+    most: int
+    lock_ms: int
+    times: tuple[str, ...]
+
+
+class Erasures(NamedTuple):
+    """The send times whose recalled text waits in `chat`'s stream (strings)."""
+
+    chat: str
+
+
+class Erasing(NamedTuple):
+    """Note `chat` among the chats with recalled texts to erase (`add`), or take it off:
+    the erasers of every im-rpc finish what one that stopped left; with no chat, the chats
+    noted (a list)."""
+
+    chat: str = ""
+    add: bool = True
 
 
 # What the services ask: sync.
@@ -260,13 +342,15 @@ class SyncFeed(NamedTuple):
 
 class SyncStep(NamedTuple):
     """A cluster's step of SyncFeed in the user's slot: the records (not their messages),
-    given the big groups' counter seen (`seen`: "" for none yet) and `pairs` (for a feed
-    to make: each of the user's groups and its newest send time; else each big group with
-    messages since and its last send time)."""
+    given the big groups' counter seen (`seen`: "" for none yet) and `groups` (for a feed
+    to make: each of the user's groups, its newest send time, change log's length and "";
+    else each big group with activity since, its last send time, change log's length and
+    the newest send times its change log's records name from the feed's position on:
+    lua/feed.lua's log_newest)."""
 
     feed: SyncFeed
     seen: str = ""
-    pairs: tuple[tuple[str, int], ...] = ()
+    groups: tuple[tuple[str, int, int, str], ...] = ()
 
 
 class Span(NamedTuple):
@@ -279,16 +363,34 @@ class Span(NamedTuple):
     most: int
 
 
+class ChangeLog(NamedTuple):
+    """A big group's change log's records `start`..`stop` (0-based, inclusive): (kind "E"
+    or "X", the send time of the message edited or recalled, the send time of the group's
+    newest message then) each."""
+
+    group: str
+    start: int
+    stop: int
+
+
+class ChangeMarks(NamedTuple):
+    """How many records of each of `groups`' change logs `user`'s sync feed has had: an int,
+    or None (no feed, or not a member), each."""
+
+    user: str
+    groups: tuple[str, ...]
+
+
 class BigFlags(NamedTuple):
     """Which of `chats` (groups) are big: a tuple of bools."""
 
     chats: tuple[str, ...]
 
 
-ChatOp = Append | Read | Latest | MarkRead
+ChatOp = Append | Read | Latest | MarkRead | Change | EraseStep | Erasures | Erasing
 GroupOp = CreateGroup | GroupInfo | AddMember | RemoveMember | GroupAppend | GroupRead | GroupMark
 ClusterStep = (
     InboxRange | GroupTips | ReserveGroup | GroupState | UserSide | UserGroupSet | BigChanged
-    | SyncStep | Span | BigFlags
+    | SyncStep | Span | BigFlags | ChangeLog | ChangeMarks
 )  # fmt: skip
 Op = ChatOp | GroupOp | InboxRows | UserGroups | SyncFeed | ClusterStep

@@ -43,7 +43,8 @@ def entries(rows: Rows) -> list[Entry]:
     for entry_id_, fields in rows:
         value = value_of(fields)
         text = value[value.index(":", value.index(":") + 1) + 1 :]
-        append(tuple.__new__(Entry, (send_time_of(entry_id_), 1 if value[0] == "1" else 0, text)))
+        role = 1 if value[0] == "1" else 0
+        append(tuple.__new__(Entry, (send_time_of(entry_id_), role, text, 0)))
     return out
 
 
@@ -88,6 +89,37 @@ def short_rows(
         if len(rows) == count:
             break
     return rows
+
+
+def change_of(member: str) -> tuple[int, int, str]:
+    """(send time, change, text now) of a member of a chat's changes set: change is the
+    edit's edited_at, or minus the recall's time (and no text)."""
+    send_time, _, rest = member.partition(":")
+    at, _, text = rest[1:].partition(":")
+    return int(send_time), (int(at) if rest[0] == "e" else -int(at)), text
+
+
+def with_changes(entries: list[Any], members: list[str]) -> list[Any]:
+    """`entries` (Entry or GroupEntry) as their messages are now: each edited or recalled
+    one of `members` (the changes set's, for the entries' range) changed."""
+    changes = {}
+    for member in members:
+        send_time, change, text = change_of(member)
+        changes[send_time] = (change, text)
+    if not changes:
+        return entries
+    out = []
+    for entry in entries:
+        found = changes.get(entry.send_time)
+        out.append(entry if found is None else entry._replace(text=found[1], change=found[0]))
+    return out
+
+
+def mark_of(mark: str) -> int:
+    """The change of a script's mark ('' none, 'e<edited at>', 'r<recalled at>')."""
+    if not mark:
+        return 0
+    return int(mark[1:]) if mark[0] == "e" else -int(mark[1:])
 
 
 def mark(value: str | None) -> ReadMark:

@@ -16,11 +16,13 @@ from typing import Any, cast
 
 from rpc_svc.domain.errors import StoreError
 from rpc_svc.domain.values import Entry, FeedEvent, FeedPage, GroupEntry
+from rpc_svc.store.change_logs import change_logs
 from rpc_svc.store.commands.sync import chat_of
 from rpc_svc.store.interface import Backend
 from rpc_svc.store.ops import (
     BigChanged,
     BigFlags,
+    ChangeLog,
     GroupState,
     GroupTruth,
     Op,
@@ -31,7 +33,7 @@ from rpc_svc.store.ops import (
 )
 
 _NEVER = 1 << 62  # a counter no big group reaches: BigChanged answers the counter alone
-_RANGES = "ABh"
+_RANGES = "ABh"  # (and k: a big group's changes)
 
 
 async def _one(store: Backend, op: Op) -> Any:
@@ -58,24 +60,28 @@ async def _run(store: Backend, op: SyncFeed) -> FeedPage:
             if isinstance(truth, StoreError):
                 raise truth
         top, _ = await _one(store, BigChanged(_NEVER, 0))
-        pairs = tuple(
-            (g, t.newest) for g, t in zip(groups, cast(list[GroupTruth], truths), strict=True)
+        made = tuple(
+            (g, t.newest, t.changes, "")
+            for g, t in zip(groups, cast(list[GroupTruth], truths), strict=True)
             if t.member
         )  # fmt: skip
-        step = await _one(store, SyncStep(op, str(top), pairs))
+        step = await _one(store, SyncStep(op, str(top), made))
     elif step[0] == "seen":
         seen, mine = int(step[1]), int(step[2])
         top, moved = await _one(store, BigChanged(seen, mine))
         if moved is None:  # more changed than the user's groups: look at those
             groups = cast(list[str], await _one(store, UserGroupSet(op.user)))
             _, moved = await _one(store, BigChanged(seen, mine, tuple(groups)))
-        step = await _one(store, SyncStep(op, str(max(top, seen)), tuple(moved.items())))
+        counts = {g: count for g, (_, count) in moved.items()}
+        logs = await change_logs(store.direct, op.user, counts)
+        moves = tuple((g, at, count, logs.get(g, "")) for g, (at, count) in moved.items())
+        step = await _one(store, SyncStep(op, str(max(top, seen)), moves))
     page, rows = cast(tuple[FeedPage, list[tuple[Any, ...]]], step)
     if page.status != "ok":
         return page
     page = await _expand(store, op, page, rows)
     if op.listing and page.watch:
-        flags = await _one(store, BigFlags(tuple(g for g, _ in page.watch)))
+        flags = await _one(store, BigFlags(tuple(w[0] for w in page.watch)))
         page = page._replace(
             watch=tuple(w for w, big in zip(page.watch, flags, strict=True) if big)
         )
@@ -86,49 +92,96 @@ async def _expand(
     store: Backend, op: SyncFeed, page: FeedPage, rows: list[tuple[Any, ...]]
 ) -> FeedPage:
     """The page's events: each record's message read (a range's, up to what the page has
-    room for), and the position after them."""
+    room for; a big group's change range's records from its change log, then the edited
+    messages), and the position after them."""
     if not rows:  # (a page from now, or nothing new: the position as the script said)
         return page
-    spans: list[Span | None] = []
+    reads: list[Span | ChangeLog | None] = []
     for i, (kind, ref, number, start) in enumerate(rows):
-        chat = chat_of(op.user, kind, ref)
-        if kind in _RANGES:
-            spans.append(Span(chat, int(float(start)) + 1, int(float(number)), op.limit - i + 1))
-        elif kind in "abg":
-            spans.append(Span(chat, int(float(number)), int(float(number)), 1))
+        chat, top, low = chat_of(op.user, kind, ref), int(float(number)), int(float(start))
+        room = op.limit - i
+        if kind == "k":
+            reads.append(ChangeLog(chat, low, min(top, low + room) - 1))
+        elif kind in _RANGES:
+            reads.append(Span(chat, low + 1, top, room + 1))
+        elif kind in _READ_ONE:
+            reads.append(Span(chat, top, top, 1))
         else:
-            spans.append(None)
-    wanted = [s for s in spans if s is not None]
-    read = iter(await store.direct(wanted) if wanted else [])
+            reads.append(None)
+    wanted = [r for r in reads if r is not None]
+    got = iter(await _all(store, wanted))
+    found: list[Any] = [next(got) if r is not None else None for r in reads]
+    edited = [  # the messages a big group's change log names as edited
+        Span(r.group, st, st, 1)
+        for r, logged in zip(reads, found, strict=True)
+        if isinstance(r, ChangeLog)
+        for kind, st, _ in logged
+        if kind == "E"
+    ]
+    now = iter(await _all(store, edited))
     events: list[FeedEvent] = []
     position, place, more = op.position, 0, page.more
-    for (kind, ref, number, _), span in zip(rows, spans, strict=True):
+    for (kind, ref, number, start), read, result in zip(rows, reads, found, strict=True):
         if len(events) == op.limit:
             more = True
             break
-        if span is None:
-            events.append(FeedEvent(_what(kind), chat_of(op.user, kind, ref), int(float(number))))
+        chat = chat_of(op.user, kind, ref)
+        if read is None:
+            events.append(FeedEvent(_what(kind), chat, int(float(number))))
             position += 1
-            continue
-        entries = next(read)
-        if isinstance(entries, StoreError):
-            raise entries
-        stopped = False
-        for entry in cast(list[Entry | GroupEntry], entries):
-            if len(events) == op.limit:
-                stopped = more = True
+        elif isinstance(read, ChangeLog):
+            place = int(float(start))
+            for log_kind, st, _ in result:
+                if len(events) == op.limit:
+                    break
+                if log_kind == "E":
+                    entry = next(iter(next(now)), None)
+                    if entry is not None:
+                        events.append(FeedEvent("edit", chat, st, entry))
+                else:
+                    events.append(FeedEvent("recall", chat, st))
+                place += 1
+            if place < int(float(number)):  # the page is full inside the range
+                more = True
                 break
-            events.append(FeedEvent("message", span.chat, entry.send_time, entry))
-            place = entry.send_time
-        if stopped:
-            break
-        position, place = position + 1, 0
+            position, place = position + 1, 0
+        elif kind in _RANGES:
+            stopped = False
+            for entry in cast(list[Entry | GroupEntry], result):
+                if len(events) == op.limit:
+                    stopped = more = True
+                    break
+                events.append(FeedEvent("message", read.chat, entry.send_time, entry))
+                place = entry.send_time
+            if stopped:
+                break
+            position, place = position + 1, 0
+        else:
+            entry = next(iter(result), None)
+            if entry is not None:
+                events.append(FeedEvent(_what(kind), read.chat, entry.send_time, entry))
+            position += 1
     return page._replace(position=position, place=place, more=more, events=tuple(events))
+
+
+async def _all(store: Backend, ops: list[Any]) -> list[Any]:
+    outcomes = await store.direct(ops) if ops else []
+    for outcome in outcomes:
+        if isinstance(outcome, StoreError):
+            raise outcome
+    return outcomes
+
+
+_READ_ONE = "abgefE"  # a record of one message to read (a send, an edit)
 
 
 def _what(kind: str) -> str:
     if kind in "abgABh":
         return "message"
+    if kind in "efE":
+        return "edit"
+    if kind in "xyX":
+        return "recall"
     if kind in "cds":
         return "read"
     return "joined" if kind == "j" else "left"

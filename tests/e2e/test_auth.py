@@ -414,3 +414,28 @@ async def test_a_sync_is_the_tokens_users_own(
     assert (theirs.status_code, theirs.json()["error"]) == (403, "forbidden")
     replayed = await client.get("/api/sync", params={"since": since}, headers=token(keys, bob))
     assert (replayed.status_code, replayed.json()["error"]) == (400, "invalid_since")
+
+
+async def test_edits_and_recalls_are_the_token_users_own(
+    client: httpx.AsyncClient, keys: KeyFiles, users: tuple[str, str, str]
+) -> None:
+    ann, bob, _ = users
+    chat = f"{ann}:{bob}"
+    sent = await client.post(
+        "/api/send", json={"chat": chat, "text": "hi"}, headers=token(keys, bob)
+    )
+    at = sent.json()["send_time"]
+    edit, recall = {"chat": chat, "send_time": at, "text": "hi!"}, {"chat": chat, "send_time": at}
+    for path, body in (("/api/edit", edit), ("/api/recall", recall)):
+        assert _is_401(await client.post(path, json=body))
+        not_hers = await client.post(path, json=body, headers=token(keys, ann))  # sub: ann
+        assert (not_hers.status_code, not_hers.json()["error"]) == (403, "forbidden")
+        name = "sender" if path == "/api/edit" else "user"
+        as_bob = await client.post(path, json={**body, name: bob}, headers=token(keys, ann))
+        assert (as_bob.status_code, as_bob.json()["error"]) == (403, "forbidden")
+    edited = await client.post("/api/edit", json=edit, headers=token(keys, bob))
+    assert edited.status_code == 200, edited.text
+    page = await client.get("/api/pull", params={"chat": chat}, headers=token(keys, ann))
+    assert [m["text"] for m in page.json()["messages"]] == ["hi!"]
+    recalled = await client.post("/api/recall", json=recall, headers=token(keys, bob))
+    assert recalled.json() == {"chat": chat, "send_time": at, "recalled": True}

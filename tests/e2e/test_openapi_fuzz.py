@@ -41,6 +41,8 @@ CASES = [  # /ping has no input to get wrong
     ("/api/groups/remove", "POST", NEGATIVE),
     ("/api/groups/members", "GET", POSITIVE),
     ("/api/groups/members", "GET", NEGATIVE),
+    ("/api/edit", "POST", POSITIVE),
+    ("/api/recall", "POST", NEGATIVE),
     ("/ping", "GET", POSITIVE),
 ]
 

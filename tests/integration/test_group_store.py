@@ -23,6 +23,7 @@ from rpc_svc.store.ops import (
     GroupAppend,
     GroupInfo,
     GroupMark,
+    GroupMarked,
     GroupRead,
     GroupTips,
     RemoveMember,
@@ -44,10 +45,10 @@ async def test_membership_changes_and_their_refusals(
     assert await store.one(CreateGroup(G, "bob")) == 0
     assert await store.one(GroupInfo(G)) == Group(G, "ann", ["ann"])
     assert await store.one(GroupInfo("#none")) == UNKNOWN_GROUP
-    code, group, _ = await store.one(AddMember(G, "ann", "cid", 3, 2))
+    code, group, _, _ = await store.one(AddMember(G, "ann", "cid", 3, 2))
     assert (code, group) == (1, Group(G, "ann", ["ann", "cid"]))
     assert await redis_client.exists(group_big_key(G)) == 0
-    code, group, _ = await store.one(AddMember(G, "cid", "bob", 3, 2))
+    code, group, _, _ = await store.one(AddMember(G, "cid", "bob", 3, 2))
     assert (code, group) == (1, Group(G, "ann", ["ann", "bob", "cid"]))
     assert await redis_client.exists(group_big_key(G)) == 1  # more than a small group's 2
     assert (await store.one(AddMember(G, "ann", "bob", 3)))[0] == 0  # again: nothing changes
@@ -60,8 +61,13 @@ async def test_membership_changes_and_their_refusals(
     assert (await store.one(RemoveMember(G, "ann", "zed")))[0] == 0
     assert (await store.one(RemoveMember("#none", "ann", "zed")))[0] == UNKNOWN_GROUP
     assert (await store.one(RemoveMember("#none", "ann", "zed", True)))[0] == NOT_A_MEMBER
-    assert await store.one(RemoveMember(G, "bob", "bob")) == (1, Group(G, "ann", ["ann", "cid"]), 0)
-    assert await store.one(RemoveMember(G, "ann", "cid")) == (1, Group(G, "ann", ["ann"]), 0)
+    assert await store.one(RemoveMember(G, "bob", "bob")) == (
+        1,
+        Group(G, "ann", ["ann", "cid"]),
+        0,
+        0,
+    )
+    assert await store.one(RemoveMember(G, "ann", "cid")) == (1, Group(G, "ann", ["ann"]), 0, 0)
     assert await store.one(GroupInfo(G, "cid")) == NOT_A_MEMBER
 
 
@@ -102,17 +108,18 @@ async def test_a_read_position_counts_messages_and_own_messages_up_to_it(
 ) -> None:
     await store.one(CreateGroup(G, "ann"))
     await store.one(AddMember(G, "ann", "bob", 10))
-    assert await store.one(GroupMark(G, "bob", 0)) == NO_READ
+    assert (await store.one(GroupMark(G, "bob", 0))).mark == NO_READ
     first = await _send(store, "ann")
     mine = await _send(store, "bob")
     middle = await _send(store, "ann")
     for _ in range(own_sends_after):  # bob's own messages after the position he marks
         await _send(store, "bob")
         await _send(store, "ann")
-    mark = await store.one(GroupMark(G, "bob", middle))
-    assert mark == ReadMark(middle, (3, 1))
-    assert await store.one(GroupMark(G, "bob", mine)) == ReadMark(mine, (2, 1))
-    assert await store.one(GroupMark(G, "bob", mine - 1)) == ReadMark(first, (1, 0))
+    last = await _send(store, "ann")
+    marked = await store.one(GroupMark(G, "bob", middle))
+    assert marked == GroupMarked(ReadMark(middle, (3, 1)), last, 0)  # the newest: last
+    assert (await store.one(GroupMark(G, "bob", mine))).mark == ReadMark(mine, (2, 1))
+    assert (await store.one(GroupMark(G, "bob", mine - 1))).mark == ReadMark(first, (1, 0))
     assert await store.one(GroupMark(G, "eve", middle)) == NOT_A_MEMBER
     assert await store.one(GroupMark("#none", "eve", middle)) == UNKNOWN_GROUP
     assert await store.one(GroupMark("#none", "eve", middle, True)) == NOT_A_MEMBER

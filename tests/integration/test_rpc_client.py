@@ -19,7 +19,17 @@ from http_svc.errors import RpcFailure
 from http_svc.instances import Instance
 from http_svc.rpc_client import RpcClient
 from im_common.batch_messages import BatchReplyMessage
-from im_common.calls import Call, ChatsCall, PullCall, ReadCall, SendCall, SyncCall, encode
+from im_common.calls import (
+    Call,
+    ChatsCall,
+    EditCall,
+    PullCall,
+    ReadCall,
+    RecallCall,
+    SendCall,
+    SyncCall,
+    encode,
+)
 from im_common.tasks import start_now
 from rpc_svc.config import Settings
 from rpc_svc.edge.servicer import InFlight
@@ -101,6 +111,34 @@ async def test_a_send_retried_with_its_key_is_stored_once(live: str) -> None:
         client.close()
     assert first == again
     assert [m["text"] for m in page["messages"]] == ["once"]
+
+
+async def test_an_edit_is_never_retried_on_another_instance_and_a_recall_is(live: str) -> None:
+    """A second edit would be another edit (a later edited_at): the gateway does not run it
+    again; a recall changes nothing the second time, so it is retried like a read."""
+    alone = RpcClient([live], 1, 2.0)
+    retried: list[str] = []
+    try:
+        sent = orjson.loads(await alone.call(SendCall("a:b", "a", "first")))["send_time"]
+        edits = RpcClient([f"127.0.0.1:{free_port()}", live], 1, 2.0, observe_retry=retried.append)
+        try:
+            with pytest.raises(RpcFailure) as failure:
+                await edits.call(EditCall("a:b", "a", sent, "second"))
+        finally:
+            edits.close()
+        assert (failure.value.status, retried) == (Status.UNAVAILABLE, [])
+        page = orjson.loads(await alone.call(PullCall("a:b", 0, 10)))
+        assert [m["text"] for m in page["messages"]] == ["first"]
+        recalls = RpcClient(
+            [f"127.0.0.1:{free_port()}", live], 1, 2.0, observe_retry=retried.append
+        )
+        try:
+            answer = orjson.loads(await recalls.call(RecallCall("a:b", "a", sent)))
+        finally:
+            recalls.close()
+        assert (answer["recalled"], retried) == (True, ["batch_stream"])
+    finally:
+        alone.close()
 
 
 async def test_sends_get_a_key_when_there_is_another_instance_to_retry_on(

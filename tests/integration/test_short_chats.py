@@ -112,13 +112,13 @@ async def test_a_read_that_straddles_the_move_answers_from_the_stream(
     # the hash into the stream between them; both replies then hold the entries
     times = [await append(store, CHAT, 0, f"m{i}") for i in range(SHORT_CHAT_MESSAGES - 1)]
     op = Read(CHAT, 0, 100, False)
-    short, stream_read = chats.commands(op, store.plan)
+    short, stream_read, _changes = chats.commands(op, store.plan)
     first = await redis_client.execute_command(*short)  # type: ignore[no-untyped-call]
     assert len(first) == SHORT_CHAT_MESSAGES - 1  # (HVALS)
     times.append(await append(store, CHAT, 1, "moves"))
     second = await redis_client.execute_command(*stream_read)  # type: ignore[no-untyped-call]
-    assert [e.send_time for e in chats.outcome(op, [first, second])] == times
-    assert [e.send_time for e in chats.outcome(op, [first, []])] == times[:-1]  # before
+    assert [e.send_time for e in chats.outcome(op, [first, second, []])] == times
+    assert [e.send_time for e in chats.outcome(op, [first, [], []])] == times[:-1]  # before
 
 
 async def test_an_inbox_and_groups_read_short_and_long_timelines_alike(

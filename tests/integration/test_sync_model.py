@@ -18,7 +18,7 @@ from hypothesis.stateful import initialize, precondition, rule
 
 from devtools.procs import Process
 from devtools.redis_cluster import RedisClusterNodes
-from im_common.calls import ReadCall, SyncCall
+from im_common.calls import EditCall, ReadCall, RecallCall, SyncCall
 from rpc_svc.domain.errors import IMError
 from tests.conftest import make_cluster_store, make_store
 from tests.integration.test_group_model import SETTINGS, GroupMachine
@@ -27,11 +27,13 @@ Event = tuple[Any, ...]
 
 
 def _key(event: dict[str, Any]) -> Event:
-    if event["type"] == "message":
+    if event["type"] in ("message", "edit"):
         m = event["message"]
-        return ("message", event["chat"], m["send_time"], m["sender"], m["text"])
+        return (event["type"], event["chat"], m["send_time"], m["sender"])
     if event["type"] == "read":
         return ("read", event["chat"], event["read_until"])
+    if event["type"] == "recall":
+        return ("recall", event["chat"], event["send_time"])
     return (event["type"], event["chat"])
 
 
@@ -50,6 +52,7 @@ class SyncMachine(GroupMachine):
         self.log: dict[str, list[Event]] = {u: [] for u in self.users}  # the model's
         self.seen: dict[str, list[Event]] = {u: [] for u in self.users}
         self.tokens: dict[str, str] = {}
+        self.now: dict[tuple[str, int], tuple[str, bool]] = {}  # a message's text, recalled
         self.kept: dict[str, list[tuple[str, int]]] = {u: [] for u in self.users}
 
     @initialize()
@@ -89,8 +92,63 @@ class SyncMachine(GroupMachine):
 
     def _logged(self, chat: str, members: set[str], count: int) -> None:
         for send_time, sender, text in self.model.messages.get(chat, [])[count:]:
+            self.now[(chat, send_time)] = (text, False)
             for member in members:
-                self.log[member].append(("message", chat, send_time, sender, text))
+                self.log[member].append(("message", chat, send_time, sender))
+
+    def _pick(self, pick: int) -> tuple[str, int, str] | None:
+        """A stored message: (chat, send time, sender)."""
+        stored = [(c, t, s) for c, ms in sorted(self.model.messages.items()) for t, s, _ in ms]
+        return stored[pick % len(stored)] if stored else None
+
+    def _retext(self, chat: str, when: int, text: str) -> None:
+        """The model's message at `when` shows `text` now (pulls compare texts)."""
+        messages = self.model.messages[chat]
+        i = next(i for i, (t, _, _) in enumerate(messages) if t == when)
+        messages[i] = (when, messages[i][1], text)
+
+    def _change_members(self, chat: str) -> set[str]:
+        return self._members(chat) if chat.startswith("#") else set(chat.split(":"))
+
+    @rule(pick=st.integers(0, 999))
+    def edit(self, pick: int) -> None:
+        found = self._pick(pick)
+        if found is None:
+            return
+        chat, when, sender = found
+        text = f"e{next(self.texts)}"
+        answer = self._call(self.service.edit(EditCall(chat, sender, when, text)))
+        if chat.startswith("#") and sender not in self._members(chat):
+            self._expect_error(answer, "not_a_member")
+            return
+        if self.now[(chat, when)][1]:
+            self._expect_error(answer, "recalled")
+            return
+        assert not isinstance(answer, IMError), answer
+        self.now[(chat, when)] = (text, False)
+        self._retext(chat, when, text)
+        for member in self._change_members(chat):
+            self.log[member].append(("edit", chat, when, sender))
+
+    @rule(pick=st.integers(0, 999), by_owner=st.booleans())
+    def recall(self, pick: int, by_owner: bool) -> None:
+        found = self._pick(pick)
+        if found is None:
+            return
+        chat, when, sender = found
+        group = self.model.groups.get(chat)
+        who = group.owner if by_owner and group else sender
+        answer = self._call(self.service.recall(RecallCall(chat, who, when)))
+        if group is not None and who not in group.members:
+            self._expect_error(answer, "not_a_member")
+            return
+        assert not isinstance(answer, IMError), answer
+        if self.now[(chat, when)][1]:
+            return  # a recall of a recalled message changes nothing
+        self.now[(chat, when)] = ("", True)
+        self._retext(chat, when, "")
+        for member in self._change_members(chat):
+            self.log[member].append(("recall", chat, when))
 
     @rule(g=st.integers(0, 1), u=st.integers(0, 3))
     def send_to_group(self, g: int, u: int) -> None:
@@ -139,6 +197,11 @@ class SyncMachine(GroupMachine):
             if page.has_more:
                 assert len(page.events) == limit  # a page is full while more wait
             events += [_key(e) for e in page.events]
+            for e in page.events:  # each message as it is when the sync answers
+                if e["type"] in ("message", "edit"):
+                    m = e["message"]
+                    now = self.now[(e["chat"], m["send_time"])]
+                    assert (m["text"], m.get("recalled", False)) == now, (e, now)
             token = page.next
             if not page.has_more:
                 return events, token
@@ -182,6 +245,7 @@ def test_syncs_follow_the_model_on_redis_with_big_groups(redis_proc: Process) ->
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_syncs_follow_the_model_on_a_redis_cluster(redis_cluster: RedisClusterNodes) -> None:
     class OnCluster(SyncMachine):
         make = staticmethod(lambda: make_cluster_store(redis_cluster))

@@ -14,6 +14,8 @@ from rpc_svc.domain.values import InboxRow
 from rpc_svc.store import records
 from rpc_svc.store.commands.plan import Command, Plan
 from rpc_svc.store.keys import (
+    change_log_key,
+    changes_key,
     feed_key,
     idempotency_entry,
     inbox_key,
@@ -34,10 +36,20 @@ def commands(op: Any, plan: Plan) -> list[Command]:
     """The commands of a 1:1 chat's operation."""
     if type(op) is Read:  # the hot path first, without pattern matching
         short, key, count = ("HVALS", short_key(op.chat)), messages_key(op.chat), op.entries
+        changes = changes_key(op.chat)
         if op.reverse:
             start = records.entry_id(op.cursor) if op.cursor else "+"
-            return [short, ("XREVRANGE", key, start, "-", "COUNT", count)]
-        return [short, ("XRANGE", key, records.entry_id(op.cursor), "+", "COUNT", count)]
+            top = op.cursor or "+inf"
+            return [
+                short,
+                ("XREVRANGE", key, start, "-", "COUNT", count),
+                ("ZREVRANGEBYSCORE", changes, top, "-inf", "LIMIT", 0, count),
+            ]
+        return [
+            short,
+            ("XRANGE", key, records.entry_id(op.cursor), "+", "COUNT", count),
+            ("ZRANGEBYSCORE", changes, op.cursor, "+inf", "LIMIT", 0, count),
+        ]
     if type(op) is Append:
         return [_append(op, plan)]
     match op:
@@ -46,14 +58,18 @@ def commands(op: Any, plan: Plan) -> list[Command]:
             return [
                 ("HVALS", short_key(chat)),
                 ("XREVRANGE", messages_key(chat), start, "-", "COUNT", 1),
+                ("ZREVRANGEBYSCORE", changes_key(chat), at or "+inf", "-inf", "LIMIT", 0, 1),
             ]
-        case MarkRead(user, chat, mark, event):
+        case MarkRead(user, chat, mark, event, newest, logged, log):
             value = f"{mark.send_time}:{mark.sent[0]}:{mark.sent[1]}"
             kind, ref = read_record(user, chat) if event else ("", "")
+            keys: tuple[str, ...] = (reads_key(user), feed_key(user))
+            if kind == "s" and plan.user_side:  # (one Redis: the change log read in place)
+                keys += (change_log_key(chat),)
             return [
                 (
-                    "EVALSHA", MARK_READ.sha, 2, reads_key(user), feed_key(user), chat, value,
-                    kind, ref, sync_channel(user),
+                    "EVALSHA", MARK_READ.sha, len(keys), *keys, chat, value, kind, ref,
+                    sync_channel(user), newest, logged, log,
                 )
             ]  # fmt: skip
         case InboxRange(user, below, skip, count, caught_up, moves):
@@ -92,21 +108,30 @@ def _append(op: Append, plan: Plan) -> Command:
 
 def outcome(op: Any, replies: list[Any]) -> Any:
     """What a 1:1 chat's operation answers."""
-    raw = replies[-1]  # a read's stream reply follows its hash's
-    if type(op) is Read:
+    if type(op) is Read:  # the hash's reply, the stream's, the changes'
+        raw = replies[1]
         if raw or not replies[0]:
-            return records.entries(raw)
-        return records.entries(
-            records.short_rows(replies[0], op.cursor, op.entries, op.reverse, "t")
-        )
+            got = records.entries(raw)
+        else:
+            got = records.entries(
+                records.short_rows(replies[0], op.cursor, op.entries, op.reverse, "t")
+            )
+        return records.with_changes(got, replies[2]) if replies[2] else got
+    raw = replies[-1]
     match op:
         case Append():
             if type(raw) is list:  # a cluster: what the second step needs
                 return Posted(int(raw[0]), "p", (), int(raw[1]))
             return int(raw)
         case Latest(_, at):
-            rows = raw or records.short_rows(replies[0], at, 1, True, "t")
-            return records.pair_tip(rows[0][0], records.value_of(rows[0][1])) if rows else None
+            rows = replies[1] or records.short_rows(replies[0], at, 1, True, "t")
+            if not rows:
+                return None
+            tip = records.pair_tip(rows[0][0], records.value_of(rows[0][1]))
+            if replies[2]:
+                (entry,) = records.with_changes([tip.entry], replies[2])
+                tip = tip._replace(entry=entry)
+            return tip
         case InboxRange():
             rows = [
                 InboxRow(raw[i], int(float(raw[i + 1])), records.mark(raw[i + 2]))

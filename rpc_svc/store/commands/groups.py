@@ -14,6 +14,8 @@ from rpc_svc.store import records
 from rpc_svc.store.commands.plan import Command, Plan
 from rpc_svc.store.keys import (
     BIG_KEYS,
+    change_log_key,
+    changes_key,
     feed_key,
     group_big_key,
     group_members_key,
@@ -46,6 +48,7 @@ from rpc_svc.store.ops import (
     GroupAppend,
     GroupInfo,
     GroupMark,
+    GroupMarked,
     GroupRead,
     GroupTips,
     InboxRows,
@@ -93,14 +96,16 @@ def commands(op: Any, plan: Plan) -> list[Command]:
             else:
                 start, end = records.entry_id(cursor), "+"
             flag = _flag(reverse)
-            keys = _stream_keys(chat)
-            return [("EVALSHA", GROUP_READ.sha, 4, *keys, actor, start, end, entries, flag)]
+            keys = (*_stream_keys(chat), changes_key(chat))
+            return [("EVALSHA", GROUP_READ.sha, 5, *keys, actor, start, end, entries, flag)]
         case GroupTips(user, chats):
-            triples = [(messages_key(c), short_key(c), group_members_key(c)) for c in chats]
+            fours = [
+                (messages_key(c), short_key(c), group_members_key(c), changes_key(c)) for c in chats
+            ]
             if mine:
-                flat = [key for triple in triples for key in triple]
+                flat = [key for four in fours for key in four]
                 return [("EVALSHA", GROUP_TIPS.sha, len(flat), *flat, user)]
-            return [("EVALSHA", GROUP_TIPS.sha, 3, *triple, user) for triple in triples]
+            return [("EVALSHA", GROUP_TIPS.sha, 4, *four, user) for four in fours]
         case CreateGroup(chat, owner, max_groups, fits):
             keys = (group_owner_key(chat), group_members_key(chat))
             keys += (user_groups_key(owner), reads_key(owner), feed_key(owner)) if mine else ()
@@ -116,7 +121,8 @@ def commands(op: Any, plan: Plan) -> list[Command]:
         case AddMember(chat, user, member, max_members, fanout_max, max_groups, acting, fits):
             keys = (
                 group_owner_key(chat), group_members_key(chat), messages_key(chat),
-                group_big_key(chat), short_key(chat), *(user_side_keys(member) if mine else ()),
+                group_big_key(chat), short_key(chat), change_log_key(chat),
+                *(user_side_keys(member) if mine else ()),
             )  # fmt: skip
             return [
                 (
@@ -127,7 +133,7 @@ def commands(op: Any, plan: Plan) -> list[Command]:
             ]  # fmt: skip
         case RemoveMember(chat, user, member, acting):
             keys = (group_owner_key(chat), group_members_key(chat))
-            keys += (messages_key(chat), short_key(chat))
+            keys += (messages_key(chat), short_key(chat), change_log_key(chat))
             keys += user_side_keys(member) if mine else ()
             return [
                 (
@@ -136,8 +142,8 @@ def commands(op: Any, plan: Plan) -> list[Command]:
                 )
             ]  # fmt: skip
         case GroupMark(chat, user, at, acting):
-            keys = (*_stream_keys(chat), own_times_key(chat, user))
-            return [("EVALSHA", GROUP_MARK.sha, 5, *keys, user, at, _flag(acting))]
+            keys = (*_stream_keys(chat), own_times_key(chat, user), change_log_key(chat))
+            return [("EVALSHA", GROUP_MARK.sha, 6, *keys, user, at, _flag(acting))]
         case InboxRows(user, below, skip, limit):
             keys = (inbox_key(user), reads_key(user), user_groups_key(user), *BIG_KEYS)
             top, head = below or "+inf", skip + limit
@@ -153,7 +159,7 @@ def outcome(op: Any, replies: list[Any]) -> Any:
         return rows, tips[:head], owns[:head]
     if isinstance(op, GroupTips):
         flat = [value for reply in replies for value in reply]
-        return [_tip_and_own(*flat[i : i + 3]) for i in range(0, len(flat), 3)]
+        return [_tip_and_own(*flat[i : i + 4]) for i in range(0, len(flat), 4)]
     reply = replies[0]
     match op:
         case GroupAppend():
@@ -164,7 +170,11 @@ def outcome(op: Any, replies: list[Any]) -> Any:
                 return Posted(code, reply[1], tuple(reply[3:]), int(reply[2]))
             return Posted(code, reply[1] if len(reply) > 1 else "")
         case GroupRead():
-            return int(reply) if isinstance(reply, int) else records.group_entries(reply)
+            if isinstance(reply, int):
+                return reply
+            rows, changes = reply
+            entries = records.group_entries(rows)
+            return records.with_changes(entries, changes) if changes else entries
         case CreateGroup():
             return int(reply)
         case GroupInfo(chat):
@@ -173,45 +183,55 @@ def outcome(op: Any, replies: list[Any]) -> Any:
         case AddMember(chat):
             code = int(reply[0])
             if code < 0:
-                return code, None, None
+                return code, None, None, 0
             joined = NO_READ
             if reply[2]:
                 joined = ReadMark(records.send_time_of(reply[2]), (int(reply[3]), 0))
-            return code, Group(chat, reply[1], sorted(reply[4:])), joined
+            return code, Group(chat, reply[1], sorted(reply[5:])), joined, int(reply[4])
         case RemoveMember(chat):
             code = int(reply[0])
             if code < 0:
-                return code, None, 0
-            return code, Group(chat, reply[1], sorted(reply[3:])), int(reply[2])
+                return code, None, 0, 0
+            return code, Group(chat, reply[1], sorted(reply[4:])), int(reply[2]), int(reply[3])
         case GroupMark():
             code = int(reply[0])
             if code < 0:
                 return code
-            return ReadMark(int(reply[1]), (int(reply[2]), int(reply[3])))
+            mark = ReadMark(int(reply[1]), (int(reply[2]), int(reply[3])))
+            return GroupMarked(mark, int(reply[4]), int(reply[5]))
     raise AssertionError(op)
 
 
 def _inbox_page(reply: list[Any]) -> tuple[Any, ...]:
-    """The rows, newest messages and own counts of INBOX_PAGE's answer (6 values a row). A
+    """The rows, newest messages and own counts of INBOX_PAGE's answer (7 values a row). A
     group row without the user's members-hash value (it is no member there) has neither."""
     rows: list[InboxRow] = []
     tips: list[Any] = []
     owns: list[int | None] = []
-    for i in range(0, len(reply), 6):
-        chat, position, read, entry_id_, value, mine = reply[i : i + 6]
+    for i in range(0, len(reply), 7):
+        chat, position, read, entry_id_, value, mine, change = reply[i : i + 7]
         rows.append(InboxRow(chat, int(float(position)), records.mark(read)))
         own = int(mine.split(":", 1)[0]) if mine else None
         if not entry_id_:
             tips.append(None)
         elif chat.startswith("#") and ":" not in chat:
-            tips.append(records.group_tip(entry_id_, value) if own is not None else None)
+            tip = records.group_tip(entry_id_, value) if own is not None else None
+            tips.append(_changed(tip, change))
         else:
-            tips.append(records.pair_tip(entry_id_, value))
+            tips.append(_changed(records.pair_tip(entry_id_, value), change))
         owns.append(own)
     return rows, tips, owns
 
 
-def _tip_and_own(entry_id_: str, value: str, own: str) -> tuple[Any, int | None]:
+def _changed(tip: Any, change: str) -> Any:
+    """A tip as its message is now (`change`: a member of the changes set, '' for none)."""
+    if tip is None or not change:
+        return tip
+    (entry,) = records.with_changes([tip.entry], [change])
+    return tip._replace(entry=entry)
+
+
+def _tip_and_own(entry_id_: str, value: str, own: str, change: str) -> tuple[Any, int | None]:
     if not entry_id_ or not own:
         return None, None
-    return records.group_tip(entry_id_, value), int(own)
+    return _changed(records.group_tip(entry_id_, value), change), int(own)

@@ -8,7 +8,9 @@ from typing import Any
 
 from rpc_svc.store.commands.plan import Command, Plan
 from rpc_svc.store.keys import (
+    BIG_CHANGES_KEY,
     BIG_KEYS,
+    change_log_key,
     group_members_key,
     messages_key,
     short_key,
@@ -42,14 +44,17 @@ def commands(op: Any, plan: Plan) -> list[Command]:
         case ReserveGroup(user, chat, max_groups):
             return [("EVALSHA", USER_RESERVE.sha, 1, user_groups_key(user), chat, max_groups)]
         case GroupState(chat, user):
-            keys = (group_members_key(chat), messages_key(chat), short_key(chat))
-            return [("EVALSHA", GROUP_STATE.sha, 3, *keys, user)]
-        case UserSide(user, chat, GroupTruth(member, newest), at):
+            keys = (
+                group_members_key(chat), messages_key(chat), short_key(chat),
+                change_log_key(chat),
+            )  # fmt: skip
+            return [("EVALSHA", GROUP_STATE.sha, 4, *keys, user)]
+        case UserSide(user, chat, GroupTruth(member, newest, count), at, changes, log):
             flag = "1" if member else "0"
             return [
                 (
                     "EVALSHA", USER_SIDE.sha, 4, *user_side_keys(user), chat, flag, newest, at,
-                    sync_channel(user),
+                    sync_channel(user), changes if changes >= 0 else count, log,
                 )
             ]  # fmt: skip
         case UserGroups(user):
@@ -59,7 +64,8 @@ def commands(op: Any, plan: Plan) -> list[Command]:
         case UserGroupSet(user):
             return [("SMEMBERS", user_groups_key(user))]
         case BigChanged(seen, most, among):
-            return [("EVALSHA", BIG_CHANGED.sha, 3, *BIG_KEYS, seen, most, *among)]
+            keys = (*BIG_KEYS, BIG_CHANGES_KEY)
+            return [("EVALSHA", BIG_CHANGED.sha, 4, *keys, seen, most, *among)]
     raise AssertionError(op)
 
 
@@ -70,14 +76,16 @@ def outcome(op: Any, replies: list[Any]) -> Any:
         case ReserveGroup():
             return int(reply) > 0
         case GroupState():
-            return GroupTruth(bool(int(reply[0])), int(reply[1]))
+            return GroupTruth(bool(int(reply[0])), int(reply[1]), int(reply[2]))
         case UserGroups() | UserGroupSet():
             return sorted(reply)
         case BigChanged():
             top = int(reply[0])
             if len(reply) == 2 and reply[1] == "*":
                 return top, None
-            return top, {reply[i]: int(reply[i + 1]) for i in range(1, len(reply), 2)}
+            return top, {
+                reply[i]: (int(reply[i + 1]), int(reply[i + 2])) for i in range(1, len(reply), 3)
+            }
         case UserSide():
             return None
     raise AssertionError(op)

@@ -15,7 +15,10 @@ from rpc_svc.domain.values import FeedEvent, FeedPage
 from rpc_svc.store import records
 from rpc_svc.store.commands.plan import Command, Plan
 from rpc_svc.store.keys import (
+    BIG_CHANGES_KEY,
     BIG_KEYS,
+    change_log_key,
+    changes_key,
     feed_key,
     group_big_key,
     messages_key,
@@ -25,12 +28,13 @@ from rpc_svc.store.keys import (
     user_groups_key,
 )
 from rpc_svc.store.lua import SYNC
-from rpc_svc.store.ops import BigFlags, Span, SyncFeed, SyncStep
+from rpc_svc.store.ops import BigFlags, ChangeLog, ChangeMarks, Span, SyncFeed, SyncStep
 
-OPS = (SyncFeed, SyncStep, Span, BigFlags)
-PAIR_FIRST, PAIR_SECOND, GROUP = "aAc", "bBd", "ghsjl"
+OPS = (SyncFeed, SyncStep, Span, BigFlags, ChangeLog, ChangeMarks)
+PAIR_FIRST, PAIR_SECOND = "aAcex", "bBdfy"
 _KINDS = {"a": "message", "b": "message", "A": "message", "B": "message", "g": "message"}
 _KINDS |= {"h": "message", "c": "read", "d": "read", "s": "read", "j": "joined", "l": "left"}
+_KINDS |= {"e": "edit", "f": "edit", "E": "edit", "x": "recall", "y": "recall", "X": "recall"}
 
 
 def commands(op: Any, plan: Plan) -> list[Command]:
@@ -38,8 +42,8 @@ def commands(op: Any, plan: Plan) -> list[Command]:
     match op:
         case SyncFeed():
             return [_sync(op, plan, here=True)]
-        case SyncStep(feed, seen, pairs):
-            return [_sync(feed, plan, False, seen, pairs)]
+        case SyncStep(feed, seen, groups):
+            return [_sync(feed, plan, False, seen, groups)]
         case Span(chat, low, high, most):
             return [
                 ("HVALS", short_key(chat)),
@@ -47,9 +51,14 @@ def commands(op: Any, plan: Plan) -> list[Command]:
                     "XRANGE", messages_key(chat), records.entry_id(low), records.entry_id(high),
                     "COUNT", most,
                 ),
+                ("ZRANGEBYSCORE", changes_key(chat), low, high, "LIMIT", 0, most),
             ]  # fmt: skip
         case BigFlags(chats):
             return [("EXISTS", group_big_key(chat)) for chat in chats]
+        case ChangeLog(group, start, stop):
+            return [("LRANGE", change_log_key(group), start, stop)]
+        case ChangeMarks(user, groups):
+            return [("HMGET", reads_key(user), *(f"~{g}" for g in groups))]
     raise AssertionError(op)
 
 
@@ -58,16 +67,16 @@ def _sync(
     plan: Plan,
     here: bool,
     seen: str = "",
-    pairs: tuple[tuple[str, int], ...] = (),
+    groups: tuple[tuple[str, int, int, str], ...] = (),
 ) -> Command:
     keys: tuple[str, ...] = (feed_key(op.user), reads_key(op.user), user_groups_key(op.user))
     if here:
-        keys += BIG_KEYS
+        keys += (*BIG_KEYS, BIG_CHANGES_KEY)
     return (
         "EVALSHA", SYNC.sha, len(keys), *keys, op.user, op.epoch, op.position, op.place,
         op.limit, op.new_epoch, plan.sync_retain, plan.sync_idle_ms, sync_channel(op.user),
         "1" if op.listing else "0", "1" if here else "0", seen,
-        *[value for pair in pairs for value in pair],
+        *[value for group in groups for value in group],
     )  # fmt: skip
 
 
@@ -77,7 +86,7 @@ def outcome(op: Any, replies: list[Any]) -> Any:
     number, start) each); entries (Span); bools (BigFlags)."""
     match op:
         case SyncFeed(user):
-            return _page(user, replies[0], 5)[0]
+            return _page(user, replies[0], 6)[0]
         case SyncStep(feed):
             reply = replies[0]
             if reply[0] == "make":
@@ -89,26 +98,36 @@ def outcome(op: Any, replies: list[Any]) -> Any:
             rows = replies[1] or records.short_rows(replies[0], low, most, False, "")
             rows = [r for r in rows if records.send_time_of(r[0]) <= high]
             if chat.startswith("#") and ":" not in chat:
-                return records.group_entries(rows)
-            return records.entries(rows)
+                return records.with_changes(records.group_entries(rows), replies[2])
+            return records.with_changes(records.entries(rows), replies[2])
         case BigFlags():
             return tuple(int(r) == 1 for r in replies)
+        case ChangeLog():
+            return [
+                (r[0], int(st), int(newest))
+                for r in replies[0]
+                for st, _, newest in [r[1:].partition(":")]
+            ]
+        case ChangeMarks():
+            return [None if r is None else int(r) for r in replies[0]]
     raise AssertionError(op)
 
 
 def _page(user: str, reply: list[Any], width: int) -> tuple[FeedPage, list[tuple[Any, ...]]]:
-    """The page of SYNC's answer (events of `width` values: 5, read; 4, records as stored)."""
+    """The page of SYNC's answer (events of `width` values: 6, read; 4, records as stored)."""
     if reply[0] != "ok":
         return FeedPage(reply[0]), []
     _, epoch, position, place, more, n = reply[:6]
     flat = reply[6 : 6 + int(n) * width]
     rows = [tuple(flat[i : i + width]) for i in range(0, len(flat), width)]
     rest = reply[6 + int(n) * width :]
-    watch = tuple((rest[i], int(float(rest[i + 1]))) for i in range(0, len(rest), 2))
+    watch = tuple(
+        (rest[i], int(float(rest[i + 1])), int(float(rest[i + 2]))) for i in range(0, len(rest), 3)
+    )
     events: list[FeedEvent] = []
-    if width == 5:
-        for kind, ref, number, entry_id_, value in rows:
-            event = decode(user, kind, ref, int(float(number)), entry_id_, value)
+    if width == 6:
+        for kind, ref, number, entry_id_, value, mark in rows:
+            event = decode(user, kind, ref, int(float(number)), entry_id_, value, mark)
             if event is not None:
                 events.append(event)
     page = FeedPage("ok", epoch, int(position), int(place), bool(int(more)), tuple(events), watch)
@@ -125,17 +144,20 @@ def chat_of(user: str, kind: str, ref: str) -> str:
 
 
 def decode(
-    user: str, kind: str, ref: str, number: int, entry_id_: str, value: str
+    user: str, kind: str, ref: str, number: int, entry_id_: str, value: str, mark: str = ""
 ) -> FeedEvent | None:
-    """The event of a record (and, for a message, its entry); None for a message whose entry
-    is not there."""
+    """The event of a record (and, for a message or an edit, its entry as it is now: `value`
+    and its change's `mark`); None for a message whose entry is not there."""
     chat = chat_of(user, kind, ref)
     what = _KINDS[kind]
-    if what != "message":
+    if what not in ("message", "edit"):
         return FeedEvent(what, chat, number)
     if not entry_id_:
         return None
     row = [(entry_id_, ["", value])]
-    if kind in "gh":
-        return FeedEvent(what, chat, number, records.group_entries(row)[0])
-    return FeedEvent(what, chat, number, records.entries(row)[0])
+    change = records.mark_of(mark)
+    if kind in "ghE":
+        entry: Any = records.group_entries(row)[0]
+    else:
+        entry = records.entries(row)[0]
+    return FeedEvent(what, chat, entry.send_time, entry._replace(change=change))

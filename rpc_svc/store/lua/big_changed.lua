@@ -1,6 +1,6 @@
--- KEYS: the big groups' sequence, groups, times. ARGV: the sequence number a user saw last,
--- the most groups worth listing (the user's), then groups (none: any). {the sequence number
--- now, then group, its last send time, ...}: with groups given, each of them that is big and
+-- KEYS: the big groups' sequence, groups, times, change counts. ARGV: the sequence number a
+-- user saw last, the most groups worth listing (the user's), then groups (none: any). {the
+-- sequence number now, then group, its last send time, its change log's length, ...}: with groups given, each of them that is big and
 -- has a message (a move to its last send time is a move only where it changed); else the big
 -- groups with a message since, or {the sequence number, '*'} when more than the most changed
 -- (the caller then gives the user's groups). Bound: O(min(groups active since, the most)) or
@@ -18,10 +18,12 @@ else
   changed = redis.call('ZRANGEBYSCORE', KEYS[2], since, top)
 end
 if #changed == 0 then return out end
+local counts = redis.call('HMGET', KEYS[4], unpack(changed))
 for i, t in ipairs(redis.call('HMGET', KEYS[3], unpack(changed))) do
-  if t then
+  if t or counts[i] then
     out[#out + 1] = changed[i]
-    out[#out + 1] = t
+    out[#out + 1] = t or '0'
+    out[#out + 1] = counts[i] or '0'
   end
 end
 return out

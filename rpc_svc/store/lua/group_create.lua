@@ -14,6 +14,6 @@ redis.call('SET', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], '0:0')
 if KEYS[3] then
   redis.call('SADD', KEYS[3], ARGV[2])
-  feed_joined(KEYS[4], KEYS[5], ARGV[5], ARGV[2], 0, 0)
+  feed_joined(KEYS[4], KEYS[5], ARGV[5], ARGV[2], 0, 0, 0)
 end
 return 1

@@ -15,8 +15,8 @@ local rows = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[2], '-inf', 'WITHSCORE
 local head, out, k = tonumber(ARGV[4]), {}, 0
 for i = 1, #rows, 2 do
   local chat = rows[i]
-  local id, value, mine = '', '', ''
-  if k < head * 6 then
+  local id, value, mine, change = '', '', '', ''
+  if k < head * 7 then
     local group = string.byte(chat, 1) == 35 and not string.find(chat, ':', 1, true)  -- '#'
     if group then
       mine = redis.call('HGET', key(chat, 'mem'), ARGV[1]) or ''
@@ -24,11 +24,15 @@ for i = 1, #rows, 2 do
     end
     if mine ~= '' or not group then
       local eid, v = tl_top(key(chat, 'm'), key(chat, 's'), '')
-      if eid then id, value = eid, v end
+      if eid then
+        id, value = eid, v
+        local st = us(eid)
+        change = redis.call('ZRANGEBYSCORE', key(chat, 'x'), st, st, 'LIMIT', 0, 1)[1] or ''
+      end
     end
   end
   out[k + 1], out[k + 2], out[k + 3] = chat, rows[i + 1], redis.call('HGET', KEYS[2], chat) or ''
-  out[k + 4], out[k + 5], out[k + 6] = id, value, mine
-  k = k + 6
+  out[k + 4], out[k + 5], out[k + 6], out[k + 7] = id, value, mine, change
+  k = k + 7
 end
 return out

@@ -3,7 +3,8 @@
 -- user (its groups set) may be in `group`: it is already, or is in fewer than `most`. mark_forward: a read position moved forward only (MARK_READ's
 -- rule). joined / left: a member's side on joining (the group in its groups, and with a
 -- message its inbox at the newest and its read position there) and on leaving (all of it
--- gone). note_big: a big group's message. catch_up: a user's big groups with messages since
+-- gone). note_big: a big group's message; note_change: its edit or recall (the change
+-- log's length). catch_up: a user's big groups with messages since
 -- its last inbox read moved to their last message in its inbox.
 local function key(name, suffix)  -- the key of a name's `suffix`, as keys.py makes it
   if string.find(name, '[%%{}]') then
@@ -39,6 +40,13 @@ local function note_big(seq, act, at, group, st)
   local cur = redis.call('HGET', at, group)
   if not cur or tonumber(cur) < st then
     redis.call('HSET', at, group, string.format('%.0f', st))
+  end
+end
+local function note_change(seq, act, cc, group, count)
+  redis.call('ZADD', act, redis.call('INCR', seq), group)
+  local cur = redis.call('HGET', cc, group)
+  if not cur or tonumber(cur) < count then
+    redis.call('HSET', cc, group, string.format('%.0f', count))
   end
 end
 local function catch_up(inbox, reads, groups, seq, act, at)

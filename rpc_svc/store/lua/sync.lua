@@ -1,31 +1,38 @@
--- uses: timeline, members, feed
+-- uses: timeline, members, feed, changes
 -- A page of a user's sync feed (store.md, "Sync"). KEYS: the user's sync feed, read
--- positions, groups; on one Redis also the big groups' sequence, groups, times. ARGV: the
--- user, the token's epoch ('' for none: from now), its position (the records read), its
--- place in the next record (the send time last given of a range; 0: none), the most
--- events, the epoch of a feed made now, the records a feed keeps, its idle lifetime (ms),
--- the user's sync channel, '1' to list the user's groups with their positions (a wait
--- follows), '1' on one Redis (every key is here: the big groups are caught up and the
--- messages read in this script); on a cluster then the big groups' sequence seen and
--- pairs: for a feed to make, each group the user is a member of and its newest send time;
--- else each big group with messages since and its last send time.
+-- positions, groups; on one Redis also the big groups' sequence, groups, times, change
+-- counts. ARGV: the user, the token's epoch ('' for none: from now), its position (the
+-- records read), its place in the next record (the last send time, or change, given of a
+-- range; 0: none), the most events, the epoch of a feed made now, the records a feed keeps,
+-- its idle lifetime (ms), the user's sync channel, '1' to list the user's groups with their
+-- positions (a wait follows), '1' on one Redis (every key is here: the big groups are
+-- caught up and the messages read in this script); on a cluster then the big groups'
+-- sequence seen and quadruples: for a feed to make, each group the user is a member of, its
+-- newest send time, its change log's length and ''; else each big group with activity
+-- since, its last send time, its change log's length and the newest send times its change
+-- log's records name from the feed's change position on (feed_catch_up, log_newest).
 -- Answers {'reset'} (no feed, or another epoch, or records gone: a token too old),
 -- {'invalid'} (a position the feed never had), {'make'} / {'seen', sequence, the user's
--- groups} (a cluster: the backend learns what the script needs and calls again), or {'ok', epoch, position,
--- place, more, n, then n events, then the listed groups}: on one Redis an event is 5 values
--- (kind, name, number, entry id, entry value: '' for none), on a cluster the records as
--- stored (kind, name, number, start).
--- A feed is made from now: each of the user's groups at its newest message, the big groups'
--- sequence as seen (and its 'reset' never says "from now"). Before a page, the user's big
--- groups with messages since its last sync get their messages up to the newest as a range.
+-- groups} (a cluster: the backend learns what the script needs and calls again), or {'ok',
+-- epoch, position, place, more, n, then n events, then the listed groups (3 values each:
+-- group, its message position, its change position)}: on one Redis an event is 6 values
+-- (kind, name, number, entry id, entry value as it is now, its change mark: '', 'e<at>' or
+-- 'r<at>'), on a cluster the records as stored (kind, name, number, start).
+-- A feed is made from now: each of the user's groups at its newest message and change, the
+-- big groups' sequence as seen (and its 'reset' never says "from now"). Before a page, the
+-- user's big groups with activity since its last sync get their messages and changes as
+-- range records, in the order the group accepted them (feed_catch_up).
 -- Bound: the events of the page (each record 1 at least, a range read up to what is left),
 -- a made feed's groups, the catch-up's min(big groups active since, the user's groups),
--- the listing's groups (at most IM_USER_MAX_GROUPS each).
+-- the listing's groups (at most IM_USER_MAX_GROUPS each), the big groups' change log records
+-- since the feed's position.
 local feed, reads, groups = KEYS[1], KEYS[2], KEYS[3]
 local here = ARGV[11] == '1'
-local function pairs_from(i)  -- ARGV's pairs from i: name, number
+local function quadruples_from(i)  -- ARGV's from i: name, number, number, text
   local out = {}
-  for j = i, #ARGV, 2 do out[#out + 1] = {ARGV[j], tonumber(ARGV[j + 1])} end
+  for j = i, #ARGV, 4 do
+    out[#out + 1] = {ARGV[j], tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2]), ARGV[j + 3]}
+  end
   return out
 end
 local head = redis.call('LINDEX', feed, 0)
@@ -37,16 +44,21 @@ if not head then
     for _, g in ipairs(redis.call('SMEMBERS', groups)) do
       if redis.call('HEXISTS', key(g, 'mem'), ARGV[1]) == 1 then
         local id = tl_top(key(g, 'm'), key(g, 's'), 'g')
-        at[#at + 1] = {g, id and us(id) or 0}
+        at[#at + 1] = {g, id and us(id) or 0, redis.call('LLEN', key(g, 'cl'))}
       end
     end
   elseif ARGV[12] == '' then
     return {'make'}
   else
-    seq, at = ARGV[12], pairs_from(13)
+    seq, at = ARGV[12], quadruples_from(13)
   end
-  for _, g in ipairs(redis.call('SMEMBERS', groups)) do redis.call('HDEL', reads, '+' .. g) end
-  for _, p in ipairs(at) do redis.call('HSET', reads, '+' .. p[1], string.format('%.0f', p[2])) end
+  for _, g in ipairs(redis.call('SMEMBERS', groups)) do
+    redis.call('HDEL', reads, '+' .. g, '~' .. g)
+  end
+  for _, p in ipairs(at) do
+    redis.call('HSET', reads, '+' .. p[1], string.format('%.0f', p[2]),
+      '~' .. p[1], string.format('%.0f', p[3]))
+  end
   redis.call('HSET', reads, ':sync', seq)
   redis.call('RPUSH', feed, ARGV[6] .. ':0:' .. ARGV[7])
   redis.call('PEXPIRE', feed, ARGV[8])
@@ -60,25 +72,28 @@ if ARGV[2] ~= epoch then return {'reset'} end
 local p, place = tonumber(ARGV[3]), tonumber(ARGV[4])
 if p > total() then return {'invalid'} end
 if p < tonumber(trimmed) then return {'reset'} end
--- the big groups' messages since the user's last sync, each group's as a range
+-- the big groups' messages and changes since the user's last sync, each as a range
 local mine = redis.call('SCARD', groups)
 if mine > 0 then
   local wake = ARGV[9]
-  local function move(g, t) if t then feed_move(reads, feed, wake, g, t, -1) end end
+  local function move(g, t, c, log) feed_catch_up(reads, feed, wake, g, t, c, log) end
   local seen = tonumber(redis.call('HGET', reads, ':sync') or '0')
   if here then
     local top = tonumber(redis.call('GET', KEYS[4]) or '0')
     if top > seen then
       local since = '(' .. string.format('%.0f', seen)
-      local function at_of(g) return tonumber(redis.call('HGET', KEYS[6], g)) end
+      local function moved(g)
+        move(g, tonumber(redis.call('HGET', KEYS[6], g)), tonumber(redis.call('HGET', KEYS[7], g)),
+          key(g, 'cl'))
+      end
       if redis.call('ZCOUNT', KEYS[5], since, top) <= mine then
         for _, g in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], since, top)) do
-          if redis.call('SISMEMBER', groups, g) == 1 then move(g, at_of(g)) end
+          if redis.call('SISMEMBER', groups, g) == 1 then moved(g) end
         end
       else
         for _, g in ipairs(redis.call('SMEMBERS', groups)) do
           local s = redis.call('ZSCORE', KEYS[5], g)
-          if s and tonumber(s) > seen then move(g, at_of(g)) end
+          if s and tonumber(s) > seen then moved(g) end
         end
       end
       redis.call('HSET', reads, ':sync', string.format('%.0f', top))
@@ -86,8 +101,8 @@ if mine > 0 then
   elseif ARGV[12] == '' then
     return {'seen', string.format('%.0f', seen), mine}
   else
-    for _, m in ipairs(pairs_from(13)) do
-      if redis.call('SISMEMBER', groups, m[1]) == 1 then move(m[1], m[2]) end
+    for _, m in ipairs(quadruples_from(13)) do
+      if redis.call('SISMEMBER', groups, m[1]) == 1 then move(m[1], m[2], m[3], log_newest(m[4])) end
     end
     if tonumber(ARGV[12]) > seen then redis.call('HSET', reads, ':sync', ARGV[12]) end
   end
@@ -100,58 +115,78 @@ local limit, n, pos, last = tonumber(ARGV[5]), 0, p, 0
 local from = p - tonumber(trimmed) + 1
 local recs = redis.call('LRANGE', feed, from, from + limit - 1)
 local events = {}
+local FIRST, SECOND = {a = 1, A = 1, c = 1, e = 1, x = 1}, {b = 1, B = 1, d = 1, f = 1, y = 1}
 local function chat_of(kind, ref)
-  if kind == 'a' or kind == 'A' then return ARGV[1] .. ':' .. ref end
-  if kind == 'b' or kind == 'B' then return ref .. ':' .. ARGV[1] end
+  if FIRST[kind] then return ARGV[1] .. ':' .. ref end
+  if SECOND[kind] then return ref .. ':' .. ARGV[1] end
   return ref
 end
+local function add(kind, ref, number, id, value, mark)
+  events[#events + 1] = kind
+  events[#events + 1] = ref
+  events[#events + 1] = string.format('%.0f', number)
+  events[#events + 1] = id
+  events[#events + 1] = value
+  events[#events + 1] = mark
+  n = n + 1
+end
+local function message(kind, chat, st)  -- the message at st as it is now: id, value, mark
+  local field = (kind == 'g' or kind == 'h' or kind == 'E') and 'g' or 't'
+  local rows = tl_range(key(chat, 'm'), key(chat, 's'), field, id_of(st), id_of(st), 1, false)
+  if not rows[1] then return '', '', '' end
+  local value, mark = shown(key(chat, 'x'), st, rows[1][2][2])
+  return rows[1][1], value, mark
+end
 local full = false
+local SINGLE = {c = 1, d = 1, s = 1, j = 1, l = 1, x = 1, y = 1, X = 1}  -- no message to read
 for i, r in ipairs(recs) do
+  if n == limit then full = true break end
   local kind = string.sub(r, 1, 1)
   local num = struct.unpack('>d', r, 2)
-  local range = kind == 'A' or kind == 'B' or kind == 'h'
+  local range = kind == 'A' or kind == 'B' or kind == 'h' or kind == 'k'
   local start, ref = 0, string.sub(r, 10)
   if range then start, ref = struct.unpack('>d', r, 10), string.sub(r, 18) end
   if i == 1 and place > 0 then start = place end
+  local chat = chat_of(kind, ref)
   if not here then
-    if n == limit then full = true break end
     events[#events + 1] = kind
     events[#events + 1] = ref
     events[#events + 1] = string.format('%.0f', num)
     events[#events + 1] = string.format('%.0f', start)
     n, pos = n + 1, pos + 1
+  elseif kind == 'k' then  -- a big group's changes: its change log's records start+1..num
+    local upto = math.min(num, start + limit - n)
+    local logged = redis.call('LRANGE', key(chat, 'cl'), start, upto - 1)
+    for j, c in ipairs(logged) do
+      local st = tonumber(string.match(c, '^%a(%d+)'))
+      if string.sub(c, 1, 1) == 'E' then
+        add('E', ref, st, message('E', chat, st))
+      else
+        add('X', ref, st, '', '', '')
+      end
+      last = start + j
+    end
+    if start + #logged < num then full = true break end  -- (the page is full)
+    pos, last = pos + 1, 0
   elseif range then
-    local chat = chat_of(kind, ref)
     local field = kind == 'h' and 'g' or 't'
     local rows = tl_range(key(chat, 'm'), key(chat, 's'), field, '(' .. id_of(start),
       id_of(num), limit - n + 1, false)
     for _, row in ipairs(rows) do
       if n == limit then full = true break end
       last = us(row[1])
-      events[#events + 1] = kind
-      events[#events + 1] = ref
-      events[#events + 1] = string.format('%.0f', last)
-      events[#events + 1] = row[1]
-      events[#events + 1] = row[2][2]
-      n = n + 1
+      local value, mark = shown(key(chat, 'x'), last, row[2][2])
+      add(kind, ref, last, row[1], value, mark)
     end
     if full then break end
     pos, last = pos + 1, 0
   else
-    if n == limit then full = true break end
-    local id, value = '', ''
-    if kind == 'a' or kind == 'b' or kind == 'g' then
-      local chat = chat_of(kind, ref)
-      local rows = tl_range(key(chat, 'm'), key(chat, 's'), kind == 'g' and 'g' or 't',
-        id_of(num), id_of(num), 1, false)
-      if rows[1] then id, value = rows[1][1], rows[1][2][2] end
+    if SINGLE[kind] then
+      add(kind, ref, num, '', '', '')
+    else
+      add(kind, ref, num, message(kind, chat, num))
     end
-    events[#events + 1] = kind
-    events[#events + 1] = ref
-    events[#events + 1] = string.format('%.0f', num)
-    events[#events + 1] = id
-    events[#events + 1] = value
-    n, pos = n + 1, pos + 1
+    pos = pos + 1
   end
 end
 local more = (full or pos < total()) and 1 or 0
@@ -159,10 +194,11 @@ local out = {'ok', epoch, string.format('%.0f', pos), string.format('%.0f', last
 for _, v in ipairs(events) do out[#out + 1] = v end
 if ARGV[10] == '1' then
   for _, g in ipairs(redis.call('SMEMBERS', groups)) do
-    local f = redis.call('HGET', reads, '+' .. g)
+    local f, c = unpack(redis.call('HMGET', reads, '+' .. g, '~' .. g))
     if f and (not here or redis.call('EXISTS', key(g, 'big')) == 1) then
       out[#out + 1] = g
       out[#out + 1] = f
+      out[#out + 1] = c or '0'
     end
   end
 end

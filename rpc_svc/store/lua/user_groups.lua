@@ -8,7 +8,7 @@ for _, g in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     out[#out + 1] = g
   else
     left(KEYS[1], KEYS[2], KEYS[3], g)
-    feed_left(KEYS[3], KEYS[4], ARGV[2], g, 0)
+    feed_left(KEYS[3], KEYS[4], ARGV[2], g, 0, 0)
   end
 end
 return out
