@@ -121,8 +121,9 @@ class Process:
             return "(no log)"
 
 
-# short chats' hashes stay compact (a listpack) for texts up to 4,096 bytes: docs/store.md
-COMPACT_HASHES = ("--hash-max-listpack-value", "4224")
+# short chats' hashes, and the changes sets of edited messages, stay compact (a listpack) for
+# texts up to 4,096 bytes: docs/store.md, docs/operations.md
+COMPACT_HASHES = ("--hash-max-listpack-value", "4224", "--zset-max-listpack-value", "4224")
 
 
 def redis_argv(workdir: Path, port: int, *extra: str, fsync: str | None = None) -> list[str]:

@@ -9,7 +9,8 @@ of 200 chats, each chat's messages sent by its first member; in the `changed` po
 chat's first 10 messages, the 2nd, 5th and 8th are edited and the 3rd and 9th recalled.
 `pull10` reads the first 10 messages of a random chat of a pool (20 connections). Writes at
 20 connections: `send`, `edit` (a random message of a third pool, by its sender) and
-`recall` (each request a message not recalled yet, from a fourth pool filled for it). Each
+`recall` (each request a message not recalled yet, from a pool filled for it: newest first,
+as a sender takes back what it just sent, and oldest first, the worst case). Each
 round runs every scenario in turn, the order turned by one each round; the figures are
 medians, the ratios the median of each round's own ratio.
 Memory (a private redis-server, the store driven directly): chats of 50 messages of 100
@@ -28,14 +29,17 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, cast
 
+import redis.asyncio as aioredis
+
 from devtools.procs import Trio, start_trio
 from im_common.calls import EditCall, PullCall, RecallCall
 from perf.lib.rounds import Samples, interleaved, log
 from perf.lib.stack import comparison_args
 from perf.report import write_table
-from perf.store_memory import local_service, used_memory
+from perf.store_memory import local_service
 from perf.sync_waits import _each
 from perf.wrk import WrkResult, run_wrk
+from rpc_svc.store.keys import ERASING_KEY, changes_key, messages_key, short_key
 from rpc_svc.store.ops import Append, Erasing
 
 POOL = 200
@@ -76,6 +80,18 @@ def _fill(url: str, prefix: str, acks: Path, messages: int) -> int:
     return len(acks.read_text().splitlines())
 
 
+async def _erasures_done(port: int) -> None:
+    """Wait (60 s at most) until no chat has recalled texts waiting to be erased."""
+    r = aioredis.Redis(host="127.0.0.1", port=port)
+    try:
+        for _ in range(600):
+            if not await r.scard(ERASING_KEY):
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await r.aclose()
+
+
 def reads_and_writes(args: argparse.Namespace, trio: Trio, work: Path) -> list[str]:
     """The interleaved rounds of the two pulls and the three writes: the table's lines."""
     url, port = trio.url(), trio.gateways[0].port
@@ -84,15 +100,17 @@ def reads_and_writes(args: argparse.Namespace, trio: Trio, work: Path) -> list[s
     changed = asyncio.run(_change_pool(port, "changed"))
     edits = work / "edit.acks"
     _fill(url, "ed", edits, POOL * 30)
-    recalls = work / "recall.acks"
+    recalls, recent = work / "recall.acks", work / "recallnew.acks"
     targets = _fill(url, "rc", recalls, int(RECALLS_PER_S * args.seconds * args.rounds))
+    _fill(url, "rn", recent, int(RECALLS_PER_S * args.seconds * args.rounds))
     log("change_costs", f"{changed:,} messages changed in the pull pool; {targets:,} to recall")
     plan: dict[str, tuple[str, dict[str, Any]]] = {
         "pull10, unedited": ("pull10", {"prefix": "plain"}),
         "pull10, 3 edited and 2 recalled of the 10": ("pull10", {"prefix": "changed"}),
         "send": ("send", {"prefix": "sends"}),
         "edit": ("edit", {"prefix": "ed", "acks": edits}),
-        "recall": ("recall", {"prefix": "rc", "acks": recalls}),
+        "recall, newest first": ("recallnew", {"prefix": "rn", "acks": recent}),
+        "recall, oldest first": ("recall", {"prefix": "rc", "acks": recalls}),
     }
     runs: Samples[WrkResult] = Samples()
     recalled = 0
@@ -102,9 +120,11 @@ def reads_and_writes(args: argparse.Namespace, trio: Trio, work: Path) -> list[s
                       acks=spec.get("acks"))  # fmt: skip
         if got.error_count:
             raise SystemExit(f"{name}: errors {got.errors}")
-        recalled += got.requests if name == "recall" else 0
+        recalled += got.requests if name == "recall, oldest first" else 0
         runs.add(name, got)
         log("change_costs", f"round {r + 1} {name}: {got.rps:,.0f}/s p99 {got.p99_ms:.2f} ms")
+        if scenario.startswith("recall"):  # its erasures done before the next scenario
+            asyncio.run(_erasures_done(trio.redis.port))
     base = {"pull10, unedited": "pull10, unedited", "send": "send"}
     lines = [
         f"20 connections, medians of {args.rounds} interleaved rounds of {args.seconds:g} s "
@@ -127,14 +147,24 @@ def reads_and_writes(args: argparse.Namespace, trio: Trio, work: Path) -> list[s
     again = "" if recalled <= targets else " (the rest: again, which changes nothing)"
     lines += [
         "",
-        f"Recalls: {recalled:,} requests over {targets:,} messages: {min(recalled, targets):,} "
-        f"recalled a message for the first time{again}.",
+        f"Recalls oldest first: {recalled:,} requests over {targets:,} messages: "
+        f"{min(recalled, targets):,} recalled a message for the first time{again}.",
     ]
     return lines
 
 
+async def _chat_bytes(r: aioredis.Redis, chats: list[str]) -> int:
+    """MEMORY USAGE of the chats' keys: stream, short hash, changes (exact: samples 0)."""
+    total = 0
+    for chat in chats:
+        for key in (messages_key(chat), short_key(chat), changes_key(chat)):
+            total += int(await r.memory_usage(key, samples=0) or 0)
+    return total
+
+
 async def memory(args: argparse.Namespace) -> list[str]:
-    """Redis bytes of an edit and of a recall, on chats of 50 messages."""
+    """Redis bytes of an edit and of a recall, on chats of 50 messages (MEMORY USAGE of
+    each chat's keys: connection buffers and script caches do not count)."""
     async with local_service() as (r, store, service):
         chats = [f"m{i:05d}a:m{i:05d}b" for i in range(args.memory_chats)]
         for _ in range(50):
@@ -144,7 +174,7 @@ async def memory(args: argparse.Namespace) -> list[str]:
         for chat in chats:
             page = await service.pull(PullCall(chat, 0, 50))
             times[chat] = [m["send_time"] for m in page.messages]
-        before = await used_memory(r)
+        before = await _chat_bytes(r, chats)
         for at in range(0, len(chats), 200):
             await asyncio.gather(
                 *(
@@ -152,7 +182,7 @@ async def memory(args: argparse.Namespace) -> list[str]:
                     for c in chats[at : at + 200]
                 )
             )
-        edited = await used_memory(r)
+        edited = await _chat_bytes(r, chats)
         for at in range(0, len(chats), 200):
             await asyncio.gather(
                 *(
@@ -168,19 +198,18 @@ async def memory(args: argparse.Namespace) -> list[str]:
                 await store.erase(chat)
             await asyncio.sleep(0.05)
         await service.erasers.close()
-        recalled = await used_memory(r)
+        recalled = await _chat_bytes(r, chats)
     n = len(chats)
-    per_message = before / (50 * n)
     return [
-        f"Memory (used_memory; {n:,} 1:1 chats of 50 messages of 100 bytes, "
-        f"{per_message:,.1f} B a message before any change):",
+        f"Memory (MEMORY USAGE of each chat's keys; {n:,} 1:1 chats of 50 messages of 100 "
+        f"bytes, {before / (50 * n):,.1f} B a message before any change):",
         "",
         "| change (one message of each chat) | bytes per changed message |",
         "| --- | --- |",
-        "| an edit (a new text of 100 bytes; the old stays in the stream) "
+        "| an edit (a new text of 100 bytes in the changes set; the old stays in the stream) "
         f"| {(edited - before) / n:+,.1f} |",
-        "| a recall (after the erasure: the stream copied without its text) "
-        f"| {(recalled - edited) / n:+,.1f} |",
+        "| a recall of another message (its mark in the changes set; the stream copied "
+        f"without its text) | {(recalled - edited) / n:+,.1f} |",
     ]
 
 

@@ -58,7 +58,8 @@ def run_wrk(
     """Run one wrk load; scenario is ping, send, pull10, pull100, gsend (to groups of
     `members`), chats10 (the hub's inbox page), inbox10 (a random user's inbox page) or
     sync10 (the hub's sync from the token `since`: the same events each time), asend (a
-    send by each chat's first member), edit or recall (of the messages in `acks`).
+    send by each chat's first member), edit, recall or recallnew (of the messages in `acks`;
+    recall oldest first, recallnew newest first).
     `tokens`: a file of perf/tokens.py, for a gateway with authentication on."""
     mode = scenario.rstrip("0123456789")
     limit = int(scenario[len(mode) :] or limit)

@@ -352,7 +352,7 @@ def test_change_costs_writes_pulls_writes_and_memory(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     table = (tmp_path / "change_costs.md").read_text()
     for row in ("pull10, unedited", "pull10, 3 edited and 2 recalled of the 10", "send", "edit",
-                "recall"):  # fmt: skip
+                "recall, newest first", "recall, oldest first"):  # fmt: skip
         assert re.search(rf"^\| {re.escape(row)} \| [\d,]+ \| [\d.]+ \| [\d.]+ \|", table, re.M)
     assert re.search(r"^\| an edit .* \| [+-][\d,.]+ \|$", table, re.M), table
     assert re.search(r"^\| a recall .* \| [+-][\d,.]+ \|$", table, re.M), table

@@ -6,8 +6,9 @@
 --          | sync (the sync of "<PREFIX>hub" from SINCE, LIMIT events: a replayed token
 --          answers the same events every time) | asend (send, always as the chat's first
 --          member) | edit (a random message of the ACKS file, by its sender, the chat's first
---          member: fill it with asend) | recall (the ACKS file's messages in turn: each a new
---          recall until the file is used up)
+--          member: fill it with asend) | recall (the ACKS file's messages in turn, oldest
+--          first: each a new recall until the file is used up) | recallnew (the same, newest
+--          first)
 --   CHATS  size of the chat pool: chat i is "<PREFIX>a<i>:<PREFIX>b<i>"
 --   LIMIT  page size of pulls
 --   PREFIX makes this run's chats its own
@@ -54,7 +55,7 @@ function init(args)
       end
     end
   end
-  if (mode == "edit" or mode == "recall") and acks_path ~= "" then
+  if (mode == "edit" or mode == "recall" or mode == "recallnew") and acks_path ~= "" then
     for line in io.lines(acks_path) do
       local chat, t = line:match("^(%S+) (%d+)$")
       if chat then targets[#targets + 1] = { chat, t } end
@@ -98,13 +99,14 @@ function request()
     local hub = prefix .. "hub"
     local path = "/api/sync?user=" .. hub .. "&since=" .. since .. "&limit=" .. limit
     return wrk.format("GET", path, plain_by_user[hub])
-  elseif mode == "edit" or mode == "recall" then
+  elseif mode == "edit" or mode == "recall" or mode == "recallnew" then
     counter = counter + 1
+    local turn = (counter * 2 + id - 1) % #targets  -- (at most 2 threads)
     local target = (mode == "edit") and targets[math.random(#targets)]
-      or targets[((counter * 2 + id - 1) % #targets) + 1]  -- (at most 2 threads)
+      or (mode == "recall") and targets[turn + 1] or targets[#targets - turn]
     local chat, t = target[1], target[2]
     local a = chat:match("^([^:]+):")
-    if mode == "recall" then
+    if mode ~= "edit" then
       local body = '{"chat":"' .. chat .. '","user":"' .. a .. '","send_time":' .. t .. '}'
       return wrk.format("POST", "/api/recall", json_by_user[a] or json_headers, body)
     end

@@ -76,13 +76,17 @@ def _answer(who: str, op: Change, outcome: Any) -> Any:
 class Erasers:
     """Erase recalled texts that wait in a chat's stream, in the background (a recall is
     answered once its text is hidden everywhere: the store's copy of the stream without it
-    follows, at most ERASE_STEP_ENTRIES entries a round trip). Each chat is noted in the
+    follows, at most ERASE_STEP_ENTRIES entries a round trip, `delay_s` after the recall, so
+    that the recalls of a chat within that time share one copy; one chat at a time, so that
+    other clients' commands wait for one erasure's script at most). Each chat is noted in the
     store first, so that what an im-rpc that stopped left is finished by any other: each
     one looks every `sweep_s` seconds."""
 
-    def __init__(self, store: Store, sweep_s: float = 30.0) -> None:
+    def __init__(self, store: Store, sweep_s: float = 30.0, delay_s: float = 1.0) -> None:
         self._store = store
         self._sweep_s = sweep_s
+        self._delay_s = delay_s
+        self._one_at_a_time = asyncio.Semaphore(1)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -102,9 +106,12 @@ class Erasers:
         task.add_done_callback(lambda _: self._running.pop(chat, None))
 
     async def _erase(self, chat: str) -> None:
+        await asyncio.sleep(self._delay_s)
         for _ in range(5):  # a recall meanwhile: once more
             try:
-                if await self._store.erase(chat):
+                async with self._one_at_a_time:
+                    erased = await self._store.erase(chat)
+                if erased:
                     return
             except IMError as exc:
                 log.warning("erasing recalled texts of a chat failed (retried later): %s", exc)
@@ -112,7 +119,7 @@ class Erasers:
             except Exception:  # a bug: logged, the chat stays noted for the next sweep
                 log.exception("erasing recalled texts of a chat failed")
                 return
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(self._delay_s)
 
     def sweep(self) -> None:
         """Look for noted chats every `sweep_s` seconds, in the background (once)."""

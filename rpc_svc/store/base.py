@@ -19,7 +19,7 @@ from rpc_svc.store.commands.plan import Command, Plan
 from rpc_svc.store.interface import Outcome
 from rpc_svc.store.keys import LAYOUT, LAYOUT_KEY, SYNC_SECRET_KEY
 from rpc_svc.store.lua import SCRIPTS, WRITES
-from rpc_svc.store.ops import EraseStep, Erasing, Erasures, Op
+from rpc_svc.store.ops import EraseStep, EraseTail, Erasing, Erasures, Op
 from rpc_svc.store.wakeups import Wakeups
 
 T = TypeVar("T")
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 LOST = (rexc.ConnectionError, rexc.TimeoutError, rexc.ClusterDownError, OSError)
 COMPACT_LIMIT = "hash-max-listpack-value"
 ERASE_STEP_ENTRIES = 1000  # a stream's entries copied per step of an erasure
+ERASE_TAIL_ENTRIES = 2000  # at most this many after the oldest recalled: its tail rewritten
 _WRITE_SHAS = {s.sha for s in WRITES}
 _WRITE_COMMANDS = {"ZADD", "SADD", "SREM", "HDEL", "ZREM", "SET"}
 
@@ -128,12 +129,22 @@ class RedisStore(ABC):
             raise store_error(held)
         return bytes.fromhex(held)
 
-    async def erase(self, chat: str, step: int = ERASE_STEP_ENTRIES) -> bool:
-        """Erase the recalled texts waiting in `chat`'s stream: copy it, `step` entries a
-        round trip, without them, and put the copy in its place (lua/erase_step.lua). True
-        when none waits any more; False when another erasure holds the chat (it finishes
-        it). StoreError when Redis fails (the chat stays noted: an eraser tries again)."""
+    async def erase(
+        self, chat: str, step: int = ERASE_STEP_ENTRIES, tail: int = ERASE_TAIL_ENTRIES
+    ) -> bool:
+        """Erase the recalled texts waiting in `chat`'s stream: rewrite its tail in place
+        when at most `tail` entries follow the oldest (lua/erase_tail.lua), else copy it,
+        `step` entries a round trip, without them, and put the copy in its place
+        (lua/erase_step.lua). True when none waits any more; False when another erasure
+        holds the chat (it finishes it). StoreError when Redis fails (the chat stays noted:
+        an eraser tries again)."""
         times = tuple(cast(list[str], await self.one(Erasures(chat))))
+        if times:
+            rewritten = await self.one(EraseTail(chat, tail, times))
+            if rewritten == "busy":
+                return False
+            if rewritten == "done":
+                times = ()
         if times:
             token, after = secrets.token_hex(8), ""
             while True:

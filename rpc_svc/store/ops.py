@@ -307,6 +307,16 @@ class EraseStep(NamedTuple):
     times: tuple[str, ...]
 
 
+class EraseTail(NamedTuple):
+    """Erase the recalled texts of `times` from `chat`'s stream by rewriting its tail in place
+    (lua/erase_tail.lua), when at most `most` entries follow the oldest: "done", or "deep"
+    (EraseStep copies the whole stream)."""
+
+    chat: str
+    most: int
+    times: tuple[str, ...]
+
+
 class Erasures(NamedTuple):
     """The send times whose recalled text waits in `chat`'s stream (strings)."""
 
@@ -387,7 +397,7 @@ class BigFlags(NamedTuple):
     chats: tuple[str, ...]
 
 
-ChatOp = Append | Read | Latest | MarkRead | Change | EraseStep | Erasures | Erasing
+ChatOp = Append | Read | Latest | MarkRead | Change | EraseStep | EraseTail | Erasures | Erasing
 GroupOp = CreateGroup | GroupInfo | AddMember | RemoveMember | GroupAppend | GroupRead | GroupMark
 ClusterStep = (
     InboxRange | GroupTips | ReserveGroup | GroupState | UserSide | UserGroupSet | BigChanged

@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from devtools.procs import Process, start_trio
+from rpc_svc.store.keys import erasures_key
 
 pytestmark = pytest.mark.e2e
 RULES = (Path(__file__).resolve().parents[2] / "deploy" / "redis" / "im-user.acl").read_text()
@@ -52,6 +53,19 @@ def test_the_store_works_as_the_acl_user_and_nothing_else_does(
             assert http.post("/api/send", json=note).is_success
             assert [m["text"] for m in poll.result().json()["messages"]] == ["x"]
             assert time.monotonic() - started < 2
+        # edits and recalls: the changes set, and a recalled text erased from a stream
+        for i in range(40):
+            http.post("/api/send", json={"chat": "e:f", "sender": "e", "text": f"long {i}"})
+        first = http.get("/api/pull", params={"chat": "e:f", "limit": 1}).json()["messages"][0]
+        at = {"chat": "e:f", "send_time": first["send_time"]}
+        edit = http.post("/api/edit", json={**at, "sender": "e", "text": "fixed"})
+        assert edit.status_code == 200, edit.text
+        assert http.post("/api/recall", json={**at, "user": "e"}).status_code == 200
+        erased = time.monotonic() + 5
+        with redis.Redis(port=store.port, username="im", password=PASSWORD) as checker:
+            while checker.exists(erasures_key("e:f")):  # the eraser's scripts ran as "im"
+                assert time.monotonic() < erased, "the recalled text was not erased"
+                time.sleep(0.1)
         store.stop()
         store.start()  # an empty script cache: the store loads its script again (SCRIPT LOAD)
         deadline = time.monotonic() + 5

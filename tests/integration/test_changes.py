@@ -26,6 +26,7 @@ from rpc_svc.domain.errors import Conflict, Forbidden, IMError, InvalidArgument,
 from rpc_svc.service.runner import ChatService
 from rpc_svc.store.base import RedisStore
 from rpc_svc.store.keys import erasures_key
+from rpc_svc.store.ops import Change
 from tests.conftest import ON_EVERY_BACKEND, SHORT_CHAT_MESSAGES, redis_url
 
 pytestmark = ON_EVERY_BACKEND
@@ -187,6 +188,7 @@ async def test_a_recall_racing_an_edit_ends_recalled_either_way(
             assert edit.code == "recalled"  # the recall came first
         (message,) = (await service.pull(PullCall(chat))).messages
         assert (message["text"], message.get("recalled")) == ("", True)
+        await _erased(raw, chat)
         await _gone(raw, [f"{chat} secret edit".encode(), f"{chat} original".encode()])
 
 
@@ -297,8 +299,23 @@ async def raw(backend: str, request: pytest.FixtureRequest) -> Any:
     await client.aclose()
 
 
+async def _erased(raw: Any, chat: str) -> None:
+    """Wait (5 s at most) for the background erasure of `chat`'s recalled texts (a second
+    after the recall: those of that second share it)."""
+    for _ in range(50):
+        if not await raw.exists(erasures_key(chat)):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the recalled texts of {chat} still wait")
+
+
 async def _gone(raw: Any, texts: list[bytes]) -> None:
-    """None of `texts` anywhere in Redis's keyspace: no key's DUMP holds it."""
+    """None of `texts` anywhere in Redis's keyspace: no key's DUMP holds it (uncompressed:
+    RDB's LZF would hide a text inside a stream node's bytes)."""
+    if isinstance(raw, aioredis.RedisCluster):
+        await raw.config_set("rdbcompression", "no", target_nodes=aioredis.RedisCluster.ALL_NODES)
+    else:
+        await raw.config_set("rdbcompression", "no")
     dumps = [await raw.dump(key) or b"" async for key in raw.scan_iter("im:*", count=1000)]
     assert dumps
     assert not [t for t in texts if any(t in d for d in dumps)]
@@ -317,10 +334,33 @@ async def test_a_recalled_text_is_erased_from_the_store(
         await service.edit(EditCall(chat, a, times[0], f"{chat} edited secret"))
         await service.recall(RecallCall(chat, a, times[1]))
         await service.recall(RecallCall(chat, a, times[0]))
-        for _ in range(50):  # the stream's erasure runs in the background
-            if not await redis_client.exists(erasures_key(chat)):
-                break
-            await asyncio.sleep(0.1)
+        await _erased(raw, chat)
         await _gone(raw, [secret, f"{chat} n0".encode(), f"{chat} edited secret".encode()])
         texts = [m["text"] for m in (await service.pull(PullCall(chat, 0, 100))).messages]
         assert texts == ["", "", *[f"{chat} n{i}" for i in range(2, size)]]
+
+
+@pytest.mark.parametrize("tail", [2_000, 1], ids=["tail rewritten", "stream copied"])
+async def test_recalled_texts_are_erased_at_any_depth_and_every_other_message_stays(
+    store: RedisStore, raw: Any, tail: int
+) -> None:
+    """A recall of an old, a middle and the newest message of a chat of 300 (many stream
+    nodes): the texts leave the keyspace whether the tail is rewritten in place or the
+    whole stream copied; every other message keeps its text and place, and sends go on."""
+    service = ChatService(store, 4096)
+    a, b = _names("a", "b")
+    chat = f"{a}:{b}"
+    texts = [f"{chat} m{i:03d}" for i in range(300)]
+    times = [(await service.send(SendCall(chat, a, t))).send_time for t in texts]
+    gone = (5, 150, 299)
+    for i in gone:  # the store's op: no background eraser of a service races this one
+        await store.one(Change(chat, "0", times[i], "r", "", 0))
+    assert await store.erase(chat, step=64, tail=tail)
+    await _gone(raw, [texts[i].encode() for i in gone])
+    page = await service.pull(PullCall(chat, 0, 1000))
+    assert [m["send_time"] for m in page.messages] == times
+    assert [m["text"] for m in page.messages] == ["" if i in gone else t for i, t in
+                                                  enumerate(texts)]  # fmt: skip
+    later = await service.send(SendCall(chat, b, "after"))
+    assert later.send_time > times[-1]
+    assert not await raw.exists(erasures_key(chat))

@@ -27,10 +27,11 @@ from rpc_svc.store.keys import (
     stream_copy_key,
     sync_channel,
 )
-from rpc_svc.store.lua import CHANGE, ERASE_STEP, GROUP_CHANGE
-from rpc_svc.store.ops import Change, Changed, EraseStep, Erasing, Erasures
+from rpc_svc.store.lua import CHANGE, ERASE_STEP, ERASE_TAIL, GROUP_CHANGE
+from rpc_svc.store.ops import Change, Changed, EraseStep, EraseTail, Erasing, Erasures
 
-OPS = (Change, EraseStep, Erasures, Erasing)
+OPS = (Change, EraseStep, EraseTail, Erasures, Erasing)
+STREAM_NODE_ENTRIES = 128  # at least Redis's stream-node-max-entries (100 by default)
 
 
 def commands(op: Any, plan: Plan) -> list[Command]:
@@ -68,6 +69,9 @@ def commands(op: Any, plan: Plan) -> list[Command]:
                 erase_lock_key(chat),
             )  # fmt: skip
             return [("EVALSHA", ERASE_STEP.sha, 4, *keys, token, after, most, lock_ms, *times)]
+        case EraseTail(chat, most, times):
+            keys = (messages_key(chat), erasures_key(chat), erase_lock_key(chat))
+            return [("EVALSHA", ERASE_TAIL.sha, 3, *keys, STREAM_NODE_ENTRIES, most, *times)]
         case Erasures(chat):
             return [("SMEMBERS", erasures_key(chat))]
         case Erasing(chat, add):
@@ -81,7 +85,7 @@ def outcome(op: Any, replies: list[Any]) -> Any:
     """A Changed, or a refusal code (Change); the last entry copied, "done" or "busy"
     (EraseStep)."""
     reply = replies[0]
-    if isinstance(op, EraseStep):
+    if isinstance(op, EraseStep | EraseTail):
         return str(reply)
     if isinstance(op, Erasures | Erasing):
         return sorted(reply) if isinstance(reply, list | set) else int(reply)

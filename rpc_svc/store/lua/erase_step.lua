@@ -12,7 +12,10 @@
 local from = ARGV[2]
 if from == '' then
   if not redis.call('SET', KEYS[4], ARGV[1], 'NX', 'PX', ARGV[4]) then return 'busy' end
-  redis.call('DEL', KEYS[2])
+  if redis.call('EXISTS', KEYS[2]) == 1 then  -- a copy left by an erasure cut short
+    redis.call('XTRIM', KEYS[2], 'MAXLEN', 0)
+    redis.call('XSETID', KEYS[2], '0-1')
+  end
 elseif redis.call('GET', KEYS[4]) ~= ARGV[1] then
   return 'busy'
 else
@@ -32,5 +35,5 @@ end
 if #rows == tonumber(ARGV[3]) then return last end
 if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('RENAME', KEYS[2], KEYS[1]) end
 if #ARGV > 4 then redis.call('SREM', KEYS[3], unpack(ARGV, 5)) end
-redis.call('DEL', KEYS[4])
+redis.call('GETDEL', KEYS[4])
 return 'done'
