@@ -208,7 +208,7 @@ async def memory(args: argparse.Namespace) -> list[str]:
         "| --- | --- |",
         "| an edit (a new text of 100 bytes in the changes set; the old stays in the stream) "
         f"| {(edited - before) / n:+,.1f} |",
-        "| a recall of another message (its mark in the changes set; the stream copied "
+        "| a recall of another message (its mark in the changes set; the stream rewritten "
         f"without its text) | {(recalled - edited) / n:+,.1f} |",
     ]
 

@@ -41,6 +41,7 @@ class RunData:
     command: str = ""
     rounds: list[WrkResult] = field(default_factory=list)  # every run, in the order run
     sync_audit: str = ""  # perf.sync_audit's line, when it ran
+    change_audit: str = ""  # perf.change_audit's lines, when it ran
 
 
 def median_result(runs: Sequence[WrkResult]) -> WrkResult:
@@ -178,6 +179,7 @@ def write_report(out: Path, data: RunData) -> Path:
         "",
         f"    {data.audit.line()}",
         *([f"    {data.sync_audit}"] if data.sync_audit else []),
+        *([f"    {line}" for line in data.change_audit.splitlines()] if data.change_audit else []),
         "",
     ]
     lines += ["## Scenarios (wrk)", ""]

@@ -23,6 +23,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from perf.audit import read_acks, run_audit
+from perf.change_audit import audit as change_audit
 from perf.lib.rounds import interleaved, log
 from perf.lib.stack import LocalStack, raise_fd_limit
 from perf.redis_bench import redis_ceilings
@@ -66,6 +67,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         help="skip taking a sync token for every user first and following them all after",
     )
     p.add_argument(
+        "--change-audit-seconds",
+        type=float,
+        default=10,
+        help="mixed sends, edits and recalls, then every sync and pull checked (0: skip; "
+        "not with --target or --auth)",
+    )
+    p.add_argument(
         "--auth",
         action="store_true",
         help="authentication on: ES256 tokens, one per simulated user (wrk, locust, audit)",
@@ -77,6 +85,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     if args.smoke:
         args.connections, args.seconds, args.chats, args.fill_seconds = "4", 1, 10, 1
         args.locust_seconds, args.locust_users = 3, 4
+        args.change_audit_seconds = min(args.change_audit_seconds, 2)
     return args
 
 
@@ -224,6 +233,16 @@ def main(argv: list[str] | None = None) -> int:
                 audit_syncs(url, read_acks([acks]), since, read_tokens(args.tokens))
             )
             log("perf", synced.line())
+        changed = ""
+        if local is not None and not args.auth and args.change_audit_seconds:
+            log("perf", "edits and recalls: the change audit's mixed traffic ...")
+            seconds = args.change_audit_seconds
+            found = asyncio.run(
+                change_audit(local.gateway.port, argparse.Namespace(users=100, clients=16,
+                                                                    seconds=seconds))
+            )  # fmt: skip
+            changed = "\n".join(line.removeprefix("- ") for line in found[2:])
+            log("perf", changed)
     memory = _memory(args) if args.memory else []
     setup = [
         f"date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
@@ -253,9 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         command=_command(argv),
         rounds=every_run,
         sync_audit=synced.line() if synced else "",
+        change_audit=changed,
     )
     log("perf", f"report: {write_report(out, data)}")
-    return 0 if audit.ok and (synced is None or synced.ok) else 1
+    changes_ok = not changed or changed.endswith("**OK**")
+    return 0 if audit.ok and (synced is None or synced.ok) and changes_ok else 1
 
 
 def _command(argv: list[str] | None) -> str:

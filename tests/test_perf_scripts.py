@@ -71,6 +71,8 @@ def test_the_benchmark_smoke_run_writes_a_report_with_a_clean_audit(tmp_path: Pa
     assert re.search(
         r"sync audit: \d+ users .* 0 missed, 0 duplicated, 0 out of order -> OK", report
     )
+    assert "changes: **0 missed, 0 duplicated, 0 before their message**" in report
+    assert "audit: **OK**" in report  # the change audit's mixed sends, edits and recalls
     for section in (
         "GET /ping (HTTP ceiling)",
         "POST /api/send",
