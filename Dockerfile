@@ -14,7 +14,13 @@ COPY im_common/ im_common/
 COPY improto/ improto/
 COPY http_svc/ http_svc/
 COPY rpc_svc/ rpc_svc/
-RUN pip install . \
+# Behind a TLS-intercepting proxy pip needs that proxy's CA: scripts/compose copies the host's
+# bundle to deploy/build-ca/ca.crt when IM_BUILD_CA_BUNDLE names one (none by default: the
+# folder holds only its README, and pip uses the image's own CAs).
+COPY deploy/build-ca/ /tmp/build-ca/
+RUN if [ -s /tmp/build-ca/ca.crt ]; then export PIP_CERT=/tmp/build-ca/ca.crt; fi \
+    && pip install . \
+    && rm -rf /tmp/build-ca \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin im
 
 USER im

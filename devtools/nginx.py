@@ -49,6 +49,7 @@ def write_config(
         "IM_NGINX_PORT": f"127.0.0.1:{port}",
         "IM_NGINX_UPSTREAM": upstream_lines(gateways),
         "IM_NGINX_RESOLVER": "",
+        "IM_NGINX_BACKEND": "im_http",
         "IM_NGINX_MAX_BODY": str(max_body),
         "IM_NGINX_CLIENT_TIMEOUT": client_timeout,
         "IM_NGINX_READ_TIMEOUT": read_timeout,

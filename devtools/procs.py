@@ -121,9 +121,10 @@ class Process:
             return "(no log)"
 
 
-# short chats' hashes, and the changes sets of edited messages, stay compact (a listpack) for
-# texts up to 4,096 bytes: docs/store.md, docs/operations.md
-COMPACT_HASHES = ("--hash-max-listpack-value", "4224", "--zset-max-listpack-value", "4224")
+# short chats' hashes stay compact (a listpack) for texts up to 4,096 bytes: docs/store.md
+COMPACT_HASHES = ("--hash-max-listpack-value", "4224")
+# and the changes sets of edited messages: docs/operations.md
+COMPACT_CHANGES = ("--zset-max-listpack-value", "4224")
 
 
 def redis_argv(workdir: Path, port: int, *extra: str, fsync: str | None = None) -> list[str]:
@@ -142,6 +143,7 @@ def redis_argv(workdir: Path, port: int, *extra: str, fsync: str | None = None) 
         "",
         *(["--appendonly", "yes", "--appendfsync", fsync] if fsync else ["--appendonly", "no"]),
         *COMPACT_HASHES,
+        *COMPACT_CHANGES,
         "--daemonize",
         "no",
         *extra,

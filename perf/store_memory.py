@@ -37,7 +37,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
-from devtools.procs import COMPACT_HASHES
+from devtools.procs import COMPACT_CHANGES, COMPACT_HASHES
 from rpc_svc.server import open_store
 from rpc_svc.service.runner import ChatService
 from rpc_svc.store.base import RedisStore
@@ -168,9 +168,11 @@ async def run(n: int, chats: int, text_bytes: int, url: str) -> None:
 
 
 @contextmanager
-def local_redis() -> Iterator[str]:
+def local_redis(changes: bool = False) -> Iterator[str]:
     """A private redis-server (no persistence, short chats' hashes compact as the store
-    requires) on a free loopback port: its URL."""
+    requires; with `changes`, edited texts' sorted sets compact as operations.md asks; else
+    Redis's default, which the naive sorted-set layouts are measured with) on a free
+    loopback port: its URL."""
     exe = shutil.which("redis-server")
     if exe is None:
         raise SystemExit("redis-server is not installed: run scripts/bootstrap")
@@ -178,7 +180,16 @@ def local_redis() -> Iterator[str]:
     with tempfile.TemporaryDirectory() as tmp:
         argv = [exe, "--bind", "127.0.0.1", "--port", str(port), "--dir", tmp]
         proc = subprocess.Popen(
-            [*argv, "--save", "", "--appendonly", "no", *COMPACT_HASHES], stdout=subprocess.DEVNULL
+            [
+                *argv,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                *COMPACT_HASHES,
+                *(COMPACT_CHANGES if changes else ()),
+            ],
+            stdout=subprocess.DEVNULL,
         )
         try:
             for _ in range(100):
@@ -199,7 +210,7 @@ def local_redis() -> Iterator[str]:
 async def local_service() -> AsyncIterator[tuple[aioredis.Redis, RedisStore, ChatService]]:
     """A private redis-server (`local_redis`): a client of it, the store on it and a
     ChatService over that store, closed after."""
-    with local_redis() as url:
+    with local_redis(changes=True) as url:
         r = aioredis.Redis.from_url(url)
         store = open_store(url, max_connections=64, timeout_s=30, idempotency_ttl_s=60)
         try:

@@ -80,9 +80,11 @@ def test_only_the_edge_is_reachable_and_redis_needs_its_user() -> None:
         assert services[name].get("read_only") is True, name
     assert "unprivileged" in services["nginx"]["image"]
     command = " ".join(services["redis"]["command"])
-    assert "--user default off" in command
+    # the default user is the admin, with a password of its own (an AOF replays as it)
+    assert '--user default on ">$$IM_REDIS_ADMIN_PASSWORD"' in command
     assert "/etc/redis/im-user.acl" in command
     assert "--hash-max-listpack-value 4224" in command  # short chats stay compact
+    assert "--zset-max-listpack-value 4224" in command  # edited texts too
     assert "im:from-the-env-file@redis" in services["rpc"]["environment"]["IM_REDIS_URL"]
     assert "IM_REDIS_PASSWORD=" in (ROOT / ".env.example").read_text()
     assert ".env" in (ROOT / ".gitignore").read_text().split()

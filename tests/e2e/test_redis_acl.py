@@ -1,5 +1,6 @@
 """The Redis user of compose (deploy/redis/im-user.acl): enough for the whole store, nothing
-more; the default user is off."""
+more; the default user is compose's admin (with a password), which the append-only file's
+transactions are replayed as: a restart keeps what was acknowledged."""
 
 from __future__ import annotations
 
@@ -18,13 +19,15 @@ from rpc_svc.store.keys import erasures_key
 pytestmark = pytest.mark.e2e
 RULES = (Path(__file__).resolve().parents[2] / "deploy" / "redis" / "im-user.acl").read_text()
 PASSWORD = "test-password"
+ADMIN = "admin-password"
 
 
 @pytest.fixture
 def stack(workdir: Path) -> Iterator[tuple[Process, str]]:
     """Redis with compose's users, im-rpc logging in as "im", a gateway: Redis and the URL."""
-    users = ["--user", "default", "off", "--user", "im", "on", f">{PASSWORD}", *RULES.split()]
-    trio = start_trio(workdir, *users, credentials=f"im:{PASSWORD}")
+    admin = ["--user", "default", "on", f">{ADMIN}", "~*", "&*", "+@all"]
+    users = [*admin, "--user", "im", "on", f">{PASSWORD}", *RULES.split()]
+    trio = start_trio(workdir, *users, fsync="everysec", credentials=f"im:{PASSWORD}")
     yield trio.redis, trio.url()
     trio.stop()
 
@@ -73,6 +76,9 @@ def test_the_store_works_as_the_acl_user_and_nothing_else_does(
         while (r := http.post("/api/send", json=again)).status_code != 200:
             assert time.monotonic() < deadline, r.text
             time.sleep(0.1)
+        # what was acknowledged came back from the append-only file (its transactions replay)
+        page = http.get("/api/pull", params={"chat": "a:b"}).json()
+        assert [m["text"] for m in page["messages"]] == ["hi", "again"]
     as_im = redis.Redis(port=store.port, username="im", password=PASSWORD)
     anonymous = redis.Redis(port=store.port)
     try:
