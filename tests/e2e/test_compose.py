@@ -1,6 +1,7 @@
 """The compose topologies run for real, through scripts/compose (which starts a Docker engine
 when none answers, and builds stand-in images from Debian packages where no registry does):
-the single-gateway file and the scaled one (3 im-rpc, 2 gateways behind nginx), the API with
+the single-gateway file, the Redis Cluster one and the scaled one (3 im-rpc, 2 gateways behind
+nginx), the API with
 tokens as compose runs it (authentication on), scaling im-rpc down and up under load, an
 im-rpc and Redis killed under load, and `down -v` leaving nothing behind."""
 
@@ -229,6 +230,22 @@ def test_the_single_gateway_file_serves_the_api(tmp_path: Path, projects: list[P
     project.run("up", "-d", "--build")
     url = f"http://127.0.0.1:{port}"
     _ready(url)
+    _check_api(url)
+    project.run("down", "-v")
+    assert project.leftovers() == []
+
+
+def test_the_cluster_file_serves_the_api_on_six_redis_nodes(
+    tmp_path: Path, projects: list[Project]
+) -> None:
+    port = free_port()
+    project = _project(tmp_path, "imcluster", ("docker-compose.cluster.yml",),
+                       IM_HTTP_PUBLISH=port)  # fmt: skip
+    projects.append(project)
+    project.run("up", "-d", "--build")
+    url = f"http://127.0.0.1:{port}"
+    _ready(url)
+    assert len([c for c in project.containers() if c]) == 10  # 6 nodes, init, etcd, rpc, http
     _check_api(url)
     project.run("down", "-v")
     assert project.leftovers() == []
