@@ -91,9 +91,11 @@ class Erasers:
         self._sweeper: asyncio.Task[None] | None = None
 
     async def note(self, chats: list[str]) -> None:
-        """Note `chats` in the store (before their recalls are answered), then erase."""
-        for chat in chats:
-            await self._store.one(Erasing(chat))
+        """Note `chats` in the store (before their recalls are answered: one round trip for
+        them all), then erase; a StoreError raised when one could not be noted."""
+        for outcome in await self._store.execute([Erasing(chat) for chat in chats]):
+            if isinstance(outcome, IMError):
+                raise outcome
         for chat in chats:
             self.start(chat)
 
