@@ -25,19 +25,17 @@ import contextlib
 import itertools
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import orjson
 
-from devtools.procs import Process, start_trio
+from devtools.procs import Process
 from devtools.rawhttp import Connection
 from perf.lib.procstats import cpu_seconds, pid_of, usage
-from perf.lib.stack import raise_fd_limit
+from perf.lib.stack import raise_fd_limit, waiting_trio
 
 WAIT_MS = 30_000
 
@@ -200,17 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--drain", type=float, default=35.0, help="most seconds to wait at the end")
     args = p.parse_args(argv)
     raise_fd_limit()
-    most = str(args.polls + 1000)
-    bounds = {
-        "IM_HTTP_MAX_WAITING": most,
-        "IM_HTTP_MAX_WAITING_PER_USER": most,  # every poll comes from this one host
-        "IM_RPC_MAX_WAITING": most,
-        "IM_LOG_LEVEL": "WARNING",
-    }
     with ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-polls-")))
-        trio = start_trio(work, fsync="everysec", rpc_settings=bounds, gateways=[bounds])
-        stack.callback(trio.stop)
+        trio = waiting_trio(stack, args.polls, "im-polls-")
         return asyncio.run(measure(args, trio.gateways[0], trio.rpc))
 
 

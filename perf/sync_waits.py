@@ -27,7 +27,6 @@ import contextlib
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from contextlib import ExitStack
@@ -37,11 +36,11 @@ from typing import Any
 
 import orjson
 
-from devtools.procs import Process, start_trio
+from devtools.procs import Process
 from devtools.rawhttp import Connection
 from perf.lib.procstats import cpu_seconds, pid_of, usage
 from perf.lib.rounds import log
-from perf.lib.stack import raise_fd_limit
+from perf.lib.stack import raise_fd_limit, waiting_trio
 from perf.report import write_table
 
 WAIT_MS = 30_000
@@ -277,17 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="report directory (default perf/reports)")
     args = p.parse_args(argv)
     raise_fd_limit()
-    most = str(args.users + 1000)
-    bounds = {
-        "IM_HTTP_MAX_WAITING": most,
-        "IM_HTTP_MAX_WAITING_PER_USER": most,  # every sync comes from this one host
-        "IM_RPC_MAX_WAITING": most,
-        "IM_LOG_LEVEL": "WARNING",
-    }
     with ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-syncs-")))
-        trio = start_trio(work, fsync="everysec", rpc_settings=bounds, gateways=[bounds])
-        stack.callback(trio.stop)
+        trio = waiting_trio(stack, args.users, "im-syncs-")
         return asyncio.run(measure(args, trio.gateways[0], trio.rpc))
 
 

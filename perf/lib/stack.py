@@ -13,11 +13,36 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from devtools.procs import Process, etcd_server, http_service, redis_server, rpc_service
+from devtools.procs import (
+    Process,
+    Trio,
+    etcd_server,
+    http_service,
+    redis_server,
+    rpc_service,
+    start_trio,
+)
 from im_common import fd_limit
 from im_common.token_cli import add_key
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def waiting_trio(stack: ExitStack, waiters: int, prefix: str) -> Trio:
+    """One redis-server (AOF everysec), im-rpc and gateway whose long-poll bounds admit
+    `waiters` (and 1,000 more) from this one host, in a temp dir named `prefix`...; stopped
+    when `stack` closes."""
+    most = str(waiters + 1000)
+    bounds = {
+        "IM_HTTP_MAX_WAITING": most,
+        "IM_HTTP_MAX_WAITING_PER_USER": most,  # every waiter comes from this one host
+        "IM_RPC_MAX_WAITING": most,
+        "IM_LOG_LEVEL": "WARNING",
+    }
+    work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+    trio = start_trio(work, fsync="everysec", rpc_settings=bounds, gateways=[bounds])
+    stack.callback(trio.stop)
+    return trio
 
 
 def raise_fd_limit() -> None:
