@@ -34,6 +34,7 @@ from rpc_svc.store.keys import (
     feed_key,
     inbox_key,
     reads_key,
+    recalls_key,
     sync_channel,
 )
 from rpc_svc.store.lua import BIG_NOTE, CHANGE_NOTE, USER_NOTE
@@ -226,7 +227,7 @@ async def second_steps(store: Backend, ops: Sequence[Op], results: list[Outcome]
                 (i, _note(m, op.chat, "g", op.chat, sent, result.prev)) for m in result.members
             ]
         elif isinstance(op, Change) and isinstance(result, Changed) and result.fanout:
-            steps += _change_steps(i, op, result)
+            steps += _change_steps(i, op, result, store.plan.ttl_us)
             results[i] = result._replace(fanout="", members=())
     if not steps:
         return
@@ -239,9 +240,11 @@ async def second_steps(store: Backend, ops: Sequence[Op], results: list[Outcome]
             results[i] = store.as_error(reply)
 
 
-def _change_steps(i: int, op: Change, result: Changed) -> list[tuple[int, Command]]:
+def _change_steps(i: int, op: Change, result: Changed, ttl_us: int) -> list[tuple[int, Command]]:
     """An edit's or recall's second steps: each member's sync feed (after the message, which
-    a late send step may not have written yet), or a big group's activity."""
+    a late send step may not have written yet), or a big group's activity. A recall's again
+    (a retry: a step may have failed before) too: each feed takes it once, within `ttl_us`
+    of the recall."""
     edit = op.kind == "e"
     if result.fanout == "b":
         keys = (BIG_KEYS[0], BIG_KEYS[1], BIG_CHANGES_KEY)
@@ -249,14 +252,14 @@ def _change_steps(i: int, op: Change, result: Changed) -> list[tuple[int, Comman
     if result.fanout == "s":
         kind = "E" if edit else "X"
         return [
-            (i, _note(m, op.chat, "g", op.chat, result.newest, -1, kind, op.send_time))
+            (i, _note(m, op.chat, "g", op.chat, result.newest, -1, kind, op.send_time, ttl_us))
             for m in result.members
         ]
     first, _, second = op.chat.partition(":")
     sides = [(first, "1", second)] + ([(second, "2", first)] if second != first else [])
     return [
         (i, _note(m, op.chat, way, ref, result.newest, -1, ("e" if edit else "x") if way == "1"
-                  else ("f" if edit else "y"), op.send_time))
+                  else ("f" if edit else "y"), op.send_time, ttl_us))
         for m, way, ref in sides
     ]  # fmt: skip
 
@@ -270,11 +273,13 @@ def _note(
     prev: int,
     change: str = "",
     changed: int = 0,
+    ttl_us: int = 0,
 ) -> Command:
     """A send's second step for one member (lua/user_note.lua); or a change's (of `change`
-    kind, of the message at `changed`), after the chat's messages up to `sent`."""
-    keys = (inbox_key(member), reads_key(member), feed_key(member))
+    kind, of the message at `changed`), after the chat's messages up to `sent` (a recall's
+    remembered `ttl_us`)."""
+    keys = (inbox_key(member), reads_key(member), feed_key(member), recalls_key(member))
     return (
-        "EVALSHA", USER_NOTE.sha, 3, *keys, chat, way, ref, sent, prev, sync_channel(member),
-        change, changed,
+        "EVALSHA", USER_NOTE.sha, 4, *keys, chat, way, ref, sent, prev, sync_channel(member),
+        change, changed, ttl_us,
     )  # fmt: skip

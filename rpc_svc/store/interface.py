@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from rpc_svc.domain.errors import StoreError
-from rpc_svc.store.commands.plan import Command
+from rpc_svc.store.commands.plan import Command, Plan
 from rpc_svc.store.ops import Op
 from rpc_svc.store.wakeups import Wakeups
 
@@ -45,6 +45,8 @@ class Store(Protocol):
 
 class Backend(Protocol):
     """A cluster backend as its steps use it (rpc_svc.store.cluster_steps, sync_steps)."""
+
+    plan: Plan
 
     async def direct(self, ops: Sequence[Op]) -> list[Outcome]:
         """The operations in one pipeline per master."""

@@ -164,6 +164,12 @@ def feed_key(user: str) -> str:
     return _key(user, "feed")
 
 
+def recalls_key(user: str) -> str:
+    """The sorted set of the recalls a user's sync feed got on a cluster (so that a
+    retried recall's step gives each once), by when."""
+    return _key(user, "rc")
+
+
 def sync_channel(user: str) -> str:
     """The sharded pub/sub channel announcing a user's new sync records."""
     return _key(user, "sw")

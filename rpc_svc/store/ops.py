@@ -280,7 +280,9 @@ class Change(NamedTuple):
 class Changed(NamedTuple):
     """A change stored: its time (an edit's edited_at, a recall's), whether the recalled text
     waits in the stream to be erased (EraseStep), `again` for a recall of a recalled message
-    (nothing changed); and on a cluster what the second step writes: `fanout` "p" (a 1:1
+    (nothing changed; on a cluster within the idempotency keys' lifetime after the recall,
+    its second step again, which each feed takes once); and on a cluster what the second
+    step writes: `fanout` "p" (a 1:1
     chat: both members' feeds), "s" (a small group: each of `members`' feeds), "b" (a big
     group: its activity, its change log holding `records` records), "" (nothing); `newest`:
     the send time of the chat's newest message then (a feed gets the change after it)."""

@@ -23,11 +23,14 @@ from im_common.calls import (
     SyncCall,
 )
 from rpc_svc.domain.errors import Conflict, Forbidden, IMError, InvalidArgument, NotFound
+from rpc_svc.service.changes import Windows, plan_recall
 from rpc_svc.service.runner import ChatService
 from rpc_svc.store.base import RedisStore
+from rpc_svc.store.commands.changes import commands, outcome
 from rpc_svc.store.keys import erasures_key
 from rpc_svc.store.ops import Change
-from tests.conftest import ON_EVERY_BACKEND, SHORT_CHAT_MESSAGES, redis_url
+from rpc_svc.store.ops import Changed as StoreChanged
+from tests.conftest import ON_EVERY_BACKEND, SHORT_CHAT_MESSAGES, make_cluster_store, redis_url
 
 pytestmark = ON_EVERY_BACKEND
 _ids = itertools.count()
@@ -212,6 +215,68 @@ async def test_a_big_groups_recall_reaches_every_members_sync(store: RedisStore)
             ("recall", sent[2].send_time),
         ], user
         assert events[2]["message"]["recalled"] is True
+
+
+async def _recalled_between_steps(service: ChatService, store: RedisStore, kind: str) -> Any:
+    """A chat ("pair", "small" or "big" group) of a, b, c, each syncing from before two
+    messages of a, the first recalled by its first step alone (on a cluster: then a node
+    failed): the chat, the members' tokens, the send times."""
+    a, b, c = _names("a", "b", "c")
+    if kind == "pair":
+        chat, users = f"{a}:{b}", [a, b]
+    else:
+        chat, users = f"#r{next(_ids)}", [a, b, c]
+        await service.group(GroupCall("create", chat, a))
+        for m in (b, c):
+            await service.group(GroupCall("add", chat, a, m))
+    tokens = {u: (await service.sync(SyncCall(u))).next for u in users}
+    sent = [(await service.send(SendCall(chat, a, f"m{i}"))).send_time for i in range(2)]
+    op = plan_recall(RecallCall(chat, a, sent[0]), Windows(0, 0)).op
+    stored = outcome(op, await store.run_commands(commands(op, store.plan)))
+    assert isinstance(stored, StoreChanged)
+    assert not stored.again
+    return chat, tokens, sent
+
+
+async def _kinds(service: ChatService, user: str, token: str) -> list[tuple[str, int]]:
+    events = await _events(service, user, token)
+    return [(e["type"], e.get("send_time") or e["message"]["send_time"]) for e in events]
+
+
+@pytest.mark.parametrize("kind", ["pair", "small", "big"])
+async def test_a_recall_cut_between_its_steps_reaches_every_sync_once_by_its_retry(
+    backend: str, store: RedisStore, kind: str
+) -> None:
+    if backend != "cluster":
+        pytest.skip("one Redis writes the members' feeds in the recall's own script")
+    service = ChatService(store, 4096, group_fanout_max=1 if kind == "big" else 100)
+    chat, tokens, sent = await _recalled_between_steps(service, store, kind)
+    for _ in range(2):  # the client's retry (its second step runs again), and one more
+        assert (await service.recall(RecallCall(chat, next(iter(tokens)), sent[0]))).recalled
+    for user, token in tokens.items():
+        assert await _kinds(service, user, token) == [
+            ("message", sent[0]), ("message", sent[1]), ("recall", sent[0])
+        ], user  # fmt: skip
+
+
+async def test_a_recall_retried_after_its_keys_lifetime_adds_nothing(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    if backend != "cluster":
+        pytest.skip("one Redis writes the members' feeds in the recall's own script")
+    store = make_cluster_store(request.getfixturevalue("redis_cluster"), ttl_s=1)
+    service = ChatService(store, 4096)
+    try:
+        chat, tokens, sent = await _recalled_between_steps(service, store, "small")
+        await service.recall(RecallCall(chat, next(iter(tokens)), sent[0]))
+        await asyncio.sleep(1.1)  # the recalls the feeds got are forgotten: no step again
+        await service.recall(RecallCall(chat, next(iter(tokens)), sent[0]))
+        for user, token in tokens.items():
+            assert await _kinds(service, user, token) == [
+                ("message", sent[0]), ("message", sent[1]), ("recall", sent[0])
+            ], user  # fmt: skip
+    finally:
+        await store.close()
 
 
 @pytest.mark.parametrize("limit", [1, 2, 3, 100])

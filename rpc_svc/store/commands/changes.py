@@ -48,6 +48,7 @@ def commands(op: Any, plan: Plan) -> list[Command]:
                     (
                         "EVALSHA", GROUP_CHANGE.sha, len(keys), *keys, kind, who, send_time,
                         text, window_us, chat, "1" if acting else "0", change_channel(chat),
+                        plan.ttl_us,
                     )
                 ]  # fmt: skip
             first, _, second = chat.partition(":")
@@ -60,7 +61,7 @@ def commands(op: Any, plan: Plan) -> list[Command]:
             return [
                 (
                     "EVALSHA", CHANGE.sha, 4 + len(sides), *own, *sides, kind, who, send_time,
-                    text, window_us, chat, *channels,
+                    text, window_us, chat, plan.ttl_us, *channels,
                 )
             ]  # fmt: skip
         case EraseStep(chat, token, after, most, lock_ms, times):
@@ -93,12 +94,13 @@ def outcome(op: Any, replies: list[Any]) -> Any:
     if code < 0:
         return code
     at = int(reply[1])
-    if code == 0:
-        return Changed(at, False, again=True)
+    again = code == 0
+    if len(reply) == 2:  # a recall of a recalled message, no step to run again
+        return Changed(at, False, again=again)
     erasing, newest = reply[2] == "1", int(reply[3])
     if len(reply) == 4:  # a 1:1 chat (its cluster step follows: the service knows the chat)
-        return Changed(at, erasing, "p", newest=newest)
+        return Changed(at, erasing, "p", newest=newest, again=again)
     fanout = reply[4]
     if fanout == "b":
-        return Changed(at, erasing, "b", records=int(reply[5]), newest=newest)
-    return Changed(at, erasing, fanout, tuple(reply[5:]), newest=newest)
+        return Changed(at, erasing, "b", records=int(reply[5]), newest=newest, again=again)
+    return Changed(at, erasing, fanout, tuple(reply[5:]), newest=newest, again=again)

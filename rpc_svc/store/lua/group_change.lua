@@ -3,11 +3,14 @@
 -- under way, owner, members, the big flag, the change log; on one Redis also the big groups'
 -- activity (sequence, groups, times, change counts). ARGV: 'e' or 'r', who asks, the
 -- message's send time, the new text (an edit), the window (µs), the group, '1' with an
--- acting user, the group's change channel. Answer {1, at, waits, newest, fan-out, members...}
+-- acting user, the group's change channel, the idempotency keys' lifetime (µs). Answer {1, at, waits, newest, fan-out, members...}
 -- where waits is '1' when the text waits in the stream for ERASE_STEP, newest the send time
 -- of the group's newest message, fan-out '' (one Redis: done
 -- here), 's' (a small group on a cluster: each of the members' feeds next) or 'b' (a big
--- group on a cluster: its activity next; then the change log's length); {0, at} (a recall of a recalled message); or
+-- group on a cluster: its activity next; then the change log's length); {0, at} (a recall
+-- of a recalled message: nothing changes; on a cluster within the lifetime after the recall
+-- {0, at, '0', newest, fan-out, ...} as above: a retry runs the second step again, which
+-- each member's feed takes once); or
 -- {-1}, {-2} (not a member), {-7} (no message there), {-8} (neither its sender nor, for a
 -- recall, the owner), {-9} (the sender past the window), {-10} (an edit of a recalled
 -- message). The owner may recall any message at any time. A small group's members get the
@@ -30,14 +33,27 @@ local was, at = nil, 0
 if cur then was, at = change_state(cur) end
 local by_owner = kind == 'r' and ARGV[2] == owner
 if sender ~= ARGV[2] and not by_owner then return {-8} end
-if kind == 'r' and was == 'r' then return {0, string.format('%.0f', at)} end
-if was == 'r' then return {-10} end
+local again = kind == 'r' and was == 'r'
+if again and (KEYS[9] or now_us() - at >= tonumber(ARGV[9])) then
+  return {0, string.format('%.0f', at)}
+end
+if was == 'r' and not again then return {-10} end
 local window = tonumber(ARGV[5])
-if not by_owner and window > 0 and now_us() - st > window then return {-9} end
-local now, waits = apply_change(KEYS[3], KEYS[2], KEYS[4], kind, st, at, ARGV[4])
-local code = kind == 'e' and 'E' or 'X'
+if not again and not by_owner and window > 0 and now_us() - st > window then return {-9} end
 local top = tl_top(KEYS[1], KEYS[2], 'g')
 local newest = top and us(top) or st
+if again then
+  local out = {0, string.format('%.0f', at), '0', string.format('%.0f', newest)}
+  if redis.call('EXISTS', KEYS[7]) == 1 then
+    out[5], out[6] = 'b', string.format('%.0f', redis.call('LLEN', KEYS[8]))
+    return out
+  end
+  out[5] = 's'
+  for _, m in ipairs(redis.call('HKEYS', KEYS[6])) do out[#out + 1] = m end
+  return out
+end
+local now, waits = apply_change(KEYS[3], KEYS[2], KEYS[4], kind, st, at, ARGV[4])
+local code = kind == 'e' and 'E' or 'X'
 local out = {1, string.format('%.0f', now), waits, string.format('%.0f', newest)}
 if redis.call('EXISTS', KEYS[7]) == 1 then
   local record = string.format('%s%.0f:%.0f', code, st, newest)
