@@ -2,6 +2,7 @@
 against one to users who do not, and the memory of the feeds.
 
     python -m perf.sync_costs [--seconds 5] [--rounds 5] [--chats 20,2000] [--memory-chats 20000]
+                              [--script-base COMMIT]
 
 Reads (one redis-server with AOF, one im-rpc, one gateway, wrk; IM_GROUP_FANOUT_MAX_MEMBERS 2,
 so that a group of 3 is big; IM_USER_MAX_GROUPS 5,000): a hub user in N chats (half 1:1,
@@ -10,7 +11,10 @@ chats (some of each kind), syncs once (its big groups' messages found), and then
 is replayed by wrk at 20 connections: each sync answers the same 10 events (`sync10`).
 Beside it, `pull10` (a page of 10 of a chat of a 200-chat pool). Each round runs every
 scenario in turn (the order turned by
-one each round); the figures are medians, and the ratio of each round's p99 to its pull's.
+one each round); the figures are medians, and the ratio of each round's p99 to its pull's,
+and the CPU each process spent per request (/proc: im-http, im-rpc, redis-server).
+With --script-base, the sync script of that commit against this tree's, on the same Redis
+and the same replayed tokens: Redis's own time per call (INFO commandstats), interleaved.
 Sends (64 connections, interleaved the same way): to 1:1 chats whose two members each hold a
 feed, and to chats of users who never synced.
 Memory (a private redis-server): the chat-size mix of perf.chat_sizes written with every user
@@ -31,26 +35,34 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis import Redis
 
 from devtools.procs import Trio, start_trio
 from im_common.calls import SyncCall
 from perf.chat_sizes import RAW, _drop_users, _order, user, zipf_sizes
+from perf.lib.procstats import cpu_seconds, pid_of
 from perf.lib.rounds import Samples, interleaved, log
-from perf.lib.stack import comparison_args
+from perf.lib.stack import comparison_args, worktree
 from perf.report import write_table
 from perf.store_memory import local_service, used_memory
 from perf.sync_waits import _each
 from perf.wrk import WrkResult, run_wrk
 from rpc_svc.service.runner import ChatService
-from rpc_svc.store.keys import feed_key
+from rpc_svc.service.sync import plan_sync
+from rpc_svc.store.commands.plan import Plan
+from rpc_svc.store.commands.sync import commands
+from rpc_svc.store.keys import SYNC_SECRET_KEY, feed_key
+from rpc_svc.store.lua import SYNC, load
 from rpc_svc.store.ops import Append
 
 POOL = 200
+SCRIPT_CALLS = 2000  # per round of the script A/B
 
 
 def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chats", default="20,2000", help="the hub's chats, comma-separated")
     p.add_argument("--memory-chats", type=int, default=20_000, help="chats of the mix")
+    p.add_argument("--script-base", default="", help="a commit whose sync script to time too")
 
 
 async def _hub(port: int, prefix: str, chats: int) -> str:
@@ -108,14 +120,20 @@ def reads_and_sends(args: argparse.Namespace, trio: Trio) -> list[str]:
         "send, nobody syncing": {"scenario": "send", "chats": POOL, "prefix": "quiet"},
     }
     runs: Samples[WrkResult] = Samples()
+    cpu: Samples[dict[str, float]] = Samples()
+    pids = {"im-http": pid_of(trio.gateways[0]), "im-rpc": pid_of(trio.rpc)}
+    pids["redis"] = pid_of(trio.redis)
     for r, _, name in interleaved(args.rounds, [*plan, *sends], rotate=True):
         spec = {**plan, **sends}[name]
         conns = 64 if name in sends else 20
+        before = {k: cpu_seconds(pid) for k, pid in pids.items()}
         got = run_wrk(url, spec["scenario"], conns, args.seconds, chats=spec.get("chats", 100),
                       prefix=spec["prefix"], since=spec.get("since", ""))  # fmt: skip
         if got.error_count:
             raise SystemExit(f"{name}: errors {got.errors}")
         runs.add(name, got)
+        n = max(1, got.requests)
+        cpu.add(name, {k: (cpu_seconds(pid) - before[k]) / n * 1e6 for k, pid in pids.items()})
         log("sync_costs", f"round {r + 1} {name}: {got.rps:,.0f}/s p99 {got.p99_ms:.2f} ms")
     pulls = runs.rounds("pull10 (200 chats)")
     lines = [
@@ -123,18 +141,63 @@ def reads_and_sends(args: argparse.Namespace, trio: Trio) -> list[str]:
         f"of {args.seconds:g} s (one gateway, one im-rpc, redis-server with AOF, wrk: this "
         "2-core machine).",
         "",
-        "| scenario | req/s | p99 ms | p99 / pull10's p99 (median of the rounds' ratios) |",
-        "| --- | --- | --- | --- |",
+        "| scenario | req/s | p99 ms | p99 / pull10's p99 (median of the rounds' ratios) "
+        "| CPU µs per request: im-http, im-rpc, redis-server |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for name in [*plan, *sends]:
         mine = runs.rounds(name)
         ratio = statistics.median(g.p99_ms / p.p99_ms for g, p in zip(mine, pulls, strict=True))
         rps = runs.median(name, lambda w: w.rps)
         p99 = runs.median(name, lambda w: w.p99_ms)
-        lines.append(f"| {name} | {rps:,.0f} | {p99:.2f} | {ratio:.2f} |")
+        used = ", ".join(f"{_median_of(cpu, name, k):.0f}" for k in pids)
+        lines.append(f"| {name} | {rps:,.0f} | {p99:.2f} | {ratio:.2f} | {used} |")
     fed, quiet = runs.rounds("send, both members syncing"), runs.rounds("send, nobody syncing")
     share = statistics.median(f.rps / q.rps for f, q in zip(fed, quiet, strict=True))
     lines += ["", f"Send to members who sync / to members who do not: **{share:.1%}**."]
+    if args.script_base:
+        lines += ["", *script_ab(args, trio, tokens)]
+    return lines
+
+
+def _median_of(cpu: Samples[dict[str, float]], name: str, process: str) -> float:
+    return statistics.median(c[process] for c in cpu.rounds(name))
+
+
+def script_ab(args: argparse.Namespace, trio: Trio, tokens: dict[int, str]) -> list[str]:
+    """The sync script of `--script-base` (A) against this tree's (B), each answering the
+    hubs' replayed tokens, interleaved: Redis's own µs per call (INFO commandstats)."""
+    with ExitStack() as stack, Redis(port=trio.redis.port, decode_responses=True) as r:
+        base = worktree(stack, args.script_base)
+        texts = {"A": load("sync", base / "rpc_svc/store/lua").text, "B": SYNC.text}
+        key = bytes.fromhex(r.get(SYNC_SECRET_KEY))
+        plan = Plan(0, 0, 0, user_side=True, sync_retain=10_000, sync_idle_ms=30 * 86_400_000)
+        calls: dict[int, list[Any]] = {}
+        for size, token in tokens.items():
+            op = plan_sync(SyncCall(f"h{size}xhub", token, 10), key).op
+            ((_, _, *rest),) = commands(op, plan)
+            calls[size] = rest
+        times: Samples[float] = Samples()
+        for i, size, side in interleaved(args.rounds, ("A", "B"), list(tokens)):
+            r.config_resetstat()
+            pipe = r.pipeline(transaction=False)
+            for _ in range(SCRIPT_CALLS):
+                pipe.eval(texts[side], *calls[size])
+            pipe.execute()
+            us = float(r.info("commandstats")["cmdstat_eval"]["usec_per_call"])
+            times.add((side, size), us)
+            log("sync_costs", f"round {i + 1} sync script {side}, {size:,} chats: {us:.1f} µs")
+    lines = [
+        f"The sync script answering the replayed token (10 events), {args.script_base} (A) "
+        f"against this tree (B): Redis's µs per call, medians of {args.rounds} interleaved "
+        f"rounds of {SCRIPT_CALLS:,} calls.",
+        "",
+        "| hub | A µs | B µs | B/A |",
+        "| --- | --- | --- | --- |",
+    ]
+    for n in tokens:
+        a, b = times.median(("A", n)), times.median(("B", n))
+        lines.append(f"| a user in {n:,} chats | {a:.1f} | {b:.1f} | {b / a:.2f} |")
     return lines
 
 

@@ -317,12 +317,16 @@ def test_sync_waits_sees_every_message_in_every_members_sync(tmp_path: Path) -> 
 def test_sync_costs_writes_reads_sends_and_memory(tmp_path: Path) -> None:
     done = _run_module(
         "perf.sync_costs", "--seconds", "1", "--rounds", "1", "--connections", "4", "--chats",
-        "20,100", "--memory-chats", "200", "--out", str(tmp_path),
+        "20,100", "--memory-chats", "200", "--script-base", "HEAD", "--out", str(tmp_path),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     table = (tmp_path / "sync_costs.md").read_text()
     for row in ("pull10 (200 chats)", "sync10, a user in 20 chats", "sync10, a user in 100 chats"):
-        assert re.search(rf"^\| {re.escape(row)} \| [\d,]+ \| [\d.]+ \| [\d.]+ \|$", table, re.M)
+        cells = r"\| [\d,]+ \| [\d.]+ \| [\d.]+ \| [1-9]\d*, [1-9]\d*, [1-9]\d* \|"
+        assert re.search(rf"^\| {re.escape(row)} {cells}$", table, re.M), table
+    for hub in ("20", "100"):  # HEAD's script against this tree's
+        row = rf"^\| a user in {hub} chats \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$"
+        assert re.search(row, table, re.M), table
     assert re.search(r"the feeds' records .* \| [\d.]+ \| 0\.\d\dx \|", table), table
     assert re.search(r"feed at the records kept .*: \*\*[\d,]+ bytes\*\*", table), table
 

@@ -127,7 +127,7 @@ def _page(user: str, reply: list[Any], width: int) -> tuple[FeedPage, list[tuple
     events: list[FeedEvent] = []
     if width == 6:
         for kind, ref, number, entry_id_, value, mark in rows:
-            event = decode(user, kind, ref, int(float(number)), entry_id_, value, mark)
+            event = decode(user, kind, ref, int(number), entry_id_, value, mark)
             if event is not None:
                 events.append(event)
     page = FeedPage("ok", epoch, int(position), int(place), bool(int(more)), tuple(events), watch)
@@ -154,10 +154,9 @@ def decode(
         return FeedEvent(what, chat, number)
     if not entry_id_:
         return None
-    row = [(entry_id_, ["", value])]
     change = records.mark_of(mark)
     if kind in "ghE":
-        entry: Any = records.group_entries(row)[0]
+        entry: Any = records.group_entry(entry_id_, value, change)
     else:
-        entry = records.entries(row)[0]
-    return FeedEvent(what, chat, entry.send_time, entry._replace(change=change))
+        entry = records.pair_entry(entry_id_, value, change)
+    return FeedEvent(what, chat, entry.send_time, entry)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 _HERE = files(__package__)
 _USES = "-- uses:"
@@ -29,18 +30,19 @@ class Script:
         object.__setattr__(self, "sha", hashlib.sha1(self.text.encode()).hexdigest())
 
 
-def _read(name: str) -> str:
-    return (_HERE / f"{name}.lua").read_text(encoding="utf-8")
+def _read(name: str, where: Traversable) -> str:
+    return (where / f"{name}.lua").read_text(encoding="utf-8")
 
 
-def load(name: str) -> Script:
-    """The script `name`.lua with the helpers it names in front."""
-    own = _read(name)
+def load(name: str, where: Traversable = _HERE) -> Script:
+    """The script `name`.lua with the helpers it names in front (from the folder `where`:
+    this package's, or another commit's for a benchmark)."""
+    own = _read(name, where)
     first, _, rest = own.partition("\n")
     if not first.startswith(_USES):
         return Script(name, own)
     helpers = [h.strip() for h in first.removeprefix(_USES).split(",")]
-    return Script(name, "".join(_read(h) for h in helpers) + rest)
+    return Script(name, "".join(_read(h, where) for h in helpers) + rest)
 
 
 SEND = load("send")

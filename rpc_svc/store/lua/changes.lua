@@ -21,9 +21,9 @@ local function set_change(x, st, member)
   redis.call('ZREMRANGEBYSCORE', x, st, st)
   redis.call('ZADD', x, st, member)
 end
-local function entry_at(m, s, field, st)
-  local rows = tl_range(m, s, field, id_of(st), id_of(st), 1, false)
-  return rows[1] and rows[1][2][2] or nil
+local function entry_at(m, s, st)
+  local _, value = tl_at(m, s, st)
+  return value
 end
 local function blank(value)  -- "<role><n0>:<n1>:<text>" or "<count>:<sender>:<text>"
   local head = string.match(value, '^([^:]*:[^:]*:)')

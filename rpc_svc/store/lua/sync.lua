@@ -124,18 +124,32 @@ end
 local function add(kind, ref, number, id, value, mark)
   events[#events + 1] = kind
   events[#events + 1] = ref
-  events[#events + 1] = string.format('%.0f', number)
+  events[#events + 1] = number  -- (an integer reply: exact below 2^53)
   events[#events + 1] = id
   events[#events + 1] = value
   events[#events + 1] = mark
   n = n + 1
 end
-local function message(kind, chat, st)  -- the message at st as it is now: id, value, mark
-  local field = (kind == 'g' or kind == 'h' or kind == 'E') and 'g' or 't'
-  local rows = tl_range(key(chat, 'm'), key(chat, 's'), field, id_of(st), id_of(st), 1, false)
-  if not rows[1] then return '', '', '' end
-  local value, mark = shown(key(chat, 'x'), st, rows[1][2][2])
-  return rows[1][1], value, mark
+local chats = {}  -- a chat's keys, and whether it has changes, once per page
+local function chat_keys(chat)
+  local c = chats[chat]
+  if not c then
+    c = {key(chat, 'm'), key(chat, 's'), key(chat, 'x')}
+    c[4] = redis.call('EXISTS', c[3]) == 1
+    chats[chat] = c
+  end
+  return c
+end
+local function current(c, st, value)  -- a stored value as it is now: value, change mark
+  if not c[4] then return value, '' end
+  return shown(c[3], st, value)
+end
+local function message(chat, st)  -- the message at st as it is now: id, value, mark
+  local c = chat_keys(chat)
+  local id, stored = tl_at(c[1], c[2], st)
+  if not id then return '', '', '' end
+  local value, mark = current(c, st, stored)
+  return id, value, mark
 end
 local full = false
 local SINGLE = {c = 1, d = 1, s = 1, j = 1, l = 1, x = 1, y = 1, X = 1}  -- no message to read
@@ -160,7 +174,7 @@ for i, r in ipairs(recs) do
     for j, c in ipairs(logged) do
       local st = tonumber(string.match(c, '^%a(%d+)'))
       if string.sub(c, 1, 1) == 'E' then
-        add('E', ref, st, message('E', chat, st))
+        add('E', ref, st, message(chat, st))
       else
         add('X', ref, st, '', '', '')
       end
@@ -169,13 +183,12 @@ for i, r in ipairs(recs) do
     if start + #logged < num then full = true break end  -- (the page is full)
     pos, last = pos + 1, 0
   elseif range then
-    local field = kind == 'h' and 'g' or 't'
-    local rows = tl_range(key(chat, 'm'), key(chat, 's'), field, '(' .. id_of(start),
-      id_of(num), limit - n + 1, false)
+    local field, c = kind == 'h' and 'g' or 't', chat_keys(chat)
+    local rows = tl_range(c[1], c[2], field, '(' .. id_of(start), id_of(num), limit - n + 1, false)
     for _, row in ipairs(rows) do
       if n == limit then full = true break end
       last = us(row[1])
-      local value, mark = shown(key(chat, 'x'), last, row[2][2])
+      local value, mark = current(c, last, row[2][2])
       add(kind, ref, last, row[1], value, mark)
     end
     if full then break end
@@ -184,7 +197,7 @@ for i, r in ipairs(recs) do
     if SINGLE[kind] then
       add(kind, ref, num, '', '', '')
     else
-      add(kind, ref, num, message(kind, chat, num))
+      add(kind, ref, num, message(chat, num))
     end
     pos = pos + 1
   end

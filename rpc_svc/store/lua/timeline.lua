@@ -9,7 +9,7 @@
 -- (id, value, field), whether the timeline is a stream, and the hash's record count;
 -- tl_append: add an entry after that, moving a hash of `short_max` records into the stream;
 -- tl_range: read as XRANGE (XREVRANGE when `reverse`, bounds then high first) does, from
--- either form. Numbers travel as decimal strings (%.0f): µs times pass 2^31, and Redis
+-- either form; tl_at: the entry at one send time (its id and value, nil for none). Numbers travel as decimal strings (%.0f): µs times pass 2^31, and Redis
 -- would print a Lua number in exponent form.
 local function now_us()
   local t = redis.call('TIME')
@@ -75,6 +75,19 @@ local function bound(b)  -- '-', '+', an ID, or '(' and an ID: exclusive (as a s
   if b == '+' then return math.huge end
   if string.sub(b, 1, 1) == '(' then return us(string.sub(b, 2)) + 1 end
   return us(b)
+end
+local function tl_at(m, s, st)
+  local n = redis.call('HLEN', s)
+  if n == 0 then
+    local id = id_of(st)
+    local row = redis.call('XRANGE', m, id, id, 'COUNT', 1)[1]
+    if row then return row[1], row[2][2] end
+    return nil
+  end
+  for _, r in ipairs(short_all(s, n)) do
+    if us(r[1]) == st then return r[1], r[2] end
+  end
+  return nil
 end
 local function tl_range(m, s, field, from, to, count, reverse)
   local n = redis.call('HLEN', s)
