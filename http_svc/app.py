@@ -22,6 +22,7 @@ from http_svc.rate_limit import RateLimiter, Shares
 from http_svc.routes import bp
 from http_svc.rpc_client import RpcClient
 from im_common.etcd import etcd_client
+from im_common.gc_tuning import tune_gc
 from im_common.logs import configure_logging
 
 
@@ -108,6 +109,10 @@ def create_app(settings: Settings, name: str = "im_http") -> Sanic[Config, AppCo
             ctx.etcd = etcd_client(settings.etcd_url, timeout_s=2.0)
             ctx.discovery = Discovery(ctx.etcd, settings.etcd_prefix, ctx.rpc.set_addrs)
             await ctx.discovery.start(wait_s=3.0)
+
+    @app.after_server_start
+    async def settle_memory(app: Sanic[Config, AppContext]) -> None:
+        tune_gc(settings.gc_threshold)
 
     @app.after_server_stop
     async def close_rpc(app: Sanic[Config, AppContext]) -> None:

@@ -157,6 +157,14 @@ class Settings:
         "IM_HTTP_DRAIN_S", 10.0, "on SIGTERM, how long to wait for requests in flight", lo=0
     )
     uvloop: bool = setting("IM_UVLOOP", True, "run on uvloop (false: plain asyncio)")
+    gc_threshold: int = setting(
+        "IM_GC_THRESHOLD",
+        50_000,
+        "allocations between young garbage collections, what the start made frozen "
+        "(0: CPython's defaults, 700)",
+        lo=0,
+        hi=10_000_000,
+    )
     access_log: bool = setting(
         "IM_HTTP_ACCESS_LOG", False, "one JSON line per request (method, route, status, ms, id)"
     )

@@ -1,11 +1,11 @@
 """Prometheus metrics of one gateway process: requests by route and status, RPC latency,
-the live im-rpc instances."""
+the live im-rpc instances, the garbage collector's work (IM_GC_THRESHOLD)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, GCCollector, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -29,6 +29,7 @@ class Metrics:
     def __init__(self, max_series: int = 1000) -> None:
         self._max_series = max_series
         self.registry = CollectorRegistry()
+        GCCollector(registry=self.registry)  # python_gc_collections_total by generation
         self.requests = Counter(
             "im_http_requests_total",
             "HTTP requests answered",

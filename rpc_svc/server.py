@@ -13,6 +13,7 @@ from grpclib.server import Server
 from grpclib.utils import graceful_exit
 
 from im_common.etcd import etcd_client
+from im_common.gc_tuning import tune_gc
 from rpc_svc.config import Settings
 from rpc_svc.domain.errors import StoreError
 from rpc_svc.edge.servicer import IMServicer, InFlight
@@ -244,6 +245,7 @@ async def serve(settings: Settings) -> None:
         )
         with graceful_exit([draining]):
             await server.start(settings.host, settings.port)
+            tune_gc(settings.gc_threshold)
             log.info("im-rpc listening on %s:%d", settings.host, settings.port)
             if registration is not None:
                 registration.start()

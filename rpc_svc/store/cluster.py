@@ -25,6 +25,7 @@ from rpc_svc.store.base import COMPACT_LIMIT, LOST, RedisStore, guard
 from rpc_svc.store.commands.plan import Command, Plan
 from rpc_svc.store.interface import Outcome
 from rpc_svc.store.ops import Op, SyncFeed
+from rpc_svc.store.slots import Slots
 from rpc_svc.store.wakeups import Node, Wakeups
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class ClusterTopology:
         self.cluster = cluster
         self._task: asyncio.Task[None] | None = None
         # a pipeline holds at most one connection per node; one stays for slot refreshes
-        self._pipelines = asyncio.Semaphore(max(1, max_connections - 1))
+        self._pipelines = Slots(max(1, max_connections - 1))
         self._wait_s = wait_s
 
     @asynccontextmanager

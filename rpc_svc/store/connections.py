@@ -16,6 +16,8 @@ from collections.abc import Callable
 import redis.exceptions as rexc
 from redis.asyncio.connection import AbstractConnection
 
+from rpc_svc.store.slots import Slots
+
 
 class Connections:
     """At most `limit` connections made by `make`; a caller past that waits up to `wait_s`
@@ -24,20 +26,20 @@ class Connections:
     def __init__(self, make: Callable[[], AbstractConnection], limit: int, wait_s: float) -> None:
         self._make = make
         self._wait_s = wait_s
-        self._slots = asyncio.Semaphore(max(1, limit))
+        self._slots = Slots(max(1, limit))
         self._idle: list[AbstractConnection] = []
         self._made: list[AbstractConnection] = []
 
     async def lend(self) -> AbstractConnection:
         """A connection ready for a command; give it back with `give_back`."""
-        if self._slots.locked():
+        if self._slots.free:
+            await self._slots.acquire()  # returns without waiting (or a timer)
+        else:
             try:
                 async with asyncio.timeout(self._wait_s):
                     await self._slots.acquire()
             except TimeoutError:
                 raise rexc.ConnectionError("No connection available.") from None
-        else:
-            await self._slots.acquire()  # free: returns without waiting
         if self._idle:
             conn = self._idle.pop()
         else:
