@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from im_common.etcd import parse_etcd_url
+from im_common.gc_tuning import gc_threshold_setting
 from im_common.jwks import JwksError, read_keys
 from im_common.logs import check_log_format
 from im_common.settings import SettingsError, load_settings, setting
@@ -157,14 +158,7 @@ class Settings:
         "IM_HTTP_DRAIN_S", 10.0, "on SIGTERM, how long to wait for requests in flight", lo=0
     )
     uvloop: bool = setting("IM_UVLOOP", True, "run on uvloop (false: plain asyncio)")
-    gc_threshold: int = setting(
-        "IM_GC_THRESHOLD",
-        50_000,
-        "allocations between young garbage collections, what the start made frozen "
-        "(0: CPython's defaults, 700)",
-        lo=0,
-        hi=10_000_000,
-    )
+    gc_threshold: int = gc_threshold_setting()
     access_log: bool = setting(
         "IM_HTTP_ACCESS_LOG", False, "one JSON line per request (method, route, status, ms, id)"
     )

@@ -15,6 +15,21 @@ collected: young ones at the next young collection, older ones at a (rarer) full
 from __future__ import annotations
 
 import gc
+from typing import Any
+
+from im_common.settings import setting
+
+
+def gc_threshold_setting() -> Any:
+    """The IM_GC_THRESHOLD field of a service's settings (both services have one)."""
+    return setting(
+        "IM_GC_THRESHOLD",
+        50_000,
+        "allocations between young garbage collections, what the start made frozen "
+        "(0: CPython's defaults, 700)",
+        lo=0,
+        hi=10_000_000,
+    )
 
 
 def tune_gc(threshold: int) -> None:

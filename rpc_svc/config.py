@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from im_common.etcd import parse_etcd_url
+from im_common.gc_tuning import gc_threshold_setting
 from im_common.logs import check_log_format
 from im_common.settings import load_settings, setting
 
@@ -158,14 +159,7 @@ class Settings:
         hi=60,
     )
     uvloop: bool = setting("IM_UVLOOP", True, "run on uvloop (false: plain asyncio)")
-    gc_threshold: int = setting(
-        "IM_GC_THRESHOLD",
-        50_000,
-        "allocations between young garbage collections, what the start made frozen "
-        "(0: CPython's defaults, 700)",
-        lo=0,
-        hi=10_000_000,
-    )
+    gc_threshold: int = gc_threshold_setting()
     log_level: str = setting("IM_LOG_LEVEL", "INFO", "logging level")
     log_format: str = setting(
         "IM_LOG_FORMAT", "json", "json (one object per line, with request_id) or text"

@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -27,9 +30,10 @@ from rpc_svc.store.base import RedisStore
 from rpc_svc.store.commands import changes
 from rpc_svc.store.commands.chats import commands
 from rpc_svc.store.keys import feed_key, messages_key
-from rpc_svc.store.ops import Append, Changed, Posted
+from rpc_svc.store.ops import Append, Changed, Op, Posted
 
 pytestmark = pytest.mark.slow
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -40,92 +44,96 @@ async def cluster(workdir: Path) -> AsyncIterator[RedisClusterNodes]:
     nodes.stop()
 
 
-def _store(cluster: RedisClusterNodes) -> RedisStore:
-    # every write waits for a replica (IM_REDIS_WAIT_REPLICAS=1): the feed made by the
-    # token is on the replica that takes over
-    return open_store(
+@dataclass
+class Scene:
+    """Alice and bob's chat on a store whose every write waits for a replica
+    (IM_REDIS_WAIT_REPLICAS=1: the feed made by bob's token is on the replica that takes
+    over), bob's feed on another master (`victim`) than the chat's, bob's sync token."""
+
+    store: RedisStore
+    service: ChatService
+    alice: str
+    bob: str
+    chat: str
+    victim: Process
+    token: str
+
+
+@asynccontextmanager
+async def _scene(cluster: RedisClusterNodes) -> AsyncIterator[Scene]:
+    store = open_store(
         cluster.url, max_connections=32, timeout_s=1.0, idempotency_ttl_s=86_400,
         cluster=True, wait_replicas=1, wait_timeout_ms=1000,
     )  # fmt: skip
+    service = ChatService(store, 4096)
+    try:
+        for n in itertools.count():
+            alice, bob = f"alice{n}", f"bob{n}"
+            chat = f"{alice}:{bob}"
+            victim = cluster.node_of(feed_key(bob))
+            if victim.port != cluster.node_of(messages_key(chat)).port:
+                break
+        token = (await service.sync(SyncCall(bob))).next
+        yield Scene(store, service, alice, bob, chat, victim, token)
+    finally:
+        await store.close()
 
 
-def _apart(cluster: RedisClusterNodes) -> tuple[str, str, str]:
-    """Alice, bob and their chat, bob's feed on another master than the chat's."""
-    for n in itertools.count():
-        alice, bob = f"alice{n}", f"bob{n}"
-        chat = f"{alice}:{bob}"
-        if cluster.node_of(feed_key(bob)).port != cluster.node_of(messages_key(chat)).port:
-            return alice, bob, chat
-    raise AssertionError
-
-
-async def _fail_over(cluster: RedisClusterNodes, victim: Process) -> None:
-    """Once `victim` was killed: its replica takes over, it comes back as a replica."""
+async def _cut_before_the_second_step(
+    cluster: RedisClusterNodes, scene: Scene, op: Op, first: object
+) -> None:
+    """Kill bob's node, run `op`'s second step (its first gave `first`): not acknowledged;
+    then bob's node's replica takes over, and the node comes back as a replica."""
+    scene.victim.stop(signal.SIGKILL)
+    results: list[object] = [first]
+    await scene.store.after([op], results)  # the members' step: bob's node is gone
+    assert isinstance(results[0], StoreError)
     await asyncio.sleep(3)  # its replica takes over (node timeout 1 s)
-    await asyncio.to_thread(victim.start)  # back as the promoted replica's replica
+    await asyncio.to_thread(scene.victim.start)  # back as the promoted replica's replica
     await asyncio.to_thread(cluster.wait_ok)
+
+
+async def _retried(call: Callable[[], Awaitable[T]]) -> T:
+    """What the client's retries get once one is answered (within 30 s)."""
+    for _ in range(60):
+        try:
+            return await call()
+        except StoreError:
+            await asyncio.sleep(0.5)
+    raise AssertionError("no retry was answered")
 
 
 async def test_a_send_cut_between_its_steps_is_acknowledged_by_its_retry_and_synced_once(
     cluster: RedisClusterNodes,
 ) -> None:
-    store = _store(cluster)
-    service = ChatService(store, 4096)
-    try:
-        alice, bob, chat = _apart(cluster)
-        victim = cluster.node_of(feed_key(bob))
-        token = (await service.sync(SyncCall(bob))).next
-        op = Append(chat, 0, "once", client_msg_id="k1")
-        (first,) = await store.run_commands(commands(op, store.plan))  # the chat's step
-        posted = Posted(int(first[0]), "p", (), int(first[1]))
-        victim.stop(signal.SIGKILL)
-        results: list[object] = [posted]
-        await store.after([op], results)  # the members' step: bob's node is gone
-        assert isinstance(results[0], StoreError)  # the send is not acknowledged
-        await _fail_over(cluster, victim)
-        for _ in range(60):  # the client retries with its key
-            try:
-                sent = await service.send(SendCall(chat, alice, "once", client_msg_id="k1"))
-                break
-            except StoreError:
-                await asyncio.sleep(0.5)
+    async with _scene(cluster) as scene:
+        op = Append(scene.chat, 0, "once", client_msg_id="k1")
+        (first,) = await scene.store.run_commands(commands(op, scene.store.plan))
+        posted = Posted(int(first[0]), "p", (), int(first[1]))  # the chat's step
+        await _cut_before_the_second_step(cluster, scene, op, posted)
+        retry = SendCall(scene.chat, scene.alice, "once", client_msg_id="k1")
+        sent = await _retried(lambda: scene.service.send(retry))
         assert sent.send_time == posted.send_time  # the message stored before, not another
-        page = await service.sync(SyncCall(bob, token))
+        page = await scene.service.sync(SyncCall(scene.bob, scene.token))
         got = [(e["message"]["text"], e["message"]["send_time"]) for e in page.events]
         assert got == [("once", posted.send_time)]
-    finally:
-        await store.close()
 
 
 async def test_a_recall_cut_between_its_steps_reaches_the_sync_once_by_its_retry(
     cluster: RedisClusterNodes,
 ) -> None:
-    store = _store(cluster)
-    service = ChatService(store, 4096)
-    try:
-        alice, bob, chat = _apart(cluster)
-        victim = cluster.node_of(feed_key(bob))
-        token = (await service.sync(SyncCall(bob))).next
-        sent = (await service.send(SendCall(chat, alice, "oops"))).send_time
-        op = plan_recall(RecallCall(chat, alice, sent), Windows(0, 0)).op
-        stored = changes.outcome(op, await store.run_commands(changes.commands(op, store.plan)))
-        assert isinstance(stored, Changed)  # the chat's step
+    async with _scene(cluster) as scene:
+        sent = (await scene.service.send(SendCall(scene.chat, scene.alice, "oops"))).send_time
+        recall = RecallCall(scene.chat, scene.alice, sent)
+        op = plan_recall(recall, Windows(0, 0)).op
+        replies = await scene.store.run_commands(changes.commands(op, scene.store.plan))
+        stored = changes.outcome(op, replies)  # the chat's step
+        assert isinstance(stored, Changed)
         assert not stored.again
-        victim.stop(signal.SIGKILL)
-        results: list[object] = [stored]
-        await store.after([op], results)  # the members' step: bob's node is gone
-        assert isinstance(results[0], StoreError)  # the recall is not acknowledged
-        await _fail_over(cluster, victim)
-        for _ in range(60):  # the client retries
-            try:
-                assert (await service.recall(RecallCall(chat, alice, sent))).recalled
-                break
-            except StoreError:
-                await asyncio.sleep(0.5)
-        await service.recall(RecallCall(chat, alice, sent))  # and once more
-        page = await service.sync(SyncCall(bob, token))
+        await _cut_before_the_second_step(cluster, scene, op, stored)
+        assert (await _retried(lambda: scene.service.recall(recall))).recalled
+        await scene.service.recall(recall)  # and once more
+        page = await scene.service.sync(SyncCall(scene.bob, scene.token))
         got = [(e["type"], e.get("send_time") or e["message"]["send_time"]) for e in page.events]
         assert got == [("message", sent), ("recall", sent)]
         assert page.events[0]["message"]["recalled"] is True
-    finally:
-        await store.close()
