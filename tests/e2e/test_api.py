@@ -157,7 +157,7 @@ async def test_the_gateway_collects_garbage_every_gc_threshold_allocations(
     # waiting calls keep what they allocated: with 200 long polls at once the gateway made
     # 14 to 55 young collections at CPython's default threshold (700), none at 50,000
     before = _young_collections((await client.get("/metrics")).text)
-    params = {"chat": "gc:check", "cursor": 1, "wait_ms": 500}
+    params: dict[str, str | int] = {"chat": "gc:check", "cursor": 1, "wait_ms": 500}
     polls = [client.get("/api/pull", params=params) for _ in range(200)]
     assert {r.status_code for r in await asyncio.gather(*polls)} == {200}
     after = _young_collections((await client.get("/metrics")).text)

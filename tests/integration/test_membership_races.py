@@ -148,6 +148,7 @@ class _ChangeAfterFirstRead:
     def __init__(self, store: RedisStore, change: Callable[[], Awaitable[object]]) -> None:
         self._store = store
         self._change: Callable[[], Awaitable[object]] | None = change
+        self.plan = store.plan
 
     async def direct(self, ops: Sequence[Op]) -> list[Any]:
         outcomes = await self._store.direct(ops)

@@ -3,11 +3,12 @@
 -- under way, owner, members, the big flag, the change log; on one Redis also the big groups'
 -- activity (sequence, groups, times, change counts). ARGV: 'e' or 'r', who asks, the
 -- message's send time, the new text (an edit), the window (µs), the group, '1' with an
--- acting user, the group's change channel, the idempotency keys' lifetime (µs). Answer {1, at, waits, newest, fan-out, members...}
--- where waits is '1' when the text waits in the stream for ERASE_STEP, newest the send time
--- of the group's newest message, fan-out '' (one Redis: done
--- here), 's' (a small group on a cluster: each of the members' feeds next) or 'b' (a big
--- group on a cluster: its activity next; then the change log's length); {0, at} (a recall
+-- acting user, the group's change channel, the idempotency keys' lifetime (µs). Answer
+-- {1, at, waits, newest, fan-out, members...} where waits is '1' when the text waits in the
+-- stream for ERASE_STEP, newest the send time of the group's newest message, fan-out ''
+-- (one Redis: done here), 's' (a small group on a cluster: each of the members' feeds next)
+-- or 'b' (a big group on a cluster: its activity next; then the change log's length);
+-- {0, at} (a recall
 -- of a recalled message: nothing changes; on a cluster within the lifetime after the recall
 -- {0, at, '0', newest, fan-out, ...} as above: a retry runs the second step again, which
 -- each member's feed takes once); or

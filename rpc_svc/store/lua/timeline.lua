@@ -9,8 +9,9 @@
 -- (id, value, field), whether the timeline is a stream, and the hash's record count;
 -- tl_append: add an entry after that, moving a hash of `short_max` records into the stream;
 -- tl_range: read as XRANGE (XREVRANGE when `reverse`, bounds then high first) does, from
--- either form; tl_at: the entry at one send time (its id and value, nil for none). Numbers travel as decimal strings (%.0f): µs times pass 2^31, and Redis
--- would print a Lua number in exponent form.
+-- either form; tl_at: the entry at one send time (its id and value, nil for none). Numbers
+-- travel as decimal strings (%.0f): µs times pass 2^31, and Redis would print a Lua number in
+-- exponent form (a script's integer reply, as sync's send times, is exact below 2^53).
 local function now_us()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])

@@ -11,7 +11,8 @@
 -- in its sync feed (note_pair, feed_move: idempotent, so a retried send's step adds
 -- nothing twice). A recall's record goes in once: the recall is remembered (seen /
 -- remember, for the idempotency keys' lifetime), so a retried recall's step adds nothing
--- twice. Bound: O(1), plus a feed's trim (amortized O(1)).
+-- twice. Bound: O(1), plus a feed's trim (amortized O(1)); a recall: O(log) of the recalls
+-- remembered, and at most 8 expired ones dropped.
 local st, prev, change = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[7]
 if ARGV[2] == 'g' then
   redis.call('ZADD', KEYS[1], 'GT', st, ARGV[1])
