@@ -1,4 +1,4 @@
--- uses: timeline, feed, changes
+-- uses: remembered, timeline, feed, changes
 -- An edit or a recall of a 1:1 chat's message. KEYS: stream, short hash, changes, the
 -- erasures under way; on one Redis also each member's inbox and sync feed. ARGV: 'e' (edit)
 -- or 'r' (recall), the role digit of who asks, the message's send time, the new text (an

@@ -1,4 +1,4 @@
--- uses: timeline, changes
+-- uses: remembered, timeline, changes
 -- One step of erasing recalled texts from a chat's stream (a stream entry cannot be changed,
 -- and an entry deleted keeps its bytes until its whole node goes): the stream is copied,
 -- `count` entries a step, into a new stream whose recalled entries hold no text, and the

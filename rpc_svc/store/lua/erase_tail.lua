@@ -1,4 +1,4 @@
--- uses: timeline, changes
+-- uses: remembered, timeline, changes
 -- Erase recalled texts from a chat's stream by rewriting its tail in place (the common case:
 -- a recall of a recent message). A stream entry cannot be changed, and an entry deleted
 -- keeps its bytes until its whole node goes; a node holds at most `node` entries (the

@@ -1,4 +1,4 @@
--- uses: timeline, members, groups, feed
+-- uses: remembered, timeline, members, groups, feed
 -- KEYS: owner, members, stream, the big flag, short hash, change log; on one Redis also the
 -- member's groups, inbox, read positions and sync feed. ARGV: user, member, most members, most
 -- members of a small group, '1' with an acting user, the group, most groups a user may be

@@ -1,4 +1,4 @@
--- uses: timeline, members, groups, feed, changes
+-- uses: remembered, timeline, members, groups, feed, changes
 -- An edit or a recall of a group's message. KEYS: stream, short hash, changes, the erasures
 -- under way, owner, members, the big flag, the change log; on one Redis also the big groups'
 -- activity (sequence, groups, times, change counts). ARGV: 'e' or 'r', who asks, the

@@ -1,4 +1,4 @@
--- uses: timeline, members, groups, feed
+-- uses: remembered, timeline, members, groups, feed
 -- KEYS: owner, members; on one Redis also the owner's groups, read positions and sync feed.
 -- ARGV: owner, the group, most groups a user may be in, '1' when the owner may join (a
 -- cluster: the service reserved its place on the owner's side first), the owner's sync

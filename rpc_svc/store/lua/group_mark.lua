@@ -1,4 +1,4 @@
--- uses: timeline, members, groups
+-- uses: remembered, timeline, members, groups
 -- KEYS: stream, owner, members, short hash, the user's own index, the change log. ARGV:
 -- user, a send time (0: none), '1' with an acting user. Where the user's read position would
 -- be: {1, read until, messages up to it, the user's own messages up to it, the group's newest

@@ -1,4 +1,4 @@
--- uses: timeline, members, groups
+-- uses: remembered, timeline, members, groups
 -- KEYS: stream, owner, members, short hash, changes. ARGV: acting user ('' for none), start,
 -- end, count, '1' for newest first. {the entries, the changes set's members for their send
 -- times}, or -2 (the acting user is not a member, whether or not the group exists), -1 (no

@@ -1,4 +1,4 @@
--- uses: timeline, members, groups, feed
+-- uses: remembered, timeline, members, groups, feed
 -- KEYS: owner, members, stream, short hash, change log; on one Redis also the member's
 -- groups, inbox, read positions and sync feed (its own index is kept: its messages stay).
 -- ARGV: user, member, '1' with an acting user, the group, the member's sync channel.

@@ -1,4 +1,4 @@
--- uses: timeline, members, groups, feed
+-- uses: remembered, timeline, members, groups, feed
 -- KEYS: stream, idempotency set, owner, members, the "big" flag, short hash, the sender's
 -- own index; on one Redis also the big groups' activity (sequence, groups, times). ARGV:
 -- sender, text, idempotency member ('' for none), its lifetime (µs), the wake channel, the

@@ -1,4 +1,4 @@
--- uses: timeline
+-- uses: remembered, timeline
 -- KEYS: a group's members, stream, short hash, change log. ARGV: a user. {1 when the user is
 -- a member (else 0), the send time of the group's newest message (0: none), the change log's
 -- length}. Bound: O(1).

@@ -1,4 +1,4 @@
--- uses: timeline, members, groups
+-- uses: remembered, timeline, members, groups
 -- KEYS: quadruples of a group's stream, short hash, members and changes. ARGV: a user. Per
 -- group, its newest entry's ID and value, the user's own count there and the entry's change
 -- ('' for none; '', '', '', '' when the group has no message or the user is not a member). A

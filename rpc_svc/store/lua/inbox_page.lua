@@ -1,4 +1,4 @@
--- uses: timeline, members, groups
+-- uses: remembered, timeline, members, groups
 -- One Redis only (it names keys it was not given: not for a cluster). KEYS: a user's inbox,
 -- read positions, groups; the big groups' activity: sequence, groups, times. ARGV: the
 -- user, the highest position ('+inf' or a time), how many inbox rows, how many of them to

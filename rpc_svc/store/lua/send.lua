@@ -1,4 +1,4 @@
--- uses: timeline, feed
+-- uses: remembered, timeline, feed
 -- KEYS: stream, short hash, idempotency set, then each member's inbox and sync feed (none on
 -- a cluster, where they live in other slots and a second step per member follows). ARGV:
 -- role digit, text, idempotency member ('' for none), its lifetime (µs), the chat's wake

@@ -1,4 +1,4 @@
--- uses: timeline, members, feed, changes
+-- uses: remembered, timeline, members, feed, changes
 -- A page of a user's sync feed (store.md, "Sync"). KEYS: the user's sync feed, read
 -- positions, groups; on one Redis also the big groups' sequence, groups, times, change
 -- counts. ARGV: the user, the token's epoch ('' for none: from now), its position (the

@@ -1,9 +1,6 @@
--- Helpers of a chat's (or group's) timeline and its idempotency keys.
--- now_us: Redis's clock in µs; us / id_of: a stream ID as µs and back (the ID of a message
--- is its send time: "<ms>-<µs within it>").
--- seen: the send time a key got within its lifetime (nil for none, or no key); remember:
--- record one, and drop up to 8 expired ones, so that a send never does work proportional
--- to the keys of a day before, and the set still shrinks faster than it grows.
+-- Helpers of a chat's (or group's) timeline (scripts that use it name `remembered` first).
+-- us / id_of: a stream ID as µs and back (the ID of a message is its send time:
+-- "<ms>-<µs within it>").
 -- A timeline is, while the chat is short, a hash of its records (field i, the i-th message,
 -- holds "<id> <value>"), a stream once it is long (see store.md). tl_top: the newest entry
 -- (id, value, field), whether the timeline is a stream, and the hash's record count;
@@ -12,28 +9,11 @@
 -- either form; tl_at: the entry at one send time (its id and value, nil for none). Numbers
 -- travel as decimal strings (%.0f): µs times pass 2^31, and Redis would print a Lua number in
 -- exponent form (a script's integer reply, as sync's send times, is exact below 2^53).
-local function now_us()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
 local function us(id)
   local dash = string.find(id, '-', 1, true)
   return tonumber(string.sub(id, 1, dash - 1)) * 1000 + tonumber(string.sub(id, dash + 1))
 end
 local function id_of(t) return string.format('%.0f-%.0f', math.floor(t / 1000), t % 1000) end
-local function seen(key, idem, now, ttl)
-  if idem == '' then return nil end
-  local prev = redis.call('ZSCORE', key, idem)
-  if prev and tonumber(prev) > now - ttl then return tonumber(prev) end
-  return nil
-end
-local function remember(key, idem, now, ttl, st)
-  if idem == '' then return end
-  local old = redis.call('ZRANGEBYSCORE', key, '-inf', now - ttl, 'LIMIT', 0, 8)
-  if old[1] then redis.call('ZREM', key, unpack(old)) end
-  redis.call('ZADD', key, st, idem)
-  redis.call('PEXPIRE', key, math.floor(ttl / 1000))
-end
 local function split(r)  -- a hash record "<id> <value>": id, value
   local sp = string.find(r, ' ', 1, true)
   return string.sub(r, 1, sp - 1), string.sub(r, sp + 1)

@@ -1,4 +1,4 @@
--- uses: timeline, feed
+-- uses: remembered, feed
 -- A send's second step on a cluster, for one member (its keys are in its own slot). KEYS:
 -- the member's inbox, read positions, sync feed, the recalls its feed has got. ARGV: the
 -- chat, '1' for a 1:1 chat where the member is the first member, '2' where it is the
