@@ -59,6 +59,28 @@ async def used_memory(r: aioredis.Redis) -> int:
     return int((await r.info("memory"))["used_memory"])
 
 
+async def settled_memory(r: aioredis.Redis, most_s: float = 10.0) -> int:
+    """`used_memory` once Redis's cron has shrunk the keyspace's tables after a mass delete
+    (a table under a tenth full is resized in the background, not by the DEL): polled every
+    0.25 s until the tables' bytes have not changed for 1 s, at most `most_s`. Without the
+    wait, keys deleted a moment ago still cost their buckets (8 bytes each, for up to twice
+    the keys the table held) in the figure of the keys kept."""
+    last, still = await _tables(r), 0
+    for _ in range(int(most_s / 0.25)):
+        await asyncio.sleep(0.25)
+        now = await _tables(r)
+        still = still + 1 if now == last else 0
+        if still == 4:
+            break
+        last = now
+    return await used_memory(r)
+
+
+async def _tables(r: aioredis.Redis) -> object:
+    """The bytes of db 0's keyspace tables (MEMORY STATS: main and expires)."""
+    return [v for k, v in (await r.memory_stats()).items() if str(k).startswith(("db.", "b'db."))]
+
+
 def _chat_of(i: int, chats: int) -> str:
     return f"{SENDERS[0]}{i % chats:06d}:{SENDERS[1]}"
 

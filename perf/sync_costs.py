@@ -44,7 +44,7 @@ from perf.lib.procstats import cpu_seconds, pid_of
 from perf.lib.rounds import Samples, interleaved, log
 from perf.lib.stack import comparison_args, worktree
 from perf.report import write_table
-from perf.store_memory import local_service, used_memory
+from perf.store_memory import local_service, settled_memory, used_memory
 from perf.sync_waits import _each
 from perf.wrk import WrkResult, run_wrk
 from rpc_svc.service.runner import ChatService
@@ -224,7 +224,7 @@ async def memory(args: argparse.Namespace) -> list[str]:
             feeds += sum(int(b or 0) for b in got)
         records = feeds - empty * len(users)
         await _drop_users(r)
-        chats = await used_memory(r) - start_bytes
+        chats = await settled_memory(r) - start_bytes
         retained = await _retained(service, store, r)
     n = len(order)
     both = chats + records

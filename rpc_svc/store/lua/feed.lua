@@ -2,8 +2,9 @@
 -- "<epoch>:<records trimmed>:<records kept>", then one record per event, oldest first. It
 -- exists only while its user syncs (made by the first sync, gone after IM_SYNC_IDLE_S
 -- without one): every write below does nothing for a user without one. A record is a kind
--- byte, a number (8 bytes, a big-endian double: a send time or read position in µs), for a
--- range a second one (the exclusive start), then the chat's name from the user's side: the
+-- byte, a number (7 bytes, a big-endian unsigned integer: a send time or read position in
+-- µs, or a count), for a range a second one (the exclusive start), then the chat's name
+-- from the user's side: the
 -- peer for a 1:1 chat (kinds a/A/c: the user is the chat's first member, b/B/d: its
 -- second), the group for a group. Kinds: a/b one 1:1 message, A/B 1:1 messages after the
 -- second number up to the first, c/d a read position in a 1:1 chat, e/f an edit and x/y a
@@ -28,9 +29,17 @@
 -- change position) or a table of the records' newest send times by their number (a cluster:
 -- read by the backend, `log_newest` of its text); a record whose newest is missing there is
 -- given after the messages before it in the feed, as a record of its own.
-local function rec(kind, num, ref) return kind .. struct.pack('>d', num) .. ref end
+local REC_RANGE = {A = true, B = true, h = true, k = true}  -- kinds with a start
+local function rec(kind, num, ref) return kind .. struct.pack('>I7', num) .. ref end
 local function rec2(kind, num, from, ref)
-  return kind .. struct.pack('>d', num) .. struct.pack('>d', from) .. ref
+  return kind .. struct.pack('>I7', num) .. struct.pack('>I7', from) .. ref
+end
+local function rec_read(r)  -- kind, number, start (0 for a kind without), chat name
+  local kind = string.sub(r, 1, 1)
+  if REC_RANGE[kind] then
+    return kind, struct.unpack('>I7', r, 2), struct.unpack('>I7', r, 9), string.sub(r, 16)
+  end
+  return kind, struct.unpack('>I7', r, 2), 0, string.sub(r, 9)
 end
 local function feed_push(feed, wake, record)
   local head = redis.call('LINDEX', feed, 0)

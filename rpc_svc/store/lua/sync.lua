@@ -155,11 +155,8 @@ local full = false
 local SINGLE = {c = 1, d = 1, s = 1, j = 1, l = 1, x = 1, y = 1, X = 1}  -- no message to read
 for i, r in ipairs(recs) do
   if n == limit then full = true break end
-  local kind = string.sub(r, 1, 1)
-  local num = struct.unpack('>d', r, 2)
-  local range = kind == 'A' or kind == 'B' or kind == 'h' or kind == 'k'
-  local start, ref = 0, string.sub(r, 10)
-  if range then start, ref = struct.unpack('>d', r, 10), string.sub(r, 18) end
+  local kind, num, start, ref = rec_read(r)
+  local range = REC_RANGE[kind]
   if i == 1 and place > 0 then start = place end
   local chat = chat_of(kind, ref)
   if not here then
