@@ -61,21 +61,21 @@ def group_tip(entry_id_: str, value: str) -> GroupTip:
     return GroupTip(GroupEntry(send_time_of(entry_id_), sender, text), int(messages))
 
 
-def pair_entry(entry_id_: str, value: str, change: int = 0) -> Entry:
-    """A 1:1 chat's entry (`change` as an Entry's)."""
+def pair_entry(send_time: int, value: str, change: int = 0) -> Entry:
+    """A 1:1 chat's entry of a stored value (`change` as an Entry's)."""
     text = value[value.index(":", value.index(":") + 1) + 1 :]
-    return Entry(send_time_of(entry_id_), 1 if value[0] == "1" else 0, text, change)
+    return Entry(send_time, 1 if value[0] == "1" else 0, text, change)
 
 
-def group_entry(entry_id_: str, value: str, change: int = 0) -> GroupEntry:
-    """A group's entry (`change` as a GroupEntry's)."""
+def group_entry(send_time: int, value: str, change: int = 0) -> GroupEntry:
+    """A group's entry of a stored value (`change` as a GroupEntry's)."""
     _count, sender, text = value.split(":", 2)
-    return GroupEntry(send_time_of(entry_id_), sender, text, change)
+    return GroupEntry(send_time, sender, text, change)
 
 
 def group_entries(rows: Rows) -> list[GroupEntry]:
     """The entries of a group's XRANGE reply."""
-    return [group_entry(entry_id_, value_of(fields)) for entry_id_, fields in rows]
+    return [group_entry(send_time_of(entry_id_), value_of(fields)) for entry_id_, fields in rows]
 
 
 def short_rows(

@@ -207,6 +207,38 @@ async def test_a_token_older_than_what_is_kept_answers_sync_reset(
         await small.close()
 
 
+async def test_a_big_groups_catch_up_that_trims_the_feed_gives_the_page_after_the_trim(
+    redis_proc: Any, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """A sync whose big-group catch-up appends the record that makes the feed trim reads its
+    page where the records now are (a page read at the old offset would be empty)."""
+    from tests.conftest import make_cluster_store, make_store
+
+    small = (
+        make_cluster_store(request.getfixturevalue("redis_cluster"))
+        if backend == "cluster"
+        else make_store(redis_proc)
+    )
+    small.plan = small.plan._replace(sync_retain=4)  # a trim past 4 + 64 records
+    service = ChatService(small, 4096, group_fanout_max=1)
+    try:
+        a, b, owner = _names("a", "b", "o")
+        group = f"#trim{next(_ids)}"
+        await service.group(GroupCall("create", group, owner))
+        await service.group(GroupCall("add", group, owner, a))  # big from now on
+        token = await _now(service, a)
+        for i in range(68):  # the most records a feed keeping 4 holds untrimmed
+            await service.send(SendCall(f"{a}:{b}", b, f"n{i}"))
+        got, token = await _follow(service, a, token, 30)
+        assert len(got) == 68
+        await service.send(SendCall(group, owner, "big"))
+        page = await service.sync(SyncCall(a, token))
+        assert _short(page.events) == [("message", group, owner, "big")]
+        assert not page.has_more
+    finally:
+        await small.close()
+
+
 @pytest.mark.parametrize("kind", ["pair", "small", "big"])
 async def test_a_waiting_sync_is_woken_by_the_next_message(store: RedisStore, kind: str) -> None:
     service = ChatService(store, 4096, group_fanout_max=1 if kind == "big" else 100)

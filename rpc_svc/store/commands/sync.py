@@ -118,18 +118,22 @@ def _page(user: str, reply: list[Any], width: int) -> tuple[FeedPage, list[tuple
     if reply[0] != "ok":
         return FeedPage(reply[0]), []
     _, epoch, position, place, more, n = reply[:6]
-    flat = reply[6 : 6 + int(n) * width]
-    rows = [tuple(flat[i : i + width]) for i in range(0, len(flat), width)]
-    rest = reply[6 + int(n) * width :]
+    end = 6 + int(n) * width
+    rest = reply[end:]
     watch = tuple(
         (rest[i], int(float(rest[i + 1])), int(float(rest[i + 2]))) for i in range(0, len(rest), 3)
     )
     events: list[FeedEvent] = []
+    rows: list[tuple[Any, ...]] = []
     if width == 6:
-        for kind, ref, number, entry_id_, value, mark in rows:
+        for kind, ref, number, entry_id_, value, mark in zip(
+            *(reply[6 + i : end : 6] for i in range(6)), strict=True
+        ):
             event = decode(user, kind, ref, int(number), entry_id_, value, mark)
             if event is not None:
                 events.append(event)
+    else:
+        rows = list(zip(*(reply[6 + i : end : width] for i in range(width)), strict=True))
     page = FeedPage("ok", epoch, int(position), int(place), bool(int(more)), tuple(events), watch)
     return page, rows
 
@@ -147,7 +151,8 @@ def decode(
     user: str, kind: str, ref: str, number: int, entry_id_: str, value: str, mark: str = ""
 ) -> FeedEvent | None:
     """The event of a record (and, for a message or an edit, its entry as it is now: `value`
-    and its change's `mark`); None for a message whose entry is not there."""
+    and its change's `mark`; its send time is the `number` the script gave, the entry's ID
+    says only that it is there); None for a message whose entry is not there."""
     chat = chat_of(user, kind, ref)
     what = _KINDS[kind]
     if what not in ("message", "edit"):
@@ -156,7 +161,7 @@ def decode(
         return None
     change = records.mark_of(mark)
     if kind in "ghE":
-        entry: Any = records.group_entry(entry_id_, value, change)
+        entry: Any = records.group_entry(number, value, change)
     else:
-        entry = records.pair_entry(entry_id_, value, change)
-    return FeedEvent(what, chat, entry.send_time, entry)
+        entry = records.pair_entry(number, value, change)
+    return FeedEvent(what, chat, number, entry)

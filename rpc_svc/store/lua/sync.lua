@@ -66,7 +66,8 @@ if not head then
 end
 local epoch, trimmed = string.match(head, '^(%x+):(%d+):')
 if redis.call('PTTL', feed) < tonumber(ARGV[8]) / 2 then redis.call('PEXPIRE', feed, ARGV[8]) end
-local function total() return tonumber(trimmed) + redis.call('LLEN', feed) - 1 end
+local length = redis.call('LLEN', feed)
+local function total() return tonumber(trimmed) + length - 1 end
 if ARGV[2] == '' then return {'ok', epoch, string.format('%.0f', total()), '0', 0, 0} end
 if ARGV[2] ~= epoch then return {'reset'} end
 local p, place = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -75,8 +76,11 @@ if p < tonumber(trimmed) then return {'reset'} end
 -- the big groups' messages and changes since the user's last sync, each as a range
 local mine = redis.call('SCARD', groups)
 if mine > 0 then
-  local wake = ARGV[9]
-  local function move(g, t, c, log) feed_catch_up(reads, feed, wake, g, t, c, log) end
+  local wake, moved = ARGV[9], false
+  local function move(g, t, c, log)
+    moved = true
+    feed_catch_up(reads, feed, wake, g, t, c, log)
+  end
   local seen = tonumber(redis.call('HGET', reads, ':sync') or '0')
   if here then
     local top = tonumber(redis.call('GET', KEYS[4]) or '0')
@@ -106,15 +110,17 @@ if mine > 0 then
     end
     if tonumber(ARGV[12]) > seen then redis.call('HSET', reads, ':sync', ARGV[12]) end
   end
-  head = redis.call('LINDEX', feed, 0)
-  epoch, trimmed = string.match(head, '^(%x+):(%d+):')
-  if p < tonumber(trimmed) then return {'reset'} end
+  if moved then  -- (records appended, the oldest maybe trimmed)
+    head, length = redis.call('LINDEX', feed, 0), redis.call('LLEN', feed)
+    epoch, trimmed = string.match(head, '^(%x+):(%d+):')
+    if p < tonumber(trimmed) then return {'reset'} end
+  end
 end
 -- the page
 local limit, n, pos, last = tonumber(ARGV[5]), 0, p, 0
 local from = p - tonumber(trimmed) + 1
 local recs = redis.call('LRANGE', feed, from, from + limit - 1)
-local events = {}
+local out, o = {'ok', epoch, '', '', 0, 0}, 6  -- (the page's place and counts: below)
 local FIRST, SECOND = {a = 1, A = 1, c = 1, e = 1, x = 1}, {b = 1, B = 1, d = 1, f = 1, y = 1}
 local function chat_of(kind, ref)
   if FIRST[kind] then return ARGV[1] .. ':' .. ref end
@@ -122,12 +128,8 @@ local function chat_of(kind, ref)
   return ref
 end
 local function add(kind, ref, number, id, value, mark)
-  events[#events + 1] = kind
-  events[#events + 1] = ref
-  events[#events + 1] = number  -- (an integer reply: exact below 2^53)
-  events[#events + 1] = id
-  events[#events + 1] = value
-  events[#events + 1] = mark
+  out[o + 1], out[o + 2], out[o + 3] = kind, ref, number  -- (an integer: exact below 2^53)
+  out[o + 4], out[o + 5], out[o + 6], o = id, value, mark, o + 6
   n = n + 1
 end
 local chats = {}  -- a chat's keys, and whether it has changes, once per page
@@ -156,14 +158,11 @@ local SINGLE = {c = 1, d = 1, s = 1, j = 1, l = 1, x = 1, y = 1, X = 1}  -- no m
 for i, r in ipairs(recs) do
   if n == limit then full = true break end
   local kind, num, start, ref = rec_read(r)
-  local range = REC_RANGE[kind]
   if i == 1 and place > 0 then start = place end
   local chat = chat_of(kind, ref)
   if not here then
-    events[#events + 1] = kind
-    events[#events + 1] = ref
-    events[#events + 1] = string.format('%.0f', num)
-    events[#events + 1] = string.format('%.0f', start)
+    out[o + 1], out[o + 2] = kind, ref
+    out[o + 3], out[o + 4], o = string.format('%.0f', num), string.format('%.0f', start), o + 4
     n, pos = n + 1, pos + 1
   elseif kind == 'k' then  -- a big group's changes: its change log's records start+1..num
     local upto = math.min(num, start + limit - n)
@@ -179,7 +178,7 @@ for i, r in ipairs(recs) do
     end
     if start + #logged < num then full = true break end  -- (the page is full)
     pos, last = pos + 1, 0
-  elseif range then
+  elseif REC_RANGE[kind] then
     local field, c = kind == 'h' and 'g' or 't', chat_keys(chat)
     local rows = tl_range(c[1], c[2], field, '(' .. id_of(start), id_of(num), limit - n + 1, false)
     for _, row in ipairs(rows) do
@@ -200,15 +199,12 @@ for i, r in ipairs(recs) do
   end
 end
 local more = (full or pos < total()) and 1 or 0
-local out = {'ok', epoch, string.format('%.0f', pos), string.format('%.0f', last), more, n}
-for _, v in ipairs(events) do out[#out + 1] = v end
+out[3], out[4], out[5], out[6] = string.format('%.0f', pos), string.format('%.0f', last), more, n
 if ARGV[10] == '1' then
   for _, g in ipairs(redis.call('SMEMBERS', groups)) do
     local f, c = unpack(redis.call('HMGET', reads, '+' .. g, '~' .. g))
     if f and (not here or redis.call('EXISTS', key(g, 'big')) == 1) then
-      out[#out + 1] = g
-      out[#out + 1] = f
-      out[#out + 1] = c or '0'
+      out[o + 1], out[o + 2], out[o + 3], o = g, f, c or '0', o + 3
     end
   end
 end

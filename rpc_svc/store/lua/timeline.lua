@@ -6,7 +6,9 @@
 -- (id, value, field), whether the timeline is a stream, and the hash's record count;
 -- tl_append: add an entry after that, moving a hash of `short_max` records into the stream;
 -- tl_range: read as XRANGE (XREVRANGE when `reverse`, bounds then high first) does, from
--- either form; tl_at: the entry at one send time (its id and value, nil for none). Numbers
+-- either form (a hash's records are in time order: the range's ends are found by bisection
+-- and only its records split); tl_at: the entry at one send time (its id and value, nil for
+-- none; a hash's records compared by their id's text, one HVALS). Numbers
 -- travel as decimal strings (%.0f): µs times pass 2^31, and Redis would print a Lua number in
 -- exponent form (a script's integer reply, as sync's send times, is exact below 2^53).
 local function us(id)
@@ -58,15 +60,16 @@ local function bound(b)  -- '-', '+', an ID, or '(' and an ID: exclusive (as a s
   return us(b)
 end
 local function tl_at(m, s, st)
-  local n = redis.call('HLEN', s)
-  if n == 0 then
-    local id = id_of(st)
+  local id = id_of(st)
+  local records = redis.call('HVALS', s)  -- (any order: one record has this id)
+  if #records == 0 then
     local row = redis.call('XRANGE', m, id, id, 'COUNT', 1)[1]
     if row then return row[1], row[2][2] end
     return nil
   end
-  for _, r in ipairs(short_all(s, n)) do
-    if us(r[1]) == st then return r[1], r[2] end
+  local head = id .. ' '
+  for _, r in ipairs(records) do
+    if string.sub(r, 1, #head) == head then return id, string.sub(r, #head + 1) end
   end
   return nil
 end
@@ -76,14 +79,32 @@ local function tl_range(m, s, field, from, to, count, reverse)
     if reverse then return redis.call('XREVRANGE', m, from, to, 'COUNT', count) end
     return redis.call('XRANGE', m, from, to, 'COUNT', count)
   end
-  local all = short_all(s, n)
-  local rows = {}
-  local lo, hi, first, last, step = bound(from), bound(to), 1, #all, 1
-  if reverse then lo, hi, first, last, step = bound(to), bound(from), #all, 1, -1 end
-  for i = first, last, step do
-    if #rows >= count then break end
-    local t = us(all[i][1])
-    if t >= lo and t <= hi then rows[#rows + 1] = {all[i][1], {field, all[i][2]}} end
+  local fields = {}
+  for i = 1, n do fields[i] = i end
+  local all = redis.call('HMGET', s, unpack(fields))  -- (in time order: field i, message i)
+  local lo, hi = bound(from), bound(to)
+  if reverse then lo, hi = bound(to), bound(from) end
+  local function first_past(t, a)  -- the first record from a on sent after t (n + 1: none)
+    local b = n + 1
+    while a < b do
+      local mid = math.floor((a + b) / 2)
+      local r = all[mid]
+      if us(string.sub(r, 1, string.find(r, ' ', 1, true) - 1)) <= t then
+        a = mid + 1
+      else
+        b = mid
+      end
+    end
+    return a
+  end
+  local first, last = first_past(lo - 1, 1), nil  -- records first..last are in the range:
+  last = first_past(hi, first) - 1                 -- only the page's are split
+  local rows, i, step = {}, first, 1
+  if reverse then i, step = last, -1 end
+  while #rows < count and i >= first and i <= last do
+    local id, value = split(all[i])
+    rows[#rows + 1] = {id, {field, value}}
+    i = i + step
   end
   return rows
 end
