@@ -129,7 +129,8 @@ COMPACT_CHANGES = ("--zset-max-listpack-value", "4224")
 
 def redis_argv(workdir: Path, port: int, *extra: str, fsync: str | None = None) -> list[str]:
     """The command line of a redis-server on 127.0.0.1:port with its data in `workdir`:
-    an append-only file fsynced `fsync` ("everysec", "always"), or no persistence."""
+    an append-only file fsynced `fsync` ("everysec", "always", "no": left to the OS), or no
+    persistence."""
     workdir.mkdir(parents=True, exist_ok=True)
     return [
         system_exe("redis-server", "redis-server"),
