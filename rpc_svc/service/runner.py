@@ -37,6 +37,7 @@ from rpc_svc.service.changes import Erasers, Windows, plan_edit, plan_recall
 from rpc_svc.service.chats import LongPolls, plan_pull, plan_send
 from rpc_svc.service.groups import GroupLimits, plan_group
 from rpc_svc.service.inbox import mark_read, plan_inbox
+from rpc_svc.service.one_trip import OneTrip
 from rpc_svc.service.planned import Planned
 from rpc_svc.service.sync import SyncWaits, plan_sync
 from rpc_svc.store.interface import Store
@@ -73,6 +74,7 @@ class ChatService:
         self._limits = GroupLimits(max_group_members, group_fanout_max, max_groups)
         self._polls = LongPolls(store.wakeups, max_waiting)
         self._syncs = SyncWaits(store.wakeups, max_waiting, self._slots)
+        self.sync_reads = OneTrip(store.execute)  # waiting syncs' reads, a trip a turn
         self._sync_key = b""  # read from the store on the first sync
         self._windows = Windows(edit_window_s, recall_window_s)
         self.erasers = Erasers(store)
@@ -221,7 +223,7 @@ class ChatService:
 
     async def _read_sync(self, call: SyncCall, listing: bool) -> SyncPage:
         plan = plan_sync(call, self._sync_key, listing)
-        (outcome,) = await self._store.execute([plan.op])
+        outcome = await self.sync_reads.one(plan.op)
         result = (
             outcome if isinstance(outcome, IMError) else plan.answer(plan.context, plan.op, outcome)
         )
