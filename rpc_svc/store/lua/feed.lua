@@ -1,17 +1,16 @@
 -- Helpers of a user's sync feed (store.md, "Sync"). A feed is a list: element 0 its header
 -- "<epoch>:<records trimmed>:<records kept>", then one record per event, oldest first. It
--- exists only while its user syncs (made by the first sync, gone after IM_SYNC_IDLE_S
--- without one): every write below does nothing for a user without one. A record is a kind
--- byte, a number (7 bytes, a big-endian unsigned integer: a send time or read position in
--- µs, or a count), for a range a second one (the exclusive start), then the chat's name
--- from the user's side: the
--- peer for a 1:1 chat (kinds a/A/c: the user is the chat's first member, b/B/d: its
+-- exists only while its user syncs (made by the first sync, gone after IM_SYNC_IDLE_S without
+-- one): every write below does nothing for a user without one. A record is a kind byte, a
+-- number (7 bytes, a big-endian unsigned integer: a send time or read position in µs, or a
+-- count), for a range a second one (the exclusive start), then the chat's name from the user's
+-- side: the peer for a 1:1 chat (kinds a/A/c: the user is the chat's first member, b/B/d: its
 -- second), the group for a group. Kinds: a/b one 1:1 message, A/B 1:1 messages after the
 -- second number up to the first, c/d a read position in a 1:1 chat, e/f an edit and x/y a
--- recall of the 1:1 message at the number; g one group message, h group messages in a
--- range, s a read position in a group, E an edit and X a recall of a group's message, k a
--- big group's changes (its change log's records after the second number up to the first),
--- j joined (the number: the group's newest message then), l left (its newest then).
+-- recall of the 1:1 message at the number; g one group message, h group messages in a range, s
+-- a read position in a group, E an edit and X a recall of a group's message, k a big group's
+-- changes (its change log's records after the second number up to the first), j joined (the
+-- number: the group's newest message then), l left (its newest then).
 -- feed_push: append a record, trim to the records kept (a few more first: amortized), and
 -- announce the feed's length on the user's sync channel (SPUBLISH).
 -- note_pair / note_member: a message the send scripts (one Redis) or the send's second step
