@@ -19,6 +19,7 @@ group's) keys and a user's are in different slots (docs/store.md, "Membership").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -31,13 +32,14 @@ from rpc_svc.store.interface import Backend, Outcome
 from rpc_svc.store.keys import (
     BIG_CHANGES_KEY,
     BIG_KEYS,
+    changes_key,
     feed_key,
     inbox_key,
     reads_key,
     recalls_key,
     sync_channel,
 )
-from rpc_svc.store.lua import BIG_NOTE, CHANGE_NOTE, USER_NOTE
+from rpc_svc.store.lua import BIG_NOTE, CHANGE_NOTE, RECALL_DONE, USER_NOTE
 from rpc_svc.store.ops import (
     AddMember,
     Append,
@@ -211,6 +213,7 @@ async def second_steps(store: Backend, ops: Sequence[Op], results: list[Outcome]
     a send whose step failed answers that failure (its message is stored: a retry with its
     key runs the step again). A 1:1 send answers its send time once its step is done."""
     steps: list[tuple[int, Command]] = []
+    recalls: list[int] = []  # small groups' recalls: marked done once every member had it
     for i, op in enumerate(ops):
         result = results[i]
         if isinstance(op, Append) and isinstance(result, Posted):
@@ -229,6 +232,8 @@ async def second_steps(store: Backend, ops: Sequence[Op], results: list[Outcome]
         elif isinstance(op, Change) and isinstance(result, Changed) and result.fanout:
             steps += _change_steps(i, op, result, store.plan.ttl_us)
             results[i] = result._replace(fanout="", members=())
+            if op.kind == "r" and result.fanout == "s":
+                recalls.append(i)
     if not steps:
         return
     try:
@@ -238,6 +243,25 @@ async def second_steps(store: Backend, ops: Sequence[Op], results: list[Outcome]
     for (i, _), reply in zip(steps, replies, strict=True):
         if isinstance(reply, BaseException):
             results[i] = store.as_error(reply)
+    await _recalls_done(store, [cast(Change, ops[i]) for i in recalls if not _failed(results[i])])
+
+
+def _failed(result: Outcome) -> bool:
+    return isinstance(result, (StoreError, BaseException))
+
+
+async def _recalls_done(store: Backend, recalls: list[Change]) -> None:
+    """Mark the small groups' recalls every member had (lua/recall_done.lua): a recall of
+    one again then runs no second step, so a member added since gets nothing. A mark that
+    fails is left out: a recall again then runs the steps again, which each feed takes once
+    (a member added since would then get it too)."""
+    if not recalls:
+        return
+    commands: list[Command] = [
+        ("EVALSHA", RECALL_DONE.sha, 1, changes_key(op.chat), op.send_time) for op in recalls
+    ]
+    with contextlib.suppress(StoreError):
+        await store.run_commands(commands)
 
 
 def _change_steps(i: int, op: Change, result: Changed, ttl_us: int) -> list[tuple[int, Command]]:

@@ -101,10 +101,13 @@ def short_rows(
 
 def change_of(member: str) -> tuple[int, int, str]:
     """(send time, change, text now) of a member of a chat's changes set: change is the
-    edit's edited_at, or minus the recall's time (and no text)."""
+    edit's edited_at, or minus the recall's time (and no text: a recall's member may end in
+    a '.', lua/recall_done.lua)."""
     send_time, _, rest = member.partition(":")
     at, _, text = rest[1:].partition(":")
-    return int(send_time), (int(at) if rest[0] == "e" else -int(at)), text
+    if rest[0] == "e":
+        return int(send_time), int(at), text
+    return int(send_time), -int(at), ""
 
 
 def with_changes(entries: list[Any], members: list[str]) -> list[Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from im_common.calls import GroupCall, ReadCall, SendCall, SyncCall
+from im_common.calls import GroupCall, ReadCall, RecallCall, SendCall, SyncCall
 from rpc_svc.domain.errors import Forbidden, InvalidArgument, SyncReset
 from rpc_svc.service.runner import ChatService
 from rpc_svc.store.base import RedisStore
@@ -205,6 +205,49 @@ async def test_a_token_older_than_what_is_kept_answers_sync_reset(
         assert latest == []
     finally:
         await small.close()
+
+
+async def test_a_members_side_written_again_keeps_a_recall_before_the_later_message(
+    store: RedisStore,
+) -> None:
+    """Found by the model on a cluster: a member added again (its side written again) after a
+    recall and a message of a big group got the message in its feed before the recall."""
+    service = ChatService(store, 4096, group_fanout_max=2)
+    a, owner, c = _names("a", "o", "c")
+    group = f"#again{next(_ids)}"
+    token = await _now(service, a)
+    await service.group(GroupCall("create", group, owner))
+    first = await service.send(SendCall(group, owner, "before a"))
+    await service.group(GroupCall("add", group, owner, a))
+    await service.group(GroupCall("add", group, a, c))  # the third member: big
+    await service.recall(RecallCall(group, owner, first.send_time))
+    await service.send(SendCall(group, a, "after the recall"))
+    await service.group(GroupCall("add", group, owner, a))  # a member already
+    got, _ = await _follow(service, a, token, 1)
+    assert _short(got) == [
+        ("joined", group),
+        ("recall", group),
+        ("message", group, a, "after the recall"),
+    ]
+
+
+async def test_a_member_added_after_a_recall_gets_nothing_of_it_recalled_again(
+    store: RedisStore,
+) -> None:
+    """Found by the model on a cluster: a small group's recall done again (200, nothing
+    changes) ran its second step again and gave a member added since a recall from before
+    its joined event."""
+    service = ChatService(store, 4096)
+    owner, late = _names("o", "l")
+    group = f"#late{next(_ids)}"
+    token = await _now(service, late)
+    await service.group(GroupCall("create", group, owner))
+    sent = await service.send(SendCall(group, owner, "gone"))
+    await service.recall(RecallCall(group, owner, sent.send_time))
+    await service.group(GroupCall("add", group, owner, late))
+    await service.recall(RecallCall(group, owner, sent.send_time))  # again: nothing changes
+    got, _ = await _follow(service, late, token, 1)
+    assert _short(got) == [("joined", group)]
 
 
 async def test_a_big_groups_catch_up_that_trims_the_feed_gives_the_page_after_the_trim(

@@ -21,7 +21,9 @@
 -- message after the position is appended; one whose step comes late (a cluster) finds it
 -- covered by a range an earlier step appended. feed_joined / feed_left / feed_move: a
 -- member's side of a join and a leave, and a group's messages up to a time (a big group's,
--- found by a sync; or those a cluster's join found sent before the side was written).
+-- found by a sync; or those a cluster's join found sent before the side was written; a
+-- side written again for a member whose feed lacks some of the change log moves nothing,
+-- the catch-up does it in order).
 -- feed_catch_up: a big group's messages up to a time and its change log's records up to a
 -- count, in the order the group accepted them: a change after the messages up to the newest
 -- its record names. Its `log` is the change log's key (one Redis: read here, from the feed's
@@ -126,7 +128,9 @@ local function feed_joined(reads, feed, wake, group, at, newest, changes)
     redis.call('HSET', reads, '+' .. group, string.format('%.0f', at),
       '~' .. group, string.format('%.0f', changes))
     feed_push(feed, wake, rec('j', at, group))
-  end
+  elseif changes > tonumber(redis.call('HGET', reads, '~' .. group) or '0') then
+    return  -- (a member's side again, with changes the feed has not had: its catch-up gives
+  end       -- them and the messages, in the order the group accepted them)
   feed_move(reads, feed, wake, group, newest, -1)
 end
 local function feed_left(reads, feed, wake, group, at, changes, log)

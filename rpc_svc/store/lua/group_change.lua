@@ -11,7 +11,7 @@
 -- {0, at} (a recall
 -- of a recalled message: nothing changes; on a cluster within the lifetime after the recall
 -- {0, at, '0', newest, fan-out, ...} as above: a retry runs the second step again, which
--- each member's feed takes once); or
+-- each member's feed takes once, unless every member had it: RECALL_DONE); or
 -- {-1}, {-2} (not a member), {-7} (no message there), {-8} (neither its sender nor, for a
 -- recall, the owner), {-9} (the sender past the window), {-10} (an edit of a recalled
 -- message). The owner may recall any message at any time. A small group's members get the
@@ -35,8 +35,8 @@ if cur then was, at = change_state(cur) end
 local by_owner = kind == 'r' and ARGV[2] == owner
 if sender ~= ARGV[2] and not by_owner then return {-8} end
 local again = kind == 'r' and was == 'r'
-if again and (KEYS[9] or now_us() - at >= tonumber(ARGV[9])) then
-  return {0, string.format('%.0f', at)}
+if again and (KEYS[9] or now_us() - at >= tonumber(ARGV[9]) or string.sub(cur, -1) == '.') then
+  return {0, string.format('%.0f', at)}  -- (a '.': every member had it, RECALL_DONE)
 end
 if was == 'r' and not again then return {-10} end
 local window = tonumber(ARGV[5])
