@@ -43,8 +43,31 @@ def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
     return lambda line: _FIGURES.append(f"{request.node.name}: {line}")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files with the most tests marked slow first, each file's tests kept together and
+    in order: the parallel workers (tox.ini: a file each at a time) start the long files at
+    once, and none is left running alone at the end."""
+    slow: dict[Path, int] = {}
+    for item in items:
+        slow[item.path] = slow.get(item.path, 0) + (item.get_closest_marker("slow") is not None)
+    items.sort(key=lambda item: -slow[item.path])  # (stable: the order within a file kept)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A parallel worker hands its figures to the run that prints the summary."""
+    handed = getattr(session.config, "workeroutput", None)
+    if handed is not None:
+        handed["figures"] = list(_FIGURES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """The figures of a parallel worker that finished (pytest-xdist's hook)."""
+    _FIGURES.extend(getattr(node, "workeroutput", {}).get("figures", []))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the figures the tests measured."""
+    """Print the figures the tests measured (every worker's)."""
     if _FIGURES:
         terminalreporter.section("figures measured by the tests")
         for line in _FIGURES:
