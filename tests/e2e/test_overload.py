@@ -78,14 +78,17 @@ async def test_past_the_bound_the_gateway_sheds_and_accepted_latency_stays(
         report(
             f"{BOUND * factor} clients (bound {BOUND}): {dict(kinds)}; p99 accepted "
             f"{p99(accepted) * 1000:.1f} ms (at {BOUND} clients {p99(base) * 1000:.1f} ms), "
-            f"p99 shed {p99(shed) * 1000:.1f} ms"
+            f"p99 shed {p99(shed) * 1000:.1f} ms (median {statistics.median(shed) * 1000:.1f})"
         )
         assert set(kinds) == {"200", "503 overloaded retry-after=1"}
     queued, _, kinds = await drive(unbounded, BOUND * 16, 3)
     report(f"{BOUND * 16} clients, no bound: {dict(kinds)}; p99 {p99(queued) * 1000:.1f} ms")
     # without the bound every extra client waits in line; with it, neither the accepted
     # requests nor the shed ones do (measured p99s: accepted 6-9 ms, about 1.5x the
-    # 16-client p99 and 0.2x the queued one; shed 15-25 ms; queued 35-38 ms)
+    # 16-client p99 and 0.2x the queued one; shed 15-25 ms; queued 35-38 ms). The shed
+    # answers are compared by their median: their p99 is a few answers of a few seconds'
+    # run, and a spike of the machine's other work (the tests run in parallel) once put it
+    # at 48 ms against the queued 36
     assert p99(accepted) < p99(queued) * 0.5
     assert p99(accepted) < p99(base) * 3 + 0.005
-    assert p99(shed) < p99(queued)
+    assert statistics.median(shed) < statistics.median(queued) * 0.5
