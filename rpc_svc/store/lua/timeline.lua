@@ -20,11 +20,16 @@ local function split(r)  -- a hash record "<id> <value>": id, value
   local sp = string.find(r, ' ', 1, true)
   return string.sub(r, 1, sp - 1), string.sub(r, sp + 1)
 end
-local function short_all(s, n)  -- the `n` records of hash `s`, oldest first ({id, value}
-  local fields, out = {}, {}      -- each), and their fields
-  if n == 0 then return out, fields end
+local function short_raw(s, n)  -- the `n` records of hash `s` as stored, oldest first, and
+  local fields = {}               -- their fields
+  if n == 0 then return {}, fields end
   for i = 1, n do fields[i] = i end
-  for i, r in ipairs(redis.call('HMGET', s, unpack(fields))) do out[i] = {split(r)} end
+  return redis.call('HMGET', s, unpack(fields)), fields
+end
+local function short_all(s, n)  -- the same records split: {id, value} each
+  local raw, fields = short_raw(s, n)
+  local out = {}
+  for i, r in ipairs(raw) do out[i] = {split(r)} end
   return out, fields
 end
 local function tl_top(m, s, field)
@@ -79,17 +84,14 @@ local function tl_range(m, s, field, from, to, count, reverse)
     if reverse then return redis.call('XREVRANGE', m, from, to, 'COUNT', count) end
     return redis.call('XRANGE', m, from, to, 'COUNT', count)
   end
-  local fields = {}
-  for i = 1, n do fields[i] = i end
-  local all = redis.call('HMGET', s, unpack(fields))  -- (in time order: field i, message i)
+  local all = short_raw(s, n)  -- (in time order: field i, message i)
   local lo, hi = bound(from), bound(to)
   if reverse then lo, hi = bound(to), bound(from) end
   local function first_past(t, a)  -- the first record from a on sent after t (n + 1: none)
     local b = n + 1
     while a < b do
       local mid = math.floor((a + b) / 2)
-      local r = all[mid]
-      if us(string.sub(r, 1, string.find(r, ' ', 1, true) - 1)) <= t then
+      if us((split(all[mid]))) <= t then
         a = mid + 1
       else
         b = mid
