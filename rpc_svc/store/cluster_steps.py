@@ -243,11 +243,8 @@ async def second_steps(store: Backend, ops: Sequence[Op], results: list[Outcome]
     for (i, _), reply in zip(steps, replies, strict=True):
         if isinstance(reply, BaseException):
             results[i] = store.as_error(reply)
-    await _recalls_done(store, [cast(Change, ops[i]) for i in recalls if not _failed(results[i])])
-
-
-def _failed(result: Outcome) -> bool:
-    return isinstance(result, (StoreError, BaseException))
+    done = [cast(Change, ops[i]) for i in recalls if not isinstance(results[i], StoreError)]
+    await _recalls_done(store, done)
 
 
 async def _recalls_done(store: Backend, recalls: list[Change]) -> None:

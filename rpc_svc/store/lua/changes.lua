@@ -1,8 +1,10 @@
 -- Helpers of edits and recalls (store.md, "Edit and recall"). A chat's (or group's) changes
 -- are a sorted set `im:{<chat>}:x`: score the message's send time, member "<send time>:e<edited
--- at>:<text>" (its text now) or "<send time>:r<recalled at>:" (recalled: the text is nowhere).
+-- at>:<text>" (its text now) or "<send time>:r<recalled at>:" (recalled: the text is nowhere;
+-- a '.' after it once every member had it, RECALL_DONE).
 -- change_at: the member for a send time (nil: none). change_state: 'e' or 'r' and the time of
--- a member. entry_at: a message's stored value (its text as sent), nil when there is none.
+-- a member; recall_done: whether a recall's member says every member had it. entry_at: a
+-- message's stored value (its text as sent), nil when there is none.
 -- blank: a stored value without its text. erase_short: blank a short chat's record in
 -- place (HSET replaces the bytes), or answer false for a message in the stream (its text
 -- goes when the stream is rewritten: ERASE_STEP). apply_change: store an edit or a recall
@@ -16,6 +18,9 @@ end
 local function change_state(member)
   local kind, at = string.match(member, '^%d+:(%a)(%d+):')
   return kind, tonumber(at)
+end
+local function recall_done(member)  -- a recall every member had (RECALL_DONE: a '.' where
+  return string.sub(member, -1) == '.'  -- an edit keeps its text)
 end
 local function set_change(x, st, member)
   redis.call('ZREMRANGEBYSCORE', x, st, st)

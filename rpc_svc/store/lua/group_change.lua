@@ -35,8 +35,8 @@ if cur then was, at = change_state(cur) end
 local by_owner = kind == 'r' and ARGV[2] == owner
 if sender ~= ARGV[2] and not by_owner then return {-8} end
 local again = kind == 'r' and was == 'r'
-if again and (KEYS[9] or now_us() - at >= tonumber(ARGV[9]) or string.sub(cur, -1) == '.') then
-  return {0, string.format('%.0f', at)}  -- (a '.': every member had it, RECALL_DONE)
+if again and (KEYS[9] or now_us() - at >= tonumber(ARGV[9]) or recall_done(cur)) then
+  return {0, string.format('%.0f', at)}
 end
 if was == 'r' and not again then return {-10} end
 local window = tonumber(ARGV[5])

@@ -6,6 +6,6 @@
 -- gets no recall of a message recalled before it joined. Answers 1 when marked. Bound: O(1).
 local st = tonumber(ARGV[1])
 local cur = change_at(KEYS[1], st)
-if not cur or change_state(cur) ~= 'r' or string.sub(cur, -1) ~= ':' then return 0 end
+if not cur or change_state(cur) ~= 'r' or recall_done(cur) then return 0 end
 set_change(KEYS[1], st, cur .. '.')
 return 1
