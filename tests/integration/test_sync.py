@@ -250,6 +250,30 @@ async def test_a_member_added_after_a_recall_gets_nothing_of_it_recalled_again(
     assert _short(got) == [("joined", group)]
 
 
+async def test_two_recalls_at_once_reach_a_member_once_and_a_later_member_never(
+    store: RedisStore,
+) -> None:
+    """Two recalls of one message at once (the change scripts and the done-marks on the same
+    keys): the member gets one recall event, and a member added after them none, even when
+    the message is recalled again."""
+    service = ChatService(store, 4096)
+    owner, member, late = _names("o", "m", "l")
+    group = f"#twice{next(_ids)}"
+    tokens = {u: await _now(service, u) for u in (member, late)}
+    await service.group(GroupCall("create", group, owner))
+    await service.group(GroupCall("add", group, owner, member))
+    sent = await service.send(SendCall(group, owner, "gone"))
+    await asyncio.gather(
+        *(service.recall(RecallCall(group, who, sent.send_time)) for who in (owner, owner))
+    )
+    await service.group(GroupCall("add", group, owner, late))
+    await service.recall(RecallCall(group, owner, sent.send_time))
+    got, _ = await _follow(service, member, tokens[member], 2)
+    assert _short(got) == [("joined", group), ("message", group, owner, ""), ("recall", group)]
+    got_late, _ = await _follow(service, late, tokens[late], 2)
+    assert _short(got_late) == [("joined", group)]
+
+
 async def test_a_big_groups_catch_up_that_trims_the_feed_gives_the_page_after_the_trim(
     redis_proc: Any, backend: str, request: pytest.FixtureRequest
 ) -> None:
