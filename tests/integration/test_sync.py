@@ -154,6 +154,24 @@ async def test_a_big_groups_messages_reach_members_through_their_syncs(
     assert _short(got_late) == [("joined", group), ("message", group, late, "me too")]
 
 
+async def test_a_token_replayed_reads_each_range_to_its_own_end(store: RedisStore) -> None:
+    """A big group's range record read again after later messages (a replayed token) gives
+    its own messages, and the later range the rest: each message once."""
+    service = ChatService(store, 4096, group_fanout_max=1)
+    owner, member = _names("o", "m")
+    group = f"#again{next(_ids)}"
+    await service.group(GroupCall("create", group, owner))
+    await service.group(GroupCall("add", group, owner, member))  # big from now on
+    token = await _now(service, member)
+    await service.send(SendCall(group, owner, "b0"))
+    first, _ = await _follow(service, member, token)  # (a range up to b0 in the feed)
+    assert _short(first) == [("message", group, owner, "b0")]
+    for text in ("b1", "b2"):
+        await service.send(SendCall(group, owner, text))
+    again, _ = await _follow(service, member, token)
+    assert _short(again) == [("message", group, owner, f"b{i}") for i in range(3)]
+
+
 async def test_tokens_of_others_forged_or_too_old_are_refused(
     store: RedisStore, redis_client: aioredis.Redis
 ) -> None:

@@ -7,13 +7,13 @@
 -- O(groups given).
 local seen, most = tonumber(ARGV[1]), tonumber(ARGV[2])
 local top = tonumber(redis.call('GET', KEYS[1]) or '0')
-local out = {string.format('%.0f', top)}
+local out = {string.format('%d', top)}
 if top <= seen then return out end
 local changed
 if #ARGV > 2 then
   changed = {unpack(ARGV, 3)}
 else
-  local since = '(' .. string.format('%.0f', seen)
+  local since = '(' .. string.format('%d', seen)
   if redis.call('ZCOUNT', KEYS[2], since, top) > most then return {out[1], '*'} end
   changed = redis.call('ZRANGEBYSCORE', KEYS[2], since, top)
 end

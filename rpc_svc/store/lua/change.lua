@@ -22,16 +22,16 @@ local was, at = nil, 0
 if cur then was, at = change_state(cur) end
 if string.sub(value, 1, 1) ~= ARGV[2] then return {-8} end
 if kind == 'r' and was == 'r' then
-  if #KEYS > 4 or now_us() - at >= tonumber(ARGV[7]) then return {0, string.format('%.0f', at)} end
+  if #KEYS > 4 or now_us() - at >= tonumber(ARGV[7]) then return {0, string.format('%d', at)} end
   local top = tl_top(KEYS[1], KEYS[2], 't')
-  return {0, string.format('%.0f', at), '0', string.format('%.0f', top and us(top) or st)}
+  return {0, string.format('%d', at), '0', string.format('%d', top and us(top) or st)}
 end
 if was == 'r' then return {-10} end
 if tonumber(ARGV[5]) > 0 and now_us() - st > tonumber(ARGV[5]) then return {-9} end
 local now, waits = apply_change(KEYS[3], KEYS[2], KEYS[4], kind, st, at, ARGV[4])
 local top = tl_top(KEYS[1], KEYS[2], 't')
 local newest = top and us(top) or st
-local done = {1, string.format('%.0f', now), waits, string.format('%.0f', newest)}
+local done = {1, string.format('%d', now), waits, string.format('%d', newest)}
 if #KEYS == 4 then return done end
 local a, b = string.match(ARGV[6], '^([^:]+):(.+)$')
 for i = 5, #KEYS, 2 do

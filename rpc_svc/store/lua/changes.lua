@@ -52,12 +52,12 @@ local function apply_change(x, s, er, kind, st, at, text)  -- the time and 'wait
   local now = now_us()
   if now <= at then now = at + 1 end
   if kind == 'e' then
-    set_change(x, st, string.format('%.0f:e%.0f:', st, now) .. text)
+    set_change(x, st, string.format('%d:e%d:', st, now) .. text)
     return now, '0'
   end
-  set_change(x, st, string.format('%.0f:r%.0f:', st, now))
+  set_change(x, st, string.format('%d:r%d:', st, now))
   if erase_short(s, st) then return now, '0' end
-  redis.call('SADD', er, string.format('%.0f', st))
+  redis.call('SADD', er, string.format('%d', st))
   return now, '1'
 end
 local function shown(x, st, value)
@@ -65,6 +65,6 @@ local function shown(x, st, value)
   if not cur then return value, '' end
   local kind, at = change_state(cur)
   local head = blank(value)
-  if kind == 'r' then return head, 'r' .. string.format('%.0f', at) end
-  return head .. string.match(cur, '^%d+:e%d+:(.*)$'), 'e' .. string.format('%.0f', at)
+  if kind == 'r' then return head, 'r' .. string.format('%d', at) end
+  return head .. string.match(cur, '^%d+:e%d+:(.*)$'), 'e' .. string.format('%d', at)
 end

@@ -28,7 +28,7 @@ local rows = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', tonumber(ARGV[3]
 local last = from
 for _, row in ipairs(rows) do
   local value = row[2][2]
-  if erase[string.format('%.0f', us(row[1]))] then value = blank(value) end
+  if erase[string.format('%d', us(row[1]))] then value = blank(value) end
   redis.call('XADD', KEYS[2], row[1], row[2][1], value)
   last = row[1]
 end

@@ -37,7 +37,7 @@ if #tail > 0 then
   redis.call('XSETID', KEYS[1], kept and kept[1] or '0-1')
   for _, row in ipairs(rows) do
     local value = row[2][2]
-    if erase[string.format('%.0f', us(row[1]))] then value = blank(value) end
+    if erase[string.format('%d', us(row[1]))] then value = blank(value) end
     redis.call('XADD', KEYS[1], row[1], row[2][1], value)
   end
 end

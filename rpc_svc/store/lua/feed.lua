@@ -52,9 +52,9 @@ local function feed_push(feed, wake, record)
     local cut = n - kept
     redis.call('LTRIM', feed, cut + 1, -1)
     trimmed, n = trimmed + cut, kept
-    redis.call('LPUSH', feed, string.format('%s:%.0f:%.0f', epoch, trimmed, kept))
+    redis.call('LPUSH', feed, string.format('%s:%d:%d', epoch, trimmed, kept))
   end
-  redis.call('SPUBLISH', wake, string.format('%.0f', trimmed + n))
+  redis.call('SPUBLISH', wake, string.format('%d', trimmed + n))
 end
 local function note_pair(inbox, feed, wake, chat, peer, first, st, prev)
   if redis.call('EXISTS', feed) == 0 then  -- (most users: no feed, the inbox alone)
@@ -76,7 +76,7 @@ local function feed_move(reads, feed, wake, group, st, prev)
   if not f then return end
   f = tonumber(f)
   if f >= st then return end
-  redis.call('HSET', reads, '+' .. group, string.format('%.0f', st))
+  redis.call('HSET', reads, '+' .. group, string.format('%d', st))
   if f == prev then
     feed_push(feed, wake, rec('g', st, group))
   else
@@ -117,7 +117,7 @@ local function feed_catch_up(reads, feed, wake, group, t, c, log)
         p = n
       end
     end
-    redis.call('HSET', reads, '~' .. group, string.format('%.0f', c))
+    redis.call('HSET', reads, '~' .. group, string.format('%d', c))
     feed_push(feed, wake, rec2('k', c, from, group))
   end
   if t then feed_move(reads, feed, wake, group, t, -1) end
@@ -125,8 +125,8 @@ end
 local function feed_joined(reads, feed, wake, group, at, newest, changes)
   if redis.call('EXISTS', feed) == 0 then return end
   if redis.call('HEXISTS', reads, '+' .. group) == 0 then
-    redis.call('HSET', reads, '+' .. group, string.format('%.0f', at),
-      '~' .. group, string.format('%.0f', changes))
+    redis.call('HSET', reads, '+' .. group, string.format('%d', at),
+      '~' .. group, string.format('%d', changes))
     feed_push(feed, wake, rec('j', at, group))
   elseif changes > tonumber(redis.call('HGET', reads, '~' .. group) or '0') then
     return  -- (a member's side again, with changes the feed has not had: its catch-up gives

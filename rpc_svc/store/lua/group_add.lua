@@ -36,6 +36,6 @@ end
 if redis.call('EXISTS', KEYS[4]) == 0 and redis.call('HLEN', KEYS[2]) > tonumber(ARGV[4]) then
   redis.call('SET', KEYS[4], '1')  -- big for good: sends write nothing per member from now
 end
-local out = {code, owner, id or '', string.format('%.0f', count), changes}
+local out = {code, owner, id or '', string.format('%d', count), changes}
 for _, m in ipairs(redis.call('HKEYS', KEYS[2])) do out[#out + 1] = m end
 return out

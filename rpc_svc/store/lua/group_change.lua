@@ -36,7 +36,7 @@ local by_owner = kind == 'r' and ARGV[2] == owner
 if sender ~= ARGV[2] and not by_owner then return {-8} end
 local again = kind == 'r' and was == 'r'
 if again and (KEYS[9] or now_us() - at >= tonumber(ARGV[9]) or recall_done(cur)) then
-  return {0, string.format('%.0f', at)}
+  return {0, string.format('%d', at)}
 end
 if was == 'r' and not again then return {-10} end
 local window = tonumber(ARGV[5])
@@ -44,9 +44,9 @@ if not again and not by_owner and window > 0 and now_us() - st > window then ret
 local top = tl_top(KEYS[1], KEYS[2], 'g')
 local newest = top and us(top) or st
 if again then
-  local out = {0, string.format('%.0f', at), '0', string.format('%.0f', newest)}
+  local out = {0, string.format('%d', at), '0', string.format('%d', newest)}
   if redis.call('EXISTS', KEYS[7]) == 1 then
-    out[5], out[6] = 'b', string.format('%.0f', redis.call('LLEN', KEYS[8]))
+    out[5], out[6] = 'b', string.format('%d', redis.call('LLEN', KEYS[8]))
     return out
   end
   out[5] = 's'
@@ -55,13 +55,13 @@ if again then
 end
 local now, waits = apply_change(KEYS[3], KEYS[2], KEYS[4], kind, st, at, ARGV[4])
 local code = kind == 'e' and 'E' or 'X'
-local out = {1, string.format('%.0f', now), waits, string.format('%.0f', newest)}
+local out = {1, string.format('%d', now), waits, string.format('%d', newest)}
 if redis.call('EXISTS', KEYS[7]) == 1 then
-  local record = string.format('%s%.0f:%.0f', code, st, newest)
+  local record = string.format('%s%d:%d', code, st, newest)
   local count = redis.call('RPUSH', KEYS[8], record)
-  redis.call('SPUBLISH', ARGV[8], string.format('%.0f', count))
+  redis.call('SPUBLISH', ARGV[8], string.format('%d', count))
   if not KEYS[9] then
-    out[5], out[6] = 'b', string.format('%.0f', count)
+    out[5], out[6] = 'b', string.format('%d', count)
     return out
   end
   note_change(KEYS[9], KEYS[10], KEYS[12], group, count)

@@ -29,5 +29,5 @@ if last > until_ then
   own = math.max(0, own - (n - lo))
 end
 local newest = tl_top(KEYS[1], KEYS[4], 'g')
-return {1, string.format('%.0f', until_), string.format('%.0f', count_of(top[1][2][2])),
-  string.format('%.0f', own), string.format('%.0f', us(newest)), redis.call('LLEN', KEYS[6])}
+return {1, string.format('%d', until_), string.format('%d', count_of(top[1][2][2])),
+  string.format('%d', own), string.format('%d', us(newest)), redis.call('LLEN', KEYS[6])}

@@ -16,7 +16,7 @@ if ARGV[2] ~= ARGV[1] and ARGV[1] ~= owner then return {-4} end
 local id = tl_top(KEYS[3], KEYS[4], 'g')
 local newest = id and us(id) or 0
 local changes = redis.call('LLEN', KEYS[5])
-local out = {redis.call('HDEL', KEYS[2], ARGV[2]), owner, string.format('%.0f', newest),
+local out = {redis.call('HDEL', KEYS[2], ARGV[2]), owner, string.format('%d', newest),
   changes}
 if KEYS[6] then
   left(KEYS[6], KEYS[7], KEYS[8], ARGV[4])

@@ -35,12 +35,12 @@ else
     if st <= last then st = last + 1 end
     n = count_of(top)
   end
-  local value = string.format('%.0f:', n + 1) .. ARGV[1] .. ':' .. ARGV[2]
+  local value = string.format('%d:', n + 1) .. ARGV[1] .. ':' .. ARGV[2]
   tl_append(KEYS[1], KEYS[6], long, tonumber(ARGV[8]), count, id_of(st), 'g', value)
   local own = tonumber(string.match(mine, '^(%d+)')) + 1
-  redis.call('HSET', KEYS[4], ARGV[1], string.format('%.0f:%.0f', own, st))
+  redis.call('HSET', KEYS[4], ARGV[1], string.format('%d:%d', own, st))
   redis.call('APPEND', KEYS[7], struct.pack('>d', st))
-  redis.call('SPUBLISH', ARGV[5], string.format('%.0f', st))
+  redis.call('SPUBLISH', ARGV[5], string.format('%d', st))
   remember(KEYS[2], idem, now, ttl, st)
 end
 if redis.call('EXISTS', KEYS[5]) == 1 then

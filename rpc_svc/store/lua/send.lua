@@ -30,9 +30,9 @@ if id then
   n0, n1 = tonumber(a), tonumber(b)
 end
 if ARGV[1] == '1' then n1 = n1 + 1 else n0 = n0 + 1 end
-local value = string.format('%s%.0f:%.0f:', ARGV[1], n0, n1) .. ARGV[2]
+local value = string.format('%s%d:%d:', ARGV[1], n0, n1) .. ARGV[2]
 tl_append(KEYS[1], KEYS[2], long, tonumber(ARGV[7]), n, id_of(st), 't', value)
-redis.call('SPUBLISH', ARGV[5], string.format('%.0f', st))
+redis.call('SPUBLISH', ARGV[5], string.format('%d', st))
 remember(KEYS[3], idem, now, ttl, st)
 if #KEYS == 3 then return {st, last} end
 local a, b = string.match(ARGV[6], '^([^:]+):(.+)$')

@@ -56,8 +56,8 @@ if not head then
     redis.call('HDEL', reads, '+' .. g, '~' .. g)
   end
   for _, p in ipairs(at) do
-    redis.call('HSET', reads, '+' .. p[1], string.format('%.0f', p[2]),
-      '~' .. p[1], string.format('%.0f', p[3]))
+    redis.call('HSET', reads, '+' .. p[1], string.format('%d', p[2]),
+      '~' .. p[1], string.format('%d', p[3]))
   end
   redis.call('HSET', reads, ':sync', seq)
   redis.call('RPUSH', feed, ARGV[6] .. ':0:' .. ARGV[7])
@@ -68,7 +68,7 @@ local epoch, trimmed = string.match(head, '^(%x+):(%d+):')
 if redis.call('PTTL', feed) < tonumber(ARGV[8]) / 2 then redis.call('PEXPIRE', feed, ARGV[8]) end
 local length = redis.call('LLEN', feed)
 local function total() return tonumber(trimmed) + length - 1 end
-if ARGV[2] == '' then return {'ok', epoch, string.format('%.0f', total()), '0', 0, 0} end
+if ARGV[2] == '' then return {'ok', epoch, string.format('%d', total()), '0', 0, 0} end
 if ARGV[2] ~= epoch then return {'reset'} end
 local p, place = tonumber(ARGV[3]), tonumber(ARGV[4])
 if p > total() then return {'invalid'} end
@@ -85,7 +85,7 @@ if mine > 0 then
   if here then
     local top = tonumber(redis.call('GET', KEYS[4]) or '0')
     if top > seen then
-      local since = '(' .. string.format('%.0f', seen)
+      local since = '(' .. string.format('%d', seen)
       local function moved(g)
         move(g, tonumber(redis.call('HGET', KEYS[6], g)), tonumber(redis.call('HGET', KEYS[7], g)),
           key(g, 'cl'))
@@ -100,10 +100,10 @@ if mine > 0 then
           if s and tonumber(s) > seen then moved(g) end
         end
       end
-      redis.call('HSET', reads, ':sync', string.format('%.0f', top))
+      redis.call('HSET', reads, ':sync', string.format('%d', top))
     end
   elseif ARGV[12] == '' then
-    return {'seen', string.format('%.0f', seen), mine}
+    return {'seen', string.format('%d', seen), mine}
   else
     for _, m in ipairs(quadruples_from(13)) do
       if redis.call('SISMEMBER', groups, m[1]) == 1 then move(m[1], m[2], m[3], log_newest(m[4])) end
@@ -136,7 +136,8 @@ local chats = {}  -- a chat's keys, and whether it has changes, once per page
 local function chat_keys(chat)
   local c = chats[chat]
   if not c then
-    c = {key(chat, 'm'), key(chat, 's'), key(chat, 'x')}
+    local head = key_head(chat)
+    c = {head .. 'm', head .. 's', head .. 'x'}
     c[4] = redis.call('EXISTS', c[3]) == 1
     chats[chat] = c
   end
@@ -162,7 +163,7 @@ for i, r in ipairs(recs) do
   local chat = chat_of(kind, ref)
   if not here then
     out[o + 1], out[o + 2] = kind, ref
-    out[o + 3], out[o + 4], o = string.format('%.0f', num), string.format('%.0f', start), o + 4
+    out[o + 3], out[o + 4], o = string.format('%d', num), string.format('%d', start), o + 4
     n, pos = n + 1, pos + 1
   elseif kind == 'k' then  -- a big group's changes: its change log's records start+1..num
     local upto = math.min(num, start + limit - n)
@@ -179,13 +180,12 @@ for i, r in ipairs(recs) do
     if start + #logged < num then full = true break end  -- (the page is full)
     pos, last = pos + 1, 0
   elseif REC_RANGE[kind] then
-    local field, c = kind == 'h' and 'g' or 't', chat_keys(chat)
-    local rows = tl_range(c[1], c[2], field, '(' .. id_of(start), id_of(num), limit - n + 1, false)
-    for _, row in ipairs(rows) do
+    local c = chat_keys(chat)
+    for _, row in ipairs(tl_after(c[1], c[2], start, num, limit - n + 1)) do
       if n == limit then full = true break end
-      last = us(row[1])
-      local value, mark = current(c, last, row[2][2])
-      add(kind, ref, last, row[1], value, mark)
+      last = row[1]
+      local value, mark = current(c, last, row[3])
+      add(kind, ref, last, row[2], value, mark)
     end
     if full then break end
     pos, last = pos + 1, 0
@@ -199,7 +199,7 @@ for i, r in ipairs(recs) do
   end
 end
 local more = (full or pos < total()) and 1 or 0
-out[3], out[4], out[5], out[6] = string.format('%.0f', pos), string.format('%.0f', last), more, n
+out[3], out[4], out[5], out[6] = string.format('%d', pos), string.format('%d', last), more, n
 if ARGV[10] == '1' then
   for _, g in ipairs(redis.call('SMEMBERS', groups)) do
     local f, c = unpack(redis.call('HMGET', reads, '+' .. g, '~' .. g))

@@ -7,15 +7,19 @@
 -- tl_append: add an entry after that, moving a hash of `short_max` records into the stream;
 -- tl_range: read as XRANGE (XREVRANGE when `reverse`, bounds then high first) does, from
 -- either form (a hash's records are in time order: the range's ends are found by bisection
--- and only its records split); tl_at: the entry at one send time (its id and value, nil for
--- none; a hash's records compared by their id's text, one HVALS). Numbers
--- travel as decimal strings (%.0f): µs times pass 2^31, and Redis would print a Lua number in
--- exponent form (a script's integer reply, as sync's send times, is exact below 2^53).
+-- and only its records split); tl_after: the entries sent after one time up to another (µs),
+-- oldest first, as {send time, id, value} (sync's ranges: no ID formatted or parsed again);
+-- tl_at: the entry at one send time (its id and value, nil for none; a hash's records
+-- compared by their id's text, one HVALS). Numbers
+-- travel as decimal strings (%d: Redis's Lua prints it as a C long, 64 bits here, exact for
+-- these integers and a third of %.0f's cost): µs times pass 2^31, and Redis would print a
+-- Lua number in exponent form (a script's integer reply, as sync's send times, is exact
+-- below 2^53).
 local function us(id)
   local dash = string.find(id, '-', 1, true)
   return tonumber(string.sub(id, 1, dash - 1)) * 1000 + tonumber(string.sub(id, dash + 1))
 end
-local function id_of(t) return string.format('%.0f-%.0f', math.floor(t / 1000), t % 1000) end
+local function id_of(t) return string.format('%d-%d', math.floor(t / 1000), t % 1000) end
 local function split(r)  -- a hash record "<id> <value>": id, value
   local sp = string.find(r, ' ', 1, true)
   return string.sub(r, 1, sp - 1), string.sub(r, sp + 1)
@@ -78,6 +82,18 @@ local function tl_at(m, s, st)
   end
   return nil
 end
+local function first_after(all, t, a, n)  -- the first of hash records a..n (in time order)
+  local b = n + 1                          -- sent after t; n + 1: none
+  while a < b do
+    local mid = math.floor((a + b) / 2)
+    if us((split(all[mid]))) <= t then
+      a = mid + 1
+    else
+      b = mid
+    end
+  end
+  return a
+end
 local function tl_range(m, s, field, from, to, count, reverse)
   local n = redis.call('HLEN', s)
   if n == 0 then
@@ -87,26 +103,32 @@ local function tl_range(m, s, field, from, to, count, reverse)
   local all = short_raw(s, n)  -- (in time order: field i, message i)
   local lo, hi = bound(from), bound(to)
   if reverse then lo, hi = bound(to), bound(from) end
-  local function first_past(t, a)  -- the first record from a on sent after t (n + 1: none)
-    local b = n + 1
-    while a < b do
-      local mid = math.floor((a + b) / 2)
-      if us((split(all[mid]))) <= t then
-        a = mid + 1
-      else
-        b = mid
-      end
-    end
-    return a
-  end
-  local first, last = first_past(lo - 1, 1), nil  -- records first..last are in the range:
-  last = first_past(hi, first) - 1                 -- only the page's are split
+  local first = first_after(all, lo - 1, 1, n)  -- records first..last are in the range:
+  local last = first_after(all, hi, first, n) - 1  -- only the page's are split
   local rows, i, step = {}, first, 1
   if reverse then i, step = last, -1 end
   while #rows < count and i >= first and i <= last do
     local id, value = split(all[i])
     rows[#rows + 1] = {id, {field, value}}
     i = i + step
+  end
+  return rows
+end
+local function tl_after(m, s, after, upto, count)
+  local rows, n = {}, redis.call('HLEN', s)
+  if n == 0 then
+    for _, e in ipairs(redis.call('XRANGE', m, '(' .. id_of(after), id_of(upto), 'COUNT', count)) do
+      rows[#rows + 1] = {us(e[1]), e[1], e[2][2]}
+    end
+    return rows
+  end
+  local all = short_raw(s, n)
+  for i = first_after(all, after, 1, n), n do
+    if #rows == count then break end
+    local id, value = split(all[i])
+    local st = us(id)
+    if st > upto then break end
+    rows[#rows + 1] = {st, id, value}
   end
   return rows
 end
