@@ -64,13 +64,13 @@ def group_tip(entry_id_: str, value: str) -> GroupTip:
 def pair_entry(send_time: int, value: str, change: int = 0) -> Entry:
     """A 1:1 chat's entry of a stored value (`change` as an Entry's)."""
     text = value[value.index(":", value.index(":") + 1) + 1 :]
-    return Entry(send_time, 1 if value[0] == "1" else 0, text, change)
+    return tuple.__new__(Entry, (send_time, 1 if value[0] == "1" else 0, text, change))
 
 
 def group_entry(send_time: int, value: str, change: int = 0) -> GroupEntry:
     """A group's entry of a stored value (`change` as a GroupEntry's)."""
     _count, sender, text = value.split(":", 2)
-    return GroupEntry(send_time, sender, text, change)
+    return tuple.__new__(GroupEntry, (send_time, sender, text, change))
 
 
 def group_entries(rows: Rows) -> list[GroupEntry]:

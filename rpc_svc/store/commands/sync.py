@@ -155,13 +155,13 @@ def decode(
     says only that it is there); None for a message whose entry is not there."""
     chat = chat_of(user, kind, ref)
     what = _KINDS[kind]
-    if what not in ("message", "edit"):
-        return FeedEvent(what, chat, number)
+    if what != "message" and what != "edit":
+        return tuple.__new__(FeedEvent, (what, chat, number, None))
     if not entry_id_:
         return None
-    change = records.mark_of(mark)
+    change = records.mark_of(mark) if mark else 0
     if kind in "ghE":
         entry: Any = records.group_entry(number, value, change)
     else:
         entry = records.pair_entry(number, value, change)
-    return FeedEvent(what, chat, number, entry)
+    return tuple.__new__(FeedEvent, (what, chat, number, entry))
