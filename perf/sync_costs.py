@@ -40,7 +40,7 @@ from redis import Redis
 from devtools.procs import Trio, start_trio
 from im_common.calls import SyncCall
 from perf.chat_sizes import RAW, _drop_users, _order, user, zipf_sizes
-from perf.lib.procstats import cpu_seconds, pid_of
+from perf.lib.procstats import cpu_seconds, machine_jiffies, pid_of
 from perf.lib.rounds import Samples, interleaved, log
 from perf.lib.stack import comparison_args, worktree
 from perf.report import write_table
@@ -121,17 +121,21 @@ def reads_and_sends(args: argparse.Namespace, trio: Trio) -> list[str]:
     }
     runs: Samples[WrkResult] = Samples()
     cpu: Samples[dict[str, float]] = Samples()
+    idle: Samples[float] = Samples()  # the machine's idle share of each run
     pids = {"im-http": pid_of(trio.gateways[0]), "im-rpc": pid_of(trio.rpc)}
     pids["redis"] = pid_of(trio.redis)
     for r, _, name in interleaved(args.rounds, [*plan, *sends], rotate=True):
         spec = {**plan, **sends}[name]
         conns = 64 if name in sends else 20
         before = {k: cpu_seconds(pid) for k, pid in pids.items()}
+        idle0, total0 = machine_jiffies()
         got = run_wrk(url, spec["scenario"], conns, args.seconds, chats=spec.get("chats", 100),
                       prefix=spec["prefix"], since=spec.get("since", ""))  # fmt: skip
         if got.error_count:
             raise SystemExit(f"{name}: errors {got.errors}")
+        idle1, total1 = machine_jiffies()
         runs.add(name, got)
+        idle.add(name, (idle1 - idle0) / max(1, total1 - total0))
         n = max(1, got.requests)
         cpu.add(name, {k: (cpu_seconds(pid) - before[k]) / n * 1e6 for k, pid in pids.items()})
         log("sync_costs", f"round {r + 1} {name}: {got.rps:,.0f}/s p99 {got.p99_ms:.2f} ms")
@@ -142,8 +146,8 @@ def reads_and_sends(args: argparse.Namespace, trio: Trio) -> list[str]:
         "2-core machine).",
         "",
         "| scenario | req/s | p99 ms | p99 / pull10's p99 (median of the rounds' ratios) "
-        "| CPU µs per request: im-http, im-rpc, redis-server |",
-        "| --- | --- | --- | --- | --- |",
+        "| CPU µs per request: im-http, im-rpc, redis-server | the 2 cores idle |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for name in [*plan, *sends]:
         mine = runs.rounds(name)
@@ -151,7 +155,8 @@ def reads_and_sends(args: argparse.Namespace, trio: Trio) -> list[str]:
         rps = runs.median(name, lambda w: w.rps)
         p99 = runs.median(name, lambda w: w.p99_ms)
         used = ", ".join(f"{_median_of(cpu, name, k):.0f}" for k in pids)
-        lines.append(f"| {name} | {rps:,.0f} | {p99:.2f} | {ratio:.2f} | {used} |")
+        spare = idle.median(name)
+        lines.append(f"| {name} | {rps:,.0f} | {p99:.2f} | {ratio:.2f} | {used} | {spare:.0%} |")
     fed, quiet = runs.rounds("send, both members syncing"), runs.rounds("send, nobody syncing")
     share = statistics.median(f.rps / q.rps for f, q in zip(fed, quiet, strict=True))
     lines += ["", f"Send to members who sync / to members who do not: **{share:.1%}**."]

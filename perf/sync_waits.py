@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import random
 import statistics
 import sys
@@ -38,7 +39,7 @@ import orjson
 
 from devtools.procs import Process
 from devtools.rawhttp import Connection
-from perf.lib.procstats import cpu_seconds, pid_of, usage
+from perf.lib.procstats import cpu_seconds, machine_jiffies, pid_of, usage
 from perf.lib.rounds import log
 from perf.lib.stack import raise_fd_limit, waiting_trio
 from perf.report import write_table
@@ -190,7 +191,7 @@ def audit(tally: Tally) -> tuple[int, int, int]:
     return missed, duplicated, disorder
 
 
-async def measure(args: argparse.Namespace, gateway: Process, rpc: Process) -> int:
+async def measure(args: argparse.Namespace, gateway: Process, rpc: Process, redis: Process) -> int:
     """Set up, hold the syncs, send; write the table; 1 on a miss, duplicate or error."""
     port, tally, done = gateway.port, Tally(), asyncio.Event()
     pairs, groups = chats_of(args.users)
@@ -218,12 +219,16 @@ async def measure(args: argparse.Namespace, gateway: Process, rpc: Process) -> i
     opened_s = time.monotonic() - t0
     waiting = {"im-http": usage(gateway), "im-rpc": usage(rpc)}
     log("sync_waits", f"{args.users:,} syncs waiting after {opened_s:.1f} s; sending")
-    procs = (("im-http", gateway), ("im-rpc", rpc))
-    cpu0 = {name: cpu_seconds(pid_of(p)) for name, p in procs}
+    pids = {"im-http": pid_of(gateway), "im-rpc": pid_of(rpc), "redis-server": pid_of(redis)}
+    pids["the load client"] = os.getpid()
+    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    idle0, total0 = machine_jiffies()
     t1 = time.monotonic()
     await sender(port, args, tally)
     send_s = time.monotonic() - t1
-    busy = {name: (cpu_seconds(pid_of(p)) - cpu0[name]) / send_s for name, p in procs}
+    busy = {name: (cpu_seconds(pid) - cpu0[name]) / send_s for name, pid in pids.items()}
+    idle1, total1 = machine_jiffies()
+    spare = (idle1 - idle0) / max(1, total1 - total0)
     loaded = {"im-http": usage(gateway), "im-rpc": usage(rpc)}
     tally.sending = False
     tally.check()
@@ -252,7 +257,8 @@ async def measure(args: argparse.Namespace, gateway: Process, rpc: Process) -> i
         f"- wake-up latency (send_time to the member's sync reading it): p50 {p50:.1f} ms, "
         f"**p99 {p99:.1f} ms**, max {lat[-1] / 1000 if lat else float('nan'):.1f} ms",
         "- CPU during the sends (of one core): "
-        + ", ".join(f"{name} {share:.0%}" for name, share in busy.items()),
+        + ", ".join(f"{name} {share:.0%}" for name, share in busy.items())
+        + f"; the 2 cores idle {spare:.0%}",
         "",
         "| process | RSS MB idle | RSS MB, syncs waiting | RSS MB, end of sends | fds idle "
         "| fds, syncs waiting | fds, end of sends |",
@@ -278,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     raise_fd_limit()
     with ExitStack() as stack:
         trio = waiting_trio(stack, args.users, "im-syncs-")
-        return asyncio.run(measure(args, trio.gateways[0], trio.rpc))
+        return asyncio.run(measure(args, trio.gateways[0], trio.rpc, trio.redis))
 
 
 if __name__ == "__main__":
