@@ -18,7 +18,7 @@ from rpc_svc.store.commands import changes, chats, groups, members, sync
 from rpc_svc.store.commands.plan import Command, Plan
 from rpc_svc.store.interface import Outcome
 from rpc_svc.store.keys import LAYOUT, LAYOUT_KEY, SYNC_SECRET_KEY
-from rpc_svc.store.lua import SCRIPTS, WRITES
+from rpc_svc.store.lua import LUA_NUMBERS, SCRIPTS, WRITES
 from rpc_svc.store.ops import EraseStep, EraseTail, Erasing, Erasures, Op
 from rpc_svc.store.wakeups import Wakeups
 
@@ -108,7 +108,8 @@ class RedisStore(ABC):
         Redis: nothing, its scripts did it all)."""
 
     async def check_layout(self) -> None:
-        """Mark an empty Redis with this code's layout; LayoutError when it holds another."""
+        """Mark an empty Redis with this code's layout; LayoutError when it holds another,
+        or when its Lua would print the scripts' numbers wrong."""
         _, held = await self._send([("SET", LAYOUT_KEY, LAYOUT, "NX"), ("GET", LAYOUT_KEY)])
         if isinstance(held, Exception):
             raise store_error(held)
@@ -118,6 +119,12 @@ class RedisStore(ABC):
                 f"{LAYOUT!r} only. Run the im-rpc of the release that wrote it, or start on "
                 "an empty Redis (docs/store.md, 'Layout versions')."
             )
+        (printed,) = await self._run([("EVALSHA", LUA_NUMBERS.sha, 1, LAYOUT_KEY)])
+        if isinstance(printed, Exception):
+            raise store_error(printed)
+        refused = lua_numbers_refused(printed)
+        if refused is not None:
+            raise refused
 
     async def sync_key(self) -> bytes:
         """The key sync tokens are signed with, shared by every im-rpc of this Redis: made
@@ -250,6 +257,17 @@ def _read(op: Op, raw: list[Any]) -> Outcome:
     except Exception as exc:  # any parse error: that op's failure
         log.error("cannot read the store's answer to %s: %s", type(op).__name__, exc)
         return StoreError(f"cannot read the store's answer to {type(op).__name__}")
+
+
+def lua_numbers_refused(printed: str) -> LayoutError | None:
+    """The error of a Redis whose Lua printed 2^53 with %d as `printed` (None: exactly)."""
+    if printed == str(2**53):
+        return None
+    return LayoutError(
+        f"Redis's Lua prints 2^53 with %d as {printed!r}: its C long is narrower than 64 "
+        "bits, and the store's scripts print send times (µs) with %d. Run a 64-bit build "
+        "of Redis (docs/store.md, 'Layout versions')."
+    )
 
 
 def store_error(exc: BaseException) -> StoreError:

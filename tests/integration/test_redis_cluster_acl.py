@@ -46,6 +46,7 @@ async def test_the_store_works_as_the_cluster_acl_user_and_nothing_else_does(
     service = ChatService(store, 4096)
     try:
         assert await service.ready()
+        await store.check_layout()  # (its SET, GET and EVALSHA are the user's to run)
         sent = await service.send(SendCall("ann:bob", "bob", "hi", client_msg_id="k"))
         assert (await service.send(SendCall("ann:bob", "bob", "hi", client_msg_id="k"))) == sent
         page = await service.pull(PullCall("ann:bob"))

@@ -10,11 +10,10 @@
 -- and only its records split); tl_after: the entries sent after one time up to another (µs),
 -- oldest first, as {send time, id, value} (sync's ranges: no ID formatted or parsed again);
 -- tl_at: the entry at one send time (its id and value, nil for none; a hash's records
--- compared by their id's text, one HVALS). Numbers
--- travel as decimal strings (%d: Redis's Lua prints it as a C long, 64 bits here, exact for
--- these integers and a quarter of %.0f's cost): µs times pass 2^31, and Redis would print a
--- Lua number in exponent form (a script's integer reply, as sync's send times, is exact
--- below 2^53).
+-- compared by their id's text, one HVALS). Numbers travel as decimal strings (%d: Redis's
+-- Lua prints it as a C long, 64 bits here, exact for these integers and a quarter of %.0f's
+-- cost): µs times pass 2^31, and Redis would print a Lua number in exponent form (a
+-- script's integer reply, as sync's send times, is exact below 2^53).
 local function us(id)
   local dash = string.find(id, '-', 1, true)
   return tonumber(string.sub(id, 1, dash - 1)) * 1000 + tonumber(string.sub(id, dash + 1))
