@@ -25,6 +25,7 @@ class LoadResult:
     statuses: Counter[int | str] = field(default_factory=Counter)
     acks: dict[str, list[int]] = field(default_factory=dict)
     failed_at: list[float] = field(default_factory=list)  # time.monotonic() of each failure
+    tried: set[str] = field(default_factory=set)  # the chats of every send, answered or not
 
     @property
     def requests(self) -> int:
@@ -72,6 +73,7 @@ async def send_load(
                     return
                 sender = f"{tag}{c}"
                 chat = f"{sender}:peer{n % chats}"
+                result.tried.add(chat)
                 try:
                     r = await http.post(
                         "/api/send", json={"chat": chat, "sender": sender, "text": f"{tag}-{n}"}

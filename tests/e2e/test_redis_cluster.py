@@ -84,12 +84,17 @@ async def test_sends_succeed_again_after_a_master_fails_over(
         assert not audit.lost
 
     async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-        # the inbox of the load's peers lists every chat that got a message
+        # the inbox of the load's peers lists every chat that got an acknowledged message,
+        # and no chat nobody sent to (a send whose answer the kill lost may be stored too:
+        # stored but unacknowledged, as the contract allows)
         listed: set[str] = set()
         for peer in range(CHATS):
             r = await http.get("/api/chats", params={"user": f"peer{peer}", "limit": 1000})
             listed.update(c["chat"] for c in r.json()["chats"])
-        assert listed == set(result.acks)
+        assert set(result.acks) <= listed <= result.tried, (
+            sorted(set(result.acks) - listed),
+            sorted(listed - result.tried),
+        )
         # the poll waiting on the victim was woken when its subscription broke, read again,
         # and answered 503 (the store unavailable: retry) at once, not after its 20 s wait
         answer, answered_at = await early_poll
