@@ -110,18 +110,22 @@ class RedisStore(ABC):
     async def check_layout(self) -> None:
         """Mark an empty Redis with this code's layout; LayoutError when it holds another,
         or when its Lua would print the scripts' numbers wrong."""
-        _, held = await self._send([("SET", LAYOUT_KEY, LAYOUT, "NX"), ("GET", LAYOUT_KEY)])
-        if isinstance(held, Exception):
-            raise store_error(held)
+        _, held, printed = await self._run(
+            [
+                ("SET", LAYOUT_KEY, LAYOUT, "NX"),
+                ("GET", LAYOUT_KEY),
+                ("EVALSHA", LUA_NUMBERS.sha, 1, LAYOUT_KEY),
+            ]
+        )
+        for reply in (held, printed):
+            if isinstance(reply, Exception):
+                raise store_error(reply)
         if held != LAYOUT:
             raise LayoutError(
                 f"Redis holds data of store layout {held!r}; this im-rpc reads layout "
                 f"{LAYOUT!r} only. Run the im-rpc of the release that wrote it, or start on "
                 "an empty Redis (docs/store.md, 'Layout versions')."
             )
-        (printed,) = await self._run([("EVALSHA", LUA_NUMBERS.sha, 1, LAYOUT_KEY)])
-        if isinstance(printed, Exception):
-            raise store_error(printed)
         refused = lua_numbers_refused(printed)
         if refused is not None:
             raise refused
