@@ -155,11 +155,11 @@ def decode(
     says only that it is there); None for a message whose entry is not there."""
     chat = chat_of(user, kind, ref)
     what = _KINDS[kind]
-    if what != "message" and what != "edit":
+    if what not in ("message", "edit"):
         return tuple.__new__(FeedEvent, (what, chat, number, None))
     if not entry_id_:
         return None
-    change = records.mark_of(mark) if mark else 0
+    change = records.mark_of(mark)
     if kind in "ghE":
         entry: Any = records.group_entry(number, value, change)
     else:
