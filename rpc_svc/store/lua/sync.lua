@@ -132,26 +132,24 @@ local function add(kind, ref, number, id, value, mark)
   out[o + 4], out[o + 5], out[o + 6], o = id, value, mark, o + 6
   n = n + 1
 end
-local chats = {}  -- a chat's keys, and whether it has changes, once per page
-local function chat_keys(chat)
-  local c = chats[chat]
-  if not c then
-    local head = key_head(chat)
-    c = {head .. 'm', head .. 's', head .. 'x'}
-    c[4] = redis.call('EXISTS', c[3]) == 1
-    chats[chat] = c
+local heads, changed = {}, {}  -- each chat's key head, and whether it has changes: once a page
+local function head_of(chat)
+  local h = heads[chat]
+  if not h then
+    h = key_head(chat)
+    heads[chat], changed[h] = h, redis.call('EXISTS', h .. 'x') == 1
   end
-  return c
+  return h
 end
-local function current(c, st, value)  -- a stored value as it is now: value, change mark
-  if not c[4] then return value, '' end
-  return shown(c[3], st, value)
+local function current(h, st, value)  -- a stored value as it is now: value, change mark
+  if not changed[h] then return value, '' end
+  return shown(h .. 'x', st, value)
 end
 local function message(chat, st)  -- the message at st as it is now: id, value, mark
-  local c = chat_keys(chat)
-  local id, stored = tl_at(c[1], c[2], st)
+  local h = head_of(chat)
+  local id, stored = tl_at(h .. 'm', h .. 's', st)
   if not id then return '', '', '' end
-  local value, mark = current(c, st, stored)
+  local value, mark = current(h, st, stored)
   return id, value, mark
 end
 local full = false
@@ -180,11 +178,11 @@ for i, r in ipairs(recs) do
     if start + #logged < num then full = true break end  -- (the page is full)
     pos, last = pos + 1, 0
   elseif REC_RANGE[kind] then
-    local c = chat_keys(chat)
-    for _, row in ipairs(tl_after(c[1], c[2], start, num, limit - n + 1)) do
+    local h = head_of(chat)
+    for _, row in ipairs(tl_after(h .. 'm', h .. 's', start, num, limit - n + 1)) do
       if n == limit then full = true break end
       last = row[1]
-      local value, mark = current(c, last, row[3])
+      local value, mark = current(h, last, row[3])
       add(kind, ref, last, row[2], value, mark)
     end
     if full then break end
