@@ -6,6 +6,8 @@ too). While anyone here waits for a chat, im-rpc holds an SSUBSCRIBE to that cha
 Redis (the cluster master) that serves it: one connection per Redis, not the pool's, shared
 by all its channels; channels nobody waits for are dropped every few seconds. Waiting holds
 no pooled connection, nothing polls, and im-rpc hears only of the chats someone waits for.
+A channel still subscribed is watched again at once (a woken waiter, and its client's next
+poll, watch the channels they watched: no lock, no timer, no turn of the event loop).
 
 ``watch(chat, cursor)`` yields a future done when a message at or after `cursor` is stored
 in the chat (or its subscription broke: the waiter reads again), or None when it cannot
@@ -96,6 +98,8 @@ class _NodeChannels:
 
     async def subscribe(self, channel: str, timeout_s: float) -> None:
         """Subscribe to `channel` (once), and wait until the node confirmed it."""
+        if _confirmed(self.channels.get(channel)):  # (most watches: no lock, timer or turn)
+            return
         async with self._lock:
             confirmed = self.channels.get(channel)
             if confirmed is None:
@@ -142,6 +146,13 @@ class _NodeChannels:
                 if not confirmed.done():
                     confirmed.set_exception(rexc.ConnectionError(str(exc)))
             self._on_lost(self, exc)
+
+
+def _confirmed(subscription: asyncio.Future[None] | None) -> bool:
+    """Whether a subscription is in place (the node confirmed it, and it did not fail)."""
+    if subscription is None or not subscription.done() or subscription.cancelled():
+        return False
+    return subscription.exception() is None
 
 
 def _send_time(payload: list[object]) -> int | None:

@@ -189,3 +189,31 @@ async def test_closing_the_wakeups_answers_every_waiting_poll_at_once(store: Red
     pages = await asyncio.wait_for(asyncio.gather(*waits), 5)
     assert time.monotonic() - started < 1.0
     assert [p.messages for p in pages] == [[], [], []]
+
+
+async def test_watching_a_channel_subscribed_already_takes_no_turn_of_the_loop(
+    store: RedisStore,
+) -> None:
+    """A woken sync watches its channels again before it reads, and its client's next long
+    poll does too: a channel the node confirmed already is watched at once (no lock, no
+    timer), and that watch is woken like the first."""
+    store.wakeups.start()
+    entered: list[object] = []
+
+    async def watch_again(release: asyncio.Event) -> None:
+        async with store.wakeups.watch("fast:x", 1) as again:
+            entered.append(again)
+            await release.wait()
+
+    async with store.wakeups.watch("fast:x", 1) as first:
+        assert first is not None  # (subscribed and confirmed)
+        release = asyncio.Event()
+        task = asyncio.create_task(watch_again(release))
+        await asyncio.sleep(0)  # one turn: the task's first step, which must not wait
+        assert len(entered) == 1
+        again = entered[0]
+        assert isinstance(again, asyncio.Future)  # (not None: a watch in place)
+        await ChatService(store, 4096).send(SendCall("fast:x", "fast", "wake"))
+        await asyncio.wait_for(asyncio.gather(first, again), 2)
+        release.set()
+        await task
