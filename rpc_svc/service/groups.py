@@ -72,7 +72,9 @@ def _created(context: None, op: CreateGroup, code: int) -> Group | IMError:
     return Group(op.chat, op.owner, [op.owner])
 
 
-def _added(context: None, op: AddMember, outcome: tuple[int, Any, Any, int]) -> Group | IMError:
+def _added(
+    context: None, op: AddMember, outcome: tuple[int, Any, Any, int, bool]
+) -> Group | IMError:
     code, group, *_ = outcome
     if code < 0:
         return refusal(code, op.chat, op.member if code == TOO_MANY_GROUPS else op.user)

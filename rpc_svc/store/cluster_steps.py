@@ -62,6 +62,7 @@ from rpc_svc.store.ops import (
     UserGroups,
     UserGroupSet,
     UserSide,
+    WakeSyncs,
 )
 
 SETTLE_ROUNDS = 4  # a member's side written at most this often per change (a later one settles)
@@ -110,7 +111,9 @@ async def _create(store: Backend, op: CreateGroup) -> int:
 
 async def _add(store: Backend, op: AddMember) -> Any:
     fits = bool(await _one(store, ReserveGroup(op.member, op.chat, op.max_groups)))
-    code, group, joined, changes = await _one(store, op._replace(fits=fits))
+    code, group, joined, changes, turned = await _one(store, op._replace(fits=fits))
+    if turned:  # (in the members' slots: the script could not; a wait not woken times out)
+        await store.direct([WakeSyncs(tuple(group.members))])
     if code == 1 and joined.send_time:  # on joining: its read position at the newest
         await _one(store, MarkRead(op.member, op.chat, joined, event=False))
     # also when refused: the place reserved goes
@@ -118,7 +121,7 @@ async def _add(store: Backend, op: AddMember) -> Any:
         await settle(store, op.member, op.chat, joined.send_time, changes)
     else:
         await settle(store, op.member, op.chat)
-    return code, group, joined, changes
+    return code, group, joined, changes, turned
 
 
 async def _remove(store: Backend, op: RemoveMember) -> Any:

@@ -175,6 +175,9 @@ def sync_channel(user: str) -> str:
     return _key(user, "sw")
 
 
+TURNED_BIG = "big"  # on a sync channel: no feed length, so it wakes all its waiters (feed.lua)
+
+
 def user_side_keys(user: str) -> tuple[str, str, str, str]:
     """A user's groups, inbox, read positions and sync feed: its side of its groups."""
     return user_groups_key(user), inbox_key(user), reads_key(user), feed_key(user)

@@ -82,7 +82,8 @@ class GroupInfo(NamedTuple):
 
 class AddMember(NamedTuple):
     """`user` (a member) adds `member`, the member's side with it: (code, the Group or None,
-    the member's read position on joining, the group's change log's length then).
+    the member's read position on joining, the group's change log's length then, whether
+    the group turned big with this add: its members' waiting syncs are woken).
     `acting`: an acting user is set (a non-member gets -2 for a missing group too)."""
 
     chat: str
@@ -399,10 +400,17 @@ class BigFlags(NamedTuple):
     chats: tuple[str, ...]
 
 
+class WakeSyncs(NamedTuple):
+    """Wake the waiting syncs of `users` (a cluster's members of a group that turned big:
+    each reads again and watches the group); None."""
+
+    users: tuple[str, ...]
+
+
 ChatOp = Append | Read | Latest | MarkRead | Change | EraseStep | EraseTail | Erasures | Erasing
 GroupOp = CreateGroup | GroupInfo | AddMember | RemoveMember | GroupAppend | GroupRead | GroupMark
 ClusterStep = (
     InboxRange | GroupTips | ReserveGroup | GroupState | UserSide | UserGroupSet | BigChanged
-    | SyncStep | Span | BigFlags | ChangeLog | ChangeMarks
+    | SyncStep | Span | BigFlags | ChangeLog | ChangeMarks | WakeSyncs
 )  # fmt: skip
 Op = ChatOp | GroupOp | InboxRows | UserGroups | SyncFeed | ClusterStep

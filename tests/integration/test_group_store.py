@@ -45,13 +45,14 @@ async def test_membership_changes_and_their_refusals(
     assert await store.one(CreateGroup(G, "bob")) == 0
     assert await store.one(GroupInfo(G)) == Group(G, "ann", ["ann"])
     assert await store.one(GroupInfo("#none")) == UNKNOWN_GROUP
-    code, group, _, _ = await store.one(AddMember(G, "ann", "cid", 3, 2))
-    assert (code, group) == (1, Group(G, "ann", ["ann", "cid"]))
+    code, group, _, _, turned = await store.one(AddMember(G, "ann", "cid", 3, 2))
+    assert (code, group, turned) == (1, Group(G, "ann", ["ann", "cid"]), False)
     assert await redis_client.exists(group_big_key(G)) == 0
-    code, group, _, _ = await store.one(AddMember(G, "cid", "bob", 3, 2))
-    assert (code, group) == (1, Group(G, "ann", ["ann", "bob", "cid"]))
+    code, group, _, _, turned = await store.one(AddMember(G, "cid", "bob", 3, 2))
+    assert (code, group, turned) == (1, Group(G, "ann", ["ann", "bob", "cid"]), True)
     assert await redis_client.exists(group_big_key(G)) == 1  # more than a small group's 2
-    assert (await store.one(AddMember(G, "ann", "bob", 3)))[0] == 0  # again: nothing changes
+    again = await store.one(AddMember(G, "ann", "bob", 3, 2))  # nothing changes: big already
+    assert (again[0], again[4]) == (0, False)
     assert (await store.one(AddMember(G, "ann", "dan", 3)))[0] == GROUP_FULL
     assert (await store.one(AddMember(G, "eve", "dan", 9)))[0] == NOT_A_MEMBER
     assert (await store.one(AddMember("#none", "ann", "dan", 9)))[0] == UNKNOWN_GROUP

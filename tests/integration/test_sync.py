@@ -324,8 +324,27 @@ async def test_a_big_groups_catch_up_that_trims_the_feed_gives_the_page_after_th
         await small.close()
 
 
+WOKEN_S = 0.2  # a wait is woken within this; one that read again every POLL_S (0.5 s) is not
+
+
+async def _seconds_to_wake(service: ChatService, user: str, token: str, send: SendCall) -> Any:
+    """`user` waits from `token`; `send` is sent once it waits: (seconds from the send to the
+    answer, the page)."""
+    waiting = asyncio.create_task(service.sync_wait(SyncCall(user, token, 0, 5000)))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    sent = time.monotonic()
+    await service.send(send)
+    page = await asyncio.wait_for(waiting, 6)
+    return time.monotonic() - sent, page
+
+
 @pytest.mark.parametrize("kind", ["pair", "small", "big"])
 async def test_a_waiting_sync_is_woken_by_the_next_message(store: RedisStore, kind: str) -> None:
+    """Six waits in a row, each answered within WOKEN_S of its message: a wait that read
+    again every 0.5 s instead would pass all six about once in 250 runs."""
+    store.wakeups.start()
+    await asyncio.wait_for(store.wakeups.started.wait(), 5)
     service = ChatService(store, 4096, group_fanout_max=1 if kind == "big" else 100)
     a, b, c = _names("a", "b", "c")
     chat = f"{a}:{b}"
@@ -335,16 +354,42 @@ async def test_a_waiting_sync_is_woken_by_the_next_message(store: RedisStore, ki
         await service.group(GroupCall("add", chat, b, a))
         await service.group(GroupCall("add", chat, b, c))
     token = await _now(service, a)
-    started = time.monotonic()
-    waiting = asyncio.create_task(service.sync_wait(SyncCall(a, token, 0, 5000)))
-    await asyncio.sleep(0.3)
-    assert not waiting.done()
-    await service.send(SendCall(chat, b, "wake up"))
-    page = await asyncio.wait_for(waiting, 3)
-    assert time.monotonic() - started < 3
-    assert _short(page.events) == [("message", chat, b, "wake up")]
-    quiet = await service.sync_wait(SyncCall(a, page.next, 0, 300))
+    waits = []
+    for i in range(6):
+        seconds, page = await _seconds_to_wake(service, a, token, SendCall(chat, b, f"w{i}"))
+        assert _short(page.events) == [("message", chat, b, f"w{i}")]
+        waits.append(seconds)
+        token = page.next
+    assert max(waits) < WOKEN_S, waits
+    quiet = await service.sync_wait(SyncCall(a, token, 0, 300))
     assert quiet.events == []
+
+
+async def test_a_waiting_sync_is_woken_by_a_group_that_became_big_while_it_waited(
+    store: RedisStore,
+) -> None:
+    """A member's wait watches the big groups its read listed. A group that turns big after
+    that (an add past IM_GROUP_FANOUT_MAX_MEMBERS) writes nothing to its members' feeds from
+    then on: it wakes its members' waits when it turns big, so that its next message wakes
+    them too instead of waiting out wait_ms."""
+    store.wakeups.start()
+    await asyncio.wait_for(store.wakeups.started.wait(), 5)
+    service = ChatService(store, 4096, group_fanout_max=2)
+    a, b, c = _names("a", "b", "c")
+    group = f"#tb{next(_ids)}"
+    await service.group(GroupCall("create", group, b))
+    await service.group(GroupCall("add", group, b, a))  # two members: small
+    token = await _now(service, a)
+    waiting = asyncio.create_task(service.sync_wait(SyncCall(a, token, 0, 5000)))
+    await asyncio.sleep(0.05)
+    await service.group(GroupCall("add", group, b, c))  # three: big for good
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # (the turn woke the wait: it read nothing, and waits again)
+    sent = time.monotonic()
+    await service.send(SendCall(group, b, "now big"))
+    page = await asyncio.wait_for(waiting, 6)
+    assert time.monotonic() - sent < WOKEN_S
+    assert _short(page.events) == [("message", group, b, "now big")]
 
 
 async def test_second_steps_that_come_late_are_covered_once_and_in_order(

@@ -183,11 +183,12 @@ def outcome(op: Any, replies: list[Any]) -> Any:
         case AddMember(chat):
             code = int(reply[0])
             if code < 0:
-                return code, None, None, 0
+                return code, None, None, 0, False
             joined = NO_READ
             if reply[2]:
                 joined = ReadMark(records.send_time_of(reply[2]), (int(reply[3]), 0))
-            return code, Group(chat, reply[1], sorted(reply[5:])), joined, int(reply[4])
+            group = Group(chat, reply[1], sorted(reply[6:]))
+            return code, group, joined, int(reply[4]), int(reply[5]) == 1
         case RemoveMember(chat):
             code = int(reply[0])
             if code < 0:

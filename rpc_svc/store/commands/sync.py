@@ -17,6 +17,7 @@ from rpc_svc.store.commands.plan import Command, Plan
 from rpc_svc.store.keys import (
     BIG_CHANGES_KEY,
     BIG_KEYS,
+    TURNED_BIG,
     change_log_key,
     changes_key,
     feed_key,
@@ -28,9 +29,17 @@ from rpc_svc.store.keys import (
     user_groups_key,
 )
 from rpc_svc.store.lua import SYNC
-from rpc_svc.store.ops import BigFlags, ChangeLog, ChangeMarks, Span, SyncFeed, SyncStep
+from rpc_svc.store.ops import (
+    BigFlags,
+    ChangeLog,
+    ChangeMarks,
+    Span,
+    SyncFeed,
+    SyncStep,
+    WakeSyncs,
+)
 
-OPS = (SyncFeed, SyncStep, Span, BigFlags, ChangeLog, ChangeMarks)
+OPS = (SyncFeed, SyncStep, Span, BigFlags, ChangeLog, ChangeMarks, WakeSyncs)
 PAIR_FIRST, PAIR_SECOND = "aAcex", "bBdfy"
 _KINDS = {"a": "message", "b": "message", "A": "message", "B": "message", "g": "message"}
 _KINDS |= {"h": "message", "c": "read", "d": "read", "s": "read", "j": "joined", "l": "left"}
@@ -59,6 +68,8 @@ def commands(op: Any, plan: Plan) -> list[Command]:
             return [("LRANGE", change_log_key(group), start, stop)]
         case ChangeMarks(user, groups):
             return [("HMGET", reads_key(user), *(f"~{g}" for g in groups))]
+        case WakeSyncs(users):
+            return [("SPUBLISH", sync_channel(user), TURNED_BIG) for user in users]
     raise AssertionError(op)
 
 
@@ -83,7 +94,7 @@ def _sync(
 def outcome(op: Any, replies: list[Any]) -> Any:
     """What a sync operation answers: a FeedPage (SyncFeed); for a SyncStep ("make",),
     ("seen", counter) or (a FeedPage without events, the records as stored: (kind, name,
-    number, start) each); entries (Span); bools (BigFlags)."""
+    number, start) each); entries (Span); bools (BigFlags); None (WakeSyncs)."""
     match op:
         case SyncFeed(user):
             return _page(user, replies[0], 6)[0]
@@ -110,6 +121,8 @@ def outcome(op: Any, replies: list[Any]) -> Any:
             ]
         case ChangeMarks():
             return [None if r is None else int(r) for r in replies[0]]
+        case WakeSyncs():
+            return None
     raise AssertionError(op)
 
 

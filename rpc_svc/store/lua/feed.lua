@@ -13,6 +13,7 @@
 -- number: the group's newest message then), l left (its newest then).
 -- feed_push: append a record, trim to the records kept (a few more first: amortized), and
 -- announce the feed's length on the user's sync channel (SPUBLISH).
+-- TURNED_BIG: what a group that turns big announces on its members' sync channels.
 -- note_pair / note_member: a message the send scripts (one Redis) or the send's second step
 -- (a cluster) give each member of a 1:1 chat / a small group. A 1:1 chat's position in the
 -- feed is the chat's score in the user's inbox (written in the same step); a group's is the
@@ -31,6 +32,7 @@
 -- read by the backend, `log_newest` of its text); a record whose newest is missing there is
 -- given after the messages before it in the feed, as a record of its own.
 local REC_RANGE = {A = true, B = true, h = true, k = true}  -- kinds with a start
+local TURNED_BIG = 'big'  -- on a sync channel: no feed length, so it wakes all its waiters
 local function rec(kind, num, ref) return kind .. struct.pack('>I7', num) .. ref end
 local function rec2(kind, num, from, ref)
   return kind .. struct.pack('>I7', num) .. struct.pack('>I7', from) .. ref
