@@ -73,7 +73,7 @@ class ChatService:
         self._require_user = require_user
         self._limits = GroupLimits(max_group_members, group_fanout_max, max_groups)
         self._polls = LongPolls(store.wakeups, max_waiting)
-        self._syncs = SyncWaits(store.wakeups, max_waiting, self._slots)
+        self.syncs = SyncWaits(store.wakeups, max_waiting, self._slots)  # waiting syncs
         self.sync_reads = OneTrip(store.execute)  # waiting syncs' reads, a trip a turn
         self._sync_key = b""  # read from the store on the first sync
         self._windows = Windows(edit_window_s, recall_window_s)
@@ -213,7 +213,7 @@ class ChatService:
 
     async def sync_wait(self, call: SyncCall) -> SyncPage:
         """A sync that, when it has no event, waits up to `call.wait_ms` for one."""
-        return await self._syncs.sync(call, self._read_sync, await self._key())
+        return await self.syncs.sync(call, self._read_sync, await self._key())
 
     async def _key(self) -> bytes:
         """The key sync tokens are signed with (read from the store once)."""

@@ -10,6 +10,7 @@ import contextlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 
 import msgspec
 
@@ -27,6 +28,7 @@ from rpc_svc.store.ops import SyncFeed
 from rpc_svc.store.wakeups import Wakeups
 
 POLL_S = 0.5  # a waiting sync's re-read interval while wake-ups cannot be watched
+RACED_S = 0.02  # its first re-read of an event announced but not readable yet (doubling)
 
 
 def plan_sync(call: SyncCall, key: bytes, listing: bool = False) -> Planned:
@@ -88,6 +90,15 @@ def _message(event: FeedEvent) -> Message:
     return message
 
 
+class _Quiet(NamedTuple):
+    """What a wait's answer left: the user's big groups and their positions (as its page
+    listed them), and the subscription of each channel the next wait watches, in place
+    before the page was read (Wakeups.subscription)."""
+
+    watch: tuple[tuple[str, int, int], ...]
+    subscriptions: dict[str, object]
+
+
 class SyncWaits:
     """Syncs that wait for the next event when their page is empty (wait_ms).
 
@@ -98,12 +109,19 @@ class SyncWaits:
     has reached, so only an event this sync would answer wakes it. The watches are in place
     before the page is read, so none is missed; a user's big groups seen first in a page are
     watched and the page read again.
+    A wait that comes back with the token the last answer gave (its client's next long poll)
+    does not read again when nothing can have happened since that answer's read: each
+    channel it watches was subscribed to before that read, is so still, and has heard
+    nothing at or past its cursor (the quiet answers are kept by user and token, at most
+    `max_waiting` of them).
     Waiting counts against the long polls' bound (`slots`: LongPolls' counter)."""
 
     def __init__(self, wakeups: Wakeups, max_waiting: int, slots: Callable[[int], int]) -> None:
         self._wakeups = wakeups
         self._max_waiting = max_waiting
         self._slots = slots  # adds its argument to the long polls waiting; answers the count
+        self._quiet: dict[tuple[str, str], _Quiet] = {}  # (user, token): the answer it was
+        self.reads_skipped = 0  # (for the tests and the curious)
 
     async def sync(
         self, call: SyncCall, read: Callable[[SyncCall, bool], Awaitable[SyncPage]], key: bytes
@@ -115,34 +133,67 @@ class SyncWaits:
             return await read(call, False)
         deadline = time.monotonic() + call.wait_ms / 1000
         token = decode(key, call.user, call.since)
-        watched: dict[str, tuple[int, int]] = {}
+        quiet = self._quiet.pop((call.user, call.since), None)
+        watched = {g: (at, c) for g, at, c in quiet.watch} if quiet else {}
         again = msgspec.structs.replace(call, wait_ms=0)
+        raced = 0
         while True:
             async with contextlib.AsyncExitStack() as watches:
-                woken = [
-                    await watches.enter_async_context(
-                        self._wakeups.watch_channel(sync_channel(call.user), token.position + 1)
-                    )
-                ]
+                channels = [(sync_channel(call.user), token.position + 1)]
                 for group, (at, changes) in watched.items():
-                    for channel, cursor in (
-                        (wake_channel(group), at + 1),
-                        (change_channel(group), changes + 1),
-                    ):
-                        woken.append(
-                            await watches.enter_async_context(
-                                self._wakeups.watch_channel(channel, cursor)
-                            )
-                        )
+                    channels += [(wake_channel(group), at + 1)]
+                    channels += [(change_channel(group), changes + 1)]
+                woken = [
+                    await watches.enter_async_context(self._wakeups.watch_channel(c, cursor))
+                    for c, cursor in channels
+                ]
+                left = deadline - time.monotonic()
+                if quiet is not None and left > 0 and self._still(quiet, channels):
+                    quiet = None
+                    self.reads_skipped += 1
+                    await self._wait(woken, left)
+                    continue
+                quiet = None
+                before = {c: self._wakeups.subscription(c) for c, _ in channels}
                 page = await read(again, True)
                 left = deadline - time.monotonic()
                 if page.events or left <= 0 or self._wakeups.closed:
+                    self._keep(call.user, page, before)
                     return page
                 news = {g: (at, c) for g, at, c in page.watch if watched.get(g) != (at, c)}
                 if news:  # watch them, then read again: nothing between is missed
                     watched.update(news)
                     continue
+                if any(self._wakeups.heard(c) >= cursor for c, cursor in channels):
+                    # announced, not readable yet (a cluster notes a big group's message
+                    # in a step after the announcement): read again shortly
+                    left, raced = min(left, RACED_S * 2**raced), raced + 1
                 await self._wait(woken, left)
+
+    def _still(self, quiet: _Quiet, channels: list[tuple[str, int]]) -> bool:
+        """Whether nothing a wait on `channels` would answer happened since `quiet`'s read."""
+        for channel, cursor in channels:
+            then = quiet.subscriptions.get(channel)
+            if then is None or self._wakeups.subscription(channel) is not then:
+                return False
+            if self._wakeups.heard(channel) >= cursor:
+                return False
+        return True
+
+    def _keep(self, user: str, page: SyncPage, before: dict[str, object | None]) -> None:
+        """Keep a page that left nothing to read, for its token's next wait: when every
+        channel that wait watches was subscribed to before the page was read."""
+        if page.has_more:
+            return
+        wanted = [sync_channel(user)]
+        for group, _, _ in page.watch:
+            wanted += [wake_channel(group), change_channel(group)]
+        subscriptions = {c: before.get(c) for c in wanted}
+        if any(s is None for s in subscriptions.values()):
+            return
+        if len(self._quiet) >= self._max_waiting:
+            del self._quiet[next(iter(self._quiet))]  # (the oldest)
+        self._quiet[(user, page.next)] = _Quiet(page.watch, subscriptions)
 
     async def _wait(self, woken: list[asyncio.Future[float] | None], left: float) -> None:
         if self._slots(0) >= self._max_waiting:

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import NamedTuple
@@ -36,6 +37,7 @@ from rpc_svc.store.keys import wake_channel
 log = logging.getLogger(__name__)
 _ERRORS = (rexc.RedisError, rexc.RedisClusterException, OSError, TimeoutError)
 Watch = asyncio.Future[float] | None  # done with the time (monotonic) the message was heard
+_ANY = sys.maxsize  # what a message that is no number counts as: past every cursor
 
 
 class Node(NamedTuple):
@@ -93,6 +95,7 @@ class _NodeChannels:
         self._waiters = waiters
         self._on_lost = on_lost
         self.channels: dict[str, asyncio.Future[None]] = {}  # done once confirmed
+        self.heard: dict[str, int] = {}  # the highest number heard since subscribed (-1: none)
         self._lock = asyncio.Lock()  # SSUBSCRIBE / SUNSUBSCRIBE go out in decision order
         self._task: asyncio.Task[None] | None = None
 
@@ -105,6 +108,7 @@ class _NodeChannels:
             if confirmed is None:
                 confirmed = asyncio.get_running_loop().create_future()
                 self.channels[channel] = confirmed
+                self.heard[channel] = -1
                 if self._task is None:
                     await self._conn.connect()  # type: ignore[no-untyped-call]
                     self._task = asyncio.create_task(self._listen())
@@ -119,6 +123,7 @@ class _NodeChannels:
             ]
             for channel in idle:
                 del self.channels[channel]
+                self.heard.pop(channel, None)
             if idle:
                 await self._conn.send_command("SUNSUBSCRIBE", *idle)
 
@@ -136,7 +141,11 @@ class _NodeChannels:
                 reply = await self._conn.read_response(timeout=math.inf, push_request=True)
                 kind, channel, *rest = reply
                 if kind == "smessage":
-                    self._waiters.wake(channel, _send_time(rest))
+                    number = _send_time(rest)
+                    heard = _ANY if number is None else number
+                    if heard > self.heard.get(channel, -1):
+                        self.heard[channel] = heard
+                    self._waiters.wake(channel, number)
                 elif kind == "ssubscribe":
                     confirmed = self.channels.get(channel)
                     if confirmed is not None and not confirmed.done():
@@ -210,6 +219,25 @@ class Wakeups:
         past it)."""
         with self._waiters.add(channel, cursor) as future:
             yield future if await self._subscribe(channel) else None
+
+    def subscription(self, channel: str) -> object | None:
+        """The subscription of `channel` in place now (the node confirmed it), or None. A
+        later subscription of the channel (after it was dropped, or its connection lost) is
+        another object."""
+        for node in self._nodes.values():
+            confirmed = node.channels.get(channel)
+            if _confirmed(confirmed):
+                return confirmed
+        return None
+
+    def heard(self, channel: str) -> int:
+        """The highest number heard on `channel` since its subscription in place was made
+        (-1: none, or no subscription in place; a message that is no number counts as past
+        every cursor)."""
+        for node in self._nodes.values():
+            if _confirmed(node.channels.get(channel)):
+                return node.heard.get(channel, -1)
+        return -1
 
     async def _subscribe(self, channel: str) -> bool:
         if not self.started.is_set():

@@ -392,6 +392,62 @@ async def test_a_waiting_sync_is_woken_by_a_group_that_became_big_while_it_waite
     assert _short(page.events) == [("message", group, b, "now big")]
 
 
+async def _answered_then_quiet(store: RedisStore) -> tuple[ChatService, str, str, str]:
+    """A user whose wait was answered (a message of a 1:1 chat): (the service, the user, its
+    chat, the answer's token)."""
+    store.wakeups.start()
+    await asyncio.wait_for(store.wakeups.started.wait(), 5)
+    service = ChatService(store, 4096)
+    a, b = _names("a", "b")
+    token = await _now(service, a)
+    _, page = await _seconds_to_wake(service, a, token, SendCall(f"{a}:{b}", b, "first"))
+    return service, a, f"{a}:{b}", page.next
+
+
+async def test_the_next_wait_from_a_quiet_answer_waits_without_reading(
+    store: RedisStore,
+) -> None:
+    """The client's next long poll, with the token its answer gave, reads nothing: every
+    channel it watches has been subscribed to since that answer's read and heard nothing."""
+    service, a, chat, token = await _answered_then_quiet(store)
+    trips, skipped = service.sync_reads.trips, service.syncs.reads_skipped
+    waiting = asyncio.create_task(service.sync_wait(SyncCall(a, token, 0, 5000)))
+    await asyncio.sleep(0.1)
+    assert (service.sync_reads.trips, service.syncs.reads_skipped) == (trips, skipped + 1)
+    await service.send(SendCall(chat, chat.split(":")[1], "second"))
+    page = await asyncio.wait_for(waiting, 3)
+    assert [e["message"]["text"] for e in page.events] == ["second"]
+
+
+async def test_a_message_heard_before_the_next_wait_is_answered_at_once(
+    store: RedisStore,
+) -> None:
+    """A message sent between an answer and its client's next long poll, heard before that
+    poll: the poll reads and answers it at once (it does not wait for a wake-up that came
+    before it)."""
+    service, a, chat, token = await _answered_then_quiet(store)
+    await service.send(SendCall(chat, chat.split(":")[1], "between"))
+    await asyncio.sleep(0.1)  # (its announcement heard)
+    started, skipped = time.monotonic(), service.syncs.reads_skipped
+    page = await asyncio.wait_for(service.sync_wait(SyncCall(a, token, 0, 5000)), 6)
+    assert time.monotonic() - started < WOKEN_S
+    assert [e["message"]["text"] for e in page.events] == ["between"]
+    assert service.syncs.reads_skipped == skipped
+
+
+async def test_a_subscription_made_again_makes_the_next_wait_read(store: RedisStore) -> None:
+    """A message sent while nothing listened (the subscriptions were closed and made
+    again after the answer) was heard by no subscription: the next wait reads it."""
+    service, a, chat, token = await _answered_then_quiet(store)
+    await store.wakeups.close()
+    await service.send(SendCall(chat, chat.split(":")[1], "unheard"))
+    store.wakeups.start()
+    started = time.monotonic()
+    page = await asyncio.wait_for(service.sync_wait(SyncCall(a, token, 0, 5000)), 6)
+    assert time.monotonic() - started < WOKEN_S
+    assert [e["message"]["text"] for e in page.events] == ["unheard"]
+
+
 async def test_second_steps_that_come_late_are_covered_once_and_in_order(
     store: RedisStore, backend: str
 ) -> None:
