@@ -31,6 +31,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import orjson
+import uvloop
 
 from devtools.procs import Process
 from devtools.rawhttp import Connection
@@ -200,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     raise_fd_limit()
     with ExitStack() as stack:
         trio = waiting_trio(stack, args.polls, "im-polls-")
-        return asyncio.run(measure(args, trio.gateways[0], trio.rpc))
+        # the load client on uvloop, as the services run (perf/README.md, "10,000 waiting clients")
+        return uvloop.run(measure(args, trio.gateways[0], trio.rpc))
 
 
 if __name__ == "__main__":

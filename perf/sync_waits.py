@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import uvloop
 
 from devtools.procs import Process
 from devtools.rawhttp import Connection
@@ -284,7 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     raise_fd_limit()
     with ExitStack() as stack:
         trio = waiting_trio(stack, args.users, "im-syncs-")
-        return asyncio.run(measure(args, trio.gateways[0], trio.rpc, trio.redis))
+        # the load client on uvloop, as the services run: on the default loop it took a
+        # fifth more CPU from the cores it shares with them (perf/README.md, "Waiting clients")
+        return uvloop.run(measure(args, trio.gateways[0], trio.rpc, trio.redis))
 
 
 if __name__ == "__main__":
