@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import NamedTuple
@@ -37,7 +36,6 @@ from rpc_svc.store.keys import wake_channel
 log = logging.getLogger(__name__)
 _ERRORS = (rexc.RedisError, rexc.RedisClusterException, OSError, TimeoutError)
 Watch = asyncio.Future[float] | None  # done with the time (monotonic) the message was heard
-_ANY = sys.maxsize  # what a message that is no number counts as: past every cursor
 
 
 class Node(NamedTuple):
@@ -115,6 +113,14 @@ class _NodeChannels:
                 await self._conn.send_command("SSUBSCRIBE", channel)
         await asyncio.wait_for(asyncio.shield(confirmed), timeout_s)
 
+    def _renew(self, channel: str) -> None:
+        """Count a subscription in place as made anew (Wakeups.subscription answers another
+        object): a wait kept from before it reads again."""
+        if _confirmed(self.channels.get(channel)):
+            renewed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            renewed.set_result(None)
+            self.channels[channel] = renewed
+
     async def drop_idle(self) -> None:
         """Unsubscribe from the channels nobody waits for."""
         async with self._lock:
@@ -142,9 +148,10 @@ class _NodeChannels:
                 kind, channel, *rest = reply
                 if kind == "smessage":
                     number = _send_time(rest)
-                    heard = _ANY if number is None else number
-                    if heard > self.heard.get(channel, -1):
-                        self.heard[channel] = heard
+                    if number is None:  # (no number: what was heard before says nothing now)
+                        self._renew(channel)
+                    elif number > self.heard.get(channel, -1):
+                        self.heard[channel] = number
                     self._waiters.wake(channel, number)
                 elif kind == "ssubscribe":
                     confirmed = self.channels.get(channel)
@@ -222,8 +229,8 @@ class Wakeups:
 
     def subscription(self, channel: str) -> object | None:
         """The subscription of `channel` in place now (the node confirmed it), or None. A
-        later subscription of the channel (after it was dropped, or its connection lost) is
-        another object."""
+        later subscription of the channel (after it was dropped, or its connection lost, or
+        a message that is no number came: it wakes every waiter) is another object."""
         for node in self._nodes.values():
             confirmed = node.channels.get(channel)
             if _confirmed(confirmed):
@@ -232,8 +239,7 @@ class Wakeups:
 
     def heard(self, channel: str) -> int:
         """The highest number heard on `channel` since its subscription in place was made
-        (-1: none, or no subscription in place; a message that is no number counts as past
-        every cursor)."""
+        (-1: none, or no subscription in place)."""
         for node in self._nodes.values():
             if _confirmed(node.channels.get(channel)):
                 return node.heard.get(channel, -1)

@@ -365,6 +365,21 @@ async def test_a_waiting_sync_is_woken_by_the_next_message(store: RedisStore, ki
     assert quiet.events == []
 
 
+async def _small_group_of_two(
+    store: RedisStore,
+) -> tuple[ChatService, str, tuple[str, str, str], str]:
+    """Wake-ups listening, a service whose groups turn big past 2 members, and a group of b
+    and a (small): (the service, the group, (a, b, c), a's token from now)."""
+    store.wakeups.start()
+    await asyncio.wait_for(store.wakeups.started.wait(), 5)
+    service = ChatService(store, 4096, group_fanout_max=2)
+    a, b, c = _names("a", "b", "c")
+    group = f"#tb{next(_ids)}"
+    await service.group(GroupCall("create", group, b))
+    await service.group(GroupCall("add", group, b, a))
+    return service, group, (a, b, c), await _now(service, a)
+
+
 async def test_a_waiting_sync_is_woken_by_a_group_that_became_big_while_it_waited(
     store: RedisStore,
 ) -> None:
@@ -372,14 +387,7 @@ async def test_a_waiting_sync_is_woken_by_a_group_that_became_big_while_it_waite
     that (an add past IM_GROUP_FANOUT_MAX_MEMBERS) writes nothing to its members' feeds from
     then on: it wakes its members' waits when it turns big, so that its next message wakes
     them too instead of waiting out wait_ms."""
-    store.wakeups.start()
-    await asyncio.wait_for(store.wakeups.started.wait(), 5)
-    service = ChatService(store, 4096, group_fanout_max=2)
-    a, b, c = _names("a", "b", "c")
-    group = f"#tb{next(_ids)}"
-    await service.group(GroupCall("create", group, b))
-    await service.group(GroupCall("add", group, b, a))  # two members: small
-    token = await _now(service, a)
+    service, group, (a, b, c), token = await _small_group_of_two(store)
     waiting = asyncio.create_task(service.sync_wait(SyncCall(a, token, 0, 5000)))
     await asyncio.sleep(0.05)
     await service.group(GroupCall("add", group, b, c))  # three: big for good
@@ -390,6 +398,26 @@ async def test_a_waiting_sync_is_woken_by_a_group_that_became_big_while_it_waite
     page = await asyncio.wait_for(waiting, 6)
     assert time.monotonic() - sent < WOKEN_S
     assert _short(page.events) == [("message", group, b, "now big")]
+    # the announcement was answered: the next wait reads only once its wait is over
+    trips, skipped = service.sync_reads.trips, service.syncs.reads_skipped
+    quiet = await service.sync_wait(SyncCall(a, page.next, 0, 600))
+    assert quiet.events == []
+    assert (service.sync_reads.trips - trips, service.syncs.reads_skipped - skipped) == (1, 1)
+
+
+async def test_a_group_that_turns_big_between_two_waits_is_watched_by_the_second(
+    store: RedisStore,
+) -> None:
+    """An answer kept for its token's next wait, then the group turns big before that wait:
+    the announcement (no number) counts as a new subscription, so the next wait reads, lists
+    the group as big and watches it."""
+    service, group, (a, b, c), token = await _small_group_of_two(store)
+    _, page = await _seconds_to_wake(service, a, token, SendCall(group, b, "small"))
+    await service.group(GroupCall("add", group, b, c))  # big now, while a is between waits
+    await asyncio.sleep(0.05)  # (its announcement heard)
+    seconds, later = await _seconds_to_wake(service, a, page.next, SendCall(group, b, "big"))
+    assert _short(later.events) == [("message", group, b, "big")]
+    assert seconds < WOKEN_S
 
 
 async def _answered_then_quiet(store: RedisStore) -> tuple[ChatService, str, str, str]:
