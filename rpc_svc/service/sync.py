@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import NamedTuple
 
 import msgspec
@@ -90,6 +90,18 @@ def _message(event: FeedEvent) -> Message:
     return message
 
 
+def _channels(
+    user: str, position: int, groups: Iterable[tuple[str, tuple[int, int]]]
+) -> list[tuple[str, int]]:
+    """What a wait watches, each channel with its cursor: the user's sync channel past
+    `position`, and each of its big `groups`' two channels past the message and the change
+    log's record it has had."""
+    channels = [(sync_channel(user), position + 1)]
+    for group, (at, changes) in groups:
+        channels += [(wake_channel(group), at + 1), (change_channel(group), changes + 1)]
+    return channels
+
+
 class _Quiet(NamedTuple):
     """What a wait's answer left: the user's big groups and their positions (as its page
     listed them), and the subscription of each channel the next wait watches, in place
@@ -139,10 +151,7 @@ class SyncWaits:
         raced = 0
         while True:
             async with contextlib.AsyncExitStack() as watches:
-                channels = [(sync_channel(call.user), token.position + 1)]
-                for group, (at, changes) in watched.items():
-                    channels += [(wake_channel(group), at + 1)]
-                    channels += [(change_channel(group), changes + 1)]
+                channels = _channels(call.user, token.position, watched.items())
                 woken = [
                     await watches.enter_async_context(self._wakeups.watch_channel(c, cursor))
                     for c, cursor in channels
@@ -185,10 +194,8 @@ class SyncWaits:
         channel that wait watches was subscribed to before the page was read."""
         if page.has_more:
             return
-        wanted = [sync_channel(user)]
-        for group, _, _ in page.watch:
-            wanted += [wake_channel(group), change_channel(group)]
-        subscriptions = {c: before.get(c) for c in wanted}
+        wanted = _channels(user, 0, ((g, (at, c)) for g, at, c in page.watch))
+        subscriptions = {c: before.get(c) for c, _ in wanted}
         if any(s is None for s in subscriptions.values()):
             return
         if len(self._quiet) >= self._max_waiting:

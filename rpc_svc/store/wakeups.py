@@ -231,19 +231,22 @@ class Wakeups:
         """The subscription of `channel` in place now (the node confirmed it), or None. A
         later subscription of the channel (after it was dropped, or its connection lost, or
         a message that is no number came: it wakes every waiter) is another object."""
-        for node in self._nodes.values():
-            confirmed = node.channels.get(channel)
-            if _confirmed(confirmed):
-                return confirmed
-        return None
+        found = self._in_place(channel)
+        return found[1] if found else None
 
     def heard(self, channel: str) -> int:
         """The highest number heard on `channel` since its subscription in place was made
         (-1: none, or no subscription in place)."""
+        found = self._in_place(channel)
+        return found[0].heard.get(channel, -1) if found else -1
+
+    def _in_place(self, channel: str) -> tuple[_NodeChannels, asyncio.Future[None]] | None:
+        """The node whose subscription of `channel` is in place, and that subscription."""
         for node in self._nodes.values():
-            if _confirmed(node.channels.get(channel)):
-                return node.heard.get(channel, -1)
-        return -1
+            confirmed = node.channels.get(channel)
+            if confirmed is not None and _confirmed(confirmed):
+                return node, confirmed
+        return None
 
     async def _subscribe(self, channel: str) -> bool:
         if not self.started.is_set():
