@@ -4,6 +4,8 @@ checks, and read positions with the counts that make unread counts exact."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import redis.asyncio as aioredis
 
@@ -28,6 +30,7 @@ from rpc_svc.store.ops import (
     GroupTips,
     RemoveMember,
 )
+from tests.conftest import ON_EVERY_BACKEND
 
 G = "#team"
 
@@ -70,6 +73,21 @@ async def test_membership_changes_and_their_refusals(
     )
     assert await store.one(RemoveMember(G, "ann", "cid")) == (1, Group(G, "ann", ["ann"]), 0, 0)
     assert await store.one(GroupInfo(G, "cid")) == NOT_A_MEMBER
+
+
+@ON_EVERY_BACKEND
+async def test_of_adds_at_once_past_a_small_groups_size_one_turns_the_group_big(
+    store: RedisStore,
+) -> None:
+    """A group turns big once: of three adds at once, each past a small group's 2 members,
+    exactly one says it turned it (and so wakes the members' waiting syncs once)."""
+    await store.one(CreateGroup(G, "ann"))
+    await store.one(AddMember(G, "ann", "bob", 10, 2))
+    added = await asyncio.gather(
+        *(store.one(AddMember(G, "ann", member, 10, 2)) for member in ("cid", "dan", "eve"))
+    )
+    assert [outcome[0] for outcome in added] == [1, 1, 1]
+    assert sorted(outcome[4] for outcome in added) == [False, False, True]
 
 
 async def test_sends_count_messages_and_only_members_send(store: RedisStore) -> None:

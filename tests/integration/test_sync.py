@@ -324,6 +324,12 @@ async def test_a_big_groups_catch_up_that_trims_the_feed_gives_the_page_after_th
         await small.close()
 
 
+async def _listening(store: RedisStore) -> None:
+    """The store's wake-ups listening, as im-rpc's do."""
+    store.wakeups.start()
+    await asyncio.wait_for(store.wakeups.started.wait(), 5)
+
+
 WOKEN_S = 0.2  # a wait is woken within this; one that read again every POLL_S (0.5 s) is not
 
 
@@ -343,8 +349,7 @@ async def _seconds_to_wake(service: ChatService, user: str, token: str, send: Se
 async def test_a_waiting_sync_is_woken_by_the_next_message(store: RedisStore, kind: str) -> None:
     """Six waits in a row, each answered within WOKEN_S of its message: a wait that read
     again every 0.5 s instead would pass all six about once in 250 runs."""
-    store.wakeups.start()
-    await asyncio.wait_for(store.wakeups.started.wait(), 5)
+    await _listening(store)
     service = ChatService(store, 4096, group_fanout_max=1 if kind == "big" else 100)
     a, b, c = _names("a", "b", "c")
     chat = f"{a}:{b}"
@@ -370,8 +375,7 @@ async def _small_group_of_two(
 ) -> tuple[ChatService, str, tuple[str, str, str], str]:
     """Wake-ups listening, a service whose groups turn big past 2 members, and a group of b
     and a (small): (the service, the group, (a, b, c), a's token from now)."""
-    store.wakeups.start()
-    await asyncio.wait_for(store.wakeups.started.wait(), 5)
+    await _listening(store)
     service = ChatService(store, 4096, group_fanout_max=2)
     a, b, c = _names("a", "b", "c")
     group = f"#tb{next(_ids)}"
@@ -423,8 +427,7 @@ async def test_a_group_that_turns_big_between_two_waits_is_watched_by_the_second
 async def _answered_then_quiet(store: RedisStore) -> tuple[ChatService, str, str, str]:
     """A user whose wait was answered (a message of a 1:1 chat): (the service, the user, its
     chat, the answer's token)."""
-    store.wakeups.start()
-    await asyncio.wait_for(store.wakeups.started.wait(), 5)
+    await _listening(store)
     service = ChatService(store, 4096)
     a, b = _names("a", "b")
     token = await _now(service, a)
