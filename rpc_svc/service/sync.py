@@ -49,8 +49,7 @@ def _answer(key: bytes, op: SyncFeed, page: FeedPage) -> SyncPage | IMError:
     if page.status == "reset":
         return SyncReset(
             "since: the token is older than the events kept (or the feed was dropped after "
-            "a long idle time); start again with a sync without since",
-            "sync_reset",
+            "a long idle time); start again with a sync without since"
         )
     if page.status == "invalid":
         return InvalidArgument(

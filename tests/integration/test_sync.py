@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from im_common.calls import GroupCall, ReadCall, RecallCall, SendCall, SyncCall
-from rpc_svc.domain.errors import Forbidden, InvalidArgument, SyncReset
+from im_common.calls import GroupCall, PullCall, ReadCall, RecallCall, SendCall, SyncCall
+from rpc_svc.domain import tokens
+from rpc_svc.domain.errors import Forbidden, InvalidArgument, Overloaded, SyncReset
 from rpc_svc.service.runner import ChatService
+from rpc_svc.service.sync import POLL_S
 from rpc_svc.store.base import RedisStore
-from rpc_svc.store.keys import feed_key
+from rpc_svc.store.keys import SYNC_SECRET_KEY, feed_key
 from tests.conftest import ON_EVERY_BACKEND
 
 pytestmark = ON_EVERY_BACKEND
@@ -188,9 +190,19 @@ async def test_tokens_of_others_forged_or_too_old_are_refused(
     assert other.value.code == "invalid_since"
     with pytest.raises(Forbidden):
         await service.sync(SyncCall(a, token, actor=b))
+    key = bytes.fromhex(str(await redis_client.get(SYNC_SECRET_KEY)))
+    ahead = tokens.encode(key, a, tokens.decode(key, a, token)._replace(position=3))
+    with pytest.raises(InvalidArgument) as never:  # (a feed that lost its last records)
+        await service.sync(SyncCall(a, ahead))
+    assert (never.value.code, str(never.value)) == (
+        "invalid_since",
+        "since: the token names a position the feed never had",
+    )
     await redis_client.delete(feed_key(a))  # the feed dropped (idle): never "from now"
-    with pytest.raises(SyncReset):
+    with pytest.raises(SyncReset) as reset:
         await service.sync(SyncCall(a, token))
+    assert reset.value.code == "sync_reset"
+    assert str(reset.value).endswith("start again with a sync without since")
     fresh = await _now(service, a)  # a new feed, a new epoch: the old token stays refused
     with pytest.raises(SyncReset):
         await service.sync(SyncCall(a, token))
@@ -333,14 +345,16 @@ async def _listening(store: RedisStore) -> None:
 WOKEN_S = 0.2  # a wait is woken within this; one that read again every POLL_S (0.5 s) is not
 
 
-async def _seconds_to_wake(service: ChatService, user: str, token: str, send: SendCall) -> Any:
-    """`user` waits from `token`; `send` is sent once it waits: (seconds from the send to the
-    answer, the page)."""
+async def _seconds_to_wake(
+    service: ChatService, user: str, token: str, act: SendCall | RecallCall
+) -> Any:
+    """`user` waits from `token`; `act` (a send, a recall) is done once it waits: (seconds
+    from it to the answer, the page)."""
     waiting = asyncio.create_task(service.sync_wait(SyncCall(user, token, 0, 5000)))
     await asyncio.sleep(0.05)
     assert not waiting.done()
     sent = time.monotonic()
-    await service.send(send)
+    await service.answer(act)
     page = await asyncio.wait_for(waiting, 6)
     return time.monotonic() - sent, page
 
@@ -368,6 +382,142 @@ async def test_a_waiting_sync_is_woken_by_the_next_message(store: RedisStore, ki
     assert max(waits) < WOKEN_S, waits
     quiet = await service.sync_wait(SyncCall(a, token, 0, 300))
     assert quiet.events == []
+
+
+async def _big_group_member(store: RedisStore) -> tuple[ChatService, str, str, str]:
+    """Wake-ups listening, a big group of b (its owner) and a: (the service, the group, a,
+    b)."""
+    await _listening(store)
+    service = ChatService(store, 4096, group_fanout_max=1)
+    a, b = _names("a", "b")
+    group = f"#wb{next(_ids)}"
+    await service.group(GroupCall("create", group, b))
+    await service.group(GroupCall("add", group, b, a))  # two members: big
+    return service, group, a, b
+
+
+async def test_a_member_of_a_big_group_is_woken_by_a_1to1_message_too(store: RedisStore) -> None:
+    """A wait of a user in a big group watches the group's channels and the user's own: a
+    message of a 1:1 chat (announced on the user's channel only) wakes it."""
+    service, group, a, b = await _big_group_member(store)
+    token = await _now(service, a)
+    seconds, page = await _seconds_to_wake(service, a, token, SendCall(f"{a}:{b}", b, "1:1"))
+    assert _short(page.events) == [("message", f"{a}:{b}", b, "1:1")]
+    assert seconds < WOKEN_S
+    seconds, page = await _seconds_to_wake(service, a, page.next, SendCall(group, b, "group"))
+    assert _short(page.events) == [("message", group, b, "group")]
+    assert seconds < WOKEN_S
+
+
+async def test_a_wait_that_cannot_watch_reads_again_every_poll_interval(
+    store: RedisStore,
+) -> None:
+    """Wake-ups not listening (as while im-rpc's subscription connection is lost): a waiting
+    sync reads again every POLL_S, so a message is answered within about that, not at the
+    end of wait_ms."""
+    service = ChatService(store, 4096)
+    a, b = _names("a", "b")
+    token = await _now(service, a)
+    seconds, page = await _seconds_to_wake(service, a, token, SendCall(f"{a}:{b}", b, "polled"))
+    assert _short(page.events) == [("message", f"{a}:{b}", b, "polled")]
+    assert seconds < POLL_S + 0.5
+
+
+async def test_past_the_bound_a_waiting_sync_is_refused_and_each_wait_gives_its_slot_back(
+    store: RedisStore,
+) -> None:
+    """Waiting syncs and long polls share IM_RPC_MAX_WAITING: at the bound a sync wait is
+    refused at once; a wait answered or cancelled frees exactly its own slot."""
+    await _listening(store)
+    service = ChatService(store, 4096, max_waiting=3)
+    a0, a1, a2, b = _names("a0", "a1", "a2", "b")
+    taken = {u: await _now(service, u) for u in (a0, a1, a2)}
+    waits: list[asyncio.Task[Any]] = [
+        asyncio.create_task(service.sync_wait(SyncCall(u, taken[u], 0, 5000))) for u in (a0, a1)
+    ]
+    waits.append(asyncio.create_task(service.pull_wait(PullCall(f"{a0}:{b}"), 5000)))
+    await asyncio.sleep(0.2)
+    assert service.waiting == 3
+    started = time.monotonic()
+    with pytest.raises(Overloaded, match=r"^3 long polls wait here already; retry later$"):
+        await service.sync_wait(SyncCall(a2, taken[a2], 0, 5000))
+    assert time.monotonic() - started < 0.5
+    await service.send(SendCall(f"{a1}:{b}", b, "wake"))
+    page = await asyncio.wait_for(waits[1], 2)
+    assert _short(page.events) == [("message", f"{a1}:{b}", b, "wake")]
+    assert service.waiting == 2
+    waits[1] = asyncio.create_task(service.sync_wait(SyncCall(a2, taken[a2], 0, 5000)))
+    await asyncio.sleep(0.1)
+    assert service.waiting == 3
+    for task in waits:
+        task.cancel()
+    await asyncio.gather(*waits, return_exceptions=True)
+    assert service.waiting == 0
+
+
+async def test_a_sync_wait_without_a_token_answers_at_once_from_now(store: RedisStore) -> None:
+    """A long poll's first sync (no since) waits for nothing: it answers a token at once."""
+    await _listening(store)
+    service = ChatService(store, 4096)
+    a, b = _names("a", "b")
+    started = time.monotonic()
+    first = await asyncio.wait_for(service.sync_wait(SyncCall(a, "", 0, 5000)), 6)
+    assert time.monotonic() - started < 0.5
+    assert (first.events, first.has_more) == ([], False)
+    await service.send(SendCall(f"{a}:{b}", b, "after"))
+    page = await service.sync(SyncCall(a, first.next))
+    assert _short(page.events) == [("message", f"{a}:{b}", b, "after")]
+
+
+async def test_a_wait_with_nothing_to_answer_lasts_its_wait_ms_in_three_reads(
+    store: RedisStore,
+) -> None:
+    """A wait from a token no answer kept, of a member of a big group: one read, one more
+    once the group's channels are watched, and one when its time is up; then the empty page
+    (not before wait_ms, not much after)."""
+    service, _, a, _ = await _big_group_member(store)
+    token = await _now(service, a)
+    trips, started = service.sync_reads.trips, time.monotonic()
+    page = await asyncio.wait_for(service.sync_wait(SyncCall(a, token, 0, 400)), 3)
+    assert 0.39 < time.monotonic() - started < 1.5
+    assert (page.events, page.has_more) == ([], False)
+    assert service.sync_reads.trips - trips == 3
+
+
+async def test_a_waiting_member_of_a_big_group_is_woken_by_its_change_log(
+    store: RedisStore,
+) -> None:
+    """A recall in a big group (a record of its change log, on its change channel) wakes
+    the waits of its members that had the group's log up to it."""
+    service, group, a, b = await _big_group_member(store)
+    token = await _now(service, a)
+    sent = await service.send(SendCall(group, b, "soon gone"))
+    page = await service.sync(SyncCall(a, token))
+    assert _short(page.events) == [("message", group, b, "soon gone")]
+    seconds, later = await _seconds_to_wake(
+        service, a, page.next, RecallCall(group, b, sent.send_time)
+    )
+    assert _short(later.events) == [("recall", group)]
+    assert seconds < WOKEN_S
+
+
+async def test_the_answers_kept_for_next_waits_are_bounded_the_oldest_going_first(
+    store: RedisStore,
+) -> None:
+    """At most IM_RPC_MAX_WAITING quiet answers are kept: past it the oldest goes, and its
+    next wait reads again; the others' next waits still skip their read."""
+    await _listening(store)
+    service = ChatService(store, 4096, max_waiting=2)
+    *users, z = _names("a", "b", "c", "z")
+    answers = {}
+    for u in users:
+        token = await _now(service, u)
+        _, page = await _seconds_to_wake(service, u, token, SendCall(f"{u}:{z}", z, "x"))
+        answers[u] = page.next
+    for u, skips in ((users[1], 1), (users[2], 1), (users[0], 0)):  # (each keeps its own)
+        skipped = service.syncs.reads_skipped
+        await service.sync_wait(SyncCall(u, answers[u], 0, 100))
+        assert service.syncs.reads_skipped - skipped == skips, u
 
 
 async def _small_group_of_two(
