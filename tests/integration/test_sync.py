@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from im_common.calls import GroupCall, PullCall, ReadCall, RecallCall, SendCall, SyncCall
+from im_common.calls import EditCall, GroupCall, PullCall, ReadCall, RecallCall, SendCall, SyncCall
 from rpc_svc.domain import tokens
 from rpc_svc.domain.errors import Forbidden, InvalidArgument, Overloaded, SyncReset
 from rpc_svc.service.runner import ChatService
@@ -188,8 +188,9 @@ async def test_tokens_of_others_forged_or_too_old_are_refused(
     with pytest.raises(InvalidArgument) as other:
         await service.sync(SyncCall(b, token))  # a's token, b's sync
     assert other.value.code == "invalid_since"
-    with pytest.raises(Forbidden):
+    with pytest.raises(Forbidden, match=r"^user must be the authenticated user$"):
         await service.sync(SyncCall(a, token, actor=b))
+    assert (await service.sync(SyncCall(a, token, actor=a))).events == []  # its own: allowed
     key = bytes.fromhex(str(await redis_client.get(SYNC_SECRET_KEY)))
     ahead = tokens.encode(key, a, tokens.decode(key, a, token)._replace(position=3))
     with pytest.raises(InvalidArgument) as never:  # (a feed that lost its last records)
@@ -259,6 +260,30 @@ async def test_a_members_side_written_again_keeps_a_recall_before_the_later_mess
         ("recall", group),
         ("message", group, a, "after the recall"),
     ]
+
+
+async def test_a_big_groups_catch_up_gives_a_change_between_the_messages_around_it(
+    store: RedisStore,
+) -> None:
+    """A big group's messages and changes since a member's last sync, caught up at its next:
+    each change after the messages the group accepted before it and before the later ones
+    (on a cluster the backend reads the change log from the member's mark first)."""
+    service = ChatService(store, 4096, group_fanout_max=1)
+    a, owner = _names("a", "o")
+    group = f"#order{next(_ids)}"
+    await service.group(GroupCall("create", group, owner))
+    await service.group(GroupCall("add", group, owner, a))  # big
+    token = await _now(service, a)
+    for round_ in range(2):  # the second: the member's change log mark moved by the first
+        first = await service.send(SendCall(group, owner, f"m{round_}"))
+        await service.edit(EditCall(group, owner, first.send_time, f"m{round_} edited"))
+        await service.send(SendCall(group, owner, f"n{round_}"))
+        got, token = await _follow(service, a, token)
+        assert _short(got) == [
+            ("message", group, owner, f"m{round_} edited"),
+            ("edit", group),
+            ("message", group, owner, f"n{round_}"),
+        ]
 
 
 async def test_a_member_added_after_a_recall_gets_nothing_of_it_recalled_again(
