@@ -36,6 +36,7 @@ from rpc_svc.store.keys import wake_channel
 log = logging.getLogger(__name__)
 _ERRORS = (rexc.RedisError, rexc.RedisClusterException, OSError, TimeoutError)
 Watch = asyncio.Future[float] | None  # done with the time (monotonic) the message was heard
+SWEEP_S = 5.0  # how often the channels nobody waits for are dropped
 
 
 class Node(NamedTuple):
@@ -194,6 +195,7 @@ class Wakeups:
         self._sweeper: asyncio.Task[None] | None = None
         self.started = asyncio.Event()
         self.closed = False
+        self.sweep_s = SWEEP_S  # (a test sets it shorter before `start`)
 
     def start(self) -> None:
         """Be ready to watch; drop idle subscriptions in the background."""
@@ -282,7 +284,7 @@ class Wakeups:
 
     async def _sweep(self) -> None:
         while True:
-            await asyncio.sleep(5)
+            await asyncio.sleep(self.sweep_s)
             for channels in list(self._nodes.values()):
                 with contextlib.suppress(*_ERRORS):
                     await channels.drop_idle()

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 from devtools.procs import redis_server
 from im_common.calls import PullCall, SendCall
@@ -19,6 +20,7 @@ from rpc_svc.domain.errors import InvalidArgument, Overloaded, StoreUnavailable
 from rpc_svc.server import open_store
 from rpc_svc.service.runner import ChatService
 from rpc_svc.store.base import RedisStore
+from rpc_svc.store.keys import wake_channel
 from tests.conftest import ON_EVERY_BACKEND
 
 
@@ -217,3 +219,48 @@ async def test_watching_a_channel_subscribed_already_takes_no_turn_of_the_loop(
         await asyncio.wait_for(asyncio.gather(first, again), 2)
         release.set()
         await task
+
+
+async def test_channels_nobody_waits_for_are_dropped_and_watched_again_later(
+    store: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    """The sweep unsubscribes a channel whose waits are over (Redis counts no subscriber of
+    it), keeps one still waited for (its waiter is woken as before), and a later wait on
+    the dropped channel subscribes again."""
+    store.wakeups.sweep_s = 0.1
+    store.wakeups.start()
+    service = ChatService(store, 4096)
+    kept, idle = "d1:x", "d2:x"
+    waiting = asyncio.create_task(service.pull_wait(PullCall(kept), 5000))
+    assert await _seconds_to_wake(service, idle, "once", 0.05) < WOKEN_S  # a wait now over
+    watched = store.wakeups.subscription(wake_channel(kept))
+    await asyncio.sleep(0.4)  # (sweeps)
+    assert store.wakeups.subscription(wake_channel(idle)) is None
+    assert watched is not None
+    assert store.wakeups.subscription(wake_channel(kept)) is watched  # (not made again)
+    assert await redis_client.spublish(wake_channel(idle), "0") == 0  # (no subscriber)
+    await service.send(SendCall(kept, "x", "still watched"))
+    page = await asyncio.wait_for(waiting, 2)
+    assert [m["text"] for m in page.messages] == ["still watched"]
+    assert await _seconds_to_wake(service, idle, "again", 0.05) < WOKEN_S
+
+
+async def test_two_messages_heard_at_once_wake_a_waiter_and_the_listener_goes_on(
+    store: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    """Two announcements read in one go, both past a waiter's cursor: the first wakes it,
+    the second finds it woken already (and not yet gone), and the listener goes on to wake
+    the next waiter."""
+    store.wakeups.start()
+    channel = wake_channel("t1:x")
+    async with store.wakeups.watch_channel(channel, 5) as first:
+        assert first is not None
+        async with redis_client.pipeline(transaction=False) as pipe:
+            pipe.spublish(channel, "5")
+            pipe.spublish(channel, "6")
+            await pipe.execute()
+        await asyncio.wait_for(first, 2)
+    async with store.wakeups.watch_channel(channel, 7) as second:
+        assert second is not None
+        await redis_client.spublish(channel, "7")
+        await asyncio.wait_for(second, WOKEN_S)
