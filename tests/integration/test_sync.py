@@ -434,6 +434,25 @@ async def test_a_member_of_a_big_group_is_woken_by_a_1to1_message_too(store: Red
     assert seconds < WOKEN_S
 
 
+async def test_a_member_of_two_big_groups_is_woken_by_each(store: RedisStore) -> None:
+    """A wait watches every big group its read listed (three values each in the script's
+    answer): a message, and a recall, of either group wakes it."""
+    service, group, a, b = await _big_group_member(store)
+    other = f"#wb{next(_ids)}"
+    await service.group(GroupCall("create", other, b))
+    await service.group(GroupCall("add", other, b, a))
+    token = await _now(service, a)
+    for chat in (other, group):
+        seconds, page = await _seconds_to_wake(service, a, token, SendCall(chat, b, "hi"))
+        assert (_short(page.events), seconds < WOKEN_S) == ([("message", chat, b, "hi")], True)
+        sent_time = page.events[0]["message"]["send_time"]
+        seconds, page = await _seconds_to_wake(
+            service, a, page.next, RecallCall(chat, b, sent_time)
+        )
+        assert (_short(page.events), seconds < WOKEN_S) == ([("recall", chat)], True)
+        token = page.next
+
+
 async def test_a_wait_that_cannot_watch_reads_again_every_poll_interval(
     store: RedisStore,
 ) -> None:
