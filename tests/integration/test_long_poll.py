@@ -264,3 +264,29 @@ async def test_two_messages_heard_at_once_wake_a_waiter_and_the_listener_goes_on
         assert second is not None
         await redis_client.spublish(channel, "7")
         await asyncio.wait_for(second, WOKEN_S)
+
+
+async def _commands(redis_client: aioredis.Redis) -> int:
+    """Commands Redis has processed so far (this INFO among them)."""
+    stats = await redis_client.info("stats")
+    return int(stats["total_commands_processed"])
+
+
+async def test_long_polls_woken_by_one_message_share_one_read(
+    store: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    """Six long polls of one chat from one cursor, woken by one message: they take one read's
+    answer (what Redis processes for the send and the wake is the same as for one poll)."""
+    store.wakeups.start()
+    service = ChatService(store, 4096)
+    processed: list[int] = []
+    for polls in (1, 1, 6):  # (the first: scripts loaded, not counted)
+        chat = f"s{len(processed)}:x"
+        waits = [asyncio.create_task(service.pull_wait(PullCall(chat), 5000)) for _ in range(polls)]
+        await asyncio.sleep(0.1)
+        before = await _commands(redis_client)
+        await service.send(SendCall(chat, "x", "one"))
+        pages = await asyncio.wait_for(asyncio.gather(*waits), 2)
+        processed.append(await _commands(redis_client) - before)
+        assert [[m["text"] for m in page.messages] for page in pages] == [["one"]] * polls
+    assert processed[2] == processed[1], processed
