@@ -409,15 +409,15 @@ async def test_a_waiting_sync_is_woken_by_the_next_message(store: RedisStore, ki
     assert quiet.events == []
 
 
-async def _big_group_member(store: RedisStore) -> tuple[ChatService, str, str, str]:
-    """Wake-ups listening, a big group of b (its owner) and a: (the service, the group, a,
-    b)."""
+async def _group_of_two(store: RedisStore, fanout_max: int) -> tuple[ChatService, str, str, str]:
+    """Wake-ups listening, a service whose groups turn big past `fanout_max` members, and a
+    group of b (its owner) and a: (the service, the group, a, b)."""
     await _listening(store)
-    service = ChatService(store, 4096, group_fanout_max=1)
+    service = ChatService(store, 4096, group_fanout_max=fanout_max)
     a, b = _names("a", "b")
-    group = f"#wb{next(_ids)}"
+    group = f"#g{next(_ids)}"
     await service.group(GroupCall("create", group, b))
-    await service.group(GroupCall("add", group, b, a))  # two members: big
+    await service.group(GroupCall("add", group, b, a))
     return service, group, a, b
 
 
@@ -428,7 +428,7 @@ async def test_a_member_of_two_big_groups_is_woken_by_its_own_channel_and_by_eac
     read listed (three values each in the script's answer): a 1:1 message (announced on the
     user's channel only) wakes it, and so do a message (the group's channel) and a recall
     (its change log's channel) of either group."""
-    service, group, a, b = await _big_group_member(store)
+    service, group, a, b = await _group_of_two(store, 1)  # (big)
     other = f"#wb{next(_ids)}"
     await service.group(GroupCall("create", other, b))
     await service.group(GroupCall("add", other, b, a))
@@ -513,7 +513,7 @@ async def test_a_wait_with_nothing_to_answer_lasts_its_wait_ms_in_three_reads(
     """A wait from a token no answer kept, of a member of a big group: one read, one more
     once the group's channels are watched, and one when its time is up; then the empty page
     (not before wait_ms, not much after)."""
-    service, _, a, _ = await _big_group_member(store)
+    service, _, a, _ = await _group_of_two(store, 1)  # (big)
     token = await _now(service, a)
     trips, started = service.sync_reads.trips, time.monotonic()
     page = await asyncio.wait_for(service.sync_wait(SyncCall(a, token, 0, 400)), 3)
@@ -544,14 +544,10 @@ async def test_the_answers_kept_for_next_waits_are_bounded_the_oldest_going_firs
 async def _small_group_of_two(
     store: RedisStore,
 ) -> tuple[ChatService, str, tuple[str, str, str], str]:
-    """Wake-ups listening, a service whose groups turn big past 2 members, and a group of b
-    and a (small): (the service, the group, (a, b, c), a's token from now)."""
-    await _listening(store)
-    service = ChatService(store, 4096, group_fanout_max=2)
-    a, b, c = _names("a", "b", "c")
-    group = f"#tb{next(_ids)}"
-    await service.group(GroupCall("create", group, b))
-    await service.group(GroupCall("add", group, b, a))
+    """A group of b and a, small (big past 2 members): (the service, the group, (a, b, c),
+    a's token from now)."""
+    service, group, a, b = await _group_of_two(store, 2)
+    (c,) = _names("c")
     return service, group, (a, b, c), await _now(service, a)
 
 
