@@ -54,20 +54,23 @@ def encode(key: bytes, user: str, token: SyncToken) -> str:
 def decode(key: bytes, user: str, text: str) -> SyncToken:
     """The token `text` holds for `user`; InvalidArgument (invalid_since) when the service
     did not make it for this user."""
-    invalid = InvalidArgument(
-        "since: not a token this service made for this user (take one with a sync without since)",
-        "invalid_since",
-    )
     if len(text) > MAX_TOKEN_CHARS:
-        raise invalid
+        raise _invalid()
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
-        raise invalid from None
+        raise _invalid() from None
     body, mac = raw[: _BODY.size], raw[_BODY.size :]
     if len(body) != _BODY.size or not hmac.compare_digest(mac, _mac(key, user, body)):
-        raise invalid
+        raise _invalid()
     version, epoch, position, place = _BODY.unpack(body)
     if version != VERSION:
-        raise invalid
+        raise _invalid()
     return SyncToken(epoch.hex(), position, place)
+
+
+def _invalid() -> InvalidArgument:
+    return InvalidArgument(
+        "since: not a token this service made for this user (take one with a sync without since)",
+        "invalid_since",
+    )

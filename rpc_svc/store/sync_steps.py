@@ -17,7 +17,7 @@ from typing import Any, cast
 from rpc_svc.domain.errors import StoreError
 from rpc_svc.domain.values import Entry, FeedEvent, FeedPage, GroupEntry
 from rpc_svc.store.change_logs import change_logs
-from rpc_svc.store.commands.sync import chat_of
+from rpc_svc.store.commands.sync import KINDS, chat_of
 from rpc_svc.store.interface import Backend
 from rpc_svc.store.ops import (
     BigChanged,
@@ -127,7 +127,7 @@ async def _expand(
             break
         chat = chat_of(op.user, kind, ref)
         if read is None:
-            events.append(FeedEvent(_what(kind), chat, int(float(number))))
+            events.append(FeedEvent(KINDS[kind][0], chat, int(float(number))))
             position += 1
         elif isinstance(read, ChangeLog):
             place = int(float(start))
@@ -159,7 +159,7 @@ async def _expand(
         else:
             entry = next(iter(result), None)
             if entry is not None:
-                events.append(FeedEvent(_what(kind), read.chat, entry.send_time, entry))
+                events.append(FeedEvent(KINDS[kind][0], read.chat, entry.send_time, entry))
             position += 1
     return page._replace(position=position, place=place, more=more, events=tuple(events))
 
@@ -173,15 +173,3 @@ async def _all(store: Backend, ops: list[Any]) -> list[Any]:
 
 
 _READ_ONE = "abgefE"  # a record of one message to read (a send, an edit)
-
-
-def _what(kind: str) -> str:
-    if kind in "abgABh":
-        return "message"
-    if kind in "efE":
-        return "edit"
-    if kind in "xyX":
-        return "recall"
-    if kind in "cds":
-        return "read"
-    return "joined" if kind == "j" else "left"

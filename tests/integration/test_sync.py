@@ -19,7 +19,7 @@ from rpc_svc.domain.errors import Forbidden, InvalidArgument, Overloaded, SyncRe
 from rpc_svc.service.runner import ChatService
 from rpc_svc.service.sync import POLL_S
 from rpc_svc.store.base import RedisStore
-from rpc_svc.store.keys import SYNC_SECRET_KEY, feed_key
+from rpc_svc.store.keys import SYNC_SECRET_KEY, feed_key, messages_key, short_key
 from tests.conftest import ON_EVERY_BACKEND
 
 pytestmark = ON_EVERY_BACKEND
@@ -103,6 +103,31 @@ async def test_pages_of_any_size_give_every_event_once_in_order(service: ChatSer
     assert (again.events, again.has_more) == ([], False)
     retried = await service.sync(SyncCall(a, token, 5))  # a token used again: the same page
     assert _short(retried.events) == expected[:5]
+
+
+async def test_a_message_whose_chat_was_deleted_is_left_out_and_the_page_goes_on(
+    service: ChatService, redis_client: aioredis.Redis
+) -> None:
+    a, b, c, g = _names("a", "b", "c", "#g")
+    gone, kept = f"{a}:{b}", f"{a}:{c}"
+    await service.group(GroupCall("create", g, a))
+    token = await _now(service, a)
+    await service.send(SendCall(kept, c, "before"))
+    await service.send(SendCall(gone, b, "deleted"))
+    await service.send(SendCall(g, a, "in the group"))
+    await service.send(SendCall(kept, a, "after"))
+    await service.mark_read(
+        ReadCall(gone, a, (await service.send(SendCall(gone, b, "x"))).send_time)
+    )
+    await redis_client.delete(messages_key(gone), short_key(gone))  # (by an operator)
+    page = await service.sync(SyncCall(a, token, 4))
+    assert _short(page.events) == [
+        ("message", kept, c, "before"),
+        ("message", g, a, "in the group"),
+        ("message", kept, a, "after"),
+    ]  # 4 records: 3 events
+    rest, _ = await _follow(service, a, page.next)
+    assert _short(rest) == [("read", gone, rest[0]["read_until"])]
 
 
 async def test_groups_joined_left_and_what_a_member_sees_in_between(

@@ -40,10 +40,25 @@ from rpc_svc.store.ops import (
 )
 
 OPS = (SyncFeed, SyncStep, Span, BigFlags, ChangeLog, ChangeMarks, WakeSyncs)
-PAIR_FIRST, PAIR_SECOND = "aAcex", "bBdfy"
-_KINDS = {"a": "message", "b": "message", "A": "message", "B": "message", "g": "message"}
-_KINDS |= {"h": "message", "c": "read", "d": "read", "s": "read", "j": "joined", "l": "left"}
-_KINDS |= {"e": "edit", "f": "edit", "E": "edit", "x": "recall", "y": "recall", "X": "recall"}
+FIRST, SECOND, GROUP = 0, 1, 2  # whose side a record's name is on (its chat: chat_of)
+NO_ENTRY, PAIR_ENTRY, GROUP_ENTRY = 0, 1, 2  # what a record's message value is
+KINDS: dict[str, tuple[str, int, int]] = {  # a record's kind: its event, side, entry
+    **dict.fromkeys("aA", ("message", FIRST, PAIR_ENTRY)),
+    **dict.fromkeys("bB", ("message", SECOND, PAIR_ENTRY)),
+    **dict.fromkeys("gh", ("message", GROUP, GROUP_ENTRY)),
+    "e": ("edit", FIRST, PAIR_ENTRY),
+    "f": ("edit", SECOND, PAIR_ENTRY),
+    "E": ("edit", GROUP, GROUP_ENTRY),
+    "c": ("read", FIRST, NO_ENTRY),
+    "d": ("read", SECOND, NO_ENTRY),
+    "s": ("read", GROUP, NO_ENTRY),
+    "x": ("recall", FIRST, NO_ENTRY),
+    "y": ("recall", SECOND, NO_ENTRY),
+    "X": ("recall", GROUP, NO_ENTRY),
+    "j": ("joined", GROUP, NO_ENTRY),
+    "l": ("left", GROUP, NO_ENTRY),
+    "k": ("", GROUP, NO_ENTRY),  # a big group's changes: a range of the events above
+}
 
 
 def commands(op: Any, plan: Plan) -> list[Command]:
@@ -136,45 +151,47 @@ def _page(user: str, reply: list[Any], width: int) -> tuple[FeedPage, list[tuple
     watch = tuple(
         (rest[i], int(float(rest[i + 1])), int(float(rest[i + 2]))) for i in range(0, len(rest), 3)
     )
-    events: list[FeedEvent] = []
     rows: list[tuple[Any, ...]] = []
     if width == 6:
-        for kind, ref, number, entry_id_, value, mark in zip(
-            *(reply[6 + i : end : 6] for i in range(6)), strict=True
-        ):
-            event = decode(user, kind, ref, int(number), entry_id_, value, mark)
-            if event is not None:
-                events.append(event)
+        events = _events(user, reply, end)
     else:
+        events = ()
         rows = list(zip(*(reply[6 + i : end : width] for i in range(width)), strict=True))
-    page = FeedPage("ok", epoch, int(position), int(place), bool(int(more)), tuple(events), watch)
+    page = FeedPage("ok", epoch, int(position), int(place), bool(int(more)), events, watch)
     return page, rows
+
+
+def _events(user: str, reply: list[Any], end: int) -> tuple[FeedEvent, ...]:
+    """The events of SYNC's answer read on one Redis: 6 values each (kind, name, number,
+    entry ID, entry value as it is now, its change's mark). A message's send time is the
+    number the script gave (the entry's ID says only that it is there: a message whose entry
+    is gone has none, and no event). One loop, without the named tuples' constructors: a
+    sync's hot path."""
+    new = tuple.__new__
+    events: list[FeedEvent] = []
+    append = events.append
+    for kind, ref, number, entry_id_, value, mark in zip(
+        *(reply[6 + i : end : 6] for i in range(6)), strict=True
+    ):
+        what, side, form = KINDS[kind]
+        chat = ref if side == GROUP else f"{user}:{ref}" if side == FIRST else f"{ref}:{user}"
+        if form == NO_ENTRY:
+            append(new(FeedEvent, (what, chat, number, None)))
+        elif entry_id_:
+            change = records.mark_of(mark) if mark else 0
+            if form == PAIR_ENTRY:
+                entry: Any = records.pair_entry(number, value, change)
+            else:
+                entry = records.group_entry(number, value, change)
+            append(new(FeedEvent, (what, chat, number, entry)))
+    return tuple(events)
 
 
 def chat_of(user: str, kind: str, ref: str) -> str:
     """The chat a record names, from its kind and its name on the user's side."""
-    if kind in PAIR_FIRST:
+    side = KINDS[kind][1]
+    if side == FIRST:
         return f"{user}:{ref}"
-    if kind in PAIR_SECOND:
+    if side == SECOND:
         return f"{ref}:{user}"
     return ref
-
-
-def decode(
-    user: str, kind: str, ref: str, number: int, entry_id_: str, value: str, mark: str = ""
-) -> FeedEvent | None:
-    """The event of a record (and, for a message or an edit, its entry as it is now: `value`
-    and its change's `mark`; its send time is the `number` the script gave, the entry's ID
-    says only that it is there); None for a message whose entry is not there."""
-    chat = chat_of(user, kind, ref)
-    what = _KINDS[kind]
-    if what not in ("message", "edit"):
-        return tuple.__new__(FeedEvent, (what, chat, number, None))
-    if not entry_id_:
-        return None
-    change = records.mark_of(mark)
-    if kind in "ghE":
-        entry: Any = records.group_entry(number, value, change)
-    else:
-        entry = records.pair_entry(number, value, change)
-    return tuple.__new__(FeedEvent, (what, chat, number, entry))
