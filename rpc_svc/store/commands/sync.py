@@ -173,8 +173,8 @@ def _events(user: str, reply: list[Any], end: int) -> tuple[FeedEvent, ...]:
     for kind, ref, number, entry_id_, value, mark in zip(
         *(reply[6 + i : end : 6] for i in range(6)), strict=True
     ):
-        what, side, form = KINDS[kind]
-        chat = ref if side == GROUP else f"{user}:{ref}" if side == FIRST else f"{ref}:{user}"
+        what, _, form = KINDS[kind]
+        chat = chat_of(user, kind, ref)
         if form == NO_ENTRY:
             append(new(FeedEvent, (what, chat, number, None)))
         elif entry_id_:
