@@ -32,6 +32,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def listening_socket() -> socket.socket:
+    """A socket listening on a port of 127.0.0.1 the system chose, for a server started in
+    this process: bound before the server starts, so no other process can take the port
+    between its choice and its use (as it can a free_port's)."""
+    sock = socket.socket()
+    sock.bind((HOST, 0))
+    sock.listen(100)
+    return sock
+
+
 def port_open(port: int) -> bool:
     """True when something accepts connections on 127.0.0.1:port."""
     try:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from devtools.procs import HOST, free_port
+from devtools.procs import HOST, listening_socket
 from http_svc.app import create_app
 from http_svc.config import Settings as HttpSettings
 from http_svc.protocol import WholeRequestTimeout
@@ -39,16 +39,16 @@ async def in_process_stack(
     )
     store.wakeups.start()
     rpc = build_server(rpc_settings, store, InFlight())
-    rpc_port, http_port = free_port(), free_port()
-    await rpc.start(HOST, rpc_port)
+    rpc_sock, http_sock = listening_socket(), listening_socket()
+    rpc_port, http_port = rpc_sock.getsockname()[1], http_sock.getsockname()[1]
+    await rpc.start(sock=rpc_sock)
     settings = HttpSettings(
         rpc_addrs=(f"{HOST}:{rpc_port}",), port=http_port, uvloop=False, **(gateway or {})
     )
     app = create_app(settings, name=f"im_http_in_process_{next(_apps)}")
     app.config.TOUCHUP = False  # it rewrites Sanic's own methods once per process, not per app
     server = await app.create_server(
-        host=HOST,
-        port=http_port,
+        sock=http_sock,
         return_asyncio_server=True,
         protocol=WholeRequestTimeout,
         access_log=False,

@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from grpclib.const import Status
 
-from devtools.procs import free_port
+from devtools.procs import free_port, listening_socket
 from http_svc.batcher import _encode, split
 from http_svc.errors import RpcFailure
 from http_svc.instances import Instance
@@ -42,10 +42,10 @@ from rpc_svc.store.keys import retry_keys_key
 @pytest.fixture
 async def live(store: RedisStore) -> AsyncIterator[str]:
     """The address of a real im-rpc server on the test store."""
-    port = free_port()
+    sock = listening_socket()
     server = build_server(Settings(), store, InFlight())
-    await server.start("127.0.0.1", port)
-    yield f"127.0.0.1:{port}"
+    await server.start(sock=sock)
+    yield f"127.0.0.1:{sock.getsockname()[1]}"
     server.close()
     await server.wait_closed()
 
