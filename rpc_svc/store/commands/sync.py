@@ -173,8 +173,8 @@ def _events(user: str, reply: list[Any], end: int) -> tuple[FeedEvent, ...]:
     for kind, ref, number, entry_id_, value, mark in zip(
         *(reply[6 + i : end : 6] for i in range(6)), strict=True
     ):
-        what, _, form = KINDS[kind]
-        chat = chat_of(user, kind, ref)
+        what, side, form = KINDS[kind]
+        chat = _chat(user, side, ref)
         if form == NO_ENTRY:
             append(new(FeedEvent, (what, chat, number, None)))
         elif entry_id_:
@@ -189,7 +189,10 @@ def _events(user: str, reply: list[Any], end: int) -> tuple[FeedEvent, ...]:
 
 def chat_of(user: str, kind: str, ref: str) -> str:
     """The chat a record names, from its kind and its name on the user's side."""
-    side = KINDS[kind][1]
+    return _chat(user, KINDS[kind][1], ref)
+
+
+def _chat(user: str, side: int, ref: str) -> str:
     if side == FIRST:
         return f"{user}:{ref}"
     if side == SECOND:
