@@ -1,14 +1,17 @@
 """What sync costs: a sync of a user in many chats against a pull, a send to users who sync
 against one to users who do not, and the memory of the feeds.
 
-    python -m perf.sync_costs [--seconds 5] [--rounds 5] [--chats 20,2000] [--memory-chats 20000]
-                              [--script-base COMMIT]
+    python -m perf.sync_costs [--seconds 5] [--rounds 5] [--chats 20,2000] [--long-chats 20]
+                              [--memory-chats 20000] [--script-base COMMIT]
 
 Reads (one redis-server with AOF, one im-rpc, one gateway, wrk; IM_GROUP_FANOUT_MAX_MEMBERS 2,
 so that a group of 3 is big; IM_USER_MAX_GROUPS 5,000): a hub user in N chats (half 1:1,
 half small groups of 2, and N/100 big groups of 3) takes a token, gets a message in 10 of its
 chats (some of each kind), syncs once (its big groups' messages found), and then the token
-is replayed by wrk at 20 connections: each sync answers the same 10 events (`sync10`).
+is replayed by wrk at 20 connections: each sync answers the same 10 events (`sync10`). The
+chats of those hubs hold one or two messages; with --long-chats, one more hub whose 10 chats
+each hold 29 messages of 200 bytes before the new one (30: still a short chat's hash, where
+a message is found among the others).
 Beside it, `pull10` (a page of 10 of a chat of a 200-chat pool). Each round runs every
 scenario in turn (the order turned by
 one each round); the figures are medians, and the ratio of each round's p99 to its pull's,
@@ -32,7 +35,7 @@ import statistics
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
 from redis import Redis
@@ -63,10 +66,40 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chats", default="20,2000", help="the hub's chats, comma-separated")
     p.add_argument("--memory-chats", type=int, default=20_000, help="chats of the mix")
     p.add_argument("--script-base", default="", help="a commit whose sync script to time too")
+    p.add_argument(
+        "--long-chats",
+        type=int,
+        default=20,
+        help="a hub in this many chats of 30 messages (0: none)",
+    )
 
 
-async def _hub(port: int, prefix: str, chats: int) -> str:
-    """A hub in `chats` chats with 10 events after the token answered: the token."""
+LONG_HISTORY, LONG_TEXT = 29, 200  # a long hub's chats: the messages before the new one
+
+
+class Hub(NamedTuple):
+    """A hub user: the name of its scenario, its names' prefix, its chats, and the messages
+    each chat that gets a new one holds before it."""
+
+    name: str
+    prefix: str
+    chats: int
+    history: int = 0
+
+
+def hubs(args: argparse.Namespace) -> list[Hub]:
+    """The hubs `args` ask for."""
+    out = [Hub(f"a user in {n:,} chats", f"h{n}x", n) for n in map(int, args.chats.split(","))]
+    if args.long_chats:
+        n = args.long_chats
+        name = f"a user in {n:,} chats of {LONG_HISTORY + 1} messages"
+        out.append(Hub(name, f"l{n}x", n, LONG_HISTORY))
+    return out
+
+
+async def _hub(port: int, prefix: str, chats: int, history: int = 0) -> str:
+    """A hub in `chats` chats with 10 events after the token answered: the token. Each
+    chat that gets one of them first holds `history` messages of LONG_TEXT bytes."""
     hub = f"{prefix}hub"
     big = max(1, chats // 100)
     small = (chats - big) // 2
@@ -80,9 +113,12 @@ async def _hub(port: int, prefix: str, chats: int) -> str:
     ]
     await _each(port, adds)
     await _each(port, [_send(f"{hub}:{prefix}q{i}", hub, "earlier") for i in range(pairs)])
+    news = [f"{hub}:{prefix}q{i}" for i in range(4)] + groups[:3] + groups[-3:]
+    for k in range(history):  # (a 1:1 chat of news has one "earlier" already)
+        text = f"{k:03} " + "x" * (LONG_TEXT - 4)
+        await _each(port, [_send(c, hub, text) for c in news if k or c.startswith("#")])
     (taken,) = await _each(port, [("GET", f"/api/sync?user={hub}", {})])
     token = taken["next"]
-    news = [f"{hub}:{prefix}q{i}" for i in range(4)] + groups[:3] + groups[-3:]
     await _each(port, [_send(chat, hub, "new") for chat in news])
     (page,) = await _each(port, [("GET", f"/api/sync?user={hub}&since={token}&limit=10", {})])
     assert len(page["events"]) == 10, page
@@ -102,19 +138,16 @@ async def _feeds(port: int, prefix: str, chats: int) -> None:
 def reads_and_sends(args: argparse.Namespace, trio: Trio) -> list[str]:
     """The interleaved rounds of sync10, pull10 and the two sends: the table's lines."""
     url, port = trio.url(), trio.gateways[0].port
-    sizes = [int(n) for n in args.chats.split(",")]
-    tokens = {n: asyncio.run(_hub(port, f"h{n}x", n)) for n in sizes}
+    tokens = {
+        hub: asyncio.run(_hub(port, hub.prefix, hub.chats, hub.history)) for hub in hubs(args)
+    }
     run_wrk(url, "send", 64, 2, chats=POOL, prefix="pool")  # pull10's chats get messages
     asyncio.run(_feeds(port, "fed", POOL))
     plan: dict[str, dict[str, Any]] = {
         "pull10 (200 chats)": {"scenario": "pull10", "chats": POOL, "prefix": "pool"}
     }
-    for n in sizes:
-        plan[f"sync10, a user in {n:,} chats"] = {
-            "scenario": "sync10",
-            "prefix": f"h{n}x",
-            "since": tokens[n],
-        }
+    for hub, token in tokens.items():
+        plan[f"sync10, {hub.name}"] = {"scenario": "sync10", "prefix": hub.prefix, "since": token}
     sends = {
         "send, both members syncing": {"scenario": "send", "chats": POOL, "prefix": "fed"},
         "send, nobody syncing": {"scenario": "send", "chats": POOL, "prefix": "quiet"},
@@ -169,7 +202,7 @@ def _median_of(cpu: Samples[dict[str, float]], name: str, process: str) -> float
     return statistics.median(c[process] for c in cpu.rounds(name))
 
 
-def script_ab(args: argparse.Namespace, trio: Trio, tokens: dict[int, str]) -> list[str]:
+def script_ab(args: argparse.Namespace, trio: Trio, tokens: dict[Hub, str]) -> list[str]:
     """The sync script of `--script-base` (A) against this tree's (B), each answering the
     hubs' replayed tokens, interleaved: Redis's own µs per call (INFO commandstats)."""
     with ExitStack() as stack, Redis(port=trio.redis.port, decode_responses=True) as r:
@@ -179,21 +212,21 @@ def script_ab(args: argparse.Namespace, trio: Trio, tokens: dict[int, str]) -> l
         shas = {side: r.script_load(text) for side, text in texts.items()}
         key = bytes.fromhex(r.get(SYNC_SECRET_KEY))
         plan = Plan(0, 0, 0, user_side=True, sync_retain=10_000, sync_idle_ms=30 * 86_400_000)
-        calls: dict[int, list[Any]] = {}
-        for size, token in tokens.items():
-            op = plan_sync(SyncCall(f"h{size}xhub", token, 10), key).op
+        calls: dict[Hub, list[Any]] = {}
+        for hub, token in tokens.items():
+            op = plan_sync(SyncCall(f"{hub.prefix}hub", token, 10), key).op
             ((_, _, *rest),) = commands(op, plan)
-            calls[size] = rest
+            calls[hub] = rest
         times: Samples[float] = Samples()
-        for i, size, side in interleaved(args.rounds, ("A", "B"), list(tokens)):
+        for i, hub, side in interleaved(args.rounds, ("A", "B"), list(tokens)):
             r.config_resetstat()
             pipe = r.pipeline(transaction=False)
             for _ in range(SCRIPT_CALLS):
-                pipe.evalsha(shas[side], *calls[size])
+                pipe.evalsha(shas[side], *calls[hub])
             pipe.execute()
             us = float(r.info("commandstats")["cmdstat_evalsha"]["usec_per_call"])
-            times.add((side, size), us)
-            log("sync_costs", f"round {i + 1} sync script {side}, {size:,} chats: {us:.1f} µs")
+            times.add((side, hub), us)
+            log("sync_costs", f"round {i + 1} sync script {side}, {hub.name}: {us:.1f} µs")
     lines = [
         f"The sync script answering the replayed token (10 events), {args.script_base} (A) "
         f"against this tree (B), run by EVALSHA as im-rpc runs them: Redis's µs per call, "
@@ -202,9 +235,9 @@ def script_ab(args: argparse.Namespace, trio: Trio, tokens: dict[int, str]) -> l
         "| hub | A µs | B µs | B/A |",
         "| --- | --- | --- | --- |",
     ]
-    for n in tokens:
-        a, b = times.median(("A", n)), times.median(("B", n))
-        lines.append(f"| a user in {n:,} chats | {a:.1f} | {b:.1f} | {b / a:.2f} |")
+    for hub in tokens:
+        a, b = times.median(("A", hub)), times.median(("B", hub))
+        lines.append(f"| {hub.name} | {a:.1f} | {b:.1f} | {b / a:.2f} |")
     return lines
 
 

@@ -323,11 +323,17 @@ def test_sync_costs_writes_reads_sends_and_memory(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     table = (tmp_path / "sync_costs.md").read_text()
-    for row in ("pull10 (200 chats)", "sync10, a user in 20 chats", "sync10, a user in 100 chats"):
+    long = "a user in 20 chats of 30 messages"  # (--long-chats 20: the default)
+    for row in (
+        "pull10 (200 chats)",
+        "sync10, a user in 20 chats",
+        "sync10, a user in 100 chats",
+        f"sync10, {long}",
+    ):
         cells = r"\| [\d,]+ \| [\d.]+ \| [\d.]+ \| [1-9]\d*, [1-9]\d*, [1-9]\d* \| \d{1,3}% \|"
         assert re.search(rf"^\| {re.escape(row)} {cells}$", table, re.M), table
-    for hub in ("20", "100"):  # HEAD's script against this tree's
-        row = rf"^\| a user in {hub} chats \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$"
+    for hub in ("a user in 20 chats", "a user in 100 chats", long):  # HEAD's script, this tree's
+        row = rf"^\| {hub} \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$"
         assert re.search(row, table, re.M), table
     assert re.search(r"the feeds' records .* \| [\d.]+ \| 0\.\d\dx \|", table), table
     assert re.search(r"feed at the records kept .*: \*\*[\d,]+ bytes\*\*", table), table

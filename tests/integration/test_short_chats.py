@@ -1,25 +1,37 @@
 """Short chats on a real Redis: a chat's first messages live in one hash, which moves into the
 chat's stream at IM_SHORT_CHAT_MESSAGES; reads, the newest entry and the inbox answer the
-same from either form, and chats stored as streams (short forms off) stay streams."""
+same from either form, and chats stored as streams (short forms off) stay streams. In a hash
+of 31 records the scripts find each message by bisection: group pages from every cursor,
+edits and recalls of each message, syncs on pages of any size."""
 
 from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import AsyncIterator
 from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
 
 from devtools.procs import Process
-from im_common.calls import ChatsCall, GroupCall, PullCall, ReadCall, SendCall
+from im_common.calls import (
+    ChatsCall,
+    EditCall,
+    GroupCall,
+    PullCall,
+    ReadCall,
+    RecallCall,
+    SendCall,
+    SyncCall,
+)
 from rpc_svc.domain.values import Entry
 from rpc_svc.server import RECORD_OVERHEAD, _check_compact_records
 from rpc_svc.service.runner import ChatService
 from rpc_svc.store.base import RedisStore
 from rpc_svc.store.commands import chats
 from rpc_svc.store.keys import messages_key, short_key
-from rpc_svc.store.ops import Latest, Read
+from rpc_svc.store.ops import GroupRead, Latest, Read
 from tests.conftest import SHORT_CHAT_MESSAGES, make_store
 from tests.store_calls import append, read
 
@@ -256,3 +268,108 @@ async def test_a_clusters_compact_limit_is_its_masters_lowest(
         assert await store.compact_record_limit() == 200
     finally:
         await cluster.config_set("hash-max-listpack-value", 4224, target_nodes=node)
+
+
+LONG = 32  # IM_SHORT_CHAT_MESSAGES's default: a hash of up to 31 records
+
+
+@pytest.fixture
+async def long_hashes(redis_proc: Process) -> AsyncIterator[RedisStore]:
+    """A store whose short chats hold up to 31 records (the default; the suite's other
+    stores move a hash at 4), where the scripts' bisections go deep."""
+    store = make_store(redis_proc, short=LONG)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def _service(store: RedisStore) -> ChatService:
+    """The chat service on `store`, its groups big from their second member on."""
+    return ChatService(store, 4096, group_fanout_max=1)
+
+
+async def _filled(service: ChatService, chat: str, texts: list[str]) -> list[int]:
+    return [(await service.send(SendCall(chat, "ann", text))).send_time for text in texts]
+
+
+async def test_a_groups_reads_from_every_cursor_inside_a_long_hash(
+    long_hashes: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    # the group scripts read a short group through tl_range: its ends found by bisection,
+    # only the page's records read (the store's read answers no more than it was asked)
+    service = _service(long_hashes)
+    await service.group(GroupCall("create", "#long", "ann"))
+    times = await _filled(service, "#long", [f"g{i}" for i in range(LONG - 1)])
+    assert await _forms(redis_client, "#long") == (LONG - 1, 0)
+    cursors = [0, times[0] - 1, *times, times[-1] + 1]
+    for cursor, limit, reverse in itertools.product(cursors, (1, 2, 7, LONG), (False, True)):
+        page = await service.pull(PullCall("#long", cursor, limit, reverse))
+        got = [m["send_time"] for m in page.messages]
+        assert got == _expected(times, cursor, limit, reverse), (cursor, limit, reverse)
+        assert [m["text"] for m in page.messages] == [f"g{times.index(t)}" for t in got]
+        rows = await long_hashes.one(GroupRead("#long", "", cursor, limit, reverse))
+        assert [e.send_time for e in rows] == got
+
+
+async def test_edits_and_recalls_find_each_message_of_a_long_hash(
+    long_hashes: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    # an edit or a recall finds its message by its send time (tl_at: the newest record
+    # first, then bisection); a recall blanks that record's text in the hash itself
+    service, chat = _service(long_hashes), "ann:bob"
+    texts = [f"<{i:02}>" for i in range(LONG - 1)]
+    times = await _filled(service, chat, texts)
+    recalled = set(range(0, LONG - 1, 3)) | {LONG - 2}  # the first, every third, the newest
+    for i in reversed(range(LONG - 1)):  # (the newest first: then every other is older)
+        if i in recalled:
+            assert (await service.recall(RecallCall(chat, "ann", times[i]))).recalled
+        else:
+            await service.edit(EditCall(chat, "ann", times[i], f"[{i:02}]"))
+    assert await _forms(redis_client, chat) == (LONG - 1, 0)
+    page = await service.pull(PullCall(chat, 0, LONG, False))
+    shown = [(m["text"], m.get("recalled", False)) for m in page.messages]
+    assert shown == [("", True) if i in recalled else (f"[{i:02}]", False) for i in range(LONG - 1)]
+    stored = " ".join(cast(list[str], await redis_client.hvals(short_key(chat))))
+    assert [t for t in texts if t in stored] == [
+        texts[i] for i in range(LONG - 1) if i not in recalled
+    ]
+
+
+async def test_a_sync_reads_each_message_of_long_hashes_on_pages_of_any_size(
+    long_hashes: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    # a 1:1 message's record is read by tl_at, a big group's range by tl_after (its first
+    # record after the page's place found by bisection): on pages of any size, each once
+    service = _service(long_hashes)
+    await service.group(GroupCall("create", "#wide", "ann"))
+    await service.group(GroupCall("add", "#wide", "ann", "bob"))  # big from now on
+    token = (await service.sync(SyncCall("bob"))).next
+    n = LONG - 3  # (room for two more below)
+    for i in range(n):
+        await _filled(service, "ann:bob", [f"p{i}"])
+        await _filled(service, "#wide", [f"w{i}"])
+    assert await _forms(redis_client, "ann:bob") == (n, 0)
+    first = {"ann:bob": [f"p{i}" for i in range(n)], "#wide": [f"w{i}" for i in range(n)]}
+    for limit in (1, 2, 5, 7, 100):
+        assert await _synced(service, "bob", token, limit) == first, limit
+    # the range read first ends where it did, though the hash holds later messages now: the
+    # token replayed after them gives those once, from the range record appended for them
+    await _filled(service, "#wide", ["late0", "late1"])
+    assert await _forms(redis_client, "#wide") == (n + 2, 0)
+    for limit in (3, 100):
+        again = await _synced(service, "bob", token, limit)
+        assert again == {"ann:bob": first["ann:bob"], "#wide": [*first["#wide"], "late0", "late1"]}
+
+
+async def _synced(service: ChatService, user: str, since: str, limit: int) -> dict[str, list[str]]:
+    """The texts of every message event after `since`, page after page, by chat."""
+    by_chat: dict[str, list[str]] = {"ann:bob": [], "#wide": []}
+    for _ in range(200):
+        page = await service.sync(SyncCall(user, since, limit))
+        for e in page.events:
+            by_chat[e["chat"]].append(e["message"]["text"])
+        since = page.next
+        if not page.has_more:
+            return by_chat
+    raise AssertionError("has_more never ended")

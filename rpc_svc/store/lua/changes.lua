@@ -6,8 +6,8 @@
 -- a member; recall_done: whether a recall's member says every member had it. entry_at: a
 -- message's stored value (its text as sent), nil when there is none.
 -- blank: a stored value without its text. erase_short: blank a short chat's record in
--- place (HSET replaces the bytes), or answer false for a message in the stream (its text
--- goes when the stream is rewritten: ERASE_STEP). apply_change: store an edit or a recall
+-- place (found by bisection; HSET replaces the bytes), or answer false for a message in the
+-- stream (its text goes when the stream is rewritten: ERASE_STEP). apply_change: store an edit or a recall
 -- at the store's clock, past the message's last change at `at` (and, for a recall, blank or
 -- note its text): the change's time, and '1' when the text waits in the stream. shown: a
 -- stored value as it is now (an edit's text, or none for a recall) and the change's mark (''
@@ -37,16 +37,10 @@ end
 local function erase_short(s, st)
   local n = redis.call('HLEN', s)
   if n == 0 then return false end
-  local id = id_of(st)
-  for i = 1, n do
-    local r = redis.call('HGET', s, i)
-    local sp = string.find(r, ' ', 1, true)
-    if string.sub(r, 1, sp - 1) == id then
-      redis.call('HSET', s, i, id .. ' ' .. blank(string.sub(r, sp + 1)))
-      return true
-    end
-  end
-  return false
+  local i, r, head = short_field(s, n, st)
+  if not i then return false end
+  redis.call('HSET', s, i, head .. blank(string.sub(r, #head + 1)))
+  return true
 end
 local function apply_change(x, s, er, kind, st, at, text)  -- the time and 'waits' flag
   local now = now_us()

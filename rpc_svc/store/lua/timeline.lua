@@ -6,11 +6,13 @@
 -- (id, value, field), whether the timeline is a stream, and the hash's record count;
 -- tl_append: add an entry after that, moving a hash of `short_max` records into the stream;
 -- tl_range: read as XRANGE (XREVRANGE when `reverse`, bounds then high first) does, from
--- either form (a hash's records are in time order: the range's ends are found by bisection
--- and only its records split); tl_after: the entries sent after one time up to another (µs),
--- oldest first, as {send time, id, value} (sync's ranges: no ID formatted or parsed again);
--- tl_at: the entry at one send time (its id and value, nil for none; a hash's records
--- compared by their id's text, one HVALS). Numbers travel as decimal strings (%d: Redis's
+-- either form; tl_after: the entries sent after one time up to another (µs), oldest first, as
+-- {send time, id, value} (sync's ranges: no ID formatted or parsed again); tl_at: the entry at
+-- one send time (its id and value, nil for none). A hash's records are in time order: the
+-- reads find a time by bisection over its fields (`HGET`s, the newest first for tl_at: a sync
+-- reads new messages), then read only the records they answer, so that a read costs
+-- O(log records) of a short chat's values, not all of them (short_field, short_after).
+-- Numbers travel as decimal strings (%d: Redis's
 -- Lua prints it as a C long, 64 bits here, exact for these integers and a quarter of %.0f's
 -- cost): µs times pass 2^31, and Redis would print a Lua number in exponent form (a
 -- script's integer reply, as sync's send times, is exact below 2^53).
@@ -67,25 +69,24 @@ local function bound(b)  -- '-', '+', an ID, or '(' and an ID: exclusive (as a s
   if string.sub(b, 1, 1) == '(' then return us(string.sub(b, 2)) + 1 end
   return us(b)
 end
-local function tl_at(m, s, st)
-  local id = id_of(st)
-  local records = redis.call('HVALS', s)  -- (any order: one record has this id)
-  if #records == 0 then
-    local row = redis.call('XRANGE', m, id, id, 'COUNT', 1)[1]
-    if row then return row[1], row[2][2] end
-    return nil
-  end
-  local head = id .. ' '
-  for _, r in ipairs(records) do
-    if string.sub(r, 1, #head) == head then return id, string.sub(r, #head + 1) end
-  end
-  return nil
+local function rec_us(r)  -- a hash record's send time (µs)
+  local dash = string.find(r, '-', 1, true)
+  local sp = string.find(r, ' ', dash, true)
+  return tonumber(string.sub(r, 1, dash - 1)) * 1000 + tonumber(string.sub(r, dash + 1, sp - 1))
 end
-local function first_after(all, t, a, n)  -- the first of hash records a..n (in time order)
-  local b = n + 1                          -- sent after t; n + 1: none
+local function short_time(s, i, got)  -- record i's send time, each record read once (got)
+  local r = got[i]
+  if not r then
+    r = redis.call('HGET', s, i)
+    got[i] = r
+  end
+  return rec_us(r)
+end
+local function short_after(s, t, a, b, got)  -- the first of records a..b sent after t
+  b = b + 1                                   -- (b + 1: none), by bisection
   while a < b do
     local mid = math.floor((a + b) / 2)
-    if us((split(all[mid]))) <= t then
+    if short_time(s, mid, got) <= t then
       a = mid + 1
     else
       b = mid
@@ -93,21 +94,54 @@ local function first_after(all, t, a, n)  -- the first of hash records a..n (in 
   end
   return a
 end
+local function short_field(s, n, st)  -- the record sent at st: its field, the record and
+  local head = id_of(st) .. ' '       -- its head "<id> " (nil: none), the newest first (a
+  local r = redis.call('HGET', s, n)  -- sync reads new messages)
+  if string.sub(r, 1, #head) == head then return n, r, head end
+  if rec_us(r) < st then return nil end
+  local got = {[n] = r}
+  local i = short_after(s, st - 1, 1, n - 1, got)
+  r = got[i] or redis.call('HGET', s, i)
+  if string.sub(r, 1, #head) == head then return i, r, head end
+  return nil
+end
+local function short_fill(s, a, b, got)  -- records a..b into got (one HMGET of those missing)
+  local want = {}
+  for i = a, b do
+    if not got[i] then want[#want + 1] = i end
+  end
+  if not want[1] then return end
+  for j, r in ipairs(redis.call('HMGET', s, unpack(want))) do got[want[j]] = r end
+end
+local function tl_at(m, s, st)
+  local n = redis.call('HLEN', s)
+  if n == 0 then
+    local id = id_of(st)
+    local row = redis.call('XRANGE', m, id, id, 'COUNT', 1)[1]
+    if row then return row[1], row[2][2] end
+    return nil
+  end
+  local i, r, head = short_field(s, n, st)
+  if not i then return nil end
+  return string.sub(head, 1, -2), string.sub(r, #head + 1)
+end
 local function tl_range(m, s, field, from, to, count, reverse)
   local n = redis.call('HLEN', s)
   if n == 0 then
     if reverse then return redis.call('XREVRANGE', m, from, to, 'COUNT', count) end
     return redis.call('XRANGE', m, from, to, 'COUNT', count)
   end
-  local all = short_raw(s, n)  -- (in time order: field i, message i)
   local lo, hi = bound(from), bound(to)
   if reverse then lo, hi = bound(to), bound(from) end
-  local first = first_after(all, lo - 1, 1, n)  -- records first..last are in the range:
-  local last = first_after(all, hi, first, n) - 1  -- only the page's are split
-  local rows, i, step = {}, first, 1
-  if reverse then i, step = last, -1 end
-  while #rows < count and i >= first and i <= last do
-    local id, value = split(all[i])
+  local got, first, last = {}, 1, n  -- records first..last are in the range
+  if lo > 0 then first = short_after(s, lo - 1, 1, n, got) end
+  if hi < math.huge then last = short_after(s, hi, first, n, got) - 1 end
+  local a, b, i, step = first, math.min(last, first + count - 1), first, 1
+  if reverse then a, b, i, step = math.max(first, last - count + 1), last, last, -1 end
+  short_fill(s, a, b, got)  -- (only the page's records are read and split)
+  local rows = {}
+  while i >= a and i <= b do
+    local id, value = split(got[i])
     rows[#rows + 1] = {id, {field, value}}
     i = i + step
   end
@@ -121,10 +155,13 @@ local function tl_after(m, s, after, upto, count)
     end
     return rows
   end
-  local all = short_raw(s, n)
-  for i = first_after(all, after, 1, n), n do
-    if #rows == count then break end
-    local id, value = split(all[i])
+  local got = {}
+  local first = short_after(s, after, 1, n, got)
+  local last = math.min(n, first + count - 1)
+  if first > last then return rows end
+  short_fill(s, first, last, got)
+  for i = first, last do
+    local id, value = split(got[i])
     local st = us(id)
     if st > upto then break end
     rows[#rows + 1] = {st, id, value}
