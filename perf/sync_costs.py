@@ -62,16 +62,21 @@ POOL = 200
 SCRIPT_CALLS = 2000  # per round of the script A/B
 
 
-def _options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--chats", default="20,2000", help="the hub's chats, comma-separated")
-    p.add_argument("--memory-chats", type=int, default=20_000, help="chats of the mix")
-    p.add_argument("--script-base", default="", help="a commit whose sync script to time too")
+def hub_options(p: argparse.ArgumentParser) -> None:
+    """The options that choose the hubs (`hubs`)."""
+    p.add_argument("--chats", default="20,2000", help="the hubs' chats, comma-separated")
     p.add_argument(
         "--long-chats",
         type=int,
         default=20,
         help="a hub in this many chats of 30 messages (0: none)",
     )
+
+
+def _options(p: argparse.ArgumentParser) -> None:
+    hub_options(p)
+    p.add_argument("--memory-chats", type=int, default=20_000, help="chats of the mix")
+    p.add_argument("--script-base", default="", help="a commit whose sync script to time too")
 
 
 LONG_HISTORY, LONG_TEXT = 29, 200  # a long hub's chats: the messages before the new one

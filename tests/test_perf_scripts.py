@@ -340,6 +340,23 @@ def test_sync_costs_writes_reads_sends_and_memory(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_sync_ab_compares_an_older_im_rpc_on_each_hub_and_the_pull(tmp_path: Path) -> None:
+    done = _run_module(
+        "perf.sync_ab", "--base", "HEAD", "--seconds", "1", "--rounds", "1", "--chats", "20",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = (tmp_path / "sync_ab.md").read_text()
+    names = ("a user in 20 chats", "a user in 20 chats of 30 messages")  # (--long-chats 20)
+    for row in ("pull10 (200 chats)", *(f"sync10, {n}" for n in names)):
+        cells = r"(\| [\d.]+ ){6}\|"
+        assert re.search(rf"^\| {re.escape(row)} {cells}$", table, re.M), table
+    assert re.search(
+        r"^\| pull10 \(200 chats\) \| [\d.]+ \| [\d.]+ \| 1\.00 \| 1\.00 \|", table, re.M
+    )
+
+
+@pytest.mark.slow
 def test_the_change_audit_checks_every_members_sync_and_the_final_pulls(tmp_path: Path) -> None:
     done = _run_module(
         "perf.change_audit", "--users", "20", "--seconds", "2", "--clients", "4", "--out",
