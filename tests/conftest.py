@@ -148,16 +148,20 @@ def make_store(
 
 
 def make_cluster_store(
-    cluster: RedisClusterNodes, ttl_s: int = 86_400, max_connections: int = 32
+    cluster: RedisClusterNodes,
+    ttl_s: int = 86_400,
+    max_connections: int = 32,
+    short: int = SHORT_CHAT_MESSAGES,
 ) -> RedisStore:
-    """A RedisStore on a Redis Cluster, as im-rpc builds it with IM_REDIS_CLUSTER=1."""
+    """A RedisStore on a Redis Cluster, as im-rpc builds it with IM_REDIS_CLUSTER=1
+    (`short`: IM_SHORT_CHAT_MESSAGES)."""
     return open_store(
         cluster.url,
         max_connections=max_connections,
         timeout_s=1.0,
         idempotency_ttl_s=ttl_s,
         cluster=True,
-        short_chat_messages=SHORT_CHAT_MESSAGES,
+        short_chat_messages=short,
     )
 
 

@@ -15,6 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from devtools.procs import Process
+from devtools.redis_cluster import RedisClusterNodes
 from im_common.calls import (
     ChatsCall,
     EditCall,
@@ -32,7 +33,7 @@ from rpc_svc.store.base import RedisStore
 from rpc_svc.store.commands import chats
 from rpc_svc.store.keys import messages_key, short_key
 from rpc_svc.store.ops import GroupRead, Latest, Read
-from tests.conftest import SHORT_CHAT_MESSAGES, make_store
+from tests.conftest import SHORT_CHAT_MESSAGES, make_cluster_store, make_store
 from tests.store_calls import append, read
 
 CHAT = "ann:bob"
@@ -274,10 +275,16 @@ LONG = 32  # IM_SHORT_CHAT_MESSAGES's default: a hash of up to 31 records
 
 
 @pytest.fixture
-async def long_hashes(redis_proc: Process) -> AsyncIterator[RedisStore]:
-    """A store whose short chats hold up to 31 records (the default; the suite's other
-    stores move a hash at 4), where the scripts' bisections go deep."""
-    store = make_store(redis_proc, short=LONG)
+async def long_hashes(
+    backend: str, redis_client: aioredis.Redis, request: pytest.FixtureRequest
+) -> AsyncIterator[RedisStore]:
+    """A store (one Redis, or the cluster: emptied first) whose short chats hold up to 31
+    records (the default; the suite's other stores move a hash at 4), where the scripts'
+    bisections go deep."""
+    if backend == "cluster":
+        store = make_cluster_store(request.getfixturevalue("redis_cluster"), short=LONG)
+    else:
+        store = make_store(request.getfixturevalue("redis_proc"), short=LONG)
     try:
         yield store
     finally:
@@ -293,6 +300,7 @@ async def _filled(service: ChatService, chat: str, texts: list[str]) -> list[int
     return [(await service.send(SendCall(chat, "ann", text))).send_time for text in texts]
 
 
+@ON_BOTH
 async def test_a_groups_reads_from_every_cursor_inside_a_long_hash(
     long_hashes: RedisStore, redis_client: aioredis.Redis
 ) -> None:
@@ -312,6 +320,7 @@ async def test_a_groups_reads_from_every_cursor_inside_a_long_hash(
         assert [e.send_time for e in rows] == got
 
 
+@ON_BOTH
 async def test_edits_and_recalls_find_each_message_of_a_long_hash(
     long_hashes: RedisStore, redis_client: aioredis.Redis
 ) -> None:
@@ -336,6 +345,7 @@ async def test_edits_and_recalls_find_each_message_of_a_long_hash(
     ]
 
 
+@ON_BOTH
 async def test_a_sync_reads_each_message_of_long_hashes_on_pages_of_any_size(
     long_hashes: RedisStore, redis_client: aioredis.Redis
 ) -> None:
@@ -373,3 +383,22 @@ async def _synced(service: ChatService, user: str, since: str, limit: int) -> di
         if not page.has_more:
             return by_chat
     raise AssertionError("has_more never ended")
+
+
+@pytest.mark.parametrize("backend", ["cluster"], indirect=True)
+async def test_a_clusters_sync_gets_from_redis_the_message_it_answers_not_its_chat(
+    long_hashes: RedisStore, redis_client: aioredis.Redis, redis_cluster: RedisClusterNodes
+) -> None:
+    # a cluster's sync reads each record's message by SPAN, a short chat's hash by bisection:
+    # the chat's node sends the message answered, not the chat's 30 others
+    service, chat = _service(long_hashes), "ann:bob"
+    await _filled(service, chat, [f"{i:02}" + "x" * 4000 for i in range(LONG - 2)])
+    token = (await service.sync(SyncCall("bob"))).next
+    await _filled(service, chat, ["new"])
+    assert await _forms(redis_client, chat) == (LONG - 1, 0)
+    with redis_cluster.admin(redis_cluster.node_of(short_key(chat))) as node:
+        before = int(node.info("stats")["total_net_output_bytes"])
+        page = await service.sync(SyncCall("bob", token))
+        sent = int(node.info("stats")["total_net_output_bytes"]) - before
+    assert [e["message"]["text"] for e in page.events] == ["new"]
+    assert sent < 16_000, sent  # (the chat's records: 30 of 4 KB)

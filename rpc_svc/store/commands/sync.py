@@ -28,7 +28,7 @@ from rpc_svc.store.keys import (
     sync_channel,
     user_groups_key,
 )
-from rpc_svc.store.lua import SYNC
+from rpc_svc.store.lua import SPAN, SYNC
 from rpc_svc.store.ops import (
     BigFlags,
     ChangeLog,
@@ -70,13 +70,9 @@ def commands(op: Any, plan: Plan) -> list[Command]:
             return [_sync(feed, plan, False, seen, groups)]
         case Span(chat, low, high, most):
             return [
-                ("HVALS", short_key(chat)),
-                (
-                    "XRANGE", messages_key(chat), records.entry_id(low), records.entry_id(high),
-                    "COUNT", most,
-                ),
+                ("EVALSHA", SPAN.sha, 2, messages_key(chat), short_key(chat), low, high, most),
                 ("ZRANGEBYSCORE", changes_key(chat), low, high, "LIMIT", 0, most),
-            ]  # fmt: skip
+            ]
         case BigFlags(chats):
             return [("EXISTS", group_big_key(chat)) for chat in chats]
         case ChangeLog(group, start, stop):
@@ -120,12 +116,11 @@ def outcome(op: Any, replies: list[Any]) -> Any:
             if reply[0] == "seen":
                 return ("seen", reply[1], reply[2])
             return _page(feed.user, reply, 4)
-        case Span(chat, low, high, most):
-            rows = replies[1] or records.short_rows(replies[0], low, most, False, "")
-            rows = [r for r in rows if records.send_time_of(r[0]) <= high]
+        case Span(chat):
+            rows, changes = replies
             if chat.startswith("#") and ":" not in chat:
-                return records.with_changes(records.group_entries(rows), replies[2])
-            return records.with_changes(records.entries(rows), replies[2])
+                return records.with_changes(records.group_entries(rows), changes)
+            return records.with_changes(records.entries(rows), changes)
         case BigFlags():
             return tuple(int(r) == 1 for r in replies)
         case ChangeLog():

@@ -65,6 +65,7 @@ BIG_NOTE = load("big_note")
 BIG_CHANGED = load("big_changed")
 USER_NOTE = load("user_note")
 SYNC = load("sync")
+SPAN = load("span")
 CHANGE = load("change")
 GROUP_CHANGE = load("group_change")
 CHANGE_NOTE = load("change_note")
@@ -76,7 +77,7 @@ LUA_NUMBERS = load("lua_numbers")
 SCRIPTS = (
     SEND, MARK_READ, INBOX, INBOX_PAGE, GROUP_CREATE, GROUP_INFO, GROUP_ADD, GROUP_REMOVE,
     GROUP_SEND, GROUP_READ, GROUP_MARK, GROUP_TIPS, USER_RESERVE, USER_SIDE, GROUP_STATE,
-    USER_GROUPS, BIG_NOTE, BIG_CHANGED, USER_NOTE, SYNC, CHANGE, GROUP_CHANGE, CHANGE_NOTE,
+    USER_GROUPS, BIG_NOTE, BIG_CHANGED, USER_NOTE, SYNC, SPAN, CHANGE, GROUP_CHANGE, CHANGE_NOTE,
     ERASE_STEP, ERASE_TAIL, RECALL_DONE, LUA_NUMBERS,
 )  # fmt: skip
 # the scripts that write: with IM_REDIS_WAIT_REPLICAS, a WAIT follows them
