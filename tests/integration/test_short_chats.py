@@ -402,3 +402,42 @@ async def test_a_clusters_sync_gets_from_redis_the_message_it_answers_not_its_ch
         sent = int(node.info("stats")["total_net_output_bytes"]) - before
     assert [e["message"]["text"] for e in page.events] == ["new"]
     assert sent < 16_000, sent  # (the chat's records: 30 of 4 KB)
+
+
+async def test_a_sync_page_reads_each_record_of_a_chats_hash_about_once(
+    long_hashes: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    # a page of 31 edits of one chat's messages, the oldest first (each found by bisection):
+    # from the chat's second message on, the page keeps what it read of the hash
+    service, chat = _service(long_hashes), "ann:bob"
+    times = await _filled(service, chat, [f"{i:02}" for i in range(LONG - 1)])
+    token = (await service.sync(SyncCall("bob"))).next
+    for i, t in enumerate(times):
+        await service.edit(EditCall(chat, "ann", t, f"e{i:02}"))
+    before = await redis_client.info("commandstats")
+    page = await service.sync(SyncCall("bob", token, 100))
+    after = await redis_client.info("commandstats")
+    assert [e["message"]["text"] for e in page.events] == [f"e{i:02}" for i in range(LONG - 1)]
+    reads = {c: after[f"cmdstat_{c}"]["calls"] - before.get(f"cmdstat_{c}", {}).get("calls", 0)
+             for c in ("hget", "hlen")}  # fmt: skip
+    assert reads["hget"] <= LONG + 6, reads  # (not up to 6 a message)
+    assert reads["hlen"] <= 2, reads  # (the first message's read, the second's)
+
+
+async def test_a_sync_page_keeps_what_it_read_of_64_chats_at_most(
+    long_hashes: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    # 66 chats of three new messages: the page keeps a chat's hash from its second message
+    # on (its length read twice, then kept), for 64 chats; the last two read it each time
+    service = _service(long_hashes)
+    chats = [f"p{i:02}:bob" for i in range(66)]
+    token = (await service.sync(SyncCall("bob"))).next
+    for round_ in range(3):
+        for chat in chats:
+            await service.send(SendCall(chat, chat.partition(":")[0], f"m{round_}"))
+    before = await redis_client.info("commandstats")
+    page = await service.sync(SyncCall("bob", token, 1000))
+    after = await redis_client.info("commandstats")
+    assert len(page.events) == 3 * len(chats)
+    hlen = after["cmdstat_hlen"]["calls"] - before.get("cmdstat_hlen", {}).get("calls", 0)
+    assert hlen == 64 * 2 + 2 * 3

@@ -133,21 +133,28 @@ local function add(kind, ref, number, id, value, mark)
   n = n + 1
 end
 local heads, changed = {}, {}  -- each chat's key head, and whether it has changes: once a page
-local function head_of(chat)
+local function head_of(chat)  -- the chat's key head, and whether the page named it before
   local h = heads[chat]
-  if not h then
-    h = key_head(chat)
-    heads[chat], changed[h] = h, redis.call('EXISTS', h .. 'x') == 1
-  end
-  return h
+  if h then return h, true end
+  h = key_head(chat)
+  heads[chat], changed[h] = h, redis.call('EXISTS', h .. 'x') == 1
+  return h, false
 end
+-- what the page read of a chat's hash, kept from the chat's second message on, for at most
+-- MEMO_CHATS chats (64 hashes of 31 records of 4 KB: 8 MB)
+local memos, kept, MEMO_CHATS = {}, 0, 64
 local function current(h, st, value)  -- a stored value as it is now: value, change mark
   if not changed[h] then return value, '' end
   return shown(h .. 'x', st, value)
 end
 local function message(chat, st)  -- the message at st as it is now: id, value, mark
-  local h = head_of(chat)
-  local id, stored = tl_at(h .. 'm', h .. 's', st)
+  local h, again = head_of(chat)
+  local memo = again and memos[h]
+  if again and not memo and kept < MEMO_CHATS then
+    memo, kept = {}, kept + 1
+    memos[h] = memo
+  end
+  local id, stored = tl_at(h .. 'm', h .. 's', st, memo or nil)
   if not id then return '', '', '' end
   local value, mark = current(h, st, stored)
   return id, value, mark

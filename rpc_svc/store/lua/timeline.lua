@@ -8,10 +8,11 @@
 -- tl_range: read as XRANGE (XREVRANGE when `reverse`, bounds then high first) does, from
 -- either form; tl_after: the entries sent after one time up to another (µs), oldest first, as
 -- {send time, id, value} (sync's ranges: no ID formatted or parsed again); tl_at: the entry at
--- one send time (its id and value, nil for none). A hash's records are in time order: the
--- reads find a time by bisection over its fields (`HGET`s, the newest first for tl_at: a sync
--- reads new messages), then read only the records they answer, so that a read costs
--- O(log records) of a short chat's values, not all of them (short_field, short_after).
+-- one send time (its id and value, nil for none; a sync keeps what it read of a chat for the
+-- chat's next read). A hash's records are in time order: the reads find a time by bisection
+-- over its fields (`HGET`s, the newest first for tl_at: a sync reads new messages), then read
+-- only the records they answer, so that a read costs O(log records) of a short chat's values,
+-- not all of them (short_field, short_after).
 -- Numbers travel as decimal strings (%d: Redis's
 -- Lua prints it as a C long, 64 bits here, exact for these integers and a quarter of %.0f's
 -- cost): µs times pass 2^31, and Redis would print a Lua number in exponent form (a
@@ -94,14 +95,16 @@ local function short_after(s, t, a, b, got)  -- the first of records a..b sent a
   end
   return a
 end
-local function short_field(s, n, st)  -- the record sent at st: its field, the record and
-  local head = id_of(st) .. ' '       -- its head "<id> " (nil: none), the newest first (a
-  local r = redis.call('HGET', s, n)  -- sync reads new messages)
-  if string.sub(r, 1, #head) == head then return n, r, head end
+local function short_field(s, n, st, got)  -- the record sent at st: its field, the
+  local head = id_of(st) .. ' '            -- record and its head "<id> " (nil: none), the
+  local r = got and got[n] or redis.call('HGET', s, n)  -- newest first (a sync reads new
+  if got then got[n] = r end                            -- messages); got (optional): the
+  if string.sub(r, 1, #head) == head then return n, r, head end  -- records read, by field
   if rec_us(r) < st then return nil end
-  local got = {[n] = r}
+  got = got or {[n] = r}
   local i = short_after(s, st - 1, 1, n - 1, got)
   r = got[i] or redis.call('HGET', s, i)
+  got[i] = r
   if string.sub(r, 1, #head) == head then return i, r, head end
   return nil
 end
@@ -113,15 +116,19 @@ local function short_fill(s, a, b, got)  -- records a..b into got (one HMGET of 
   if not want[1] then return end
   for j, r in ipairs(redis.call('HMGET', s, unpack(want))) do got[want[j]] = r end
 end
-local function tl_at(m, s, st)
-  local n = redis.call('HLEN', s)
+local function tl_at(m, s, st, memo)  -- memo (optional): a chat's hash length (.n) and the
+  local n = memo and memo.n           -- records read (by field), kept across its reads
+  if not n then
+    n = redis.call('HLEN', s)
+    if memo then memo.n = n end
+  end
   if n == 0 then
     local id = id_of(st)
     local row = redis.call('XRANGE', m, id, id, 'COUNT', 1)[1]
     if row then return row[1], row[2][2] end
     return nil
   end
-  local i, r, head = short_field(s, n, st)
+  local i, r, head = short_field(s, n, st, memo)
   if not i then return nil end
   return string.sub(head, 1, -2), string.sub(r, #head + 1)
 end
