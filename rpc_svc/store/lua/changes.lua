@@ -7,11 +7,11 @@
 -- message's stored value (its text as sent), nil when there is none.
 -- blank: a stored value without its text. erase_short: blank a short chat's record in
 -- place (found by bisection; HSET replaces the bytes), or answer false for a message in the
--- stream (its text goes when the stream is rewritten: ERASE_STEP). apply_change: store an edit or a recall
--- at the store's clock, past the message's last change at `at` (and, for a recall, blank or
--- note its text): the change's time, and '1' when the text waits in the stream. shown: a
--- stored value as it is now (an edit's text, or none for a recall) and the change's mark (''
--- for none, 'e<at>', 'r<at>').
+-- stream (its text goes when the stream is rewritten: ERASE_STEP). apply_change: store an
+-- edit or a recall at the store's clock, past the message's last change at `at` (and, for a
+-- recall, blank or note its text): the change's time, and '1' when the text waits in the
+-- stream. shown: a stored value as it is now (an edit's text, or none for a recall) and the
+-- change's mark ('' for none, 'e<at>', 'r<at>').
 local function change_at(x, st)
   return redis.call('ZRANGEBYSCORE', x, st, st, 'LIMIT', 0, 1)[1]
 end
