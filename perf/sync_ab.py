@@ -48,6 +48,7 @@ def _options(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> list[str]:
     """The interleaved runs on both sides: the table's lines."""
     runs: Samples[WrkResult] = Samples()
+    planned = hubs(args)  # (its errors before anything starts)
     with ExitStack() as stack:
         base = worktree(stack, args.base)
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-sync-ab-")))
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> list[str]:
         urls = {side: f"http://127.0.0.1:{port}" for side, port in ports.items()}
         log("sync_ab", f"A: im-rpc of {args.base} ({module}); B: this tree")
         plan: dict[str, dict[str, Any]] = {PULL: {"scenario": "pull10", "prefix": "pool"}}
-        for hub in hubs(args):
+        for hub in planned:
             token = asyncio.run(_hub(ports["B"], hub.prefix, hub.chats, hub.history))
             plan[f"sync10, {hub.name}"] = {
                 "scenario": "sync10",

@@ -92,13 +92,22 @@ class Hub(NamedTuple):
     history: int = 0
 
 
+MIN_HUB_CHATS = 5  # 4 chats of one kind and 3 of each group kind get the 10 new messages
+
+
 def hubs(args: argparse.Namespace) -> list[Hub]:
-    """The hubs `args` ask for."""
-    out = [Hub(f"a user in {n:,} chats", f"h{n}x", n) for n in map(int, args.chats.split(","))]
+    """The hubs `args` ask for (SystemExit for a hub of fewer than MIN_HUB_CHATS chats)."""
+    try:
+        sizes = [int(n) for n in args.chats.split(",")]
+    except ValueError:
+        raise SystemExit(f"--chats: numbers separated by commas, not {args.chats!r}") from None
+    out = [Hub(f"a user in {n:,} chats", f"h{n}x", n) for n in sizes]
     if args.long_chats:
         n = args.long_chats
         name = f"a user in {n:,} chats of {LONG_HISTORY + 1} messages"
         out.append(Hub(name, f"l{n}x", n, LONG_HISTORY))
+    if any(hub.chats < MIN_HUB_CHATS for hub in out):
+        raise SystemExit(f"--chats, --long-chats: a hub is in {MIN_HUB_CHATS} chats at least")
     return out
 
 
@@ -307,6 +316,7 @@ async def _retained(service: ChatService, store: Any, r: aioredis.Redis) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Measure, write the table."""
     args = comparison_args("perf.sync_costs", __doc__ or "", argv, 5, 5, more=_options)
+    hubs(args)  # (its errors before anything starts)
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-sync-costs-")))
         fanout = {

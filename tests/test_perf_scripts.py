@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import re
 import subprocess
@@ -14,6 +15,7 @@ from redis import Redis
 
 from devtools.procs import redis_server
 from perf.redis_bench import redis_ceilings
+from perf.sync_costs import LONG_HISTORY, hubs
 from rpc_svc.store.keys import messages_key
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -339,14 +341,40 @@ def test_sync_costs_writes_reads_sends_and_memory(tmp_path: Path) -> None:
     assert re.search(r"feed at the records kept .*: \*\*[\d,]+ bytes\*\*", table), table
 
 
+def test_the_sync_hubs_refuse_what_cannot_hold_their_ten_events() -> None:
+    asked = hubs(argparse.Namespace(chats="20,2000", long_chats=20))
+    assert [(h.chats, h.history) for h in asked] == [(20, 0), (2000, 0), (20, LONG_HISTORY)]
+    assert len({h.prefix for h in asked}) == 3  # (each hub its own users)
+    assert hubs(argparse.Namespace(chats="5", long_chats=0)) == [asked[0]._replace(
+        name="a user in 5 chats", prefix="h5x", chats=5)]  # fmt: skip
+    for chats, long_chats, says in (
+        ("20,4", 0, "5 chats at least"),
+        ("20", 4, "5 chats at least"),
+        ("20,x", 0, "numbers separated by commas"),
+    ):
+        with pytest.raises(SystemExit, match=says):
+            hubs(argparse.Namespace(chats=chats, long_chats=long_chats))
+
+
 @pytest.mark.slow
 def test_sync_ab_compares_an_older_im_rpc_on_each_hub_and_the_pull(tmp_path: Path) -> None:
-    done = _run_module(
-        "perf.sync_ab", "--base", "HEAD", "--seconds", "1", "--rounds", "1", "--chats", "20",
-        "--out", str(tmp_path),
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    table = (tmp_path / "sync_ab.md").read_text()
+    # two at once (each its own worktree, ports and stack): both finish with their tables
+    argv = ["perf.sync_ab", "--base", "HEAD", "--seconds", "1", "--rounds", "1", "--chats", "20"]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", *argv, "--out", str(tmp_path / side)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for side in ("one", "two")
+    ]
+    for run in runs:
+        _, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err[-3000:]
+    assert (tmp_path / "two" / "sync_ab.md").exists()
+    table = (tmp_path / "one" / "sync_ab.md").read_text()
     names = ("a user in 20 chats", "a user in 20 chats of 30 messages")  # (--long-chats 20)
     for row in ("pull10 (200 chats)", *(f"sync10, {n}" for n in names)):
         cells = r"(\| [\d.]+ ){6}\|"
