@@ -94,11 +94,13 @@ local function short_after(s, t, a, b, got)  -- the first of records a..b sent a
   end
   return a
 end
-local function short_field(s, n, st, got)  -- the record sent at st: its field, the
-  local head = id_of(st) .. ' '            -- record and its head "<id> " (nil: none), the
-  local r = got and got[n] or redis.call('HGET', s, n)  -- newest first (a sync reads new
-  if got then got[n] = r end                            -- messages); got (optional): the
-  if string.sub(r, 1, #head) == head then return n, r, head end  -- records read, by field
+-- the record sent at st: its field, the record and its head "<id> " (nil: none), the newest
+-- first (a sync reads new messages); got (optional): the records read, by field
+local function short_field(s, n, st, got)
+  local head = string.format('%d-%d ', math.floor(st / 1000), st % 1000)
+  local r = got and got[n] or redis.call('HGET', s, n)
+  if got then got[n] = r end
+  if string.sub(r, 1, #head) == head then return n, r, head end
   if rec_us(r) < st then return nil end
   got = got or {[n] = r}
   local i = short_after(s, st - 1, 1, n - 1, got)
