@@ -17,7 +17,7 @@ from typing import Any, cast
 from rpc_svc.domain.errors import StoreError
 from rpc_svc.domain.values import Entry, FeedEvent, FeedPage, GroupEntry
 from rpc_svc.store.change_logs import change_logs
-from rpc_svc.store.commands.sync import KINDS, chat_of
+from rpc_svc.store.commands.sync import KINDS, NO_ENTRY, RANGES, chat_of
 from rpc_svc.store.interface import Backend
 from rpc_svc.store.ops import (
     BigChanged,
@@ -33,7 +33,8 @@ from rpc_svc.store.ops import (
 )
 
 _NEVER = 1 << 62  # a counter no big group reaches: BigChanged answers the counter alone
-_RANGES = "ABh"  # (and k: a big group's changes)
+# a record of one message to read (a send, an edit): a kind with an entry and no start
+_READ_ONE = frozenset(k for k, (_, _, entry) in KINDS.items() if entry != NO_ENTRY) - RANGES
 
 
 async def _one(store: Backend, op: Op) -> Any:
@@ -102,7 +103,7 @@ async def _expand(
         room = op.limit - i
         if kind == "k":
             reads.append(ChangeLog(chat, low, min(top, low + room) - 1))
-        elif kind in _RANGES:
+        elif kind in RANGES:
             reads.append(Span(chat, low + 1, top, room + 1))
         elif kind in _READ_ONE:
             reads.append(Span(chat, top, top, 1))
@@ -145,7 +146,7 @@ async def _expand(
                 more = True
                 break
             position, place = position + 1, 0
-        elif kind in _RANGES:
+        elif kind in RANGES:
             stopped = False
             for entry in cast(list[Entry | GroupEntry], result):
                 if len(events) == op.limit:
@@ -170,6 +171,3 @@ async def _all(store: Backend, ops: list[Any]) -> list[Any]:
         if isinstance(outcome, StoreError):
             raise outcome
     return outcomes
-
-
-_READ_ONE = "abgefE"  # a record of one message to read (a send, an edit)

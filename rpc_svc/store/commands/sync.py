@@ -59,6 +59,7 @@ KINDS: dict[str, tuple[str, int, int]] = {  # a record's kind: its event, side, 
     "l": ("left", GROUP, NO_ENTRY),
     "k": ("", GROUP, NO_ENTRY),  # a big group's changes: a range of the events above
 }
+RANGES = frozenset("ABhk")  # the kinds with a start (lua/feed.lua's REC_RANGE)
 
 
 def commands(op: Any, plan: Plan) -> list[Command]:

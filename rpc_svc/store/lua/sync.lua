@@ -149,12 +149,15 @@ local function current(h, st, value)  -- a stored value as it is now: value, cha
 end
 local function message(chat, st)  -- the message at st as it is now: id, value, mark
   local h, again = head_of(chat)
-  local memo = again and memos[h]
-  if again and not memo and kept < MEMO_CHATS then
-    memo, kept = {}, kept + 1
-    memos[h] = memo
+  local memo
+  if again then
+    memo = memos[h]
+    if not memo and kept < MEMO_CHATS then
+      memo, kept = {}, kept + 1
+      memos[h] = memo
+    end
   end
-  local id, stored = tl_at(h .. 'm', h .. 's', st, memo or nil)
+  local id, stored = tl_at(h .. 'm', h .. 's', st, memo)
   if not id then return '', '', '' end
   local value, mark = current(h, st, stored)
   return id, value, mark

@@ -74,14 +74,15 @@ local function rec_us(r)  -- a hash record's send time (µs)
   local sp = string.find(r, ' ', dash, true)
   return tonumber(string.sub(r, 1, dash - 1)) * 1000 + tonumber(string.sub(r, dash + 1, sp - 1))
 end
-local function short_time(s, i, got)  -- record i's send time, each record read once (got)
+local function short_get(s, i, got)  -- record i, each record read once (got: by field)
   local r = got[i]
   if not r then
     r = redis.call('HGET', s, i)
     got[i] = r
   end
-  return rec_us(r)
+  return r
 end
+local function short_time(s, i, got) return rec_us(short_get(s, i, got)) end  -- its send time
 local function short_after(s, t, a, b, got)  -- the first of records a..b sent after t
   b = b + 1                                   -- (b + 1: none), by bisection
   while a < b do
@@ -104,8 +105,7 @@ local function short_field(s, n, st, got)
   if rec_us(r) < st then return nil end
   got = got or {[n] = r}
   local i = short_after(s, st - 1, 1, n - 1, got)
-  r = got[i] or redis.call('HGET', s, i)
-  got[i] = r
+  r = short_get(s, i, got)
   if string.sub(r, 1, #head) == head then return i, r, head end
   return nil
 end
@@ -166,7 +166,6 @@ local function tl_after(m, s, after, upto, count)
   local got = {}
   local first = short_after(s, after, 1, n, got)
   local last = math.min(n, first + count - 1)
-  if first > last then return rows end
   short_fill(s, first, last, got)
   for i = first, last do
     local id, value = split(got[i])
