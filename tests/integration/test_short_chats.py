@@ -6,6 +6,7 @@ edits and recalls of each message, syncs on pages of any size."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 from collections.abc import AsyncIterator
@@ -445,3 +446,41 @@ async def test_a_sync_page_keeps_what_it_read_of_64_chats_at_most(
     after = await _calls(redis_client)
     assert len(page.events) == 3 * len(chats)
     assert after["hlen"] - before.get("hlen", 0) == 64 * 2 + 2 * 3
+
+
+@ON_BOTH
+async def test_syncs_while_sends_move_the_hash_into_the_stream_see_each_message_once(
+    long_hashes: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    # two at once on the same keys: sends that fill the hash and move it into the stream
+    # (at the 32nd), and syncs of small pages reading the same chat between them (on a
+    # cluster, between a page's records and the reads of their messages)
+    service, chat = _service(long_hashes), "ann:bob"
+    token = (await service.sync(SyncCall("bob"))).next
+    texts = [f"m{i:02}" for i in range(LONG + 8)]
+    seen: list[str] = []
+    sent: list[str] = []
+    early = 0  # messages the syncs saw while sends were still to come
+
+    async def send() -> None:
+        for text in texts:
+            await service.send(SendCall(chat, "ann", text))
+            sent.append(text)
+
+    async def follow(since: str) -> str:
+        nonlocal early
+        for _ in range(400):
+            page = await service.sync(SyncCall("bob", since, 3))
+            seen.extend(e["message"]["text"] for e in page.events)
+            if len(sent) < len(texts):
+                early += len(page.events)
+            since = page.next
+            if not page.has_more and len(seen) == len(texts):
+                break
+            await asyncio.sleep(0)
+        return since
+
+    await asyncio.gather(send(), follow(token))
+    assert await _forms(redis_client, chat) == (0, LONG + 8)  # (moved)
+    assert seen == texts
+    assert early > 0  # (the syncs ran between the sends)
