@@ -112,14 +112,6 @@ _CLIENT_SIDE = (
 )
 
 
-_CLIENT_SIDE = (
-    Status.INVALID_ARGUMENT,
-    Status.PERMISSION_DENIED,
-    Status.NOT_FOUND,
-    Status.ALREADY_EXISTS,
-)
-
-
 def _server_side(result: object) -> bool:
     return isinstance(result, IMError) and status_of(result) not in _CLIENT_SIDE
 

@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import cast
 
 import pytest
@@ -33,6 +34,7 @@ from rpc_svc.service.runner import ChatService
 from rpc_svc.store.base import RedisStore
 from rpc_svc.store.commands import chats
 from rpc_svc.store.keys import messages_key, short_key
+from rpc_svc.store.lua import load
 from rpc_svc.store.ops import GroupRead, Latest, Read
 from tests.conftest import SHORT_CHAT_MESSAGES, make_cluster_store, make_store
 from tests.store_calls import append, read
@@ -377,6 +379,45 @@ async def test_a_sync_reads_each_message_of_long_hashes_on_pages_of_any_size(
     for limit in (3, 100):
         again = await _synced(service, "bob", token, limit)
         assert again == {"ann:bob": first["ann:bob"], "#wide": [*first["#wide"], "late0", "late1"]}
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+async def test_a_syncs_range_read_answers_each_send_time_and_value_as_stored(
+    long_hashes: RedisStore, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    # tl_after, run as a script of its own: the records sent after one time up to another,
+    # at most a count, each as its send time and its value exactly as stored (a sync answers
+    # no ID: the value is cut from the record at the place tl_after finds), from a hash and
+    # from a stream
+    lua = Path(__file__).parents[2] / "rpc_svc/store/lua"
+    for helper in ("remembered", "timeline"):
+        (tmp_path / f"{helper}.lua").write_text((lua / f"{helper}.lua").read_text())
+    (tmp_path / "probe.lua").write_text(
+        "-- uses: remembered, timeline\n"
+        "return tl_after(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), "
+        "tonumber(ARGV[3]))\n"
+    )
+    probe = load("probe", tmp_path).text
+    service = _service(long_hashes)
+    for chat, n in (("ann:bob", 9), ("ann:cy", LONG + 3)):  # a hash; a stream
+        times = await _filled(service, chat, [f"t:{i}: {'x' * i}" for i in range(n)])
+        assert await _forms(redis_client, chat) == ((n, 0) if n < LONG else (0, n))
+        entries = cast(
+            list[tuple[str, dict[str, str]]], await redis_client.xrange(messages_key(chat))
+        )
+        records = cast(list[str], await redis_client.hmget(short_key(chat), *range(1, n + 1)))
+        stored = [value for _, fields in entries for value in fields.values()] or [
+            r.split(" ", 1)[1]
+            for r in records  # (a stream entry: one field)
+        ]
+        assert len(stored) == n
+        bounds = [times[0] - 1, *times[::3], times[-1]]
+        for after, upto, count in itertools.product(bounds, bounds, (1, 2, n)):
+            rows = await redis_client.eval(
+                probe, 2, messages_key(chat), short_key(chat), after, upto, count
+            )
+            want = [(t, v) for t, v in zip(times, stored, strict=True) if after < t <= upto]
+            assert [(int(t), v) for t, v in rows] == want[:count], (chat, after, upto, count)
 
 
 async def _synced(service: ChatService, user: str, since: str, limit: int) -> dict[str, list[str]]:

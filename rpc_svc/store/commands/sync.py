@@ -60,6 +60,7 @@ KINDS: dict[str, tuple[str, int, int]] = {  # a record's kind: its event, side, 
     "k": ("", GROUP, NO_ENTRY),  # a big group's changes: a range of the events above
 }
 RANGES = frozenset("ABhk")  # the kinds with a start (lua/feed.lua's REC_RANGE)
+READ, STORED = 5, 4  # values an event of SYNC's answer takes: read (one Redis), as stored
 
 
 def commands(op: Any, plan: Plan) -> list[Command]:
@@ -109,14 +110,14 @@ def outcome(op: Any, replies: list[Any]) -> Any:
     number, start) each); entries (Span); bools (BigFlags); None (WakeSyncs)."""
     match op:
         case SyncFeed(user):
-            return _page(user, replies[0], 6)[0]
+            return _page(user, replies[0], READ)[0]
         case SyncStep(feed):
             reply = replies[0]
             if reply[0] == "make":
                 return ("make",)
             if reply[0] == "seen":
                 return ("seen", reply[1], reply[2])
-            return _page(feed.user, reply, 4)
+            return _page(feed.user, reply, STORED)
         case Span(chat):
             rows, changes = replies
             if chat.startswith("#") and ":" not in chat:
@@ -138,7 +139,7 @@ def outcome(op: Any, replies: list[Any]) -> Any:
 
 
 def _page(user: str, reply: list[Any], width: int) -> tuple[FeedPage, list[tuple[Any, ...]]]:
-    """The page of SYNC's answer (events of `width` values: 6, read; 4, records as stored)."""
+    """The page of SYNC's answer (events of `width` values: READ or STORED)."""
     if reply[0] != "ok":
         return FeedPage(reply[0]), []
     _, epoch, position, place, more, n = reply[:6]
@@ -148,7 +149,7 @@ def _page(user: str, reply: list[Any], width: int) -> tuple[FeedPage, list[tuple
         (rest[i], int(float(rest[i + 1])), int(float(rest[i + 2]))) for i in range(0, len(rest), 3)
     )
     rows: list[tuple[Any, ...]] = []
-    if width == 6:
+    if width == READ:
         events = _events(user, reply, end)
     else:
         events = ()
@@ -158,22 +159,21 @@ def _page(user: str, reply: list[Any], width: int) -> tuple[FeedPage, list[tuple
 
 
 def _events(user: str, reply: list[Any], end: int) -> tuple[FeedEvent, ...]:
-    """The events of SYNC's answer read on one Redis: 6 values each (kind, name, number,
-    entry ID, entry value as it is now, its change's mark). A message's send time is the
-    number the script gave (the entry's ID says only that it is there: a message whose entry
-    is gone has none, and no event). One loop, without the named tuples' constructors: a
-    sync's hot path."""
+    """The events of SYNC's answer read on one Redis: READ values each (kind, name, number,
+    its message's value as it is now, its change's mark). A message's send time is the
+    number the script gave; a message whose entry is gone has no value (None), and no event.
+    One loop, without the named tuples' constructors: a sync's hot path."""
     new = tuple.__new__
     events: list[FeedEvent] = []
     append = events.append
-    for kind, ref, number, entry_id_, value, mark in zip(
-        *(reply[6 + i : end : 6] for i in range(6)), strict=True
+    for kind, ref, number, value, mark in zip(
+        *(reply[6 + i : end : READ] for i in range(READ)), strict=True
     ):
         what, side, form = KINDS[kind]
         chat = _chat(user, side, ref)
         if form == NO_ENTRY:
             append(new(FeedEvent, (what, chat, number, None)))
-        elif entry_id_:
+        elif value is not None:
             change = records.mark_of(mark) if mark else 0
             if form == PAIR_ENTRY:
                 entry: Any = records.pair_entry(number, value, change)

@@ -15,7 +15,7 @@
 -- its message covered). Bound: O(1), plus a
 -- short hash's records (at most IM_SHORT_CHAT_MESSAGES) to blank a recalled text.
 local kind, st = ARGV[1], tonumber(ARGV[3])
-local value = entry_at(KEYS[1], KEYS[2], st)
+local value = tl_at(KEYS[1], KEYS[2], st)  -- (its text as sent)
 if not value then return {-7} end
 local cur = change_at(KEYS[3], st)
 local was, at = nil, 0

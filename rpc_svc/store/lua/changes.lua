@@ -3,8 +3,7 @@
 -- at>:<text>" (its text now) or "<send time>:r<recalled at>:" (recalled: the text is nowhere;
 -- a '.' after it once every member had it, RECALL_DONE).
 -- change_at: the member for a send time (nil: none). change_state: 'e' or 'r' and the time of
--- a member; recall_done: whether a recall's member says every member had it. entry_at: a
--- message's stored value (its text as sent), nil when there is none.
+-- a member; recall_done: whether a recall's member says every member had it.
 -- blank: a stored value without its text. erase_short: blank a short chat's record in
 -- place (found by bisection; HSET replaces the bytes), or answer false for a message in the
 -- stream (its text goes when the stream is rewritten: ERASE_STEP). apply_change: store an
@@ -25,10 +24,6 @@ end
 local function set_change(x, st, member)
   redis.call('ZREMRANGEBYSCORE', x, st, st)
   redis.call('ZADD', x, st, member)
-end
-local function entry_at(m, s, st)
-  local _, value = tl_at(m, s, st)
-  return value
 end
 local function blank(value)  -- "<role><n0>:<n1>:<text>" or "<count>:<sender>:<text>"
   local head = string.match(value, '^([^:]*:[^:]*:)')

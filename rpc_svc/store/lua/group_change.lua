@@ -25,7 +25,7 @@ local mine = redis.call('HGET', KEYS[6], ARGV[2])
 local no = refused(mine, KEYS[5], ARGV[7] ~= '1')
 if no then return {no} end
 local kind, st, group = ARGV[1], tonumber(ARGV[3]), ARGV[6]
-local value = entry_at(KEYS[1], KEYS[2], st)
+local value = tl_at(KEYS[1], KEYS[2], st)  -- (its text as sent)
 if not value then return {-7} end
 local sender = string.match(value, '^%d+:([^:]*):')
 local owner = redis.call('GET', KEYS[5])

@@ -15,9 +15,10 @@
 -- {'invalid'} (a position the feed never had), {'make'} / {'seen', sequence, the user's
 -- groups} (a cluster: the backend learns what the script needs and calls again), or {'ok',
 -- epoch, position, place, more, n, then n events, then the listed groups (3 values each:
--- group, its message position, its change position)}: on one Redis an event is 6 values
--- (kind, name, number, entry id, entry value as it is now, its change mark: '', 'e<at>' or
--- 'r<at>'), on a cluster the records as stored (kind, name, number, start).
+-- group, its message position, its change position)}: on one Redis an event is 5 values
+-- (kind, name, number, its message's value as it is now (nil: none, or gone), its change
+-- mark: '', 'e<at>' or 'r<at>'), on a cluster the records as stored (kind, name, number,
+-- start).
 -- A feed is made from now: each of the user's groups at its newest message and change, the
 -- big groups' sequence as seen (and its 'reset' never says "from now"). Before a page, the
 -- user's big groups with activity since its last sync get their messages and changes as
@@ -127,9 +128,9 @@ local function chat_of(kind, ref)
   if SECOND[kind] then return ref .. ':' .. ARGV[1] end
   return ref
 end
-local function add(kind, ref, number, id, value, mark)
+local function add(kind, ref, number, value, mark)
   out[o + 1], out[o + 2], out[o + 3] = kind, ref, number  -- (an integer: exact below 2^53)
-  out[o + 4], out[o + 5], out[o + 6], o = id, value, mark, o + 6
+  out[o + 4], out[o + 5], o = value, mark, o + 5
   n = n + 1
 end
 local heads, changed = {}, {}  -- each chat's key head, and whether it has changes: once a page
@@ -147,7 +148,7 @@ local function current(h, st, value)  -- a stored value as it is now: value, cha
   if not changed[h] then return value, '' end
   return shown(h .. 'x', st, value)
 end
-local function message(chat, st)  -- the message at st as it is now: id, value, mark
+local function message(chat, st)  -- the message at st as it is now: value, mark (false: none)
   local h, again = head_of(chat)
   local memo
   if again then
@@ -157,10 +158,9 @@ local function message(chat, st)  -- the message at st as it is now: id, value, 
       memos[h] = memo
     end
   end
-  local id, stored = tl_at(h .. 'm', h .. 's', st, memo)
-  if not id then return '', '', '' end
-  local value, mark = current(h, st, stored)
-  return id, value, mark
+  local stored = tl_at(h .. 'm', h .. 's', st, memo)
+  if not stored then return false, '' end
+  return current(h, st, stored)
 end
 local full = false
 local SINGLE = {c = 1, d = 1, s = 1, j = 1, l = 1, x = 1, y = 1, X = 1}  -- no message to read
@@ -181,7 +181,7 @@ for i, r in ipairs(recs) do
       if string.sub(c, 1, 1) == 'E' then
         add('E', ref, st, message(chat, st))
       else
-        add('X', ref, st, '', '', '')
+        add('X', ref, st, '', '')
       end
       last = start + j
     end
@@ -192,14 +192,13 @@ for i, r in ipairs(recs) do
     for _, row in ipairs(tl_after(h .. 'm', h .. 's', start, num, limit - n + 1)) do
       if n == limit then full = true break end
       last = row[1]
-      local value, mark = current(h, last, row[3])
-      add(kind, ref, last, row[2], value, mark)
+      add(kind, ref, last, current(h, last, row[2]))
     end
     if full then break end
     pos, last = pos + 1, 0
   else
     if SINGLE[kind] then
-      add(kind, ref, num, '', '', '')
+      add(kind, ref, num, '', '')
     else
       add(kind, ref, num, message(chat, num))
     end

@@ -7,9 +7,9 @@
 -- tl_append: add an entry after that, moving a hash of `short_max` records into the stream;
 -- tl_range: read as XRANGE (XREVRANGE when `reverse`, bounds then high first) does, from
 -- either form; tl_after: the entries sent after one time up to another (µs), oldest first, as
--- {send time, id, value} (sync's ranges: no ID formatted or parsed again); tl_at: the entry at
--- one send time (its id and value, nil for none; a sync keeps what it read of a chat for the
--- chat's next read). A hash's records are in time order: the reads find a time by bisection
+-- {send time, value} (sync's ranges: no ID formatted or parsed again); tl_at: the value of the
+-- entry at one send time (nil for none; a sync keeps what it read of a chat for the chat's
+-- next read). Neither cuts out an ID: a sync's answer does not carry it. A hash's records are in time order: the reads find a time by bisection
 -- over its fields (`HGET`s, the newest first for tl_at: a sync reads new messages), then read
 -- only the records they answer, so that a read costs O(log records) of a short chat's values,
 -- not all of them (short_field, short_after). Numbers travel as decimal strings (%d: Redis's
@@ -69,10 +69,11 @@ local function bound(b)  -- '-', '+', an ID, or '(' and an ID: exclusive (as a s
   if string.sub(b, 1, 1) == '(' then return us(string.sub(b, 2)) + 1 end
   return us(b)
 end
-local function rec_us(r)  -- a hash record's send time (µs)
+local function rec_us(r)  -- a hash record's send time (µs), and where its value starts
   local dash = string.find(r, '-', 1, true)
   local sp = string.find(r, ' ', dash, true)
-  return tonumber(string.sub(r, 1, dash - 1)) * 1000 + tonumber(string.sub(r, dash + 1, sp - 1))
+  return tonumber(string.sub(r, 1, dash - 1)) * 1000 + tonumber(string.sub(r, dash + 1, sp - 1)),
+    sp + 1
 end
 local function short_get(s, i, got)  -- record i, each record read once (got: by field)
   local r = got[i]
@@ -126,12 +127,11 @@ local function tl_at(m, s, st, memo)  -- memo (optional): a chat's hash length (
   if n == 0 then
     local id = id_of(st)
     local row = redis.call('XRANGE', m, id, id, 'COUNT', 1)[1]
-    if row then return row[1], row[2][2] end
-    return nil
+    return row and row[2][2]
   end
   local i, r, head = short_field(s, n, st, memo)
   if not i then return nil end
-  return string.sub(head, 1, -2), string.sub(r, #head + 1)
+  return string.sub(r, #head + 1)
 end
 local function tl_range(m, s, field, from, to, count, reverse)
   local n = redis.call('HLEN', s)
@@ -159,7 +159,7 @@ local function tl_after(m, s, after, upto, count)
   local rows, n = {}, redis.call('HLEN', s)
   if n == 0 then
     for _, e in ipairs(redis.call('XRANGE', m, '(' .. id_of(after), id_of(upto), 'COUNT', count)) do
-      rows[#rows + 1] = {us(e[1]), e[1], e[2][2]}
+      rows[#rows + 1] = {us(e[1]), e[2][2]}
     end
     return rows
   end
@@ -168,10 +168,10 @@ local function tl_after(m, s, after, upto, count)
   local last = math.min(n, first + count - 1)
   short_fill(s, first, last, got)
   for i = first, last do
-    local id, value = split(got[i])
-    local st = us(id)
+    local r = got[i]
+    local st, at = rec_us(r)
     if st > upto then break end
-    rows[#rows + 1] = {st, id, value}
+    rows[#rows + 1] = {st, string.sub(r, at)}
   end
   return rows
 end
