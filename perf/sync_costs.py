@@ -16,8 +16,9 @@ Beside it, `pull10` (a page of 10 of a chat of a 200-chat pool). Each round runs
 scenario in turn (the order turned by
 one each round); the figures are medians, and the ratio of each round's p99 to its pull's,
 and the CPU each process spent per request (/proc: im-http, im-rpc, redis-server).
-With --script-base, the sync script of that commit against this tree's, on the same Redis
-and the same replayed tokens: Redis's own time per call (INFO commandstats), interleaved.
+With --script-base, the sync script of that commit (as its own loader makes it) against this
+tree's, on the same Redis and the same replayed tokens: Redis's own time per call (INFO
+commandstats), interleaved.
 Sends (64 connections, interleaved the same way): to 1:1 chats whose two members each hold a
 feed, and to chats of users who never synced.
 Memory (a private redis-server): the chat-size mix of perf.chat_sizes written with every user
@@ -45,7 +46,7 @@ from im_common.calls import SyncCall
 from perf.chat_sizes import RAW, _drop_users, _order, user, zipf_sizes
 from perf.lib.procstats import cpu_seconds, machine_jiffies, pid_of
 from perf.lib.rounds import Samples, interleaved, log
-from perf.lib.stack import comparison_args, worktree
+from perf.lib.stack import base_script, comparison_args, worktree
 from perf.report import write_table
 from perf.store_memory import local_service, settled_memory, used_memory
 from perf.sync_waits import _each
@@ -55,7 +56,7 @@ from rpc_svc.service.sync import plan_sync
 from rpc_svc.store.commands.plan import Plan
 from rpc_svc.store.commands.sync import commands
 from rpc_svc.store.keys import SYNC_SECRET_KEY, feed_key
-from rpc_svc.store.lua import SYNC, load
+from rpc_svc.store.lua import SYNC
 from rpc_svc.store.ops import Append
 
 POOL = 200
@@ -221,7 +222,7 @@ def script_ab(args: argparse.Namespace, trio: Trio, tokens: dict[Hub, str]) -> l
     hubs' replayed tokens, interleaved: Redis's own µs per call (INFO commandstats)."""
     with ExitStack() as stack, Redis(port=trio.redis.port, decode_responses=True) as r:
         base = worktree(stack, args.script_base)
-        texts = {"A": load("sync", base / "rpc_svc/store/lua").text, "B": SYNC.text}
+        texts = {"A": base_script(base, "sync"), "B": SYNC.text}
         # run by SHA1, as im-rpc runs them (an EVAL hashes the whole text on every call)
         shas = {side: r.script_load(text) for side, text in texts.items()}
         key = bytes.fromhex(r.get(SYNC_SECRET_KEY))

@@ -14,9 +14,11 @@ import pytest
 from redis import Redis
 
 from devtools.procs import redis_server
+from perf.lib.stack import base_script
 from perf.redis_bench import redis_ceilings
 from perf.sync_costs import LONG_HISTORY, hubs
 from rpc_svc.store.keys import messages_key
+from rpc_svc.store.lua import SYNC
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -339,6 +341,23 @@ def test_sync_costs_writes_reads_sends_and_memory(tmp_path: Path) -> None:
         assert re.search(row, table, re.M), table
     assert re.search(r"the feeds' records .* \| [\d.]+ \| 0\.\d\dx \|", table), table
     assert re.search(r"feed at the records kept .*: \*\*[\d,]+ bytes\*\*", table), table
+
+
+def test_a_base_commits_script_is_made_by_that_commits_own_loader(tmp_path: Path) -> None:
+    # --script-base times the script an older im-rpc ran: its loader, not this tree's, puts
+    # the helpers in front (this tree's leaves out those a script does not name)
+    lua = tmp_path / "base/rpc_svc/store/lua"
+    lua.mkdir(parents=True)
+    for package in (lua.parent.parent, lua.parent):
+        (package / "__init__.py").write_text("")
+    (lua / "__init__.py").write_text(
+        "from types import SimpleNamespace\n"
+        "def load(name):\n    return SimpleNamespace(text=f'-- the base loader\\n{name}')\n"
+    )
+    assert base_script(tmp_path / "base", "sync") == "-- the base loader\nsync"
+    with pytest.raises(SystemExit, match="is not in the checkout"):
+        base_script(tmp_path / "elsewhere", "sync")  # (this tree's loader would answer)
+    assert base_script(ROOT, "sync") == SYNC.text
 
 
 def test_the_sync_hubs_refuse_what_cannot_hold_their_ten_events() -> None:

@@ -174,6 +174,27 @@ def base_rpc(
     return _of_base(rpc_service(work, redis_url, None, **settings), "rpc_svc", base)
 
 
+_SCRIPT_TEXT = """\
+import sys
+from rpc_svc.store import lua
+if not lua.__file__.startswith(sys.argv[1]):
+    sys.exit(f"the base's loader is not in the checkout: {lua.__file__}")
+sys.stdout.write(lua.load(sys.argv[2]).text)
+"""
+
+
+def base_script(base: Path, name: str) -> str:
+    """The Lua script `name` as the checkout at `base` runs it: made by that checkout's own
+    loader (what it puts in front of a script's text changes with the commit). SystemExit
+    when that loader cannot be run from the checkout."""
+    env = {**os.environ, "PYTHONPATH": str(base)}
+    argv = [sys.executable, "-P", "-c", _SCRIPT_TEXT, str(base), name]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"the script {name} of {base}: {done.stderr.strip()[-500:]}")
+    return done.stdout
+
+
 def base_gateway(work: Path, rpc_port: int, base: Path) -> tuple[Process, str]:
     """A gateway (not started) of the checkout at `base` in front of the im-rpc at
     `rpc_port`, and the http_svc module it runs."""
