@@ -9,10 +9,11 @@
 -- either form; tl_after: the entries sent after one time up to another (µs), oldest first, as
 -- {send time, value} (sync's ranges: no ID formatted or parsed again); tl_at: the value of the
 -- entry at one send time (nil for none; a sync keeps what it read of a chat for the chat's
--- next read). Neither cuts out an ID: a sync's answer does not carry it. A hash's records are in time order: the reads find a time by bisection
--- over its fields (`HGET`s, the newest first for tl_at: a sync reads new messages), then read
--- only the records they answer, so that a read costs O(log records) of a short chat's values,
--- not all of them (short_field, short_after). Numbers travel as decimal strings (%d: Redis's
+-- next read). Neither cuts out an ID: a sync's answer does not carry it. A hash's records
+-- are in time order: the reads find a time by bisection over its fields (`HGET`s, the newest
+-- first for tl_at: a sync reads new messages), then read only the records they answer, so
+-- that a read costs O(log records) of a short chat's values, not all of them (short_field,
+-- short_after). Numbers travel as decimal strings (%d: Redis's
 -- Lua prints it as a C long, 64 bits here, exact for these integers and a quarter of %.0f's
 -- cost): µs times pass 2^31, and Redis would print a Lua number in exponent form (a
 -- script's integer reply, as sync's send times, is exact below 2^53).
