@@ -18,6 +18,8 @@ from devtools.rawhttp import Connection
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 BOUND = 16
+ROUNDS = 3  # of the bounded and unbounded gateways side by side
+ROUND_S, RAMP_S = 2.0, 0.5  # each drive's measured seconds, after its ramp
 
 
 @pytest.fixture
@@ -34,14 +36,17 @@ def p99(values: list[float]) -> float:
 
 
 async def drive(
-    port: int, clients: int, seconds: float
+    port: int, clients: int, seconds: float, ramp: float = 0.0
 ) -> tuple[list[float], list[float], Counter[str]]:
     """Closed-loop senders (100-byte texts, 20 chats); a client told 503 waits 150-350 ms.
-    Latencies (s) of accepted and of shed requests, and the answers by kind."""
+    Latencies (s) of accepted and of shed requests started after the first `ramp` seconds
+    (the clients' connections and first requests all land at once: not the steady state),
+    and all the answers by kind."""
     accepted: list[float] = []
     shed: list[float] = []
     kinds: Counter[str] = Counter()
-    deadline = time.monotonic() + seconds
+    measured = time.monotonic() + ramp
+    deadline = measured + seconds
 
     async def client(c: int) -> None:
         conn = await Connection.open(port)
@@ -53,10 +58,12 @@ async def drive(
             r = await conn.post_json("/api/send", body)
             took = time.monotonic() - started
             if r.status == 200:
-                accepted.append(took)
+                if started >= measured:
+                    accepted.append(took)
                 kinds["200"] += 1
             else:
-                shed.append(took)
+                if started >= measured:
+                    shed.append(took)
                 error = r.json()["error"]  # type: ignore[index]
                 kinds[f"{r.status} {error} retry-after={r.headers.get('retry-after')}"] += 1
                 await asyncio.sleep(random.uniform(0.15, 0.35))
@@ -71,24 +78,40 @@ async def test_past_the_bound_the_gateway_sheds_and_accepted_latency_stays(
 ) -> None:
     bounded, unbounded = gateways
     await drive(bounded, BOUND, 1)  # warm-up
-    base, _, base_kinds = await drive(bounded, BOUND, 3)
-    assert set(base_kinds) == {"200"}
-    for factor in (2, 16):
-        accepted, shed, kinds = await drive(bounded, BOUND * factor, 3)
-        report(
-            f"{BOUND * factor} clients (bound {BOUND}): {dict(kinds)}; p99 accepted "
-            f"{p99(accepted) * 1000:.1f} ms (at {BOUND} clients {p99(base) * 1000:.1f} ms), "
-            f"p99 shed {p99(shed) * 1000:.1f} ms (median {statistics.median(shed) * 1000:.1f})"
-        )
-        assert set(kinds) == {"200", "503 overloaded retry-after=1"}
-    queued, _, kinds = await drive(unbounded, BOUND * 16, 3)
-    report(f"{BOUND * 16} clients, no bound: {dict(kinds)}; p99 {p99(queued) * 1000:.1f} ms")
+    _, _, kinds = await drive(bounded, BOUND * 2, 2)
+    report(f"{BOUND * 2} clients (bound {BOUND}): {dict(kinds)}")
+    assert set(kinds) == {"200", "503 overloaded retry-after=1"}
     # without the bound every extra client waits in line; with it, neither the accepted
-    # requests nor the shed ones do (measured p99s: accepted 6-9 ms, about 1.5x the
-    # 16-client p99 and 0.2x the queued one; shed 15-25 ms; queued 35-38 ms). The shed
-    # answers are compared by their median: their p99 is a few answers of a few seconds'
-    # run, and a spike of the machine's other work (the tests run in parallel) once put it
-    # at 48 ms against the queued 36
-    assert p99(accepted) < p99(queued) * 0.5
-    assert p99(accepted) < p99(base) * 3 + 0.005
-    assert statistics.median(shed) < statistics.median(queued) * 0.5
+    # requests nor the shed ones do (measured p99s, the test alone: accepted 22-26 ms, about
+    # 1.8x the 16-client p99 and 0.25x the queued one; shed 9 ms, median 3; queued 92-100 ms;
+    # with two busy loops on the two cores, accepted 0.33-0.39x the queued). Each round
+    # measures the three side by side, and the rounds' medians are compared: a burst of the
+    # other test worker's load (two cores) lands in one round, not in all. The shed answers
+    # are compared by their median: their p99 is a few answers of a run
+    to_queued: list[float] = []
+    to_base: list[float] = []
+    shed_to_queued: list[float] = []
+    for r in range(ROUNDS):
+        base, _, base_kinds = await drive(bounded, BOUND, ROUND_S, RAMP_S)
+        assert set(base_kinds) == {"200"}
+        order = [("bounded", bounded), ("unbounded", unbounded)]
+        if r % 2:
+            order.reverse()
+        runs = {name: await drive(port, BOUND * 16, ROUND_S, RAMP_S) for name, port in order}
+        accepted, shed, kinds = runs["bounded"]
+        queued, _, queued_kinds = runs["unbounded"]
+        assert set(kinds) == {"200", "503 overloaded retry-after=1"}
+        assert set(queued_kinds) == {"200"}
+        report(
+            f"round {r + 1}, {BOUND * 16} clients: bound {BOUND} {dict(kinds)}, p99 accepted "
+            f"{p99(accepted) * 1000:.1f} ms (at {BOUND} clients {p99(base) * 1000:.1f} ms), "
+            f"shed p99 {p99(shed) * 1000:.1f} ms (median {statistics.median(shed) * 1000:.1f}); "
+            f"no bound p99 {p99(queued) * 1000:.1f} ms "
+            f"(median {statistics.median(queued) * 1000:.1f})"
+        )
+        to_queued.append(p99(accepted) / p99(queued))
+        to_base.append(p99(accepted) / (p99(base) * 3 + 0.005))
+        shed_to_queued.append(statistics.median(shed) / statistics.median(queued))
+    assert statistics.median(to_queued) < 0.5, to_queued
+    assert statistics.median(to_base) < 1, to_base
+    assert statistics.median(shed_to_queued) < 0.5, shed_to_queued
