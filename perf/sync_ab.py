@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import tempfile
-from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -85,12 +83,6 @@ def run(args: argparse.Namespace) -> list[str]:
     return _table(args, runs, list(plan))
 
 
-def _median_ratio(
-    tops: list[WrkResult], bottoms: list[WrkResult], of: Callable[[WrkResult], float]
-) -> float:
-    return statistics.median(of(t) / of(b) for t, b in zip(tops, bottoms, strict=True))
-
-
 def _p99(w: WrkResult) -> float:
     return w.p99_ms
 
@@ -109,15 +101,12 @@ def _table(args: argparse.Namespace, runs: Samples[WrkResult], names: list[str])
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name in names:
-        a, b = runs.rounds((name, "A")), runs.rounds((name, "B"))
-        to_pull = [
-            _median_ratio(runs.rounds((name, s)), runs.rounds((PULL, s)), _p99) for s in "AB"
-        ]
+        a, b = (name, "A"), (name, "B")
+        to_pull = [runs.ratio((name, s), (PULL, s), _p99) for s in "AB"]
         lines.append(
-            f"| {name} | {runs.median((name, 'A'), _p99):.2f} "
-            f"| {runs.median((name, 'B'), _p99):.2f} | {to_pull[0]:.2f} "
-            f"| {to_pull[1]:.2f} | {_median_ratio(b, a, _p99):.3f} "
-            f"| {_median_ratio(b, a, _rps):.3f} |"
+            f"| {name} | {runs.median(a, _p99):.2f} | {runs.median(b, _p99):.2f} "
+            f"| {to_pull[0]:.2f} | {to_pull[1]:.2f} | {runs.ratio(b, a, _p99):.3f} "
+            f"| {runs.ratio(b, a, _rps):.3f} |"
         )
     return lines
 

@@ -35,6 +35,7 @@ import asyncio
 import statistics
 import tempfile
 from contextlib import ExitStack
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -61,6 +62,12 @@ from rpc_svc.store.ops import Append
 
 POOL = 200
 SCRIPT_CALLS = 2000  # per round of the script A/B
+PULL = "pull10 (200 chats)"  # what the reads are set against
+_P99, _RPS = attrgetter("p99_ms"), attrgetter("rps")  # of a wrk run
+
+
+def _all_cpu(cpu: dict[str, float]) -> float:  # a round's CPU µs a request, the three processes
+    return sum(cpu.values())
 
 
 def hub_options(p: argparse.ArgumentParser) -> None:
@@ -159,7 +166,7 @@ def reads_and_sends(args: argparse.Namespace, trio: Trio) -> list[str]:
     run_wrk(url, "send", 64, 2, chats=POOL, prefix="pool")  # pull10's chats get messages
     asyncio.run(_feeds(port, "fed", POOL))
     plan: dict[str, dict[str, Any]] = {
-        "pull10 (200 chats)": {"scenario": "pull10", "chats": POOL, "prefix": "pool"}
+        PULL: {"scenario": "pull10", "chats": POOL, "prefix": "pool"}
     }
     for hub, token in tokens.items():
         plan[f"sync10, {hub.name}"] = {"scenario": "sync10", "prefix": hub.prefix, "since": token}
@@ -187,26 +194,28 @@ def reads_and_sends(args: argparse.Namespace, trio: Trio) -> list[str]:
         n = max(1, got.requests)
         cpu.add(name, {k: (cpu_seconds(pid) - before[k]) / n * 1e6 for k, pid in pids.items()})
         log("sync_costs", f"round {r + 1} {name}: {got.rps:,.0f}/s p99 {got.p99_ms:.2f} ms")
-    pulls = runs.rounds("pull10 (200 chats)")
     lines = [
         f"Reads at 20 connections, sends at 64: medians of {args.rounds} interleaved rounds "
         f"of {args.seconds:g} s (one gateway, one im-rpc, redis-server with AOF, wrk: this "
         "2-core machine).",
         "",
         "| scenario | req/s | p99 ms | p99 / pull10's p99 (median of the rounds' ratios) "
-        "| CPU µs per request: im-http, im-rpc, redis-server | the 2 cores idle |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| CPU µs per request: im-http, im-rpc, redis-server | the 2 cores idle "
+        "| req/s / pull10's | CPU / pull10's (the three, per request) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name in [*plan, *sends]:
-        mine = runs.rounds(name)
-        ratio = statistics.median(g.p99_ms / p.p99_ms for g, p in zip(mine, pulls, strict=True))
-        rps = runs.median(name, lambda w: w.rps)
-        p99 = runs.median(name, lambda w: w.p99_ms)
+        ratio = runs.ratio(name, PULL, _P99)
+        rps = runs.median(name, _RPS)
+        p99 = runs.median(name, _P99)
         used = ", ".join(f"{_median_of(cpu, name, k):.0f}" for k in pids)
         spare = idle.median(name)
-        lines.append(f"| {name} | {rps:,.0f} | {p99:.2f} | {ratio:.2f} | {used} | {spare:.0%} |")
-    fed, quiet = runs.rounds("send, both members syncing"), runs.rounds("send, nobody syncing")
-    share = statistics.median(f.rps / q.rps for f, q in zip(fed, quiet, strict=True))
+        rps_share, cpu_share = runs.ratio(name, PULL, _RPS), cpu.ratio(name, PULL, _all_cpu)
+        lines.append(
+            f"| {name} | {rps:,.0f} | {p99:.2f} | {ratio:.2f} | {used} | {spare:.0%} "
+            f"| {rps_share:.2f} | {cpu_share:.2f} |"
+        )
+    share = runs.ratio("send, both members syncing", "send, nobody syncing", _RPS)
     lines += ["", f"Send to members who sync / to members who do not: **{share:.1%}**."]
     if args.script_base:
         lines += ["", *script_ab(args, trio, tokens)]

@@ -14,6 +14,7 @@ import pytest
 from redis import Redis
 
 from devtools.procs import redis_server
+from perf.lib.rounds import Samples
 from perf.lib.stack import base_script
 from perf.redis_bench import redis_ceilings
 from perf.sync_costs import LONG_HISTORY, hubs
@@ -335,12 +336,35 @@ def test_sync_costs_writes_reads_sends_and_memory(tmp_path: Path) -> None:
         f"sync10, {long}",
     ):
         cells = r"\| [\d,]+ \| [\d.]+ \| [\d.]+ \| [1-9]\d*, [1-9]\d*, [1-9]\d* \| \d{1,3}% \|"
-        assert re.search(rf"^\| {re.escape(row)} {cells}$", table, re.M), table
+        assert re.search(rf"^\| {re.escape(row)} {cells} [\d.]+ \| [\d.]+ \|$", table, re.M), table
+    # one round: each row's share of pull10's requests/s and CPU is its own figures' quotient
+    rows = {r[0]: r[1:] for r in (line.strip("| ").split(" | ") for line in table.splitlines())}
+    pull = rows["pull10 (200 chats)"]
+    for name, figures in rows.items():
+        if name.startswith(("pull10", "sync10")):
+            rps, cpu, rps_share, cpu_share = (figures[i].strip() for i in (0, 3, 5, 6))
+            assert float(rps_share) == pytest.approx(
+                float(rps.replace(",", "")) / float(pull[0].replace(",", "")), abs=0.006
+            ), (name, table)
+            used = sum(map(int, cpu.split(", "))) / sum(map(int, pull[3].split(", ")))
+            assert float(cpu_share) == pytest.approx(used, rel=0.02, abs=0.006), (name, table)
     for hub in ("a user in 20 chats", "a user in 100 chats", long):  # HEAD's script, this tree's
         row = rf"^\| {hub} \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$"
         assert re.search(row, table, re.M), table
     assert re.search(r"the feeds' records .* \| [\d.]+ \| 0\.\d\dx \|", table), table
     assert re.search(r"feed at the records kept .*: \*\*[\d,]+ bytes\*\*", table), table
+
+
+def test_a_ratio_of_samples_is_the_median_of_each_rounds_own_quotient() -> None:
+    runs: Samples[float] = Samples()
+    for top, bottom in ((2.0, 1.0), (9.0, 3.0), (4.0, 8.0)):  # rounds: 2, 3, 0.5
+        runs.add("top", top)
+        runs.add("bottom", bottom)
+    assert runs.ratio("top", "bottom", float) == 2.0  # (the medians' quotient: 4 / 3)
+    assert runs.ratio("bottom", "top", lambda x: x * 10) == 0.5
+    runs.add("short", 1.0)
+    with pytest.raises(ValueError, match="shorter"):  # keys of different rounds: no pairs
+        runs.ratio("top", "short", float)
 
 
 def test_a_base_commits_script_is_made_by_that_commits_own_loader(tmp_path: Path) -> None:

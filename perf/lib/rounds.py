@@ -54,6 +54,12 @@ class Samples(Generic[V]):
         values = [of(run) for run in runs] if of else runs
         return float(statistics.median(values))  # type: ignore[type-var,arg-type]
 
+    def ratio(self, top: Hashable, bottom: Hashable, of: Callable[[V], float]) -> float:
+        """The median over the rounds of each round's `of(top) / of(bottom)` (the two keys
+        measured in the same rounds, in the same order)."""
+        pairs = zip(self.by_key[top], self.by_key[bottom], strict=True)
+        return float(statistics.median(of(t) / of(b) for t, b in pairs))
+
 
 def log(prefix: str, text: str) -> None:
     """A progress line on stderr: `[prefix] text`."""
