@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
@@ -38,7 +37,7 @@ from perf.lib.stack import comparison_args
 from perf.report import write_table
 from perf.store_memory import local_service
 from perf.sync_waits import _each
-from perf.wrk import WrkResult, run_wrk
+from perf.wrk import P99, RPS, WrkResult, run_wrk
 from rpc_svc.store.keys import ERASING_KEY, changes_key, messages_key, short_key
 from rpc_svc.store.ops import Append, Erasing
 
@@ -137,13 +136,11 @@ def reads_and_writes(args: argparse.Namespace, trio: Trio, work: Path) -> list[s
     ]
     for name in plan:
         against = "pull10, unedited" if name.startswith("pull10") else "send"
-        mine, theirs = runs.rounds(name), runs.rounds(base[against])
-        rps = statistics.median(m.rps / t.rps for m, t in zip(mine, theirs, strict=True))
-        p99 = statistics.median(m.p99_ms / t.p99_ms for m, t in zip(mine, theirs, strict=True))
+        rps, p99 = runs.ratio(name, base[against], RPS), runs.ratio(name, base[against], P99)
         lines.append(
-            f"| {name} | {runs.median(name, lambda w: w.rps):,.0f} "
+            f"| {name} | {runs.median(name, RPS):,.0f} "
             f"| {runs.median(name, lambda w: w.p50_ms):.2f} "
-            f"| {runs.median(name, lambda w: w.p99_ms):.2f} | {against} | {rps:.3f} | {p99:.2f} |"
+            f"| {runs.median(name, P99):.2f} | {against} | {rps:.3f} | {p99:.2f} |"
         )
     again = "" if max(recalled, newest) <= targets else " (the rest: again, which changes nothing)"
     lines += [

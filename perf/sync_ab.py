@@ -28,7 +28,7 @@ from perf.lib.rounds import Samples, interleaved, log
 from perf.lib.stack import base_rpc, comparison_args, start_owned, worktree
 from perf.report import write_table
 from perf.sync_costs import POOL, _hub, hub_options, hubs
-from perf.wrk import WrkResult, run_wrk
+from perf.wrk import P99, RPS, WrkResult, run_wrk
 
 SETTINGS = {
     "IM_GROUP_FANOUT_MAX_MEMBERS": "2",  # a group of 3 is big
@@ -83,14 +83,6 @@ def run(args: argparse.Namespace) -> list[str]:
     return _table(args, runs, list(plan))
 
 
-def _p99(w: WrkResult) -> float:
-    return w.p99_ms
-
-
-def _rps(w: WrkResult) -> float:
-    return w.rps
-
-
 def _table(args: argparse.Namespace, runs: Samples[WrkResult], names: list[str]) -> list[str]:
     lines = [
         f"A: im-rpc of {args.base}; B: this tree (one Redis, a gateway of this tree each; 20 "
@@ -102,11 +94,11 @@ def _table(args: argparse.Namespace, runs: Samples[WrkResult], names: list[str])
     ]
     for name in names:
         a, b = (name, "A"), (name, "B")
-        to_pull = [runs.ratio((name, s), (PULL, s), _p99) for s in "AB"]
+        to_pull = [runs.ratio((name, s), (PULL, s), P99) for s in "AB"]
         lines.append(
-            f"| {name} | {runs.median(a, _p99):.2f} | {runs.median(b, _p99):.2f} "
-            f"| {to_pull[0]:.2f} | {to_pull[1]:.2f} | {runs.ratio(b, a, _p99):.3f} "
-            f"| {runs.ratio(b, a, _rps):.3f} |"
+            f"| {name} | {runs.median(a, P99):.2f} | {runs.median(b, P99):.2f} "
+            f"| {to_pull[0]:.2f} | {to_pull[1]:.2f} | {runs.ratio(b, a, P99):.3f} "
+            f"| {runs.ratio(b, a, RPS):.3f} |"
         )
     return lines
 

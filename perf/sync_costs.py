@@ -35,7 +35,6 @@ import asyncio
 import statistics
 import tempfile
 from contextlib import ExitStack
-from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -51,7 +50,7 @@ from perf.lib.stack import base_script, comparison_args, worktree
 from perf.report import write_table
 from perf.store_memory import local_service, settled_memory, used_memory
 from perf.sync_waits import _each
-from perf.wrk import WrkResult, run_wrk
+from perf.wrk import P99, RPS, WrkResult, run_wrk
 from rpc_svc.service.runner import ChatService
 from rpc_svc.service.sync import plan_sync
 from rpc_svc.store.commands.plan import Plan
@@ -63,7 +62,6 @@ from rpc_svc.store.ops import Append
 POOL = 200
 SCRIPT_CALLS = 2000  # per round of the script A/B
 PULL = "pull10 (200 chats)"  # what the reads are set against
-_P99, _RPS = attrgetter("p99_ms"), attrgetter("rps")  # of a wrk run
 
 
 def _all_cpu(cpu: dict[str, float]) -> float:  # a round's CPU µs a request, the three processes
@@ -205,17 +203,17 @@ def reads_and_sends(args: argparse.Namespace, trio: Trio) -> list[str]:
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name in [*plan, *sends]:
-        ratio = runs.ratio(name, PULL, _P99)
-        rps = runs.median(name, _RPS)
-        p99 = runs.median(name, _P99)
+        ratio = runs.ratio(name, PULL, P99)
+        rps = runs.median(name, RPS)
+        p99 = runs.median(name, P99)
         used = ", ".join(f"{_median_of(cpu, name, k):.0f}" for k in pids)
         spare = idle.median(name)
-        rps_share, cpu_share = runs.ratio(name, PULL, _RPS), cpu.ratio(name, PULL, _all_cpu)
+        rps_share, cpu_share = runs.ratio(name, PULL, RPS), cpu.ratio(name, PULL, _all_cpu)
         lines.append(
             f"| {name} | {rps:,.0f} | {p99:.2f} | {ratio:.2f} | {used} | {spare:.0%} "
             f"| {rps_share:.2f} | {cpu_share:.2f} |"
         )
-    share = runs.ratio("send, both members syncing", "send, nobody syncing", _RPS)
+    share = runs.ratio("send, both members syncing", "send, nobody syncing", RPS)
     lines += ["", f"Send to members who sync / to members who do not: **{share:.1%}**."]
     if args.script_base:
         lines += ["", *script_ab(args, trio, tokens)]

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import uuid
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parent / "wrk" / "im.lua"
@@ -31,6 +32,10 @@ class WrkResult:
     def error_count(self) -> int:
         """Connect, read, write, timeout errors and non-2xx answers, together."""
         return sum(self.errors.values())
+
+
+# a run's figures, to read from the runs of perf.lib.rounds.Samples
+RPS, P99 = attrgetter("rps"), attrgetter("p99_ms")
 
 
 def wrk_binary() -> str:
