@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -27,10 +26,10 @@ import httpx
 
 from devtools.procs import start_trio
 from perf.audit import run_audit
-from perf.lib.rounds import interleaved, log
+from perf.lib.rounds import Samples, interleaved, log
 from perf.lib.stack import raise_fd_limit
 from perf.report import write_table
-from perf.wrk import WrkResult, run_wrk
+from perf.wrk import P99, RPS, WrkResult, run_wrk
 
 PREFIX = "grp"
 SMALL = "grs"  # the small groups' prefix
@@ -96,9 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     """Set up, measure, print and write the table; 1 if the audit failed."""
     args = _args(argv)
     raise_fd_limit()
-    runs: dict[str, list[WrkResult]] = {
-        s: [] for s in ("send", "gsend", "small", "pull10", "chats10")
-    }
+    runs: Samples[WrkResult] = Samples()  # by scenario
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-groups-")))
         trio = start_trio(work, fsync="everysec")
@@ -131,22 +128,16 @@ def main(argv: list[str] | None = None) -> int:
             )
             if got.error_count:
                 raise SystemExit(f"{scenario}: errors {got.errors}")
-            runs[scenario].append(got)
+            runs.add(scenario, got)
             log("groups", f"round {r + 1} {scenario:>7} c={conns} {got.rps:>8,.0f}/s "
                           f"p99 {got.p99_ms:.2f} ms")  # fmt: skip
         audit = asyncio.run(run_audit(url, [acks]))
         log("groups", audit.line())
-    med = {s: statistics.median(r.rps for r in rs) for s, rs in runs.items()}
-    p99 = {s: statistics.median(r.p99_ms for r in rs) for s, rs in runs.items()}
-    send_ratio = statistics.median(
-        g.rps / s.rps for g, s in zip(runs["gsend"], runs["send"], strict=True)
-    )
-    small_ratio = statistics.median(
-        g.rps / s.rps for g, s in zip(runs["small"], runs["send"], strict=True)
-    )
-    p99_ratio = statistics.median(
-        c.p99_ms / p.p99_ms for c, p in zip(runs["chats10"], runs["pull10"], strict=True)
-    )
+    med = {s: runs.median(s, RPS) for s in runs.by_key}
+    p99 = {s: runs.median(s, P99) for s in runs.by_key}
+    send_ratio = runs.ratio("gsend", "send", RPS)
+    small_ratio = runs.ratio("small", "send", RPS)
+    p99_ratio = runs.ratio("chats10", "pull10", P99)
     lines = [
         f"Group chats: medians of {args.rounds} interleaved rounds of {args.seconds:g} s (one "
         "im-http, one im-rpc, redis-server and wrk on this machine):",

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -27,13 +26,14 @@ from pathlib import Path
 
 from devtools.procs import start_trio
 from perf.audit import run_audit
-from perf.lib.rounds import interleaved, log
+from perf.lib.rounds import Samples, interleaved, log
 from perf.lib.stack import comparison_args
 from perf.report import write_table
-from perf.wrk import WrkResult, run_wrk
+from perf.wrk import P99, RPS, WrkResult, run_wrk
 
 SMALL_POOL = 200
 SCENARIOS = ("send", "pull10", "inbox10")
+PING = ("ping", "")  # the machine's reference: one /ping a round, whichever pool
 
 
 def _options(p: argparse.ArgumentParser) -> None:
@@ -45,8 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     """Start the stack, fill both pools, measure interleaved, write the table, audit."""
     args = comparison_args("perf.keyspace", __doc__, argv, seconds=6, rounds=5, more=_options)
     pools = {f"{SMALL_POOL} chats": ("ks", SMALL_POOL), f"{args.chats:,} chats": ("kb", args.chats)}
-    runs: dict[tuple[str, str], list[WrkResult]] = {}
-    pings: list[WrkResult] = []
+    runs: Samples[WrkResult] = Samples()  # by (scenario, pool), and PING
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="im-keyspace-")))
         trio = start_trio(work, fsync="everysec")
@@ -59,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             log("keyspace", f"{name}: filled with {fill.requests:,} messages")
         for r, scenario, name in interleaved(args.rounds, list(pools), ("ping", *SCENARIOS)):
-            if scenario == "ping" and len(pings) > r:
-                continue  # one /ping a round: the machine's reference, whichever pool
+            if scenario == "ping" and len(runs.by_key.get(PING, ())) > r:
+                continue  # one /ping a round
             prefix, chats = pools[name]
             got = run_wrk(
                 url,
@@ -73,10 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             if got.error_count:
                 raise SystemExit(f"{scenario} on {name}: errors {got.errors}")
-            if scenario == "ping":
-                pings.append(got)
-            else:
-                runs.setdefault((scenario, name), []).append(got)
+            runs.add(PING if scenario == "ping" else (scenario, name), got)
             log("keyspace", f"round {r + 1} {scenario:>7} {name:>14} {got.rps:>8,.0f}/s "
                             f"p99 {got.p99_ms:.2f} ms")  # fmt: skip
         log("keyspace", "auditing every acknowledged send ...")
@@ -93,19 +89,16 @@ def main(argv: list[str] | None = None) -> int:
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for scenario in SCENARIOS:
-        a, b = runs[(scenario, small)], runs[(scenario, large)]
-        share_a = statistics.median(r.rps / p.rps for r, p in zip(a, pings, strict=True))
-        share_b = statistics.median(r.rps / p.rps for r, p in zip(b, pings, strict=True))
-        ratio = statistics.median(y.rps / x.rps for x, y in zip(a, b, strict=True))
+        a, b = (scenario, small), (scenario, large)
+        ratio = runs.ratio(b, a, RPS)
         lines.append(
-            f"| {scenario} | {statistics.median(r.rps for r in a):,.0f} | {share_a:.1%} | "
-            f"{statistics.median(r.rps for r in b):,.0f} | {share_b:.1%} | "
-            f"{statistics.median(r.p99_ms for r in a):.2f} | "
-            f"{statistics.median(r.p99_ms for r in b):.2f} | **{ratio:.1%}** |"
+            f"| {scenario} | {runs.median(a, RPS):,.0f} | {runs.ratio(a, PING, RPS):.1%} | "
+            f"{runs.median(b, RPS):,.0f} | {runs.ratio(b, PING, RPS):.1%} | "
+            f"{runs.median(a, P99):.2f} | {runs.median(b, P99):.2f} | **{ratio:.1%}** |"
         )
     lines += [
         "",
-        f"/ping: {statistics.median(p.rps for p in pings):,.0f}/s (median). {audit.line()}",
+        f"/ping: {runs.median(PING, RPS):,.0f}/s (median). {audit.line()}",
     ]
     write_table(args.out, "keyspace.md", lines)
     return 0 if audit.ok else 1

@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import tempfile
 from contextlib import ExitStack
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -206,7 +206,7 @@ def reads_and_sends(args: argparse.Namespace, trio: Trio) -> list[str]:
         ratio = runs.ratio(name, PULL, P99)
         rps = runs.median(name, RPS)
         p99 = runs.median(name, P99)
-        used = ", ".join(f"{_median_of(cpu, name, k):.0f}" for k in pids)
+        used = ", ".join(f"{cpu.median(name, itemgetter(k)):.0f}" for k in pids)
         spare = idle.median(name)
         rps_share, cpu_share = runs.ratio(name, PULL, RPS), cpu.ratio(name, PULL, _all_cpu)
         lines.append(
@@ -218,10 +218,6 @@ def reads_and_sends(args: argparse.Namespace, trio: Trio) -> list[str]:
     if args.script_base:
         lines += ["", *script_ab(args, trio, tokens)]
     return lines
-
-
-def _median_of(cpu: Samples[dict[str, float]], name: str, process: str) -> float:
-    return statistics.median(c[process] for c in cpu.rounds(name))
 
 
 def script_ab(args: argparse.Namespace, trio: Trio, tokens: dict[Hub, str]) -> list[str]:

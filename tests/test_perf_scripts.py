@@ -360,11 +360,12 @@ def test_a_ratio_of_samples_is_the_median_of_each_rounds_own_quotient() -> None:
     for top, bottom in ((2.0, 1.0), (9.0, 3.0), (4.0, 8.0)):  # rounds: 2, 3, 0.5
         runs.add("top", top)
         runs.add("bottom", bottom)
-    assert runs.ratio("top", "bottom", float) == 2.0  # (the medians' quotient: 4 / 3)
-    assert runs.ratio("bottom", "top", lambda x: x * 10) == 0.5
+    assert runs.ratio("top", "bottom") == 2.0  # (the medians' quotient: 4 / 3)
+    assert runs.ratio("bottom", "top") == 0.5
+    assert runs.ratio("top", "bottom", lambda x: x * x) == 4.0  # of what `of` reads: 4, 9, 0.25
     runs.add("short", 1.0)
     with pytest.raises(ValueError, match="shorter"):  # keys of different rounds: no pairs
-        runs.ratio("top", "short", float)
+        runs.ratio("top", "short")
 
 
 def test_a_base_commits_script_is_made_by_that_commits_own_loader(tmp_path: Path) -> None:

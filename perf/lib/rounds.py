@@ -7,7 +7,7 @@ from __future__ import annotations
 import statistics
 import sys
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 T = TypeVar("T")
 V = TypeVar("V")
@@ -54,11 +54,15 @@ class Samples(Generic[V]):
         values = [of(run) for run in runs] if of else runs
         return float(statistics.median(values))  # type: ignore[type-var,arg-type]
 
-    def ratio(self, top: Hashable, bottom: Hashable, of: Callable[[V], float]) -> float:
-        """The median over the rounds of each round's `of(top) / of(bottom)` (the two keys
-        measured in the same rounds, in the same order)."""
+    def ratio(
+        self, top: Hashable, bottom: Hashable, of: Callable[[V], float] | None = None
+    ) -> float:
+        """The median over the rounds of each round's `top / bottom` (of what `of` reads from
+        each, when they are not numbers themselves; the two keys measured in the same rounds,
+        in the same order)."""
         pairs = zip(self.by_key[top], self.by_key[bottom], strict=True)
-        return float(statistics.median(of(t) / of(b) for t, b in pairs))
+        read = of or cast(Callable[[V], float], float)
+        return float(statistics.median(read(t) / read(b) for t, b in pairs))
 
 
 def log(prefix: str, text: str) -> None:
