@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import NamedTuple
 
@@ -29,6 +30,10 @@ from rpc_svc.store.wakeups import Wakeups
 
 POLL_S = 0.5  # a waiting sync's re-read interval while wake-ups cannot be watched
 RACED_S = 0.02  # its first re-read of an event announced but not readable yet (doubling)
+# how long a quiet answer is kept for its token's next wait: a client's next long poll comes
+# a round trip or two after its answer; one that comes later (or to another im-rpc, or
+# never) reads once, as any first wait does
+QUIET_S = 10.0
 
 
 def plan_sync(call: SyncCall, key: bytes, listing: bool = False) -> Planned:
@@ -99,10 +104,11 @@ def _channels(
 class _Quiet(NamedTuple):
     """What a wait's answer left: the user's big groups and their positions (as its page
     listed them), and the subscription of each channel the next wait watches, in place
-    before the page was read (Wakeups.subscription)."""
+    before the page was read (Wakeups.subscription), and when it was kept (monotonic s)."""
 
     watch: tuple[tuple[str, int, int], ...]
     subscriptions: dict[str, object]
+    kept_at: float
 
 
 class SyncWaits:
@@ -118,15 +124,17 @@ class SyncWaits:
     A wait that comes back with the token the last answer gave (its client's next long poll)
     does not read again when nothing can have happened since that answer's read: each
     channel it watches was subscribed to before that read, is so still, and has heard
-    nothing at or past its cursor (the quiet answers are kept by user and token, at most
-    `max_waiting` of them).
+    nothing at or past its cursor (the quiet answers are kept by user and token for
+    `quiet_s`, at most `max_waiting` of them).
     Waiting counts against the long polls' bound (`slots`: LongPolls' counter)."""
 
     def __init__(self, wakeups: Wakeups, max_waiting: int, slots: Callable[[int], int]) -> None:
         self._wakeups = wakeups
         self._max_waiting = max_waiting
         self._slots = slots  # adds its argument to the long polls waiting; answers the count
-        self._quiet: dict[tuple[str, str], _Quiet] = {}  # (user, token): the answer it was
+        # (user, token): the answer it was, the oldest kept first
+        self._quiet: OrderedDict[tuple[str, str], _Quiet] = OrderedDict()
+        self.quiet_s = QUIET_S
         self.reads_skipped = 0  # (for the tests and the curious)
 
     async def sync(
@@ -192,9 +200,27 @@ class SyncWaits:
         subscriptions = {c: before.get(c) for c, _ in wanted}
         if any(s is None for s in subscriptions.values()):
             return
+        now = time.monotonic()
+        self._drop_quiet(now - self.quiet_s)
         if len(self._quiet) >= self._max_waiting:
-            del self._quiet[next(iter(self._quiet))]  # (the oldest)
-        self._quiet[(user, page.next)] = _Quiet(page.watch, subscriptions)
+            self._quiet.popitem(last=False)  # (the oldest)
+        self._quiet[(user, page.next)] = _Quiet(page.watch, subscriptions, now)
+        self._quiet.move_to_end((user, page.next))
+
+    def _drop_quiet(self, before: float) -> None:
+        """Drop the quiet answers kept before `before` (whose next wait went elsewhere, or
+        never came: each would hold its subscriptions until `max_waiting` newer ones pushed
+        it out)."""
+        while self._quiet:
+            oldest = next(iter(self._quiet.values()))
+            if oldest.kept_at >= before:
+                return
+            self._quiet.popitem(last=False)
+
+    @property
+    def quiet_kept(self) -> int:
+        """The quiet answers kept now (for the tests and the curious)."""
+        return len(self._quiet)
 
     async def _wait(self, woken: list[asyncio.Future[float] | None], left: float) -> None:
         if self._slots(0) >= self._max_waiting:

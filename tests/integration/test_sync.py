@@ -565,6 +565,30 @@ async def test_the_answers_kept_for_next_waits_are_bounded_the_oldest_going_firs
         assert service.syncs.reads_skipped - skipped == skips, u
 
 
+async def test_answers_kept_for_next_waits_are_dropped_after_quiet_s(
+    store: RedisStore,
+) -> None:
+    """A quiet answer whose next wait does not come within `quiet_s` (it went to another
+    im-rpc, or never came) is dropped when a later answer is kept, instead of holding its
+    subscriptions until IM_RPC_MAX_WAITING newer ones push it out: its wait reads again, the
+    later answer's next wait still skips its read."""
+    await _listening(store)
+    service = ChatService(store, 4096)
+    service.syncs.quiet_s = 0.3
+    a, b, z = _names("a", "b", "z")
+    answers = {}
+    for u in (a, b):
+        token = await _now(service, u)
+        _, page = await _seconds_to_wake(service, u, token, SendCall(f"{u}:{z}", z, "x"))
+        answers[u] = page.next
+        await asyncio.sleep(0.4 if u == a else 0)
+    assert service.syncs.quiet_kept == 1  # (b's: a's was kept 0.4 s before it)
+    for u, skips in ((b, 1), (a, 0)):
+        skipped = service.syncs.reads_skipped
+        await service.sync_wait(SyncCall(u, answers[u], 0, 100))
+        assert service.syncs.reads_skipped - skipped == skips, u
+
+
 async def _small_group_of_two(
     store: RedisStore,
 ) -> tuple[ChatService, str, tuple[str, str, str], str]:
