@@ -1,22 +1,31 @@
 """Soak: the scaled topology under a moderate, steady load for a bounded time.
 
-    python -m perf.soak [--seconds 600] [--rate 500] [--clients 20] [--out DIR]
+    python -m perf.soak [--seconds 600] [--rate 500] [--clients 20] [--syncers 100]
+                        [--sync-share 0.2] [--drain 30] [--max-wake-ms 5000] [--out DIR]
 
 Starts Redis (AOF), etcd, two im-rpc, two gateways and nginx (the local cluster's
 topology), then sends and pulls through nginx at `--rate` requests/s (half sends, the
-rest forward and backward pulls) for `--seconds`. Every 2 s it samples the resident
-memory (RSS) of every process. At the end it prints and writes soak.md: requests and
-failures, latency percentiles, and each process's RSS after warm-up (the first quarter, at
-least 30 s, at most half the run) and at the end. Exit 1 when a request failed or a
-service's RSS grew more than --max-growth (Redis's own growth is the data it stores:
-reported, not judged).
+rest forward and backward pulls) for `--seconds`. Beside them `--syncers` users, paired
+into 1:1 chats and grouped by five (perf.sync_waits's chats), each hold one sync long poll
+through nginx from a token taken before the load, again from `next` after every answer;
+`--sync-share` of the sends go to their chats, from a member. Every 2 s it samples the
+resident memory (RSS) of every process. At the end it waits (at most `--drain` s) until
+each syncer saw every acknowledged message of its chats, then prints and writes soak.md:
+requests and failures, latency percentiles, the syncs' audit (missed, duplicated, out of
+order within a chat) and wake-up latency, and each process's RSS after warm-up (the first
+quarter, at least 30 s, at most half the run) and at the end. Exit 1 when a request failed,
+a sync missed, repeated or reordered a message or was refused, the syncs' wake-up p99 passed
+`--max-wake-ms` (a sync that is not woken answers only at its wait_ms), or a service's RSS
+grew more than --max-growth (Redis's own growth is the data it stores: reported, not judged).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
+import random
 import statistics
 import sys
 import time
@@ -24,16 +33,21 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
+
 from devtools.procs import (
     Process,
     nginx_server,
 )
 from devtools.rawhttp import Connection
 from perf.lib.procstats import pid_of, rss_kb
+from perf.lib.rounds import log
 from perf.lib.stack import ScaledStack, raise_fd_limit, start_owned
 from perf.report import write_table
+from perf.sync_waits import GROUP_SIZE, WAIT_MS, Chats, Tally, _each, audit, chats_of, syncer, user
 
 SAMPLE_S = 2.0
+PROGRESS_S = 60.0
 
 
 @dataclass
@@ -54,19 +68,71 @@ async def sample(procs: dict[str, Process], soak: Soak, until: float, started: f
         await asyncio.sleep(SAMPLE_S)
 
 
-async def load(port: int, soak: Soak, rate: float, clients: int, until: float) -> None:
+async def progress(soak: Soak, syncs: Syncs, until: float, started: float) -> None:
+    """A progress line every PROGRESS_S: requests, failures, the syncs' events so far."""
+    while (left := until - time.monotonic()) > 0:
+        await asyncio.sleep(min(PROGRESS_S, left))
+        tally = syncs.tally
+        log(
+            "soak",
+            f"{time.monotonic() - started:.0f} s: {len(soak.latencies):,} requests, "
+            f"{sum(soak.failures.values())} failed; syncs saw {tally.events:,} events of "
+            f"{sum(tally.expected.values()):,} owed",
+        )
+
+
+@dataclass
+class Syncs:
+    """The syncers' chats, what they saw, and the sends to them (`share` of all sends)."""
+
+    chats: Chats
+    share: float
+    tally: Tally = field(default_factory=Tally)
+
+
+async def follow(
+    port: int, users: int, tally: Tally, done: asyncio.Event
+) -> list[asyncio.Task[None]]:
+    """Make the syncers' groups, take each syncer's token and start its sync long poll."""
+    _, groups = chats_of(users)
+    await _each(port, [("POST", "/api/groups", {"chat": g, "user": m[0]}) for g, m in groups])
+    adds = [
+        ("POST", "/api/groups/add", {"chat": g, "user": members[0], "member": m})
+        for g, members in groups
+        for m in members[1:]
+    ]
+    await _each(port, adds)
+    names = [user(i) for i in range(users)]
+    tokens = await _each(port, [("GET", f"/api/sync?user={n}", {}) for n in names])
+    return [
+        asyncio.create_task(syncer(port, name, token["next"], tally, done))
+        for name, token in zip(names, tokens, strict=True)
+    ]
+
+
+async def load(
+    port: int, soak: Soak, rate: float, clients: int, until: float, syncs: Syncs
+) -> None:
     """`clients` connections, each pacing itself to rate/clients requests per second."""
     numbers = itertools.count()
     interval = clients / rate
 
     async def client(c: int) -> None:
         conn = await Connection.open(port)
+        rng = random.Random(c)
         next_at = time.monotonic()
         while time.monotonic() < until:
             n = next(numbers)
             chat = f"soak{c}:peer{n % 50}"
             started = time.monotonic()
-            if n % 2 == 0:
+            if n % 2 == 0 and syncs.chats and rng.random() < syncs.share:
+                chat, members = rng.choice(syncs.chats)
+                r = await conn.post_json(
+                    "/api/send", {"chat": chat, "sender": rng.choice(members), "text": f"{n}"}
+                )
+                if r.status == 200:
+                    syncs.tally.ack(chat, orjson.loads(r.body)["send_time"], members)
+            elif n % 2 == 0:
                 r = await conn.post_json(
                     "/api/send", {"chat": chat, "sender": f"soak{c}", "text": f"{n}".ljust(100)}
                 )
@@ -84,10 +150,46 @@ async def load(port: int, soak: Soak, rate: float, clients: int, until: float) -
     await asyncio.gather(*(client(c) for c in range(clients)))
 
 
-def growth(samples: list[tuple[float, int]], warm_until: float) -> tuple[int, int]:
-    """RSS (kB) just after warm-up and at the end (medians of 3 samples each)."""
+def growth(samples: list[tuple[float, int]], warm_until: float) -> tuple[int, int, int]:
+    """RSS (kB) just after warm-up, halfway from there to the end, and at the end (medians
+    of 3 samples each): a leak grows in both halves, a heap that settles in the first."""
     after = [kb for t, kb in samples if t >= warm_until]
-    return int(statistics.median(after[:3])), int(statistics.median(after[-3:]))
+    mid = max(1, len(after) // 2)
+    return _median(after[:3]), _median(after[mid - 1 : mid + 2]), _median(after[-3:])
+
+
+def _median(kbs: list[int]) -> int:
+    return int(statistics.median(kbs))
+
+
+def _change(before: int, after: int) -> float:
+    return (after - before) / before if before else 0.0
+
+
+def sync_lines(args: argparse.Namespace, syncs: Syncs) -> list[str]:
+    """The report's lines on the syncs: their chats, the audit, the wake-up latency."""
+    if not args.syncers:
+        return ["- syncs: none (--syncers 0)"]
+    tally = syncs.tally
+    missed, duplicated, disorder = audit(tally)
+    lat = sorted(tally.latencies_us)
+    p50 = lat[len(lat) // 2] / 1000 if lat else float("nan")
+    return [
+        f"- syncs: {args.syncers} users each holding one sync long poll through nginx (wait_ms "
+        f"{WAIT_MS:,}), paired in 1:1 chats and grouped by {GROUP_SIZE}; {len(tally.acked):,} "
+        f"sends acknowledged in their chats; events expected (every member, the sender "
+        f"included) {sum(tally.expected.values()):,}, seen {tally.events:,}",
+        f"- syncs: **missed {missed}, duplicated {duplicated}, out of order {disorder}**; "
+        f"errors: {dict(tally.errors) or 'none'}",
+        f"- sync wake-up (send_time to the member's sync reading it): p50 {p50:.1f} ms, "
+        f"p99 {wake_p99_ms(tally):.1f} ms (at most {args.max_wake_ms:,.0f})",
+    ]
+
+
+def wake_p99_ms(tally: Tally) -> float:
+    """The syncs' wake-up latency, p99 (ms; 0 when no message was seen)."""
+    lat = sorted(tally.latencies_us)
+    return lat[int(len(lat) * 0.99)] / 1000 if lat else 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,12 +201,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--max-growth", type=float, default=0.10, help="RSS growth allowed after warm-up (0.10)"
     )
+    p.add_argument(
+        "--syncers", type=int, default=100, help="users each holding a sync long poll (100)"
+    )
+    p.add_argument(
+        "--sync-share", type=float, default=0.2, help="share of the sends to their chats (0.2)"
+    )
+    p.add_argument(
+        "--drain", type=float, default=30.0, help="most seconds the syncs take to catch up (30)"
+    )
+    p.add_argument(
+        "--max-wake-ms",
+        type=float,
+        default=5000,
+        help="p99 of the syncs' wake-ups allowed (5,000 ms: a sync not woken waits 30,000)",
+    )
     p.add_argument("--out", type=Path, help="report directory (default perf/reports)")
     args = p.parse_args(argv)
+    if args.seconds <= 0 or args.rate <= 0 or args.clients < 1:
+        p.error("--seconds and --rate must be above 0, --clients at least 1")
+    if args.syncers < 0 or not 0 <= args.sync_share <= 1 or args.drain < 0:
+        p.error("--syncers and --drain must be 0 or more, --sync-share from 0 to 1")
     raise_fd_limit()
     soak = Soak()
+    pairs, groups = chats_of(args.syncers)
+    syncs = Syncs(pairs + groups, args.sync_share)
+    # every client comes from this one address: the gateways' per-address bound on waits
+    # (100 by default) admits the syncers' long polls
+    admits = {"IM_HTTP_MAX_WAITING_PER_USER": str(args.syncers + 100)}
     with ExitStack() as stack:
-        scaled = ScaledStack(stack, "im-soak-")
+        scaled = ScaledStack(stack, "im-soak-", gateway_env=admits)
         work, redis, etcd = scaled.work, scaled.redis, scaled.etcd
         rpcs, gateways = scaled.rpcs, scaled.gateways
         nginx = start_owned(stack, nginx_server(work, [g.port for g in gateways]))
@@ -119,12 +245,25 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         async def run() -> None:
+            done = asyncio.Event()
+            syncers = await follow(nginx.port, args.syncers, syncs.tally, done)
+            if syncers:
+                log("soak", f"{len(syncers)} syncs waiting in {len(syncs.chats)} chats")
             started = time.monotonic()
             until = started + args.seconds
             await asyncio.gather(
-                load(nginx.port, soak, args.rate, args.clients, until),
+                load(nginx.port, soak, args.rate, args.clients, until, syncs),
                 sample(procs, soak, until, started),
+                progress(soak, syncs, until, started),
             )
+            syncs.tally.sending = False
+            syncs.tally.check()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(syncs.tally.caught_up.wait(), args.drain)
+            done.set()
+            for task in syncers:
+                task.cancel()
+            await asyncio.gather(*syncers, return_exceptions=True)
 
         asyncio.run(run())
     warm_until = min(max(args.seconds / 4, 30.0), args.seconds / 2)  # etcd's heap settles late
@@ -137,22 +276,33 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"- requests: {len(lat):,}; failed: {failed} {soak.failures or ''}",
         f"- latency: p50 {pct[0.5]:.1f} ms, p99 {pct[0.99]:.1f} ms, p99.9 {pct[0.999]:.1f} ms",
+        *sync_lines(args, syncs),
         "",
-        f"| process | RSS after warm-up ({warm_until:.0f} s) | RSS at the end | growth |",
-        "| --- | --- | --- | --- |",
+        f"| process | RSS after warm-up ({warm_until:.0f} s) | halfway from there "
+        f"({(warm_until + args.seconds) / 2:.0f} s) | at the end | growth (first half, second) |",
+        "| --- | --- | --- | --- | --- |",
     ]
     grew = []
     for name, samples in soak.rss.items():
-        start_kb, end_kb = growth(samples, warm_until)
-        change = (end_kb - start_kb) / start_kb if start_kb else 0.0
+        start_kb, mid_kb, end_kb = growth(samples, warm_until)
+        change = _change(start_kb, end_kb)
+        first, second = _change(start_kb, mid_kb), _change(mid_kb, end_kb)
         judged = name != "redis-server"
         if judged and change > args.max_growth:
             grew.append(name)
         note = "" if judged else " (the stored messages)"
         lines.append(
-            f"| {name} | {start_kb / 1024:.1f} MB | {end_kb / 1024:.1f} MB | {change:+.1%}{note} |"
+            f"| {name} | {start_kb / 1024:.1f} MB | {mid_kb / 1024:.1f} MB | "
+            f"{end_kb / 1024:.1f} MB | {change:+.1%} ({first:+.1%}, {second:+.1%}){note} |"
         )
-    verdict = "OK" if not failed and not grew else f"FAILED: {failed} failed, grew: {grew}"
+    wrong = sum(audit(syncs.tally)) + sum(syncs.tally.errors.values())
+    slow = wake_p99_ms(syncs.tally) > args.max_wake_ms
+    verdict = "OK"
+    if failed or grew or wrong or slow:
+        verdict = (
+            f"FAILED: {failed} failed, grew: {grew}, syncs wrong or refused: {wrong}, "
+            f"wake-up p99 over {args.max_wake_ms:,.0f} ms: {slow}"
+        )
     lines += ["", f"soak: {verdict}"]
     write_table(args.out, "soak.md", lines)
     return 0 if verdict == "OK" else 1

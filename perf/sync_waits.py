@@ -52,7 +52,10 @@ Chats = list[tuple[str, tuple[str, ...]]]  # (chat, its members)
 
 @dataclass
 class Tally:
-    """What the syncs and the senders saw: per user, each message event (chat, send_time)."""
+    """What the syncs and the senders saw: per user, each message event (chat, send_time);
+    the members' events of acknowledged sends not seen yet (`owed`), and those seen before
+    their send's acknowledgement came (`early`: a send that failed, 504 say, may have been
+    stored all the same, and its members see it)."""
 
     seen: dict[str, list[tuple[str, int]]] = field(default_factory=lambda: defaultdict(list))
     expected: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -62,10 +65,34 @@ class Tally:
     sending: bool = True
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
     events: int = 0
+    owed: set[tuple[str, str, int]] = field(default_factory=set)
+    early: set[tuple[str, str, int]] = field(default_factory=set)
+
+    def ack(self, chat: str, send_time: int, members: tuple[str, ...]) -> None:
+        """A send was acknowledged: each member's sync owes its event."""
+        self.acked.append((chat, send_time, members))
+        for member in members:
+            self.expected[member] += 1
+            event = (member, chat, send_time)
+            if event in self.early:
+                self.early.remove(event)
+            else:
+                self.owed.add(event)
+
+    def saw(self, member: str, chat: str, send_time: int) -> None:
+        """`member`'s sync read a message event."""
+        self.seen[member].append((chat, send_time))
+        self.events += 1
+        event = (member, chat, send_time)
+        if event in self.owed:
+            self.owed.remove(event)
+        else:
+            self.early.add(event)
 
     def check(self) -> None:
-        """Set caught_up once the sends are over and every member saw every message."""
-        if not self.sending and self.events >= sum(self.expected.values()):
+        """Set caught_up once the sends are over and every member saw every acknowledged
+        message (a count would also take a stored but unacknowledged send's events)."""
+        if not self.sending and not self.owed:
             self.caught_up.set()
 
 
@@ -127,8 +154,7 @@ async def syncer(port: int, name: str, since: str, tally: Tally, done: asyncio.E
                 if event["type"] == "message":
                     send_time = event["message"]["send_time"]
                     tally.latencies_us.append(now_us - send_time)
-                    tally.seen[name].append((event["chat"], send_time))
-                    tally.events += 1
+                    tally.saw(name, event["chat"], send_time)
             tally.check()
             since = page["next"]
     except (OSError, asyncio.IncompleteReadError) as exc:
@@ -153,9 +179,7 @@ async def sender(port: int, args: argparse.Namespace, tally: Tally) -> None:
                 body = {"chat": chat, "sender": rng.choice(members), "text": "hi"}
                 answer = await conn.post_json("/api/send", body)
                 if answer.status == 200:
-                    tally.acked.append((chat, orjson.loads(answer.body)["send_time"], members))
-                    for member in members:
-                        tally.expected[member] += 1
+                    tally.ack(chat, orjson.loads(answer.body)["send_time"], members)
                 else:
                     tally.errors[f"send {answer.status}"] += 1
         finally:

@@ -121,9 +121,17 @@ class LocalStack:
 
 class ScaledStack:
     """redis-server (AOF everysec), etcd, `rpcs` im-rpc and `gateways` im-http finding them
-    through etcd: the local cluster's topology without nginx. Stopped when `stack` closes."""
+    through etcd (with `gateway_env`'s IM_* settings): the local cluster's topology without
+    nginx. Stopped when `stack` closes."""
 
-    def __init__(self, stack: ExitStack, prefix: str, rpcs: int = 2, gateways: int = 2) -> None:
+    def __init__(
+        self,
+        stack: ExitStack,
+        prefix: str,
+        rpcs: int = 2,
+        gateways: int = 2,
+        gateway_env: dict[str, str] | None = None,
+    ) -> None:
         self.work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
         self.redis = start_owned(stack, redis_server(self.work / "redis", fsync="everysec"))
         self.etcd = start_owned(stack, etcd_server(self.work))
@@ -134,7 +142,9 @@ class ScaledStack:
         ]
         time.sleep(1)  # the instances register before the gateways read etcd
         self.gateways = [
-            start_owned(stack, http_service(self.work, [], IM_ETCD_URL=found))
+            start_owned(
+                stack, http_service(self.work, [], None, IM_ETCD_URL=found, **(gateway_env or {}))
+            )
             for _ in range(gateways)
         ]
 
