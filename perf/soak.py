@@ -44,7 +44,17 @@ from perf.lib.procstats import pid_of, rss_kb
 from perf.lib.rounds import log
 from perf.lib.stack import ScaledStack, raise_fd_limit, start_owned
 from perf.report import write_table
-from perf.sync_waits import GROUP_SIZE, WAIT_MS, Chats, Tally, _each, audit, chats_of, syncer, user
+from perf.sync_waits import (
+    GROUP_SIZE,
+    WAIT_MS,
+    Chats,
+    Tally,
+    audit,
+    chats_of,
+    sync_users,
+    syncer,
+    wake_ms,
+)
 
 SAMPLE_S = 2.0
 PROGRESS_S = 60.0
@@ -94,19 +104,9 @@ async def follow(
     port: int, users: int, tally: Tally, done: asyncio.Event
 ) -> list[asyncio.Task[None]]:
     """Make the syncers' groups, take each syncer's token and start its sync long poll."""
-    _, groups = chats_of(users)
-    await _each(port, [("POST", "/api/groups", {"chat": g, "user": m[0]}) for g, m in groups])
-    adds = [
-        ("POST", "/api/groups/add", {"chat": g, "user": members[0], "member": m})
-        for g, members in groups
-        for m in members[1:]
-    ]
-    await _each(port, adds)
-    names = [user(i) for i in range(users)]
-    tokens = await _each(port, [("GET", f"/api/sync?user={n}", {}) for n in names])
     return [
-        asyncio.create_task(syncer(port, name, token["next"], tally, done))
-        for name, token in zip(names, tokens, strict=True)
+        asyncio.create_task(syncer(port, name, token, tally, done))
+        for name, token in await sync_users(port, users)
     ]
 
 
@@ -172,8 +172,7 @@ def sync_lines(args: argparse.Namespace, syncs: Syncs) -> list[str]:
         return ["- syncs: none (--syncers 0)"]
     tally = syncs.tally
     missed, duplicated, disorder = audit(tally)
-    lat = sorted(tally.latencies_us)
-    p50 = lat[len(lat) // 2] / 1000 if lat else float("nan")
+    p50, p99, _ = wake_ms(tally)
     return [
         f"- syncs: {args.syncers} users each holding one sync long poll through nginx (wait_ms "
         f"{WAIT_MS:,}), paired in 1:1 chats and grouped by {GROUP_SIZE}; {len(tally.acked):,} "
@@ -182,14 +181,8 @@ def sync_lines(args: argparse.Namespace, syncs: Syncs) -> list[str]:
         f"- syncs: **missed {missed}, duplicated {duplicated}, out of order {disorder}**; "
         f"errors: {dict(tally.errors) or 'none'}",
         f"- sync wake-up (send_time to the member's sync reading it): p50 {p50:.1f} ms, "
-        f"p99 {wake_p99_ms(tally):.1f} ms (at most {args.max_wake_ms:,.0f})",
+        f"p99 {p99:.1f} ms (at most {args.max_wake_ms:,.0f})",
     ]
-
-
-def wake_p99_ms(tally: Tally) -> float:
-    """The syncs' wake-up latency, p99 (ms; 0 when no message was seen)."""
-    lat = sorted(tally.latencies_us)
-    return lat[int(len(lat) * 0.99)] / 1000 if lat else 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{end_kb / 1024:.1f} MB | {change:+.1%} ({first:+.1%}, {second:+.1%}){note} |"
         )
     wrong = sum(audit(syncs.tally)) + sum(syncs.tally.errors.values())
-    slow = wake_p99_ms(syncs.tally) > args.max_wake_ms
+    slow = wake_ms(syncs.tally)[1] > args.max_wake_ms  # (nan, no message seen: not slow)
     verdict = "OK"
     if failed or grew or wrong or slow:
         verdict = (

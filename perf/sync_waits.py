@@ -198,6 +198,34 @@ async def sender(port: int, args: argparse.Namespace, tally: Tally) -> None:
     await asyncio.gather(*workers)
 
 
+async def sync_users(port: int, users: int) -> list[tuple[str, str]]:
+    """Make the groups of `users` users (chats_of) and take each user's sync token: (user,
+    token) each."""
+    _, groups = chats_of(users)
+    await _each(port, [("POST", "/api/groups", {"chat": g, "user": m[0]}) for g, m in groups])
+    adds = [
+        ("POST", "/api/groups/add", {"chat": g, "user": members[0], "member": m})
+        for g, members in groups
+        for m in members[1:]
+    ]
+    await _each(port, adds)
+    names = [user(i) for i in range(users)]
+    tokens = await _each(port, [("GET", f"/api/sync?user={n}", {}) for n in names])
+    return [(n, t["next"]) for n, t in zip(names, tokens, strict=True)]
+
+
+def wake_ms(tally: Tally) -> tuple[float, float, float]:
+    """The syncs' wake-up latency: p50, p99 and max (ms; nan when no message was seen)."""
+    lat = sorted(tally.latencies_us)
+    if not lat:
+        return float("nan"), float("nan"), float("nan")
+    return (
+        statistics.median(lat) / 1000,
+        lat[max(0, int(len(lat) * 0.99) - 1)] / 1000,
+        lat[-1] / 1000,
+    )
+
+
 def audit(tally: Tally) -> tuple[int, int, int]:
     """(missed, duplicated, out of order within a chat) over every member of every send."""
     expected: dict[str, set[tuple[str, int]]] = defaultdict(set)
@@ -220,24 +248,13 @@ async def measure(args: argparse.Namespace, gateway: Process, rpc: Process, redi
     """Set up, hold the syncs, send; write the table; 1 on a miss, duplicate or error."""
     port, tally, done = gateway.port, Tally(), asyncio.Event()
     pairs, groups = chats_of(args.users)
-    jobs: list[tuple[str, str, dict[str, Any]]] = [
-        ("POST", "/api/groups", {"chat": g, "user": members[0]}) for g, members in groups
-    ]
-    await _each(port, jobs)
-    adds = [
-        ("POST", "/api/groups/add", {"chat": g, "user": members[0], "member": m})
-        for g, members in groups
-        for m in members[1:]
-    ]
-    await _each(port, adds)
-    names = [user(i) for i in range(args.users)]
-    tokens = await _each(port, [("GET", f"/api/sync?user={n}", {}) for n in names])
+    tokens = await sync_users(port, args.users)
     log("sync_waits", f"{len(pairs):,} 1:1 chats, {len(groups):,} groups of {GROUP_SIZE}")
     base = {"im-http": usage(gateway), "im-rpc": usage(rpc)}
     t0 = time.monotonic()
     tasks = []
-    for i, (name, token) in enumerate(zip(names, tokens, strict=True)):
-        tasks.append(asyncio.create_task(syncer(port, name, token["next"], tally, done)))
+    for i, (name, token) in enumerate(tokens):
+        tasks.append(asyncio.create_task(syncer(port, name, token, tally, done)))
         if i % 500 == 499:
             await asyncio.sleep(0.2)  # (a few at a time: the gateway's backlog)
     await asyncio.sleep(2.0)  # the last requests reach im-rpc and wait
@@ -264,9 +281,7 @@ async def measure(args: argparse.Namespace, gateway: Process, rpc: Process, redi
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     missed, duplicated, disorder = audit(tally)
-    lat = sorted(tally.latencies_us)
-    p50 = statistics.median(lat) / 1000 if lat else float("nan")
-    p99 = lat[max(0, int(len(lat) * 0.99) - 1)] / 1000 if lat else float("nan")
+    p50, p99, most = wake_ms(tally)
     sent = len(tally.acked)
     lines = [
         f"{args.users:,} users, each holding one sync long poll (wait_ms {WAIT_MS}) on one "
@@ -280,7 +295,7 @@ async def measure(args: argparse.Namespace, gateway: Process, rpc: Process, redi
         f"- **missed {missed}, duplicated {duplicated}, out of order {disorder}**; errors: "
         f"{dict(tally.errors) or 'none'}",
         f"- wake-up latency (send_time to the member's sync reading it): p50 {p50:.1f} ms, "
-        f"**p99 {p99:.1f} ms**, max {lat[-1] / 1000 if lat else float('nan'):.1f} ms",
+        f"**p99 {p99:.1f} ms**, max {most:.1f} ms",
         "- CPU during the sends (of one core): "
         + ", ".join(f"{name} {share:.0%}" for name, share in busy.items())
         + f"; the 2 cores idle {spare:.0%}",
