@@ -166,13 +166,14 @@ def _change(before: int, after: int) -> float:
     return (after - before) / before if before else 0.0
 
 
-def sync_lines(args: argparse.Namespace, syncs: Syncs) -> list[str]:
-    """The report's lines on the syncs: their chats, the audit, the wake-up latency."""
+def sync_lines(
+    args: argparse.Namespace, tally: Tally, found: tuple[int, int, int], p50: float, p99: float
+) -> list[str]:
+    """The report's lines on the syncs: their chats, the audit (`found`: missed, duplicated,
+    out of order), the wake-up latency (ms)."""
     if not args.syncers:
         return ["- syncs: none (--syncers 0)"]
-    tally = syncs.tally
-    missed, duplicated, disorder = audit(tally)
-    p50, p99, _ = wake_ms(tally)
+    missed, duplicated, disorder = found
     return [
         f"- syncs: {args.syncers} users each holding one sync long poll through nginx (wait_ms "
         f"{WAIT_MS:,}), paired in 1:1 chats and grouped by {GROUP_SIZE}; {len(tally.acked):,} "
@@ -263,13 +264,14 @@ def main(argv: list[str] | None = None) -> int:
     lat = sorted(soak.latencies)
     pct = {q: lat[min(len(lat) - 1, int(len(lat) * q))] * 1000 for q in (0.5, 0.99, 0.999)}
     failed = sum(soak.failures.values())
+    found, (p50, p99, _) = audit(syncs.tally), wake_ms(syncs.tally)  # (once: report and verdict)
     lines = [
         f"Soak: {args.seconds:.0f} s at {args.rate:.0f} requests/s through nginx, 2 gateways, "
         "2 im-rpc (etcd), Redis with AOF.",
         "",
         f"- requests: {len(lat):,}; failed: {failed} {soak.failures or ''}",
         f"- latency: p50 {pct[0.5]:.1f} ms, p99 {pct[0.99]:.1f} ms, p99.9 {pct[0.999]:.1f} ms",
-        *sync_lines(args, syncs),
+        *sync_lines(args, syncs.tally, found, p50, p99),
         "",
         f"| process | RSS after warm-up ({warm_until:.0f} s) | halfway from there "
         f"({(warm_until + args.seconds) / 2:.0f} s) | at the end | growth (first half, second) |",
@@ -288,8 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             f"| {name} | {start_kb / 1024:.1f} MB | {mid_kb / 1024:.1f} MB | "
             f"{end_kb / 1024:.1f} MB | {change:+.1%} ({first:+.1%}, {second:+.1%}){note} |"
         )
-    wrong = sum(audit(syncs.tally)) + sum(syncs.tally.errors.values())
-    slow = wake_ms(syncs.tally)[1] > args.max_wake_ms  # (nan, no message seen: not slow)
+    wrong = sum(found) + sum(syncs.tally.errors.values())
+    slow = p99 > args.max_wake_ms  # (nan, no message seen: not slow)
     verdict = "OK"
     if failed or grew or wrong or slow:
         verdict = (
