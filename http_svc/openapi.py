@@ -71,8 +71,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
         "leave (owner_cannot_leave), or the member is in as many groups as a user may be "
         "(too_many_groups); past the edit or recall window (window_closed); an edit of a "
         "recalled message (recalled)",
-        410: "The sync token is older than the events the service keeps, or its feed was "
-        "dropped after a long idle time (sync_reset): sync again without since",
+        410: "The sync token is older than the events the service keeps, its feed was "
+        "dropped after a long idle time, or the store lost events it had read (a failover, "
+        "a crash) (sync_reset): sync again without since",
         429: "Too many sends from this sender (when IM_HTTP_SENDER_RATE is set), or long polls "
         "of this user or address (too_many_long_polls); see Retry-After",
         502: "im-rpc failed",

@@ -1,10 +1,13 @@
 """Sync tokens: where a user's sync stands, opaque to clients and bound to the user.
 
 A token holds the feed's epoch (which feed: a user's feed made anew gets another), the
-records read, and the send time last given of a range read in part; then a MAC (HMAC-SHA256,
-12 bytes) over the user's name and those, with the key every im-rpc reads from the store.
-A token not made by the service, or made for another user, fails the MAC: 400
-invalid_since. Pure: no I/O."""
+records read, the send time last given of a range read in part, and the check of the last
+record it read from (its kind and number: a store that lost its newest records, then wrote
+others in their place, is found out by them, 410 sync_reset, instead of skipping events);
+then a MAC (HMAC-SHA256, 12 bytes) over the user's name and those, with the key every
+im-rpc reads from the store. A token not made by the service, or made for another user,
+fails the MAC: 400 invalid_since. Version 1 tokens (no check) are still read. Pure: no
+I/O."""
 
 from __future__ import annotations
 
@@ -18,8 +21,10 @@ from typing import NamedTuple
 
 from rpc_svc.domain.errors import InvalidArgument
 
-VERSION = 1
-_BODY = struct.Struct(">B8sQQ")  # version, epoch, position, place
+VERSION = 2
+_BODY = struct.Struct(">B8sQQcQ")  # version, epoch, position, place, check's kind and number
+_BODY_V1 = struct.Struct(">B8sQQ")  # version 1: no check
+_NO_CHECK = b"\0"
 _MAC_BYTES = 12
 MAX_TOKEN_CHARS = 128
 
@@ -30,6 +35,9 @@ class SyncToken(NamedTuple):
     epoch: str  # 16 hex digits
     position: int  # records read
     place: int  # the send time last given of the next record (a range), 0: none
+    # the last record read from (in full, or in part: a place): its kind and number as the
+    # feed's script prints them ("a1796596086613422"); "": none (a feed's start, version 1)
+    check: str = ""
 
 
 @functools.lru_cache(maxsize=4)
@@ -47,7 +55,12 @@ def _mac(key: bytes, user: str, body: bytes) -> bytes:
 
 def encode(key: bytes, user: str, token: SyncToken) -> str:
     """The text of `token` for `user`."""
-    body = _BODY.pack(VERSION, bytes.fromhex(token.epoch), token.position, token.place)
+    kind, number = (
+        (token.check[:1].encode(), int(token.check[1:])) if token.check else (_NO_CHECK, 0)
+    )
+    body = _BODY.pack(
+        VERSION, bytes.fromhex(token.epoch), token.position, token.place, kind, number
+    )
     return base64.urlsafe_b64encode(body + _mac(key, user, body)).rstrip(b"=").decode()
 
 
@@ -60,13 +73,18 @@ def decode(key: bytes, user: str, text: str) -> SyncToken:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         raise _invalid() from None
-    body, mac = raw[: _BODY.size], raw[_BODY.size :]
-    if len(body) != _BODY.size or not hmac.compare_digest(mac, _mac(key, user, body)):
+    form = _BODY if raw[:1] == bytes([VERSION]) else _BODY_V1
+    body, mac = raw[: form.size], raw[form.size :]
+    if len(body) != form.size or not hmac.compare_digest(mac, _mac(key, user, body)):
         raise _invalid()
-    version, epoch, position, place = _BODY.unpack(body)
-    if version != VERSION:
-        raise _invalid()
-    return SyncToken(epoch.hex(), position, place)
+    if form is _BODY_V1:
+        version, epoch, position, place = _BODY_V1.unpack(body)
+        if version != 1:
+            raise _invalid()
+        return SyncToken(epoch.hex(), position, place)
+    _, epoch, position, place, kind, number = _BODY.unpack(body)
+    check = "" if kind == _NO_CHECK else f"{kind.decode('latin-1')}{number}"
+    return SyncToken(epoch.hex(), position, place, check)
 
 
 def _invalid() -> InvalidArgument:

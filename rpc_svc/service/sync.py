@@ -17,7 +17,7 @@ import msgspec
 
 from im_common.calls import SyncCall
 from rpc_svc.domain.access import check_same_user
-from rpc_svc.domain.errors import IMError, InvalidArgument, Overloaded, SyncReset
+from rpc_svc.domain.errors import IMError, Overloaded, SyncReset
 from rpc_svc.domain.names import check_user
 from rpc_svc.domain.paging import show_change
 from rpc_svc.domain.rules import check_wait_ms, sync_limit
@@ -46,7 +46,9 @@ def plan_sync(call: SyncCall, key: bytes, listing: bool = False) -> Planned:
         op = SyncFeed(call.user, "", 0, 0, limit, secrets.token_hex(8))
     else:
         token = decode(key, call.user, call.since)
-        op = SyncFeed(call.user, token.epoch, token.position, token.place, limit, "", listing)
+        op = SyncFeed(
+            call.user, token.epoch, token.position, token.place, limit, "", listing, token.check
+        )
     return Planned(op, _answer, key)
 
 
@@ -54,13 +56,10 @@ def _answer(key: bytes, op: SyncFeed, page: FeedPage) -> SyncPage | IMError:
     if page.status == "reset":
         return SyncReset(
             "since: the token is older than the events kept (or the feed was dropped after "
-            "a long idle time); start again with a sync without since"
+            "a long idle time, or lost events the token had seen); start again with a sync "
+            "without since"
         )
-    if page.status == "invalid":
-        return InvalidArgument(
-            "since: the token names a position the feed never had", "invalid_since"
-        )
-    token = SyncToken(page.epoch, page.position, page.place)
+    token = SyncToken(page.epoch, page.position, page.place, page.check)
     return SyncPage(_public(page.events), encode(key, op.user, token), page.more, page.watch)
 
 
@@ -125,7 +124,10 @@ class SyncWaits:
     does not read again when nothing can have happened since that answer's read: each
     channel it watches was subscribed to before that read, is so still, and has heard
     nothing at or past its cursor (the quiet answers are kept by user and token for
-    `quiet_s`, at most `max_waiting` of them).
+    `quiet_s`, at most `max_waiting` of them). Nor does a wait whose time is up read again
+    when nothing can have happened since its own last read: it answers that read's empty
+    page (so a user's idle syncs cost no read per `wait_ms`, and waits that all end at
+    once, as after a restart, are no herd of reads).
     Waiting counts against the long polls' bound (`slots`: LongPolls' counter)."""
 
     def __init__(self, wakeups: Wakeups, max_waiting: int, slots: Callable[[int], int]) -> None:
@@ -151,6 +153,7 @@ class SyncWaits:
         watched = {g: (at, c) for g, at, c in quiet.watch} if quiet else {}
         again = msgspec.structs.replace(call, wait_ms=0)
         raced = 0
+        last: tuple[SyncPage, _Quiet] | None = None  # the last read's empty page
         while True:
             async with contextlib.AsyncExitStack() as watches:
                 channels = _channels(call.user, token.position, watched.items())
@@ -160,10 +163,15 @@ class SyncWaits:
                 ]
                 left = deadline - time.monotonic()
                 if quiet is not None and left > 0 and self._still(quiet, channels):
+                    last = (SyncPage([], call.since, False, quiet.watch), quiet)  # (its token)
                     quiet = None
                     self.reads_skipped += 1
                     await self._wait(woken, left)
                     continue
+                if last is not None and left <= 0 and self._still(last[1], channels):
+                    self.reads_skipped += 1  # (its time is up, and nothing came since)
+                    self._keep(call.user, last[0], last[1].subscriptions)
+                    return last[0]
                 quiet = None
                 before = {c: self._wakeups.subscription(c) for c, _ in channels}
                 page = await read(again, True)
@@ -175,6 +183,7 @@ class SyncWaits:
                 if news:  # watch them, then read again: nothing between is missed
                     watched.update(news)
                     continue
+                last = (page, _Quiet(page.watch, before, 0.0))
                 if any(self._wakeups.heard(c) >= cursor for c, cursor in channels):
                     # announced, not readable yet (a cluster notes a big group's message
                     # in a step after the announcement): read again shortly

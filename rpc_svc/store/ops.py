@@ -341,8 +341,9 @@ class Erasing(NamedTuple):
 class SyncFeed(NamedTuple):
     """A page of `user`'s sync feed after the token (`epoch`: "" for none, "from now";
     `position`: records read; `place`: the send time last given of the next record, a
-    range), at most `limit` events; a feed made with `new_epoch` when there is none and no
-    token; with `listing`, the user's big groups and their positions too: a FeedPage."""
+    range; `check`: the record it read last, which must still be there), at most `limit`
+    events; a feed made with `new_epoch` when there is none and no token; with `listing`,
+    the user's big groups and their positions too: a FeedPage."""
 
     user: str
     epoch: str
@@ -351,6 +352,7 @@ class SyncFeed(NamedTuple):
     limit: int
     new_epoch: str
     listing: bool = False
+    check: str = ""
 
 
 class SyncStep(NamedTuple):

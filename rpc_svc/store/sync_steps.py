@@ -94,7 +94,7 @@ async def _expand(
 ) -> FeedPage:
     """The page's events: each record's message read (a range's, up to what the page has
     room for; a big group's change range's records from its change log, then the edited
-    messages), and the position after them."""
+    messages), the position after them and the check of the record read last."""
     if not rows:  # (a page from now, or nothing new: the position as the script said)
         return page
     reads: list[Span | ChangeLog | None] = []
@@ -162,7 +162,14 @@ async def _expand(
             if entry is not None:
                 events.append(FeedEvent(KINDS[kind][0], read.chat, entry.send_time, entry))
             position += 1
-    return page._replace(position=position, place=place, more=more, events=tuple(events))
+    last = position + (1 if place else 0)  # the record read last, in full or in part
+    check = page.check  # (the token's: nothing read)
+    if last > op.position + (1 if op.place else 0):
+        kind, _, number, _ = rows[last - op.position - 1]
+        check = f"{kind}{number}"
+    return page._replace(
+        position=position, place=place, more=more, events=tuple(events), check=check
+    )
 
 
 async def _all(store: Backend, ops: list[Any]) -> list[Any]:

@@ -61,6 +61,7 @@ KINDS: dict[str, tuple[str, int, int]] = {  # a record's kind: its event, side, 
 }
 RANGES = frozenset("ABhk")  # the kinds with a start (lua/feed.lua's REC_RANGE)
 READ, STORED = 5, 4  # values an event of SYNC's answer takes: read (one Redis), as stored
+HEAD = 7  # values before them: 'ok', epoch, position, place, more, n, check
 
 
 def commands(op: Any, plan: Plan) -> list[Command]:
@@ -99,7 +100,7 @@ def _sync(
     return (
         "EVALSHA", SYNC.sha, len(keys), *keys, op.user, op.epoch, op.position, op.place,
         op.limit, op.new_epoch, plan.sync_retain, plan.sync_idle_ms, sync_channel(op.user),
-        "1" if op.listing else "0", "1" if here else "0", seen,
+        "1" if op.listing else "0", "1" if here else "0", seen, op.check,
         *[value for group in groups for value in group],
     )  # fmt: skip
 
@@ -142,8 +143,8 @@ def _page(user: str, reply: list[Any], width: int) -> tuple[FeedPage, list[tuple
     """The page of SYNC's answer (events of `width` values: READ or STORED)."""
     if reply[0] != "ok":
         return FeedPage(reply[0]), []
-    _, epoch, position, place, more, n = reply[:6]
-    end = 6 + int(n) * width
+    _, epoch, position, place, more, n, check = reply[:HEAD]
+    end = HEAD + int(n) * width
     rest = reply[end:]
     watch = tuple(
         (rest[i], int(float(rest[i + 1])), int(float(rest[i + 2]))) for i in range(0, len(rest), 3)
@@ -153,8 +154,8 @@ def _page(user: str, reply: list[Any], width: int) -> tuple[FeedPage, list[tuple
         events = _events(user, reply, end)
     else:
         events = ()
-        rows = list(zip(*(reply[6 + i : end : width] for i in range(width)), strict=True))
-    page = FeedPage("ok", epoch, int(position), int(place), bool(int(more)), events, watch)
+        rows = list(zip(*(reply[HEAD + i : end : width] for i in range(width)), strict=True))
+    page = FeedPage("ok", epoch, int(position), int(place), bool(int(more)), events, watch, check)
     return page, rows
 
 
@@ -167,7 +168,7 @@ def _events(user: str, reply: list[Any], end: int) -> tuple[FeedEvent, ...]:
     events: list[FeedEvent] = []
     append = events.append
     for kind, ref, number, value, mark in zip(
-        *(reply[6 + i : end : READ] for i in range(READ)), strict=True
+        *(reply[HEAD + i : end : READ] for i in range(READ)), strict=True
     ):
         what, side, form = KINDS[kind]
         chat = _chat(user, side, ref)

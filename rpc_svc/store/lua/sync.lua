@@ -7,14 +7,17 @@
 -- its idle lifetime (ms), the user's sync channel, '1' to list the user's groups with their
 -- positions (a wait follows), '1' on one Redis (every key is here: the big groups are
 -- caught up and the messages read in this script); on a cluster then the big groups'
--- sequence seen and quadruples: for a feed to make, each group the user is a member of, its
+-- sequence seen; the token's check ('' for none: the record it read last, as rec_check
+-- prints it); then quadruples: for a feed to make, each group the user is a member of, its
 -- newest send time, its change log's length and ''; else each big group with activity
 -- since, its last send time, its change log's length and the newest send times its change
 -- log's records name from the feed's change position on (feed_catch_up, log_newest).
--- Answers {'reset'} (no feed, or another epoch, or records gone: a token too old),
--- {'invalid'} (a position the feed never had), {'make'} / {'seen', sequence, the user's
--- groups} (a cluster: the backend learns what the script needs and calls again), or {'ok',
--- epoch, position, place, more, n, then n events, then the listed groups (3 values each:
+-- Answers {'reset'} (no feed, or another epoch, or records gone: a token too old; or a
+-- token past the feed's end, or whose last record is not the one there: a store that lost
+-- its newest records), {'make'} / {'seen', sequence, the user's groups} (a cluster: the
+-- backend learns what the script needs and calls again), or {'ok', epoch, position, place,
+-- more, n, the check of the new position (on a cluster '': the backend makes it from the
+-- records), then n events, then the listed groups (3 values each:
 -- group, its message position, its change position)}: on one Redis an event is 5 values
 -- (kind, name, number, its message's value as it is now (nil: none, or gone), its change
 -- mark: '', 'e<at>' or 'r<at>'), on a cluster the records as stored (kind, name, number,
@@ -36,6 +39,9 @@ local function quadruples_from(i)  -- ARGV's from i: name, number, number, text
   end
   return out
 end
+local function rec_check(r)  -- a record's kind and number: which record a token read last
+  return string.format('%s%d', string.sub(r, 1, 1), struct.unpack('>I7', r, 2))
+end
 local head = redis.call('LINDEX', feed, 0)
 if not head then
   if ARGV[2] ~= '' then return {'reset'} end
@@ -51,7 +57,7 @@ if not head then
   elseif ARGV[12] == '' then
     return {'make'}
   else
-    seq, at = ARGV[12], quadruples_from(13)
+    seq, at = ARGV[12], quadruples_from(14)
   end
   for _, g in ipairs(redis.call('SMEMBERS', groups)) do
     redis.call('HDEL', reads, '+' .. g, '~' .. g)
@@ -63,17 +69,20 @@ if not head then
   redis.call('HSET', reads, ':sync', seq)
   redis.call('RPUSH', feed, ARGV[6] .. ':0:' .. ARGV[7])
   redis.call('PEXPIRE', feed, ARGV[8])
-  return {'ok', ARGV[6], '0', '0', 0, 0}
+  return {'ok', ARGV[6], '0', '0', 0, 0, ''}
 end
 local epoch, trimmed = string.match(head, '^(%x+):(%d+):')
 if redis.call('PTTL', feed) < tonumber(ARGV[8]) / 2 then redis.call('PEXPIRE', feed, ARGV[8]) end
 local length = redis.call('LLEN', feed)
 local function total() return tonumber(trimmed) + length - 1 end
-if ARGV[2] == '' then return {'ok', epoch, string.format('%d', total()), '0', 0, 0} end
+if ARGV[2] == '' then
+  local check = length > 1 and rec_check(redis.call('LINDEX', feed, -1)) or ''
+  return {'ok', epoch, string.format('%d', total()), '0', 0, 0, check}
+end
 if ARGV[2] ~= epoch then return {'reset'} end
-local p, place = tonumber(ARGV[3]), tonumber(ARGV[4])
-if p > total() then return {'invalid'} end
-if p < tonumber(trimmed) then return {'reset'} end
+local p, place, check = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[13]
+local q = place > 0 and p + 1 or p  -- the record the token read last (in part: a place)
+if q > total() or p < tonumber(trimmed) then return {'reset'} end
 -- the big groups' messages and changes since the user's last sync, each as a range
 local mine = redis.call('SCARD', groups)
 if mine > 0 then
@@ -106,7 +115,7 @@ if mine > 0 then
   elseif ARGV[12] == '' then
     return {'seen', string.format('%d', seen), mine}
   else
-    for _, m in ipairs(quadruples_from(13)) do
+    for _, m in ipairs(quadruples_from(14)) do
       if redis.call('SISMEMBER', groups, m[1]) == 1 then move(m[1], m[2], m[3], log_newest(m[4])) end
     end
     if tonumber(ARGV[12]) > seen then redis.call('HSET', reads, ':sync', ARGV[12]) end
@@ -117,11 +126,16 @@ if mine > 0 then
     if p < tonumber(trimmed) then return {'reset'} end
   end
 end
--- the page
+-- the page, after the record the token read last when it is still kept (`skip`: 1 when
+-- that record is read first, before the page's, 0 when it is the page's first or gone)
 local limit, n, pos, last = tonumber(ARGV[5]), 0, p, 0
 local from = p - tonumber(trimmed) + 1
-local recs = redis.call('LRANGE', feed, from, from + limit - 1)
-local out, o = {'ok', epoch, '', '', 0, 0}, 6  -- (the page's place and counts: below)
+local skip = (check ~= '' and q == p and p > tonumber(trimmed)) and 1 or 0
+local recs = redis.call('LRANGE', feed, from - skip, from + limit - 1)
+if check ~= '' and q > tonumber(trimmed) and rec_check(recs[1]) ~= check then
+  return {'reset'}  -- (another record where the token read: the store lost what it saw)
+end
+local out, o = {'ok', epoch, '', '', 0, 0, ''}, 7  -- (the page's place, counts, check: below)
 local FIRST, SECOND = {a = 1, A = 1, c = 1, e = 1, x = 1}, {b = 1, B = 1, d = 1, f = 1, y = 1}
 local function chat_of(kind, ref)
   if FIRST[kind] then return ARGV[1] .. ':' .. ref end
@@ -164,7 +178,8 @@ local function message(chat, st)  -- the message at st as it is now: value, mark
 end
 local full = false
 local SINGLE = {c = 1, d = 1, s = 1, j = 1, l = 1, x = 1, y = 1, X = 1}  -- no message to read
-for i, r in ipairs(recs) do
+for i = 1 + skip, #recs do
+  local r = recs[i]
   if n == limit then full = true break end
   local kind, num, start, ref = rec_read(r)
   if i == 1 and place > 0 then start = place end
@@ -207,6 +222,12 @@ for i, r in ipairs(recs) do
 end
 local more = (full or pos < total()) and 1 or 0
 out[3], out[4], out[5], out[6] = string.format('%d', pos), string.format('%d', last), more, n
+local now = last > 0 and pos + 1 or pos  -- the record read last now
+if now == q then
+  out[7] = check
+elseif here then  -- (a cluster's backend finds it in the records it reads)
+  out[7] = rec_check(recs[skip + now - p])
+end
 if ARGV[10] == '1' then
   for _, g in ipairs(redis.call('SMEMBERS', groups)) do
     local f, c = unpack(redis.call('HMGET', reads, '+' .. g, '~' .. g))
