@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 import redis.exceptions as rexc
 from redis.asyncio.connection import AbstractConnection
+from redis.crc import key_slot
 
 from im_common.tasks import cancel_and_wait
 from rpc_svc.store.keys import wake_channel
@@ -123,16 +124,20 @@ class _NodeChannels:
             self.channels[channel] = renewed
 
     async def drop_idle(self) -> None:
-        """Unsubscribe from the channels nobody waits for."""
+        """Unsubscribe from the channels nobody waits for: one SUNSUBSCRIBE per slot (a
+        cluster refuses one whose channels are in several slots, CROSSSLOT, an error that
+        would end this connection and wake every waiter on it)."""
         async with self._lock:
             idle = [
                 c for c, ok in self.channels.items() if ok.done() and c not in self._waiters.by_name
             ]
+            by_slot: dict[int, list[str]] = {}
             for channel in idle:
                 del self.channels[channel]
                 self.heard.pop(channel, None)
-            if idle:
-                await self._conn.send_command("SUNSUBSCRIBE", *idle)
+                by_slot.setdefault(key_slot(channel.encode()), []).append(channel)
+            for channels in by_slot.values():
+                await self._conn.send_command("SUNSUBSCRIBE", *channels)
 
     async def close(self) -> None:
         """Stop listening and close the connection."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from redis.crc import key_slot
 
 from devtools.procs import redis_server
 from im_common.calls import PullCall, SendCall
@@ -221,28 +222,58 @@ async def test_watching_a_channel_subscribed_already_takes_no_turn_of_the_loop(
         await task
 
 
+@ON_EVERY_BACKEND
 async def test_channels_nobody_waits_for_are_dropped_and_watched_again_later(
     store: RedisStore, redis_client: aioredis.Redis
 ) -> None:
-    """The sweep unsubscribes a channel whose waits are over (Redis counts no subscriber of
-    it), keeps one still waited for (its waiter is woken as before), and a later wait on
-    the dropped channel subscribes again."""
+    """The sweep unsubscribes the channels whose waits are over (Redis counts no subscriber
+    of them), keeps one still waited for on the same Redis (its subscription not made
+    again, its waiter woken as before), and a later wait on a dropped channel subscribes
+    again. The idle channels are in several slots of the kept one's node: a cluster refuses
+    one SUNSUBSCRIBE of them all (CROSSSLOT), which ended the node's connection and woke
+    every waiter on it at each sweep."""
     store.wakeups.sweep_s = 0.1
     store.wakeups.start()
     service = ChatService(store, 4096)
-    kept, idle = "d1:x", "d2:x"
+    kept = "d1:x"
+    idle = await _chats_on_the_node_of(redis_client, kept, 3)
     waiting = asyncio.create_task(service.pull_wait(PullCall(kept), 5000))
-    assert await _seconds_to_wake(service, idle, "once", 0.05) < WOKEN_S  # a wait now over
+    woken = [_seconds_to_wake(service, chat, "once", 0.05) for chat in idle]  # (together:
+    assert max(await asyncio.gather(*woken)) < WOKEN_S  # one sweep finds them all over)
     watched = store.wakeups.subscription(wake_channel(kept))
     await asyncio.sleep(0.4)  # (sweeps)
-    assert store.wakeups.subscription(wake_channel(idle)) is None
+    assert [store.wakeups.subscription(wake_channel(chat)) for chat in idle] == [None] * 3
     assert watched is not None
     assert store.wakeups.subscription(wake_channel(kept)) is watched  # (not made again)
-    assert await redis_client.spublish(wake_channel(idle), "0") == 0  # (no subscriber)
+    for chat in idle:
+        assert await redis_client.spublish(wake_channel(chat), "0") == 0  # (no subscriber)
     await service.send(SendCall(kept, "x", "still watched"))
     page = await asyncio.wait_for(waiting, 2)
     assert [m["text"] for m in page.messages] == ["still watched"]
-    assert await _seconds_to_wake(service, idle, "again", 0.05) < WOKEN_S
+    assert await _seconds_to_wake(service, idle[0], "again", 0.05) < WOKEN_S
+
+
+async def _chats_on_the_node_of(redis_client: aioredis.Redis, chat: str, n: int) -> list[str]:
+    """`n` chats whose wake channels are in other slots than each other's and `chat`'s,
+    all served by the Redis that serves `chat`'s (on one Redis: any)."""
+
+    def node(c: str) -> object:
+        if isinstance(redis_client, aioredis.RedisCluster):
+            return redis_client.get_node_from_key(wake_channel(c)).name
+        return None
+
+    if isinstance(redis_client, aioredis.RedisCluster):
+        await redis_client.initialize()  # (the slots' owners known)
+    slots, found = {key_slot(wake_channel(chat).encode())}, []
+    for i in range(1000):
+        other = f"d{i + 2}:x"
+        slot = key_slot(wake_channel(other).encode())
+        if slot not in slots and node(other) == node(chat):
+            slots.add(slot)
+            found.append(other)
+            if len(found) == n:
+                return found
+    raise AssertionError("no such chats")
 
 
 async def test_two_messages_heard_at_once_wake_a_waiter_and_the_listener_goes_on(
