@@ -1,22 +1,25 @@
 """Soak: the scaled topology under a moderate, steady load for a bounded time.
 
     python -m perf.soak [--seconds 600] [--rate 500] [--clients 20] [--syncers 100]
-                        [--sync-share 0.2] [--drain 30] [--max-wake-ms 5000] [--out DIR]
+                        [--sync-share 0.2] [--drain 30] [--max-wake-ms 5000]
+                        [--cluster MASTERS] [--out DIR]
 
-Starts Redis (AOF), etcd, two im-rpc, two gateways and nginx (the local cluster's
-topology), then sends and pulls through nginx at `--rate` requests/s (half sends, the
-rest forward and backward pulls) for `--seconds`. Beside them `--syncers` users, paired
-into 1:1 chats and grouped by five (perf.sync_waits's chats), each hold one sync long poll
-through nginx from a token taken before the load, again from `next` after every answer;
-`--sync-share` of the sends go to their chats, from a member. Every 2 s it samples the
-resident memory (RSS) of every process. At the end it waits (at most `--drain` s) until
-each syncer saw every acknowledged message of its chats, then prints and writes soak.md:
-requests and failures, latency percentiles, the syncs' audit (missed, duplicated, out of
-order within a chat) and wake-up latency, and each process's RSS after warm-up (the first
-quarter, at least 30 s, at most half the run) and at the end. Exit 1 when a request failed,
-a sync missed, repeated or reordered a message or was refused, the syncs' wake-up p99 passed
-`--max-wake-ms` (a sync that is not woken answers only at its wait_ms), or a service's RSS
-grew more than --max-growth (Redis's own growth is the data it stores: reported, not judged).
+Starts Redis (AOF), etcd, two im-rpc, two gateways and nginx (the local cluster's topology;
+with `--cluster` a Redis Cluster of that many masters and a replica each, every node with
+AOF, instead of the one Redis), then sends and pulls through nginx at `--rate` requests/s
+(half sends, the rest forward and backward pulls) for `--seconds`. Beside them `--syncers`
+users, paired into 1:1 chats and grouped by five (perf.sync_waits's chats), each hold one
+sync long poll through nginx from a token taken before the load, again from `next` after
+every answer; `--sync-share` of the sends go to their chats, from a member. Every 2 s it
+samples the resident memory (RSS) of every process. At the end it waits (at most `--drain`
+s) until each syncer saw every acknowledged message of its chats, then prints and writes
+soak.md (soak_cluster.md on a cluster): requests and failures, latency percentiles, the
+syncs' audit (missed, duplicated, out of order within a chat) and wake-up latency, and each
+process's RSS after warm-up (the first quarter, at least 30 s, at most half the run) and at
+the end. Exit 1 when a request failed, a sync missed, repeated or reordered a message or was
+refused, the syncs' wake-up p99 passed `--max-wake-ms` (a sync that is not woken answers
+only at its wait_ms), or a service's RSS grew more than --max-growth (Redis's own growth,
+every node's on a cluster, is the data it stores: reported, not judged).
 """
 
 from __future__ import annotations
@@ -210,8 +213,17 @@ def main(argv: list[str] | None = None) -> int:
         default=5000,
         help="p99 of the syncs' wake-ups allowed (5,000 ms: a sync not woken waits 30,000)",
     )
+    p.add_argument(
+        "--cluster",
+        type=int,
+        default=0,
+        metavar="MASTERS",
+        help="a Redis Cluster of that many masters (a replica each) instead of one Redis (0)",
+    )
     p.add_argument("--out", type=Path, help="report directory (default perf/reports)")
     args = p.parse_args(argv)
+    if args.cluster and not 3 <= args.cluster <= 16:
+        p.error("--cluster must be 3 to 16 masters (a Redis Cluster needs 3), or 0: one Redis")
     if args.seconds <= 0 or args.rate <= 0 or args.clients < 1:
         p.error("--seconds and --rate must be above 0, --clients at least 1")
     if args.syncers < 0 or not 0 <= args.sync_share <= 1 or args.drain < 0:
@@ -224,16 +236,17 @@ def main(argv: list[str] | None = None) -> int:
     # (100 by default) admits the syncers' long polls
     admits = {"IM_HTTP_MAX_WAITING_PER_USER": str(args.syncers + 100)}
     with ExitStack() as stack:
-        scaled = ScaledStack(stack, "im-soak-", gateway_env=admits)
-        work, redis, etcd = scaled.work, scaled.redis, scaled.etcd
+        scaled = ScaledStack(stack, "im-soak-", gateway_env=admits, cluster=args.cluster)
+        work, etcd = scaled.work, scaled.etcd
         rpcs, gateways = scaled.rpcs, scaled.gateways
         nginx = start_owned(stack, nginx_server(work, [g.port for g in gateways]))
-        procs = {"redis-server": redis, "etcd": etcd, "nginx": nginx}
+        procs = scaled.redis_nodes() | {"etcd": etcd, "nginx": nginx}
         procs |= {f"im-rpc {i + 1}": r for i, r in enumerate(rpcs)}
         procs |= {f"im-http {i + 1}": g for i, g in enumerate(gateways)}
         print(
             f"[soak] {args.seconds:.0f} s at {args.rate:.0f} req/s through nginx on port "
-            f"{nginx.port}; RSS sampled every {SAMPLE_S:.0f} s",
+            f"{nginx.port}{' (a Redis Cluster)' if args.cluster else ''}; RSS sampled every "
+            f"{SAMPLE_S:.0f} s",
             file=sys.stderr,
             flush=True,
         )
@@ -265,9 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     pct = {q: lat[min(len(lat) - 1, int(len(lat) * q))] * 1000 for q in (0.5, 0.99, 0.999)}
     failed = sum(soak.failures.values())
     found, (p50, p99, _) = audit(syncs.tally), wake_ms(syncs.tally)  # (once: report and verdict)
+    store = "Redis with AOF"
+    if args.cluster:
+        store = f"a Redis Cluster of {args.cluster} masters and a replica each, AOF"
     lines = [
         f"Soak: {args.seconds:.0f} s at {args.rate:.0f} requests/s through nginx, 2 gateways, "
-        "2 im-rpc (etcd), Redis with AOF.",
+        f"2 im-rpc (etcd), {store}.",
         "",
         f"- requests: {len(lat):,}; failed: {failed} {soak.failures or ''}",
         f"- latency: p50 {pct[0.5]:.1f} ms, p99 {pct[0.99]:.1f} ms, p99.9 {pct[0.999]:.1f} ms",
@@ -282,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         start_kb, mid_kb, end_kb = growth(samples, warm_until)
         change = _change(start_kb, end_kb)
         first, second = _change(start_kb, mid_kb), _change(mid_kb, end_kb)
-        judged = name != "redis-server"
+        judged = not name.startswith("redis")
         if judged and change > args.max_growth:
             grew.append(name)
         note = "" if judged else " (the stored messages)"
@@ -299,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             f"wake-up p99 over {args.max_wake_ms:,.0f} ms: {slow}"
         )
     lines += ["", f"soak: {verdict}"]
-    write_table(args.out, "soak.md", lines)
+    write_table(args.out, "soak_cluster.md" if args.cluster else "soak.md", lines)
     return 0 if verdict == "OK" else 1
 
 

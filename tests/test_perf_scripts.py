@@ -166,6 +166,30 @@ def test_the_soak_minute_fails_nothing_and_memory_stays_flat(
     assert int(seen.replace(",", "")) > 1000
 
 
+@pytest.mark.slow
+def test_the_soak_on_a_cluster_follows_the_syncs_through_two_step_sends(
+    tmp_path: Path, report: Callable[[str], None]
+) -> None:
+    """On a Redis Cluster a send reaches a member's feed in a second step on the member's
+    node: the soak's syncs see each acknowledged message once there too."""
+    args = ("--cluster", "3", "--seconds", "30", "--rate", "200", "--out", str(tmp_path))
+    args += ("--max-growth", "0.5")  # (30 s: memory is the minute's and the long runs')
+    done = _run_module("perf.soak", *args)
+    text = (tmp_path / "soak_cluster.md").read_text()
+    for line in text.splitlines():
+        if line.startswith(("- ", "| redis")):
+            report(line)
+    assert done.returncode == 0, text + done.stderr[-2000:]
+    assert "a Redis Cluster of 3 masters and a replica each" in text
+    for role in ("master", "replica"):
+        assert [f"redis {role} {i}" in text for i in (1, 2, 3, 4)] == [True] * 3 + [False]
+    assert "- syncs: **missed 0, duplicated 0, out of order 0**; errors: none" in text
+    counts = re.search(r"events expected .*? ([\d,]+), seen ([\d,]+)", text)
+    assert counts, text
+    assert counts[1] == counts[2]
+    assert int(counts[2].replace(",", "")) > 500
+
+
 def test_the_sync_audit_waits_for_each_owed_event_not_for_a_count() -> None:
     """A send answered 504 may have been stored, and its members' syncs see it: as many
     events seen as owed is not every owed event seen."""
@@ -185,7 +209,13 @@ def test_the_sync_audit_waits_for_each_owed_event_not_for_a_count() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [["--syncers", "-1"], ["--sync-share", "1.5"], ["--drain", "-1"], ["--rate", "0"]],
+    [
+        ["--syncers", "-1"],
+        ["--sync-share", "1.5"],
+        ["--drain", "-1"],
+        ["--rate", "0"],
+        ["--cluster", "2"],
+    ],
 )
 def test_the_soak_refuses_bounds_it_cannot_run_before_starting_anything(bad: list[str]) -> None:
     done = _run_module("perf.soak", *bad)

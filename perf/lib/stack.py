@@ -22,6 +22,7 @@ from devtools.procs import (
     rpc_service,
     start_trio,
 )
+from devtools.redis_cluster import RedisClusterNodes, start_redis_cluster
 from im_common import fd_limit
 from im_common.token_cli import add_key
 
@@ -122,7 +123,8 @@ class LocalStack:
 class ScaledStack:
     """redis-server (AOF everysec), etcd, `rpcs` im-rpc and `gateways` im-http finding them
     through etcd (with `gateway_env`'s IM_* settings): the local cluster's topology without
-    nginx. Stopped when `stack` closes."""
+    nginx. With `cluster` masters (0: one Redis) the store is a Redis Cluster of that many
+    masters, a replica each, every node with AOF everysec. Stopped when `stack` closes."""
 
     def __init__(
         self,
@@ -131,14 +133,25 @@ class ScaledStack:
         rpcs: int = 2,
         gateways: int = 2,
         gateway_env: dict[str, str] | None = None,
+        cluster: int = 0,
     ) -> None:
         self.work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
-        self.redis = start_owned(stack, redis_server(self.work / "redis", fsync="everysec"))
+        self.cluster: RedisClusterNodes | None = None
+        rpc_env: dict[str, str] = {}
+        if cluster:
+            aof = ("--appendonly", "yes", "--appendfsync", "everysec")
+            self.cluster = start_redis_cluster(self.work / "cluster", *aof, masters=cluster)
+            stack.callback(self.cluster.stop)
+            self.redis = self.cluster.nodes[0]
+            rpc_env["IM_REDIS_CLUSTER"] = "1"
+        else:
+            self.redis = start_owned(stack, redis_server(self.work / "redis", fsync="everysec"))
         self.etcd = start_owned(stack, etcd_server(self.work))
         found = f"http://127.0.0.1:{self.etcd.port}"
         url = f"redis://127.0.0.1:{self.redis.port}/0"
         self.rpcs = [
-            start_owned(stack, rpc_service(self.work, url, IM_ETCD_URL=found)) for _ in range(rpcs)
+            start_owned(stack, rpc_service(self.work, url, None, IM_ETCD_URL=found, **rpc_env))
+            for _ in range(rpcs)
         ]
         time.sleep(1)  # the instances register before the gateways read etcd
         self.gateways = [
@@ -147,6 +160,16 @@ class ScaledStack:
             )
             for _ in range(gateways)
         ]
+
+    def redis_nodes(self) -> dict[str, Process]:
+        """The store's processes by name: "redis-server", or each node of the cluster by its
+        role now ("redis master 1", "redis replica 1", ...)."""
+        if self.cluster is None:
+            return {"redis-server": self.redis}
+        masters = self.cluster.masters()
+        replicas = [n for n in self.cluster.nodes if n not in masters]
+        named = {f"redis master {i + 1}": n for i, n in enumerate(masters)}
+        return named | {f"redis replica {i + 1}": n for i, n in enumerate(replicas)}
 
 
 def worktree(stack: ExitStack, base: str) -> Path:

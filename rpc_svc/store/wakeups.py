@@ -98,22 +98,42 @@ class _NodeChannels:
         self.heard: dict[str, int] = {}  # the highest number heard since subscribed (-1: none)
         self._lock = asyncio.Lock()  # SSUBSCRIBE / SUNSUBSCRIBE go out in decision order
         self._task: asyncio.Task[None] | None = None
+        # channels whose SSUBSCRIBE waits for the lock: the subscriber that found the list
+        # empty sends them all in one write once it has the lock (each write is a turn of
+        # the loop or more: one a channel made 1,000 watches begun at once, as after a
+        # restart, wait up to a second for their turn)
+        self._unsent: list[str] = []
 
     async def subscribe(self, channel: str, timeout_s: float) -> None:
         """Subscribe to `channel` (once), and wait until the node confirmed it."""
         if _confirmed(self.channels.get(channel)):  # (most watches: no lock, timer or turn)
             return
+        confirmed = self.channels.get(channel)
+        if confirmed is None:
+            confirmed = asyncio.get_running_loop().create_future()
+            self.channels[channel] = confirmed
+            self.heard[channel] = -1
+            self._unsent.append(channel)
+            if len(self._unsent) == 1:
+                await self._send_unsent()
+        await asyncio.wait_for(asyncio.shield(confirmed), timeout_s)
+
+    async def _send_unsent(self) -> None:
+        """Send the SSUBSCRIBE of every channel waiting for one, in one write."""
         async with self._lock:
-            confirmed = self.channels.get(channel)
-            if confirmed is None:
-                confirmed = asyncio.get_running_loop().create_future()
-                self.channels[channel] = confirmed
-                self.heard[channel] = -1
+            unsent, self._unsent = self._unsent, []
+            try:
                 if self._task is None:
                     await self._conn.connect()  # type: ignore[no-untyped-call]
                     self._task = asyncio.create_task(self._listen())
-                await self._conn.send_command("SSUBSCRIBE", channel)
-        await asyncio.wait_for(asyncio.shield(confirmed), timeout_s)
+                commands = self._conn.pack_commands([("SSUBSCRIBE", c) for c in unsent])
+                await self._conn.send_packed_command(commands)
+            except _ERRORS as exc:  # (every subscriber of the write learns it failed)
+                for channel in unsent:
+                    confirmed = self.channels.get(channel)
+                    if confirmed is not None and not confirmed.done():
+                        confirmed.set_exception(rexc.ConnectionError(str(exc)))
+                raise
 
     def _renew(self, channel: str) -> None:
         """Count a subscription in place as made anew (Wakeups.subscription answers another

@@ -223,6 +223,40 @@ async def test_watching_a_channel_subscribed_already_takes_no_turn_of_the_loop(
 
 
 @ON_EVERY_BACKEND
+async def test_watches_begun_at_once_subscribe_together_and_each_is_woken(
+    store: RedisStore,
+) -> None:
+    """Many watches of new channels begun in one turn (clients coming back after a restart)
+    go out as one write per Redis, not one each behind a lock: every one is in place (a
+    channel left out would time out after the store's timeout, then poll), and each is woken
+    by its own chat's message."""
+    store.wakeups.start()
+    chats = [f"herd{i}:x" for i in range(60)]
+    entered: dict[str, object] = {}
+    release = asyncio.Event()
+
+    async def watch(chat: str) -> None:
+        async with store.wakeups.watch(chat, 1) as woken:
+            entered[chat] = woken
+            await release.wait()
+            assert woken is not None
+            await woken
+
+    tasks = [asyncio.create_task(watch(chat)) for chat in chats]
+    for _ in range(100):
+        if len(entered) == len(chats):
+            break
+        await asyncio.sleep(0.01)
+    assert sorted(c for c, w in entered.items() if isinstance(w, asyncio.Future)) == sorted(chats)
+    assert all(store.wakeups.subscription(wake_channel(c)) is not None for c in chats)
+    release.set()
+    service = ChatService(store, 4096)
+    for chat in chats:
+        await service.send(SendCall(chat, "x", "wake"))
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+
+
+@ON_EVERY_BACKEND
 async def test_channels_nobody_waits_for_are_dropped_and_watched_again_later(
     store: RedisStore, redis_client: aioredis.Redis
 ) -> None:
