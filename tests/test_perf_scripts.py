@@ -172,8 +172,8 @@ def test_the_soak_on_a_cluster_follows_the_syncs_through_two_step_sends(
 ) -> None:
     """On a Redis Cluster a send reaches a member's feed in a second step on the member's
     node: the soak's syncs see each acknowledged message once there too."""
-    args = ("--cluster", "3", "--seconds", "30", "--rate", "200", "--out", str(tmp_path))
-    args += ("--max-growth", "0.5")  # (30 s: memory is the minute's and the long runs')
+    args = ["--cluster", "3", "--seconds", "30", "--rate", "200", "--out", str(tmp_path)]
+    args += ["--max-growth", "0.5"]  # (30 s: memory is the minute's and the long runs')
     done = _run_module("perf.soak", *args)
     text = (tmp_path / "soak_cluster.md").read_text()
     for line in text.splitlines():

@@ -34,6 +34,10 @@ RACED_S = 0.02  # its first re-read of an event announced but not readable yet (
 # a round trip or two after its answer; one that comes later (or to another im-rpc, or
 # never) reads once, as any first wait does
 QUIET_S = 10.0
+# how old the read whose answer a wait gives again may be: an idle user's waits still read
+# now and then (each read renews the feed's lifetime, IM_SYNC_IDLE_S, which a wait that
+# reads nothing would let run out while its client syncs)
+REREAD_S = 300.0
 
 
 def plan_sync(call: SyncCall, key: bytes, listing: bool = False) -> Planned:
@@ -103,11 +107,13 @@ def _channels(
 class _Quiet(NamedTuple):
     """What a wait's answer left: the user's big groups and their positions (as its page
     listed them), and the subscription of each channel the next wait watches, in place
-    before the page was read (Wakeups.subscription), and when it was kept (monotonic s)."""
+    before the page was read (Wakeups.subscription), when it was kept and when that page was
+    read (monotonic s)."""
 
     watch: tuple[tuple[str, int, int], ...]
     subscriptions: dict[str, object]
     kept_at: float
+    read_at: float
 
 
 class SyncWaits:
@@ -127,7 +133,8 @@ class SyncWaits:
     `quiet_s`, at most `max_waiting` of them). Nor does a wait whose time is up read again
     when nothing can have happened since its own last read: it answers that read's empty
     page (so a user's idle syncs cost no read per `wait_ms`, and waits that all end at
-    once, as after a restart, are no herd of reads).
+    once, as after a restart, are no herd of reads). Either way an answer is given again
+    only while the read it comes from is less than `reread_s` old.
     Waiting counts against the long polls' bound (`slots`: LongPolls' counter)."""
 
     def __init__(self, wakeups: Wakeups, max_waiting: int, slots: Callable[[int], int]) -> None:
@@ -137,6 +144,7 @@ class SyncWaits:
         # (user, token): the answer it was, the oldest kept first
         self._quiet: OrderedDict[tuple[str, str], _Quiet] = OrderedDict()
         self.quiet_s = QUIET_S
+        self.reread_s = REREAD_S
         self.reads_skipped = 0  # (for the tests and the curious)
 
     async def sync(
@@ -170,20 +178,21 @@ class SyncWaits:
                     continue
                 if last is not None and left <= 0 and self._still(last[1], channels):
                     self.reads_skipped += 1  # (its time is up, and nothing came since)
-                    self._keep(call.user, last[0], last[1].subscriptions)
+                    self._keep(call.user, last[0], last[1].subscriptions, last[1].read_at)
                     return last[0]
                 quiet = None
                 before = {c: self._wakeups.subscription(c) for c, _ in channels}
+                read_at = time.monotonic()
                 page = await read(again, True)
                 left = deadline - time.monotonic()
                 if page.events or left <= 0 or self._wakeups.closed:
-                    self._keep(call.user, page, before)
+                    self._keep(call.user, page, before, read_at)
                     return page
                 news = {g: (at, c) for g, at, c in page.watch if watched.get(g) != (at, c)}
                 if news:  # watch them, then read again: nothing between is missed
                     watched.update(news)
                     continue
-                last = (page, _Quiet(page.watch, before, 0.0))
+                last = (page, _Quiet(page.watch, before, 0.0, read_at))
                 if any(self._wakeups.heard(c) >= cursor for c, cursor in channels):
                     # announced, not readable yet (a cluster notes a big group's message
                     # in a step after the announcement): read again shortly
@@ -191,7 +200,10 @@ class SyncWaits:
                 await self._wait(woken, left)
 
     def _still(self, quiet: _Quiet, channels: list[tuple[str, int]]) -> bool:
-        """Whether nothing a wait on `channels` would answer happened since `quiet`'s read."""
+        """Whether nothing a wait on `channels` would answer happened since `quiet`'s read
+        (and that read is less than `reread_s` old)."""
+        if time.monotonic() - quiet.read_at >= self.reread_s:
+            return False
         for channel, cursor in channels:
             then = quiet.subscriptions.get(channel)
             if then is None or self._wakeups.subscription(channel) is not then:
@@ -200,9 +212,12 @@ class SyncWaits:
                 return False
         return True
 
-    def _keep(self, user: str, page: SyncPage, before: dict[str, object | None]) -> None:
-        """Keep a page that left nothing to read, for its token's next wait: when every
-        channel that wait watches was subscribed to before the page was read."""
+    def _keep(
+        self, user: str, page: SyncPage, before: dict[str, object | None], read_at: float
+    ) -> None:
+        """Keep a page that left nothing to read (read at `read_at`), for its token's next
+        wait: when every channel that wait watches was subscribed to before the page was
+        read."""
         if page.has_more:
             return
         wanted = _channels(user, 0, ((g, (at, c)) for g, at, c in page.watch))
@@ -213,7 +228,7 @@ class SyncWaits:
         self._drop_quiet(now - self.quiet_s)
         if len(self._quiet) >= self._max_waiting:
             self._quiet.popitem(last=False)  # (the oldest)
-        self._quiet[(user, page.next)] = _Quiet(page.watch, subscriptions, now)
+        self._quiet[(user, page.next)] = _Quiet(page.watch, subscriptions, now, read_at)
         self._quiet.move_to_end((user, page.next))
 
     def _drop_quiet(self, before: float) -> None:

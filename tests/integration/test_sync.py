@@ -601,6 +601,26 @@ async def test_a_wait_with_nothing_to_answer_lasts_its_wait_ms_in_two_reads(
     assert service.sync_reads.trips - trips == 2
 
 
+async def test_an_idle_users_waits_read_again_once_their_last_read_is_reread_s_old(
+    store: RedisStore,
+) -> None:
+    """Answers given again without a read come from a read less than `reread_s` old: the
+    first wait reads at its start and gives that page again at its end; the next skips its
+    start, but at its end the read is older than `reread_s`, so it reads (and so renews the
+    feed's lifetime now and then while its client syncs)."""
+    await _listening(store)
+    service = ChatService(store, 4096)
+    service.syncs.reread_s = 1.0
+    a, _ = _names("a", "b")
+    token = await _now(service, a)
+    trips = service.sync_reads.trips
+    first = await service.sync_wait(SyncCall(a, token, 0, 500))  # (its read: 0.5 s old)
+    assert service.sync_reads.trips - trips == 1
+    second = await service.sync_wait(SyncCall(a, first.next, 0, 1000))  # (ends 1.5 s after)
+    assert (first.events, second.events, second.next) == ([], [], first.next)
+    assert service.sync_reads.trips - trips == 2
+
+
 async def test_the_answers_kept_for_next_waits_are_bounded_the_oldest_going_first(
     store: RedisStore,
 ) -> None:
