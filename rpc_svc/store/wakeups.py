@@ -98,11 +98,13 @@ class _NodeChannels:
         self.heard: dict[str, int] = {}  # the highest number heard since subscribed (-1: none)
         self._lock = asyncio.Lock()  # SSUBSCRIBE / SUNSUBSCRIBE go out in decision order
         self._task: asyncio.Task[None] | None = None
-        # channels whose SSUBSCRIBE waits for the lock: the subscriber that found the list
-        # empty sends them all in one write once it has the lock (each write is a turn of
-        # the loop or more: one a channel made 1,000 watches begun at once, as after a
-        # restart, wait up to a second for their turn)
+        # channels whose SSUBSCRIBE is still to go: the first of them starts a task that
+        # sends them all in one write once it has the lock (each write is a turn of the loop
+        # or more: one a channel made 1,000 watches begun at once, as after a restart, wait
+        # up to a second for their turn). A task, not that subscriber: a subscriber can be
+        # cancelled (its client gone), and the channels after it would never go out.
         self._unsent: list[str] = []
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def subscribe(self, channel: str, timeout_s: float) -> None:
         """Subscribe to `channel` (once), and wait until the node confirmed it."""
@@ -115,11 +117,14 @@ class _NodeChannels:
             self.heard[channel] = -1
             self._unsent.append(channel)
             if len(self._unsent) == 1:
-                await self._send_unsent()
+                sending = asyncio.create_task(self._send_unsent())
+                self._sending.add(sending)  # (the loop holds a task weakly)
+                sending.add_done_callback(self._sending.discard)
         await asyncio.wait_for(asyncio.shield(confirmed), timeout_s)
 
     async def _send_unsent(self) -> None:
-        """Send the SSUBSCRIBE of every channel waiting for one, in one write."""
+        """Send the SSUBSCRIBE of every channel still to go, in one write; on an error each
+        of their subscribers learns it (and drops this connection)."""
         async with self._lock:
             unsent, self._unsent = self._unsent, []
             try:
@@ -128,12 +133,11 @@ class _NodeChannels:
                     self._task = asyncio.create_task(self._listen())
                 commands = self._conn.pack_commands([("SSUBSCRIBE", c) for c in unsent])
                 await self._conn.send_packed_command(commands)
-            except _ERRORS as exc:  # (every subscriber of the write learns it failed)
+            except _ERRORS as exc:
                 for channel in unsent:
                     confirmed = self.channels.get(channel)
                     if confirmed is not None and not confirmed.done():
                         confirmed.set_exception(rexc.ConnectionError(str(exc)))
-                raise
 
     def _renew(self, channel: str) -> None:
         """Count a subscription in place as made anew (Wakeups.subscription answers another
@@ -160,7 +164,9 @@ class _NodeChannels:
                 await self._conn.send_command("SUNSUBSCRIBE", *channels)
 
     async def close(self) -> None:
-        """Stop listening and close the connection."""
+        """Stop listening and sending, and close the connection."""
+        for sending in list(self._sending):
+            await cancel_and_wait(sending)
         if self._task is not asyncio.current_task():
             await cancel_and_wait(self._task)
         with contextlib.suppress(*_ERRORS):

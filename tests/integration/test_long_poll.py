@@ -4,6 +4,7 @@ never misses one stored around its read, and times out with an empty page."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import signal
 import time
@@ -50,6 +51,7 @@ async def _seconds_to_wake(service: ChatService, chat: str, text: str, settle_s:
     return time.monotonic() - started
 
 
+_chat_ids = itertools.count()
 WOKEN_S = 0.2  # a waiter is woken within this; one that polls (every POLL_S = 0.5 s) is not
 
 
@@ -254,6 +256,39 @@ async def test_watches_begun_at_once_subscribe_together_and_each_is_woken(
     for chat in chats:
         await service.send(SendCall(chat, "x", "wake"))
     await asyncio.wait_for(asyncio.gather(*tasks), 5)
+
+
+async def test_a_watch_given_up_before_its_subscription_went_out_leaves_the_others_watched(
+    store: RedisStore,
+) -> None:
+    """A watcher whose client leaves (its task cancelled) while the subscriptions of its
+    turn are still to go out does not take the others' with it: they go out all the same,
+    and each is woken. (On one Redis, where finding the node takes no turn: after one turn
+    the first subscription is being written on a new connection, and the second and third
+    wait to go out; the second watcher is the one given up.)"""
+    store.wakeups.start()
+    entered: dict[str, object] = {}
+
+    async def watch(chat: str) -> None:
+        async with store.wakeups.watch(chat, 1) as woken:
+            entered[chat] = woken
+            assert woken is not None
+            await woken
+
+    chats = [f"gone{next(_chat_ids)}:x" for _ in range(3)]
+    tasks = [asyncio.create_task(watch(chat)) for chat in chats]
+    await asyncio.sleep(0)  # (each has asked for its subscription: none has gone out)
+    tasks[1].cancel()
+    kept = [chats[0], chats[2]]
+    for _ in range(100):
+        if len(entered) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert sorted(c for c, w in entered.items() if isinstance(w, asyncio.Future)) == kept
+    service = ChatService(store, 4096)
+    for chat in kept:
+        await service.send(SendCall(chat, "x", "wake"))
+    await asyncio.wait_for(asyncio.gather(tasks[0], tasks[2]), 5)
 
 
 @ON_EVERY_BACKEND

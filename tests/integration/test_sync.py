@@ -536,6 +536,15 @@ async def test_a_wait_that_cannot_watch_reads_again_every_poll_interval(
     assert seconds < POLL_S + 0.5
 
 
+async def _until_waiting(service: ChatService, n: int) -> None:
+    """Wait until `n` long polls wait in `service` (each has subscribed and read first)."""
+    for _ in range(200):
+        if service.waiting == n:
+            return
+        await asyncio.sleep(0.01)
+    assert service.waiting == n
+
+
 async def test_past_the_bound_a_waiting_sync_is_refused_and_each_wait_gives_its_slot_back(
     store: RedisStore,
 ) -> None:
@@ -549,8 +558,7 @@ async def test_past_the_bound_a_waiting_sync_is_refused_and_each_wait_gives_its_
         asyncio.create_task(service.sync_wait(SyncCall(u, taken[u], 0, 5000))) for u in (a0, a1)
     ]
     waits.append(asyncio.create_task(service.pull_wait(PullCall(f"{a0}:{b}"), 5000)))
-    await asyncio.sleep(0.2)
-    assert service.waiting == 3
+    await _until_waiting(service, 3)
     started = time.monotonic()
     with pytest.raises(Overloaded, match=r"^3 long polls wait here already; retry later$"):
         await service.sync_wait(SyncCall(a2, taken[a2], 0, 5000))
@@ -560,8 +568,7 @@ async def test_past_the_bound_a_waiting_sync_is_refused_and_each_wait_gives_its_
     assert _short(page.events) == [("message", f"{a1}:{b}", b, "wake")]
     assert service.waiting == 2
     waits[1] = asyncio.create_task(service.sync_wait(SyncCall(a2, taken[a2], 0, 5000)))
-    await asyncio.sleep(0.1)
-    assert service.waiting == 3
+    await _until_waiting(service, 3)
     for task in waits:
         task.cancel()
     await asyncio.gather(*waits, return_exceptions=True)
