@@ -26,10 +26,10 @@
 -- big groups' sequence as seen (and its 'reset' never says "from now"). Before a page, the
 -- user's big groups with activity since its last sync get their messages and changes as
 -- range records, in the order the group accepted them (feed_catch_up).
--- Bound: the events of the page (each record 1 at least, a range read up to what is left),
--- a made feed's groups, the catch-up's min(big groups active since, the user's groups),
--- the listing's groups (at most IM_USER_MAX_GROUPS each), the big groups' change log records
--- since the feed's position.
+-- Bound: the events of the page (each record 1 at least, a range read up to what is left)
+-- and the one record before them that the token's check names, a made feed's groups, the
+-- catch-up's min(big groups active since, the user's groups), the listing's groups (at most
+-- IM_USER_MAX_GROUPS each), the big groups' change log records since the feed's position.
 local feed, reads, groups = KEYS[1], KEYS[2], KEYS[3]
 local here = ARGV[11] == '1'
 local function quadruples_from(i)  -- ARGV's from i: name, number, number, text
