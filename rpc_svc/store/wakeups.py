@@ -131,8 +131,7 @@ class _NodeChannels:
                 if self._task is None:
                     await self._conn.connect()  # type: ignore[no-untyped-call]
                     self._task = asyncio.create_task(self._listen())
-                commands = self._conn.pack_commands([("SSUBSCRIBE", c) for c in unsent])
-                await self._conn.send_packed_command(commands)
+                await self._write([("SSUBSCRIBE", c) for c in unsent])
             except _ERRORS as exc:
                 for channel in unsent:
                     confirmed = self.channels.get(channel)
@@ -160,8 +159,12 @@ class _NodeChannels:
                 del self.channels[channel]
                 self.heard.pop(channel, None)
                 by_slot.setdefault(key_slot(channel.encode()), []).append(channel)
-            for channels in by_slot.values():
-                await self._conn.send_command("SUNSUBSCRIBE", *channels)
+            if by_slot:
+                await self._write([("SUNSUBSCRIBE", *c) for c in by_slot.values()])
+
+    async def _write(self, commands: list[tuple[str, ...]]) -> None:
+        """Send `commands` in one write (each write takes a turn of the loop or more)."""
+        await self._conn.send_packed_command(self._conn.pack_commands(commands))
 
     async def close(self) -> None:
         """Stop listening and sending, and close the connection."""
