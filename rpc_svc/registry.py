@@ -4,6 +4,12 @@ The key disappears by itself `ttl_s` after the process dies (SIGKILL, crash); on
 clean stop `deregister` deletes it at once, before the server drains. While etcd is
 unreachable the task keeps retrying; a lease that expired meanwhile is replaced and
 the key written again.
+
+Each keep-alive is one LeaseKeepAlive call of its own, cancelled once answered (`_refresh`):
+aetcd's `Lease.refresh` returns from inside that bidirectional call's reply loop and never
+closes it, so every refresh left a call open on both sides, with its two tasks here, for the
+life of the process (about 36 a minute at the default 5 s lease: im-rpc grew ~0.6 MB a
+minute in a soak).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import asyncio
 import logging
 
 import aetcd
+from aetcd import rpc
 
 from im_common.etcd import ETCD_ERRORS, instance_key
 from im_common.tasks import cancel_and_wait
@@ -22,11 +29,14 @@ log = logging.getLogger(__name__)
 class Registration:
     """Keeps `<prefix><addr>` in etcd while running; `deregister` removes it."""
 
-    def __init__(self, client: aetcd.Client, prefix: str, addr: str, ttl_s: int) -> None:
+    def __init__(
+        self, client: aetcd.Client, prefix: str, addr: str, ttl_s: int, timeout_s: float = 2.0
+    ) -> None:
         self._client = client
         self._key = instance_key(prefix, addr)
         self._addr = addr
         self._ttl_s = ttl_s
+        self._timeout_s = timeout_s
         self._lease: aetcd.Lease | None = None
         self._task: asyncio.Task[None] | None = None
         self.registered = asyncio.Event()
@@ -67,8 +77,23 @@ class Registration:
                 await asyncio.sleep(min(interval, 1.0))
 
     async def _expired(self, lease: aetcd.Lease) -> bool:
-        reply = await lease.refresh()
-        return reply is None or reply.TTL <= 0
+        return await self._refresh(lease) <= 0
+
+    async def _refresh(self, lease: aetcd.Lease) -> int:
+        """Keep `lease` alive once: its TTL now (0: expired), on a call closed at once."""
+        await self._client.connect()
+        call = self._client.leasestub.LeaseKeepAlive(
+            iter([rpc.LeaseKeepAliveRequest(ID=lease.id)]),
+            timeout=self._timeout_s,
+            metadata=self._client.metadata,
+        )
+        try:
+            reply = await call.read()  # (not `async for`: its iterator would be left open)
+            return int(getattr(reply, "TTL", 0))  # (grpc.aio's EOF: ended unanswered)
+        except rpc.AioRpcError as exc:
+            raise ConnectionError(f"etcd lease keep-alive: {exc.code().name}") from exc
+        finally:
+            call.cancel()
 
     async def _register(self) -> None:
         self._lease = await self._client.lease(self._ttl_s)
