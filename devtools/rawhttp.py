@@ -39,18 +39,19 @@ class Connection:
         reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=local)
         return cls(reader, writer)
 
-    async def post_json(self, path: str, body: object) -> Answer:
+    async def post_json(
+        self, path: str, body: object, headers: dict[str, str] | None = None
+    ) -> Answer:
         payload = orjson.dumps(body)
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(payload)}\r\n\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: t\r\n{_lines(headers)}Content-Type: "
+            f"application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
         )
         self._writer.write(head.encode() + payload)
         return await self._read()
 
     async def get(self, path: str, headers: dict[str, str] | None = None) -> Answer:
-        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
-        self._writer.write(f"GET {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n".encode())
+        self._writer.write(f"GET {path} HTTP/1.1\r\nHost: t\r\n{_lines(headers)}\r\n".encode())
         return await self._read()
 
     def send_only(self, request: str) -> None:
@@ -77,3 +78,8 @@ class Connection:
     async def close(self) -> None:
         self._writer.close()
         await self._writer.wait_closed()
+
+
+def _lines(headers: dict[str, str] | None) -> str:
+    """`headers` as a request's header lines."""
+    return "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())

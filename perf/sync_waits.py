@@ -40,6 +40,7 @@ import uvloop
 
 from devtools.procs import Process
 from devtools.rawhttp import Connection
+from perf.lib.bearer import Bearers
 from perf.lib.procstats import cpu_seconds, machine_jiffies, pid_of, usage
 from perf.lib.rounds import log
 from perf.lib.stack import raise_fd_limit, waiting_trio
@@ -116,18 +117,26 @@ def chats_of(users: int) -> tuple[Chats, Chats]:
 
 
 async def _each(
-    port: int, jobs: list[tuple[str, str, dict[str, Any]]], clients: int = 64
+    port: int,
+    jobs: list[tuple[str, str, dict[str, Any]]],
+    clients: int = 64,
+    headers: list[dict[str, str] | None] | None = None,
 ) -> list[Any]:
-    """Run `jobs` (method, path, JSON body) over `clients` connections; their answers."""
+    """Run `jobs` (method, path, JSON body) over `clients` connections, each with its
+    `headers` when given; their answers."""
     answers: list[Any] = [None] * len(jobs)
     queue = list(enumerate(jobs))
+    extra = headers or [None] * len(jobs)
 
     async def client() -> None:
         conn = await Connection.open(port)
         try:
             while queue:
                 i, (method, path, body) = queue.pop()
-                answer = await (conn.post_json(path, body) if method == "POST" else conn.get(path))
+                if method == "POST":
+                    answer = await conn.post_json(path, body, extra[i])
+                else:
+                    answer = await conn.get(path, extra[i])
                 if answer.status != 200:
                     raise SystemExit(f"{method} {path}: {answer.status} {answer.body[:200]!r}")
                 answers[i] = orjson.loads(answer.body)
@@ -138,12 +147,21 @@ async def _each(
     return answers
 
 
-async def syncer(port: int, name: str, since: str, tally: Tally, done: asyncio.Event) -> None:
-    """Follow `name`'s sync from `since` until `done`, recording each message event."""
+async def syncer(
+    port: int,
+    name: str,
+    since: str,
+    tally: Tally,
+    done: asyncio.Event,
+    bearers: Bearers | None = None,
+) -> None:
+    """Follow `name`'s sync from `since` until `done`, recording each message event; with
+    `bearers`, each request carries `name`'s token."""
     conn = await Connection.open(port)
     try:
         while not done.is_set():
-            answer = await conn.get(f"/api/sync?user={name}&since={since}&wait_ms={WAIT_MS}")
+            path = f"/api/sync?user={name}&since={since}&wait_ms={WAIT_MS}"
+            answer = await conn.get(path, bearers.headers(name) if bearers else None)
             now_us = time.time_ns() // 1000
             if answer.status != 200:
                 tally.errors[f"sync {answer.status}"] += 1
@@ -198,19 +216,29 @@ async def sender(port: int, args: argparse.Namespace, tally: Tally) -> None:
     await asyncio.gather(*workers)
 
 
-async def sync_users(port: int, users: int) -> list[tuple[str, str]]:
+async def sync_users(
+    port: int, users: int, bearers: Bearers | None = None
+) -> list[tuple[str, str]]:
     """Make the groups of `users` users (chats_of) and take each user's sync token: (user,
-    token) each."""
+    token) each. With `bearers`, each request carries its acting user's token."""
+
+    def acting(names: list[str]) -> list[dict[str, str] | None] | None:
+        return [bearers.headers(n) for n in names] if bearers else None
+
     _, groups = chats_of(users)
-    await _each(port, [("POST", "/api/groups", {"chat": g, "user": m[0]}) for g, m in groups])
+    made = [("POST", "/api/groups", {"chat": g, "user": m[0]}) for g, m in groups]
+    await _each(port, made, headers=acting([m[0] for _, m in groups]))
     adds = [
         ("POST", "/api/groups/add", {"chat": g, "user": members[0], "member": m})
         for g, members in groups
         for m in members[1:]
     ]
-    await _each(port, adds)
+    await _each(port, adds, headers=acting([a[2]["user"] for a in adds]))
     names = [user(i) for i in range(users)]
-    tokens = await _each(port, [("GET", f"/api/sync?user={n}", {}) for n in names])
+    jobs: list[tuple[str, str, dict[str, Any]]] = [
+        ("GET", f"/api/sync?user={n}", {}) for n in names
+    ]
+    tokens = await _each(port, jobs, headers=acting(names))
     return [(n, t["next"]) for n, t in zip(names, tokens, strict=True)]
 
 

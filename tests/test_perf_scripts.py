@@ -190,6 +190,37 @@ def test_the_soak_on_a_cluster_follows_the_syncs_through_two_step_sends(
     assert int(counts[2].replace(",", "")) > 500
 
 
+@pytest.mark.slow
+def test_the_soak_with_authentication_renews_the_tokens_and_refuses_what_it_must(
+    tmp_path: Path, report: Callable[[str], None]
+) -> None:
+    """With --auth every request carries its user's token, renewed at half its life: a run
+    of three lifetimes passes with each user's token minted again and again, and the gateways
+    refuse a request without a token, with an expired one, with a verified one once it
+    expired, and another user's."""
+    args = ["--auth", "--token-ttl", "10", "--seconds", "30", "--rate", "100"]
+    args += ["--syncers", "50", "--max-growth", "0.5", "--out", str(tmp_path)]
+    done = _run_module("perf.soak", *args)
+    text = (tmp_path / "soak_auth.md").read_text()
+    for line in text.splitlines():
+        if line.startswith("- "):
+            report(line)
+    assert done.returncode == 0, text + done.stderr[-2000:]
+    assert "Redis with AOF, authentication on." in text
+    assert "failed: 0" in text
+    assert "- syncs: **missed 0, duplicated 0, out of order 0**; errors: none" in text
+    minted = re.search(r"\*\*([\d,]+) minted\*\*", text)
+    assert minted, text
+    assert int(minted[1].replace(",", "")) > 2 * (20 + 50)  # (20 load users, 50 syncers)
+    probes = (
+        "no token 401/401 (must be 401); an expired token 401/401 (must be 401); a token of "
+        "2 s 200/200 (must be 200); the same token, once expired 401/401 (must be 401); "
+        "another user's token, on a chat 403/403 (must be 403); another user's token, on a "
+        "sync 403/403 (must be 403)"
+    )
+    assert probes in text
+
+
 def test_the_sync_audit_waits_for_each_owed_event_not_for_a_count() -> None:
     """A send answered 504 may have been stored, and its members' syncs see it: as many
     events seen as owed is not every owed event seen."""
@@ -215,6 +246,7 @@ def test_the_sync_audit_waits_for_each_owed_event_not_for_a_count() -> None:
         ["--drain", "-1"],
         ["--rate", "0"],
         ["--cluster", "2"],
+        ["--auth", "--token-ttl", "9"],
     ],
 )
 def test_the_soak_refuses_bounds_it_cannot_run_before_starting_anything(bad: list[str]) -> None:

@@ -88,6 +88,16 @@ def make_keys(work: Path) -> tuple[Path, Path]:
     return private, public
 
 
+def auth_settings(work: Path, auth: bool) -> tuple[Path | None, dict[str, str], dict[str, str]]:
+    """With `auth`: a key set made in `work` and the settings that turn authentication on,
+    (the private set that mints tokens, the gateways' IM_* settings, im-rpc's: it requires
+    the acting user); without: (None, {}, {})."""
+    if not auth:
+        return None, {}, {}
+    signing, public = make_keys(work)
+    return signing, {"IM_AUTH_JWKS_FILE": str(public)}, {"IM_RPC_REQUIRE_USER": "true"}
+
+
 class LocalStack:
     """redis-server (AOF everysec), one im-rpc and a gateway; with `auth` the gateway
     verifies tokens of a key set made here (`signing` mints them) and im-rpc requires the
@@ -102,13 +112,7 @@ class LocalStack:
             stack,
             redis_server(work / "redis", fsync="everysec"),
         )
-        gateway_env: dict[str, str] = {}
-        rpc_env: dict[str, str] = {}
-        self.signing: Path | None = None
-        if auth:
-            self.signing, public = make_keys(work)
-            gateway_env["IM_AUTH_JWKS_FILE"] = str(public)
-            rpc_env["IM_RPC_REQUIRE_USER"] = "true"
+        self.signing, gateway_env, rpc_env = auth_settings(work, auth)
         self.rpc = start_owned(
             stack, rpc_service(work, f"redis://127.0.0.1:{self.redis.port}/0", None, **rpc_env)
         )
@@ -124,7 +128,9 @@ class ScaledStack:
     """redis-server (AOF everysec), etcd, `rpcs` im-rpc and `gateways` im-http finding them
     through etcd (with `gateway_env`'s IM_* settings): the local cluster's topology without
     nginx. With `cluster` masters (0: one Redis) the store is a Redis Cluster of that many
-    masters, a replica each, every node with AOF everysec. Stopped when `stack` closes."""
+    masters, a replica each, every node with AOF everysec. With `auth` the gateways verify
+    tokens of a key set made here (`signing` mints them) and im-rpc requires the acting user.
+    Stopped when `stack` closes."""
 
     def __init__(
         self,
@@ -134,10 +140,11 @@ class ScaledStack:
         gateways: int = 2,
         gateway_env: dict[str, str] | None = None,
         cluster: int = 0,
+        auth: bool = False,
     ) -> None:
         self.work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
         self.cluster: RedisClusterNodes | None = None
-        rpc_env: dict[str, str] = {}
+        self.signing, auth_env, rpc_env = auth_settings(self.work, auth)
         if cluster:
             aof = ("--appendonly", "yes", "--appendfsync", "everysec")
             self.cluster = start_redis_cluster(self.work / "cluster", *aof, masters=cluster)
@@ -156,7 +163,10 @@ class ScaledStack:
         time.sleep(1)  # the instances register before the gateways read etcd
         self.gateways = [
             start_owned(
-                stack, http_service(self.work, [], None, IM_ETCD_URL=found, **(gateway_env or {}))
+                stack,
+                http_service(
+                    self.work, [], None, IM_ETCD_URL=found, **auth_env, **(gateway_env or {})
+                ),
             )
             for _ in range(gateways)
         ]
