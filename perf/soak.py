@@ -139,13 +139,13 @@ async def probe_auth(ports: list[int], bearers: Bearers) -> dict[str, int]:
     remembered not past its expiry included. A probe's answer is the first that differs from
     PROBES's, else PROBES's."""
     pull, sync = "/api/pull?chat=soak0:peer0&limit=1", "/api/sync?user=soak0"
+    short = {"Authorization": f"Bearer {bearers.token('soak0', 2)}"}  # (asked at once)
     expired = {"Authorization": f"Bearer {bearers.token('soak0', -60)}"}
-    short = {"Authorization": f"Bearer {bearers.token('soak0', 2)}"}
     other = bearers.headers("soak1")
     asked = [
+        ("a token of 2 s", pull, short),
         ("no token", pull, None),
         ("an expired token", pull, expired),
-        ("a token of 2 s", pull, short),
         ("another user's token, on a chat", pull, other),
         ("another user's token, on a sync", sync, other),
     ]
