@@ -65,7 +65,7 @@ class Registration:
         failing = False
         while True:
             try:
-                if self._lease is None or await self._expired(self._lease):
+                if self._lease is None or await self._refresh(self._lease) <= 0:
                     await self._register()
                 if failing:
                     log.info("etcd reachable again; %s is registered", self._addr)
@@ -76,9 +76,6 @@ class Registration:
                     log.warning("etcd unreachable, retrying every %.1fs: %s", interval, exc)
                 failing = True
                 await asyncio.sleep(min(interval, 1.0))
-
-    async def _expired(self, lease: aetcd.Lease) -> bool:
-        return await self._refresh(lease) <= 0
 
     async def _refresh(self, lease: aetcd.Lease) -> int:
         """Keep `lease` alive once: its TTL now (0: expired), on a call closed at once."""

@@ -27,6 +27,8 @@ from rpc_svc.store.wakeups import Wakeups
 
 log = logging.getLogger(__name__)
 
+ETCD_TIMEOUT_S = 2.0  # each etcd call's deadline: registration, keep-alives, deregistration
+
 
 def build_services(
     settings: Settings, store: RedisStore, in_flight: InFlight, service: ChatService | None = None
@@ -230,10 +232,14 @@ async def serve(settings: Settings) -> None:
         server = build_server(settings, store, in_flight, service)
         registration = None
         if settings.etcd_url:
-            etcd = etcd_client(settings.etcd_url, timeout_s=2.0)
+            etcd = etcd_client(settings.etcd_url, timeout_s=ETCD_TIMEOUT_S)
             stack.push_async_callback(etcd.close)
             registration = Registration(
-                etcd, settings.etcd_prefix, settings.advertised_addr, settings.etcd_lease_ttl_s
+                etcd,
+                settings.etcd_prefix,
+                settings.advertised_addr,
+                settings.etcd_lease_ttl_s,
+                timeout_s=ETCD_TIMEOUT_S,
             )
         draining = _DrainingServer(
             server,
