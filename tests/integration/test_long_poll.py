@@ -224,6 +224,28 @@ async def test_watching_a_channel_subscribed_already_takes_no_turn_of_the_loop(
         await task
 
 
+async def _watch_until_woken(
+    store: RedisStore, chat: str, entered: dict[str, object], release: asyncio.Event | None = None
+) -> None:
+    """Watch `chat`, note in `entered` what the watch gave once it is in place, then (after
+    `release`, when given) wait until it is woken."""
+    async with store.wakeups.watch(chat, 1) as woken:
+        entered[chat] = woken
+        if release is not None:
+            await release.wait()
+        assert woken is not None
+        await woken
+
+
+async def _watching(entered: dict[str, object], n: int) -> list[str]:
+    """Once `n` watches are in place (or after 1 s), the chats whose watch can be woken."""
+    for _ in range(100):
+        if len(entered) == n:
+            break
+        await asyncio.sleep(0.01)
+    return sorted(c for c, w in entered.items() if isinstance(w, asyncio.Future))
+
+
 @ON_EVERY_BACKEND
 async def test_watches_begun_at_once_subscribe_together_and_each_is_woken(
     store: RedisStore,
@@ -236,20 +258,8 @@ async def test_watches_begun_at_once_subscribe_together_and_each_is_woken(
     chats = [f"herd{i}:x" for i in range(60)]
     entered: dict[str, object] = {}
     release = asyncio.Event()
-
-    async def watch(chat: str) -> None:
-        async with store.wakeups.watch(chat, 1) as woken:
-            entered[chat] = woken
-            await release.wait()
-            assert woken is not None
-            await woken
-
-    tasks = [asyncio.create_task(watch(chat)) for chat in chats]
-    for _ in range(100):
-        if len(entered) == len(chats):
-            break
-        await asyncio.sleep(0.01)
-    assert sorted(c for c, w in entered.items() if isinstance(w, asyncio.Future)) == sorted(chats)
+    tasks = [asyncio.create_task(_watch_until_woken(store, c, entered, release)) for c in chats]
+    assert await _watching(entered, len(chats)) == sorted(chats)
     assert all(store.wakeups.subscription(wake_channel(c)) is not None for c in chats)
     release.set()
     service = ChatService(store, 4096)
@@ -268,23 +278,12 @@ async def test_a_watch_given_up_before_its_subscription_went_out_leaves_the_othe
     wait to go out; the second watcher is the one given up.)"""
     store.wakeups.start()
     entered: dict[str, object] = {}
-
-    async def watch(chat: str) -> None:
-        async with store.wakeups.watch(chat, 1) as woken:
-            entered[chat] = woken
-            assert woken is not None
-            await woken
-
     chats = [f"gone{next(_chat_ids)}:x" for _ in range(3)]
-    tasks = [asyncio.create_task(watch(chat)) for chat in chats]
+    tasks = [asyncio.create_task(_watch_until_woken(store, c, entered)) for c in chats]
     await asyncio.sleep(0)  # (each has asked for its subscription: none has gone out)
     tasks[1].cancel()
     kept = [chats[0], chats[2]]
-    for _ in range(100):
-        if len(entered) == 2:
-            break
-        await asyncio.sleep(0.01)
-    assert sorted(c for c, w in entered.items() if isinstance(w, asyncio.Future)) == kept
+    assert await _watching(entered, 2) == kept
     service = ChatService(store, 4096)
     for chat in kept:
         await service.send(SendCall(chat, "x", "wake"))
