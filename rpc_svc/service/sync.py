@@ -105,14 +105,12 @@ def _channels(
 
 
 class _Quiet(NamedTuple):
-    """What a wait's answer left: the user's big groups and their positions (as its page
-    listed them), and the subscription of each channel the next wait watches, in place
-    before the page was read (Wakeups.subscription), when it was kept and when that page was
-    read (monotonic s)."""
+    """What a wait's read left: the user's big groups and their positions (as its page
+    listed them), the subscription of each channel the next wait watches, in place before
+    the page was read (Wakeups.subscription), and when that page was read (monotonic s)."""
 
     watch: tuple[tuple[str, int, int], ...]
     subscriptions: dict[str, object]
-    kept_at: float
     read_at: float
 
 
@@ -141,11 +139,14 @@ class SyncWaits:
         self._wakeups = wakeups
         self._max_waiting = max_waiting
         self._slots = slots  # adds its argument to the long polls waiting; answers the count
-        # (user, token): the answer it was, the oldest kept first
-        self._quiet: OrderedDict[tuple[str, str], _Quiet] = OrderedDict()
+        # (user, token): when it was kept, the answer it was; the oldest kept first
+        self._quiet: OrderedDict[tuple[str, str], tuple[float, _Quiet]] = OrderedDict()
         self.quiet_s = QUIET_S
         self.reread_s = REREAD_S
-        self.reads_skipped = 0  # (for the tests and the curious)
+        # reads not made (for the tests and the curious): at a wait's start, from the answer
+        # kept for its token; at its end, its own last read's page given again
+        self.skipped_at_start = 0
+        self.skipped_at_end = 0
 
     async def sync(
         self, call: SyncCall, read: Callable[[SyncCall, bool], Awaitable[SyncPage]], key: bytes
@@ -157,7 +158,8 @@ class SyncWaits:
             return await read(call, False)
         deadline = time.monotonic() + call.wait_ms / 1000
         token = decode(key, call.user, call.since)
-        quiet = self._quiet.pop((call.user, call.since), None)
+        kept = self._quiet.pop((call.user, call.since), None)
+        quiet = kept[1] if kept else None
         watched = {g: (at, c) for g, at, c in quiet.watch} if quiet else {}
         again = msgspec.structs.replace(call, wait_ms=0)
         raced = 0
@@ -173,11 +175,11 @@ class SyncWaits:
                 if quiet is not None and left > 0 and self._still(quiet, channels):
                     last = (SyncPage([], call.since, False, quiet.watch), quiet)  # (its token)
                     quiet = None
-                    self.reads_skipped += 1
+                    self.skipped_at_start += 1
                     await self._wait(woken, left)
                     continue
                 if last is not None and left <= 0 and self._still(last[1], channels):
-                    self.reads_skipped += 1  # (its time is up, and nothing came since)
+                    self.skipped_at_end += 1  # (its time is up, and nothing came since)
                     self._keep(call.user, last[0], last[1].subscriptions, last[1].read_at)
                     return last[0]
                 quiet = None
@@ -192,7 +194,7 @@ class SyncWaits:
                 if news:  # watch them, then read again: nothing between is missed
                     watched.update(news)
                     continue
-                last = (page, _Quiet(page.watch, before, 0.0, read_at))
+                last = (page, _Quiet(page.watch, before, read_at))
                 if any(self._wakeups.heard(c) >= cursor for c, cursor in channels):
                     # announced, not readable yet (a cluster notes a big group's message
                     # in a step after the announcement): read again shortly
@@ -228,7 +230,7 @@ class SyncWaits:
         self._drop_quiet(now - self.quiet_s)
         if len(self._quiet) >= self._max_waiting:
             self._quiet.popitem(last=False)  # (the oldest)
-        self._quiet[(user, page.next)] = _Quiet(page.watch, subscriptions, now, read_at)
+        self._quiet[(user, page.next)] = (now, _Quiet(page.watch, subscriptions, read_at))
         self._quiet.move_to_end((user, page.next))
 
     def _drop_quiet(self, before: float) -> None:
@@ -236,8 +238,8 @@ class SyncWaits:
         never came: each would hold its subscriptions until `max_waiting` newer ones pushed
         it out)."""
         while self._quiet:
-            oldest = next(iter(self._quiet.values()))
-            if oldest.kept_at >= before:
+            kept_at, _ = next(iter(self._quiet.values()))
+            if kept_at >= before:
                 return
             self._quiet.popitem(last=False)
 

@@ -198,6 +198,62 @@ async def test_a_token_replayed_reads_each_range_to_its_own_end(store: RedisStor
     assert _short(again) == [("message", group, owner, f"b{i}") for i in range(3)]
 
 
+async def test_syncs_of_one_token_at_once_answer_alike_and_give_each_event_once(
+    store: RedisStore,
+) -> None:
+    """A client's retry beside its first try, or two devices sharing a token: the same
+    sync asked 8 times at once. First syncs at once make one feed; then syncs of one token
+    whose big group has messages since the feed's last catch-up (on a cluster each sync's
+    catch-up is its own second step, all after the same first) all answer the same page,
+    and following from it gives every later event once: no catch-up appended twice."""
+    service = ChatService(store, 4096, group_fanout_max=1)
+    owner, a, b = _names("o", "a", "b")
+    group = f"#twin{next(_ids)}"
+    await service.group(GroupCall("create", group, owner))
+    await service.group(GroupCall("add", group, owner, a))  # big from now on
+    firsts = await asyncio.gather(*(service.sync(SyncCall(a)) for _ in range(8)))
+    assert {(tuple(p.events), p.has_more) for p in firsts} == {((), False)}
+    expected = []
+    for i in range(3):
+        await service.send(SendCall(group, owner, f"g{i}"))
+        await service.send(SendCall(f"{a}:{b}", b, f"p{i}"))
+        expected += [("message", group, owner, f"g{i}"), ("message", f"{a}:{b}", b, f"p{i}")]
+    for first in {p.next for p in firsts}:  # (each, followed alone, from the same "now")
+        got, _ = await _follow(service, a, first, 100)
+        assert sorted(_short(got)) == sorted(expected), first
+    token = firsts[0].next
+    await service.send(SendCall(group, owner, "g3"))  # (a catch-up each sync below races for)
+    expected.append(("message", group, owner, "g3"))
+    pages = await asyncio.gather(*(service.sync(SyncCall(a, token, 3)) for _ in range(8)))
+    assert len({(repr(p.events), p.next, p.has_more) for p in pages}) == 1, pages
+    rest, _ = await _follow(service, a, pages[0].next, 2)
+    got = _short(pages[0].events) + _short(rest)
+    assert sorted(got) == sorted(expected)  # (each once: a range appended twice repeats)
+    for chat in (group, f"{a}:{b}"):  # (in order per chat)
+        assert [e for e in got if e[1] == chat] == [e for e in expected if e[1] == chat]
+
+
+async def test_waits_of_one_token_at_once_are_each_woken_by_one_message(
+    store: RedisStore,
+) -> None:
+    """Four long polls of one token at once (the quiet answer its last wait left is the
+    first one's alone; the others read): one message wakes all four, each answering it once,
+    and the token each gives is the same."""
+    await _listening(store)
+    service = ChatService(store, 4096)
+    a, b = _names("a", "b")
+    token = await _now(service, a)
+    _, page = await _seconds_to_wake(service, a, token, SendCall(f"{a}:{b}", b, "first"))
+    waits = [
+        asyncio.create_task(service.sync_wait(SyncCall(a, page.next, 0, 5000))) for _ in range(4)
+    ]
+    await _until_waiting(service, 4)
+    await service.send(SendCall(f"{a}:{b}", b, "second"))
+    pages = await asyncio.wait_for(asyncio.gather(*waits), 3)
+    assert [_short(p.events) for p in pages] == [[("message", f"{a}:{b}", b, "second")]] * 4
+    assert len({p.next for p in pages}) == 1
+
+
 async def test_tokens_of_others_forged_or_too_old_are_refused(
     store: RedisStore, redis_client: aioredis.Redis
 ) -> None:
@@ -589,6 +645,13 @@ async def test_a_sync_wait_without_a_token_answers_at_once_from_now(store: Redis
     assert _short(page.events) == [("message", f"{a}:{b}", b, "after")]
 
 
+def _reads(service: ChatService, since: tuple[int, ...] = (0, 0, 0)) -> tuple[int, ...]:
+    """The waiting syncs' reads since `since`: (trips to Redis, reads skipped at a wait's
+    start, at its end)."""
+    now = (service.sync_reads.trips, service.syncs.skipped_at_start, service.syncs.skipped_at_end)
+    return tuple(n - s for n, s in zip(now, since, strict=True))
+
+
 async def test_a_wait_with_nothing_to_answer_lasts_its_wait_ms_in_two_reads(
     store: RedisStore,
 ) -> None:
@@ -598,14 +661,15 @@ async def test_a_wait_with_nothing_to_answer_lasts_its_wait_ms_in_two_reads(
     before wait_ms, not much after), and the next wait from it reads nothing either."""
     service, _, a, _ = await _group_of_two(store, 1)  # (big)
     token = await _now(service, a)
-    trips, started = service.sync_reads.trips, time.monotonic()
+    before, started = _reads(service), time.monotonic()
     page = await asyncio.wait_for(service.sync_wait(SyncCall(a, token, 0, 400)), 3)
     assert 0.39 < time.monotonic() - started < 1.5
     assert (page.events, page.has_more) == ([], False)
-    assert service.sync_reads.trips - trips == 2
+    assert _reads(service, since=before) == (2, 0, 1)
+    before = _reads(service)
     again = await asyncio.wait_for(service.sync_wait(SyncCall(a, page.next, 0, 200)), 3)
     assert (again.events, again.next) == ([], page.next)
-    assert service.sync_reads.trips - trips == 2
+    assert _reads(service, since=before) == (0, 1, 1)
 
 
 async def test_an_idle_users_waits_read_again_once_their_last_read_is_reread_s_old(
@@ -620,12 +684,13 @@ async def test_an_idle_users_waits_read_again_once_their_last_read_is_reread_s_o
     service.syncs.reread_s = 1.0
     a, _ = _names("a", "b")
     token = await _now(service, a)
-    trips = service.sync_reads.trips
+    before = _reads(service)
     first = await service.sync_wait(SyncCall(a, token, 0, 500))  # (its read: 0.5 s old)
-    assert service.sync_reads.trips - trips == 1
+    assert _reads(service, since=before) == (1, 0, 1)
+    before = _reads(service)
     second = await service.sync_wait(SyncCall(a, first.next, 0, 1000))  # (ends 1.5 s after)
     assert (first.events, second.events, second.next) == ([], [], first.next)
-    assert service.sync_reads.trips - trips == 2
+    assert _reads(service, since=before) == (1, 1, 0)
 
 
 async def test_the_answers_kept_for_next_waits_are_bounded_the_oldest_going_first(
@@ -642,9 +707,9 @@ async def test_the_answers_kept_for_next_waits_are_bounded_the_oldest_going_firs
         _, page = await _seconds_to_wake(service, u, token, SendCall(f"{u}:{z}", z, "x"))
         answers[u] = page.next
     for u, reads in ((users[1], 0), (users[2], 0), (users[0], 1)):  # (each keeps its own)
-        trips = service.sync_reads.trips
+        before = _reads(service)
         await service.sync_wait(SyncCall(u, answers[u], 0, 100))
-        assert service.sync_reads.trips - trips == reads, u  # (none at its end: nothing came)
+        assert _reads(service, since=before) == (reads, 1 - reads, 1), u  # (end: nothing came)
 
 
 async def test_answers_kept_for_next_waits_are_dropped_after_quiet_s(
@@ -666,9 +731,9 @@ async def test_answers_kept_for_next_waits_are_dropped_after_quiet_s(
         await asyncio.sleep(0.4 if u == a else 0)
     assert service.syncs.quiet_kept == 1  # (b's: a's was kept 0.4 s before it)
     for u, reads in ((b, 0), (a, 1)):
-        trips = service.sync_reads.trips
+        before = _reads(service)
         await service.sync_wait(SyncCall(u, answers[u], 0, 100))
-        assert service.sync_reads.trips - trips == reads, u  # (none at its end: nothing came)
+        assert _reads(service, since=before) == (reads, 1 - reads, 1), u  # (end: nothing came)
 
 
 async def _small_group_of_two(
@@ -700,10 +765,10 @@ async def test_a_waiting_sync_is_woken_by_a_group_that_became_big_while_it_waite
     assert time.monotonic() - sent < WOKEN_S
     assert _short(page.events) == [("message", group, b, "now big")]
     # the announcement was answered: the next wait reads neither at its start nor its end
-    trips, skipped = service.sync_reads.trips, service.syncs.reads_skipped
+    before = _reads(service)
     quiet = await service.sync_wait(SyncCall(a, page.next, 0, 600))
     assert quiet.events == []
-    assert (service.sync_reads.trips - trips, service.syncs.reads_skipped - skipped) == (0, 2)
+    assert _reads(service, since=before) == (0, 1, 1)
 
 
 async def test_a_group_that_turns_big_between_two_waits_is_watched_by_the_second(
@@ -738,10 +803,10 @@ async def test_the_next_wait_from_a_quiet_answer_waits_without_reading(
     """The client's next long poll, with the token its answer gave, reads nothing: every
     channel it watches has been subscribed to since that answer's read and heard nothing."""
     service, a, chat, token = await _answered_then_quiet(store)
-    trips, skipped = service.sync_reads.trips, service.syncs.reads_skipped
+    before = _reads(service)
     waiting = asyncio.create_task(service.sync_wait(SyncCall(a, token, 0, 5000)))
     await asyncio.sleep(0.1)
-    assert (service.sync_reads.trips, service.syncs.reads_skipped) == (trips, skipped + 1)
+    assert _reads(service, since=before) == (0, 1, 0)
     await service.send(SendCall(chat, chat.split(":")[1], "second"))
     page = await asyncio.wait_for(waiting, 3)
     assert [e["message"]["text"] for e in page.events] == ["second"]
@@ -756,11 +821,11 @@ async def test_a_message_heard_before_the_next_wait_is_answered_at_once(
     service, a, chat, token = await _answered_then_quiet(store)
     await service.send(SendCall(chat, chat.split(":")[1], "between"))
     await asyncio.sleep(0.1)  # (its announcement heard)
-    started, skipped = time.monotonic(), service.syncs.reads_skipped
+    started, before = time.monotonic(), _reads(service)
     page = await asyncio.wait_for(service.sync_wait(SyncCall(a, token, 0, 5000)), 6)
     assert time.monotonic() - started < WOKEN_S
     assert [e["message"]["text"] for e in page.events] == ["between"]
-    assert service.syncs.reads_skipped == skipped
+    assert _reads(service, since=before) == (1, 0, 0)
 
 
 async def test_a_subscription_made_again_makes_the_next_wait_read(store: RedisStore) -> None:
