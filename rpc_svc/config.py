@@ -131,6 +131,15 @@ class Settings:
         "answer 410 sync_reset); a user that never syncs has none",
         lo=1,
     )
+    sync_token_version: int = setting(
+        "IM_SYNC_TOKEN_VERSION",
+        2,
+        "sync: the version of the tokens this im-rpc makes (it reads both): 1 (no check of "
+        "the record a token read last) during a rolling upgrade from an im-rpc that refuses "
+        "version 2, until every instance is of this release",
+        lo=1,
+        hi=2,
+    )
     drain_s: float = setting(
         "IM_RPC_DRAIN_S", 10.0, "on SIGTERM, how long to wait for calls in flight", lo=0
     )

@@ -60,6 +60,7 @@ def chat_service(settings: Settings, store: RedisStore) -> ChatService:
         max_groups=settings.user_max_groups,
         edit_window_s=settings.edit_window_s,
         recall_window_s=settings.recall_window_s,
+        sync_token_version=settings.sync_token_version,
     )
 
 

@@ -6,8 +6,9 @@ record it read from (its kind and number: a store that lost its newest records, 
 others in their place, is found out by them, 410 sync_reset, instead of skipping events);
 then a MAC (HMAC-SHA256, 12 bytes) over the user's name and those, with the key every
 im-rpc reads from the store. A token not made by the service, or made for another user,
-fails the MAC: 400 invalid_since. Version 1 tokens (no check) are still read. Pure: no
-I/O."""
+fails the MAC: 400 invalid_since. Version 1 tokens (no check) are still read, and made
+when asked for (IM_SYNC_TOKEN_VERSION: while im-rpc instances from before version 2, which
+refuse it, still run beside this one). Pure: no I/O."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import NamedTuple
 from rpc_svc.domain.errors import InvalidArgument
 
 VERSION = 2
+VERSIONS = (1, VERSION)  # the versions a token can be made in
 _BODY = struct.Struct(">B8sQQcQ")  # version, epoch, position, place, check's kind and number
 _BODY_V1 = struct.Struct(">B8sQQ")  # version 1: no check
 _NO_CHECK = b"\0"
@@ -53,14 +55,16 @@ def _mac(key: bytes, user: str, body: bytes) -> bytes:
     return mac.digest()[:_MAC_BYTES]
 
 
-def encode(key: bytes, user: str, token: SyncToken) -> str:
-    """The text of `token` for `user`."""
-    kind, number = (
-        (token.check[:1].encode(), int(token.check[1:])) if token.check else (_NO_CHECK, 0)
-    )
-    body = _BODY.pack(
-        VERSION, bytes.fromhex(token.epoch), token.position, token.place, kind, number
-    )
+def encode(key: bytes, user: str, token: SyncToken, version: int = VERSION) -> str:
+    """The text of `token` for `user`, in `version` (1: without its check)."""
+    epoch = bytes.fromhex(token.epoch)
+    if version == 1:
+        body = _BODY_V1.pack(1, epoch, token.position, token.place)
+    else:
+        kind, number = (
+            (token.check[:1].encode(), int(token.check[1:])) if token.check else (_NO_CHECK, 0)
+        )
+        body = _BODY.pack(VERSION, epoch, token.position, token.place, kind, number)
     return base64.urlsafe_b64encode(body + _mac(key, user, body)).rstrip(b"=").decode()
 
 

@@ -23,6 +23,7 @@ from im_common.calls import (
 from rpc_svc.domain.access import check_actor
 from rpc_svc.domain.errors import IMError
 from rpc_svc.domain.limits import DEFAULT_MAX_GROUPS, DEFAULT_MAX_MEMBERS
+from rpc_svc.domain.tokens import VERSION
 from rpc_svc.domain.values import (
     Changed,
     Group,
@@ -67,6 +68,7 @@ class ChatService:
         max_groups: int = DEFAULT_MAX_GROUPS,
         edit_window_s: int = 172_800,
         recall_window_s: int = 172_800,
+        sync_token_version: int = VERSION,
     ) -> None:
         self._store = store
         self._max_text_bytes = max_text_bytes
@@ -76,6 +78,7 @@ class ChatService:
         self.syncs = SyncWaits(store.wakeups, max_waiting, self._slots)  # waiting syncs
         self.sync_reads = OneTrip(store.execute)  # waiting syncs' reads, a trip a turn
         self._sync_key = b""  # read from the store on the first sync
+        self._token_version = sync_token_version
         self._windows = Windows(edit_window_s, recall_window_s)
         self.erasers = Erasers(store)
 
@@ -143,7 +146,7 @@ class ChatService:
         if isinstance(call, ChatsCall):
             return plan_inbox(call)
         if isinstance(call, SyncCall):
-            return plan_sync(call, self._sync_key)
+            return plan_sync(call, self._sync_key, False, self._token_version)
         if isinstance(call, EditCall):
             return plan_edit(call, self._max_text_bytes, self._windows)
         if isinstance(call, RecallCall):
@@ -222,7 +225,7 @@ class ChatService:
         return self._sync_key
 
     async def _read_sync(self, call: SyncCall, listing: bool) -> SyncPage:
-        plan = plan_sync(call, self._sync_key, listing)
+        plan = plan_sync(call, self._sync_key, listing, self._token_version)
         outcome = await self.sync_reads.one(plan.op)
         result = (
             outcome if isinstance(outcome, IMError) else plan.answer(plan.context, plan.op, outcome)

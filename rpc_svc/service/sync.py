@@ -21,7 +21,7 @@ from rpc_svc.domain.errors import IMError, Overloaded, SyncReset
 from rpc_svc.domain.names import check_user
 from rpc_svc.domain.paging import show_change
 from rpc_svc.domain.rules import check_wait_ms, sync_limit
-from rpc_svc.domain.tokens import SyncToken, decode, encode
+from rpc_svc.domain.tokens import VERSION, SyncToken, decode, encode
 from rpc_svc.domain.values import FeedEvent, FeedPage, Message, SyncPage
 from rpc_svc.service.planned import Planned
 from rpc_svc.store.keys import change_channel, sync_channel, wake_channel
@@ -40,9 +40,9 @@ QUIET_S = 10.0
 REREAD_S = 300.0
 
 
-def plan_sync(call: SyncCall, key: bytes, listing: bool = False) -> Planned:
-    """The store operation of a sync (`listing`: with the user's big groups, for a wait);
-    InvalidArgument or Forbidden first."""
+def plan_sync(call: SyncCall, key: bytes, listing: bool = False, version: int = VERSION) -> Planned:
+    """The store operation of a sync (`listing`: with the user's big groups, for a wait),
+    whose answer's token is made in `version`; InvalidArgument or Forbidden first."""
     check_user(call.user)
     check_same_user(call.actor, call.user, "user")
     limit = sync_limit(call.limit)
@@ -53,10 +53,10 @@ def plan_sync(call: SyncCall, key: bytes, listing: bool = False) -> Planned:
         op = SyncFeed(
             call.user, token.epoch, token.position, token.place, limit, "", listing, token.check
         )
-    return Planned(op, _answer, key)
+    return Planned(op, _answer, (key, version))
 
 
-def _answer(key: bytes, op: SyncFeed, page: FeedPage) -> SyncPage | IMError:
+def _answer(signing: tuple[bytes, int], op: SyncFeed, page: FeedPage) -> SyncPage | IMError:
     if page.status == "reset":
         return SyncReset(
             "since: the token is older than the events kept (or the feed was dropped after "
@@ -64,7 +64,10 @@ def _answer(key: bytes, op: SyncFeed, page: FeedPage) -> SyncPage | IMError:
             "without since"
         )
     token = SyncToken(page.epoch, page.position, page.place, page.check)
-    return SyncPage(_public(page.events), encode(key, op.user, token), page.more, page.watch)
+    key, version = signing
+    return SyncPage(
+        _public(page.events), encode(key, op.user, token, version), page.more, page.watch
+    )
 
 
 def _public(events: Iterable[FeedEvent]) -> list[dict[str, object]]:

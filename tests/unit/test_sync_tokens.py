@@ -1,5 +1,6 @@
 """Sync tokens (rpc_svc/domain/tokens.py): what a token holds comes back for its user and
-key only, and any other text is `invalid_since`; version 1 tokens (no check) are read."""
+key only, and any other text is `invalid_since`; version 1 tokens (no check) are read, and
+made when asked for."""
 
 from __future__ import annotations
 
@@ -70,6 +71,16 @@ def test_a_version_1_token_is_read_without_a_check() -> None:
     assert decode(KEY, "alice", old) == TOKEN._replace(check="")
     _refused(KEY, "bob", old)
     _refused(KEY, "alice", old[:-1])
+
+
+def test_a_version_1_token_is_made_when_asked_for_as_version_1_was() -> None:
+    """IM_SYNC_TOKEN_VERSION=1 (a rolling upgrade from an im-rpc that knows only version 1):
+    the token is the one that release made, byte for byte, so the older instances read it;
+    it carries no check."""
+    for token in (TOKEN, TOKEN._replace(check="")):
+        made = encode(KEY, "alice", token, 1)
+        assert made == _by_hand(KEY, "alice", 1, token)
+        assert decode(KEY, "alice", made) == token._replace(check="")
 
 
 def test_another_users_another_keys_or_a_changed_token_is_refused() -> None:
