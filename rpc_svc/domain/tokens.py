@@ -23,7 +23,6 @@ from typing import NamedTuple
 from rpc_svc.domain.errors import InvalidArgument
 
 VERSION = 2
-VERSIONS = (1, VERSION)  # the versions a token can be made in
 _BODY = struct.Struct(">B8sQQcQ")  # version, epoch, position, place, check's kind and number
 _BODY_V1 = struct.Struct(">B8sQQ")  # version 1: no check
 _NO_CHECK = b"\0"
