@@ -6,6 +6,7 @@ kind of message."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import time
 from typing import Any
@@ -251,6 +252,39 @@ async def test_waits_of_one_token_at_once_are_each_woken_by_one_message(
     pages = await asyncio.wait_for(asyncio.gather(*waits), 3)
     assert [_short(p.events) for p in pages] == [[("message", f"{a}:{b}", b, "second")]] * 4
     assert len({p.next for p in pages}) == 1
+
+
+def _version(token: str) -> int:
+    """The version a token was made in (its first byte)."""
+    return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))[0]
+
+
+async def test_a_service_making_version_1_tokens_syncs_every_event_once(
+    store: RedisStore,
+) -> None:
+    """IM_SYNC_TOKEN_VERSION=1 (a rolling upgrade from an im-rpc that knows no other): every
+    token it answers is of version 1, pages follow on from them, and a service of this
+    release's default (2) goes on from them too."""
+    old_style = ChatService(store, 4096, sync_token_version=1)
+    a, b = _names("a", "b")
+    token = await _now(old_style, a)
+    texts = [f"v{i}" for i in range(5)]
+    for text in texts:
+        await old_style.send(SendCall(f"{a}:{b}", b, text))
+    got, seen = [], [token]
+    for _ in range(3):
+        page = await old_style.sync(SyncCall(a, seen[-1], 2))
+        got += [e["message"]["text"] for e in page.events]
+        seen.append(page.next)
+    assert got == texts
+    assert [_version(t) for t in seen] == [1, 1, 1, 1]
+    await old_style.send(SendCall(f"{a}:{b}", b, "later"))
+    waited = await old_style.sync_wait(SyncCall(a, seen[-1], 0, 1000))  # (a long poll's read)
+    default = ChatService(store, 4096)
+    page = await default.sync(SyncCall(a, seen[-1]))
+    for answer, version in ((waited, 1), (page, 2)):
+        assert [e["message"]["text"] for e in answer.events] == ["later"]
+        assert _version(answer.next) == version
 
 
 async def test_tokens_of_others_forged_or_too_old_are_refused(
