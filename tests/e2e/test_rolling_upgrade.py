@@ -1,8 +1,9 @@
 """A rolling upgrade of im-rpc, with the older release really running: the im-rpc of the
 commit before version 2 sync tokens (which refuses them) beside this tree's, on one Redis,
-each behind its own gateway. With IM_SYNC_TOKEN_VERSION=1 a user's sync goes back and forth
-between the two and gets every message once; with the default, the older one refuses the
-token this tree made (what the setting is for)."""
+each behind a gateway of that older release (im-rpc is upgraded first, the gateways after).
+With IM_SYNC_TOKEN_VERSION=1 a user's sync goes back and forth between the two and gets
+every message once; with the default, the older one refuses the token this tree made (what
+the setting is for)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
 
-from devtools.procs import Process, http_service, rpc_service
-from perf.lib.stack import ROOT, base_rpc, worktree
+from devtools.procs import Process, rpc_service
+from perf.lib.stack import ROOT, base_gateway, base_rpc, worktree
 from tests.conftest import redis_url
 
 pytestmark = pytest.mark.e2e
@@ -32,20 +33,43 @@ def _in_this_clone(commit: str) -> bool:
     return done.returncode == 0
 
 
+class Older(NamedTuple):
+    """The older release: its checkout and its im-rpc, started."""
+
+    checkout: Path
+    rpc: Process
+
+
 @pytest.fixture
-def old_rpc(redis_proc: Process, tmp_path: Path) -> Iterator[Process]:
-    """The im-rpc of BEFORE_V2 on the test's database, started."""
+def older(redis_proc: Process, tmp_path: Path) -> Iterator[Older]:
+    """BEFORE_V2 checked out, and its im-rpc started on the test's database."""
     if not _in_this_clone(BEFORE_V2):
         pytest.skip(f"this clone does not hold {BEFORE_V2} (a shallow clone)")
     with ExitStack() as stack:
-        proc, module = base_rpc(tmp_path, redis_url(redis_proc, DB), worktree(stack, BEFORE_V2), {})
-        assert "/im-ab-" in module  # (the checkout's rpc_svc, not this tree's)
-        yield proc.start()
+        checkout = worktree(stack, BEFORE_V2)
+        proc, module = base_rpc(tmp_path, redis_url(redis_proc, DB), checkout, {})
+        assert module.startswith(str(checkout))  # (the checkout's rpc_svc, not this tree's)
+        yield Older(checkout, proc.start())
         proc.stop()
 
 
-def _new_rpc(redis_proc: Process, tmp_path: Path, **settings: str) -> Process:
-    return rpc_service(tmp_path, redis_url(redis_proc, DB), None, **settings).start()
+def _start(
+    redis_proc: Process, tmp_path: Path, older: Older, **settings: str
+) -> tuple[Process, list[Process]]:
+    """This tree's im-rpc, and a gateway of the older release in front of each im-rpc (the
+    older one's first)."""
+    new_rpc = rpc_service(tmp_path, redis_url(redis_proc, DB), None, **settings).start()
+    gateways: list[Process] = []
+    try:
+        for rpc in (older.rpc, new_rpc):
+            gateway, module = base_gateway(tmp_path, rpc.port, older.checkout)
+            assert module.startswith(str(older.checkout))
+            gateways.append(gateway.start())
+    except BaseException:
+        for proc in [*gateways, new_rpc]:
+            proc.stop()
+        raise
+    return new_rpc, gateways
 
 
 def _sync(gateway: Process, user: str, since: str = "") -> httpx.Response:
@@ -65,10 +89,9 @@ def _texts(answer: httpx.Response) -> list[Any]:
 
 
 def test_tokens_of_version_1_go_back_and_forth_between_the_old_and_the_new_im_rpc(
-    redis_proc: Process, tmp_path: Path, old_rpc: Process
+    redis_proc: Process, tmp_path: Path, older: Older
 ) -> None:
-    new_rpc = _new_rpc(redis_proc, tmp_path, IM_SYNC_TOKEN_VERSION="1")
-    gateways = [http_service(tmp_path, [r.port]).start() for r in (old_rpc, new_rpc)]
+    new_rpc, gateways = _start(redis_proc, tmp_path, older, IM_SYNC_TOKEN_VERSION="1")
     try:
         old, new = gateways
         first = _sync(new, "ann")  # (the feed made by the new one)
@@ -86,10 +109,9 @@ def test_tokens_of_version_1_go_back_and_forth_between_the_old_and_the_new_im_rp
 
 
 def test_the_old_im_rpc_refuses_the_version_2_tokens_the_new_one_makes_by_default(
-    redis_proc: Process, tmp_path: Path, old_rpc: Process
+    redis_proc: Process, tmp_path: Path, older: Older
 ) -> None:
-    new_rpc = _new_rpc(redis_proc, tmp_path)
-    gateways = [http_service(tmp_path, [r.port]).start() for r in (old_rpc, new_rpc)]
+    new_rpc, gateways = _start(redis_proc, tmp_path, older)
     try:
         old, new = gateways
         token = _sync(new, "cat").json()["next"]
