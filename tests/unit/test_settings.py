@@ -50,6 +50,13 @@ def test_bad_values_fail_naming_the_variable(env: dict[str, str], names: str) ->
         load_settings(HttpSettings, env)
 
 
+@pytest.mark.parametrize("bad", ["0", "3", "two"])
+def test_a_sync_token_version_is_1_or_2(bad: str) -> None:
+    assert load_settings(RpcSettings, {"IM_SYNC_TOKEN_VERSION": "1"}).sync_token_version == 1
+    with pytest.raises(SettingsError, match="IM_SYNC_TOKEN_VERSION"):
+        load_settings(RpcSettings, {"IM_SYNC_TOKEN_VERSION": bad})
+
+
 def test_the_gateway_waits_longer_than_the_longest_long_poll() -> None:
     assert load_settings(HttpSettings, {}).response_timeout_s > 30
 
