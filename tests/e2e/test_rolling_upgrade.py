@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -53,23 +53,22 @@ def older(redis_proc: Process, tmp_path: Path) -> Iterator[Older]:
         proc.stop()
 
 
-def _start(
+@contextmanager
+def _beside(
     redis_proc: Process, tmp_path: Path, older: Older, **settings: str
-) -> tuple[Process, list[Process]]:
-    """This tree's im-rpc, and a gateway of the older release in front of each im-rpc (the
-    older one's first)."""
-    new_rpc = rpc_service(tmp_path, redis_url(redis_proc, DB), None, **settings).start()
-    gateways: list[Process] = []
-    try:
+) -> Iterator[tuple[Process, Process]]:
+    """This tree's im-rpc beside the older one, and a gateway of the older release in front
+    of each: (the old im-rpc's gateway, the new one's); all stopped on the way out."""
+    with ExitStack() as procs:
+        new_rpc = rpc_service(tmp_path, redis_url(redis_proc, DB), None, **settings).start()
+        procs.callback(new_rpc.stop)
+        gateways = []
         for rpc in (older.rpc, new_rpc):
             gateway, module = base_gateway(tmp_path, rpc.port, older.checkout)
             assert module.startswith(str(older.checkout))
             gateways.append(gateway.start())
-    except BaseException:
-        for proc in [*gateways, new_rpc]:
-            proc.stop()
-        raise
-    return new_rpc, gateways
+            procs.callback(gateway.stop)
+        yield gateways[0], gateways[1]
 
 
 def _sync(gateway: Process, user: str, since: str = "") -> httpx.Response:
@@ -91,9 +90,7 @@ def _texts(answer: httpx.Response) -> list[Any]:
 def test_tokens_of_version_1_go_back_and_forth_between_the_old_and_the_new_im_rpc(
     redis_proc: Process, tmp_path: Path, older: Older
 ) -> None:
-    new_rpc, gateways = _start(redis_proc, tmp_path, older, IM_SYNC_TOKEN_VERSION="1")
-    try:
-        old, new = gateways
+    with _beside(redis_proc, tmp_path, older, IM_SYNC_TOKEN_VERSION="1") as (old, new):
         first = _sync(new, "ann")  # (the feed made by the new one)
         assert first.status_code == 200, first.text
         token = first.json()["next"]
@@ -103,22 +100,14 @@ def test_tokens_of_version_1_go_back_and_forth_between_the_old_and_the_new_im_rp
             assert _texts(answer) == [f"m{i}"], (i, answer.text)
             token = answer.json()["next"]
         assert _texts(_sync(new, "ann", token)) == []  # (each once)
-    finally:
-        for proc in [*gateways, new_rpc]:
-            proc.stop()
 
 
 def test_the_old_im_rpc_refuses_the_version_2_tokens_the_new_one_makes_by_default(
     redis_proc: Process, tmp_path: Path, older: Older
 ) -> None:
-    new_rpc, gateways = _start(redis_proc, tmp_path, older)
-    try:
-        old, new = gateways
+    with _beside(redis_proc, tmp_path, older) as (old, new):
         token = _sync(new, "cat").json()["next"]
         _send(new, "cat:dan", "dan", "lost to the old one")
         refused = _sync(old, "cat", token)
         assert (refused.status_code, refused.json()["error"]) == (400, "invalid_since")
         assert _texts(_sync(new, "cat", token)) == ["lost to the old one"]
-    finally:
-        for proc in [*gateways, new_rpc]:
-            proc.stop()
