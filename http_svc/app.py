@@ -99,7 +99,7 @@ def create_app(settings: Settings, name: str = "im_http") -> Sanic[Config, AppCo
             observe_batch=ctx.metrics.batch_calls.observe,
             observe_retry=ctx.metrics.observe_retry,
         )
-        ctx.metrics.watch_instances(ctx.rpc.pool)
+        ctx.metrics.watch_rpc(ctx.rpc)
         if ctx.auth is not None and settings.auth_jwks_file:
             ctx.key_reloader = KeyReloader(
                 ctx.auth, settings.auth_jwks_file, settings.auth_reload_s

@@ -41,14 +41,15 @@ class Settings:
     max_in_flight: int = setting(
         "IM_HTTP_MAX_IN_FLIGHT",
         256,
-        "sends and pulls waiting on im-rpc per gateway process; past it: 503 overloaded",
+        "calls to im-rpc in flight per gateway process (long polls aside); past it: 503 overloaded",
         lo=1,
         hi=1_000_000,
     )
     max_waiting: int = setting(
         "IM_HTTP_MAX_WAITING",
         10_000,
-        "long polls (pull with wait_ms) waiting per gateway process; past it: 503 overloaded",
+        "long polls (pulls and syncs with wait_ms) waiting per gateway process; past it: 503 "
+        "overloaded",
         lo=1,
         hi=1_000_000,
     )

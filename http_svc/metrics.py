@@ -1,5 +1,6 @@
 """Prometheus metrics of one gateway process: requests by route and status, RPC latency,
-the live im-rpc instances, the garbage collector's work (IM_GC_THRESHOLD)."""
+the live im-rpc instances, the calls in flight and long polls waiting against their bounds,
+the garbage collector's work (IM_GC_THRESHOLD)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, GCCollector, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from http_svc.instances import InstancePool
+from http_svc.rpc_client import RpcClient
 
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -101,23 +102,42 @@ class Metrics:
         """Record one call retried on another instance."""
         self.retries.labels(method).inc()
 
-    def watch_instances(self, pool: InstancePool) -> None:
-        """Export the live im-rpc instances of `pool` and the calls each has taken."""
-        self.registry.register(_InstanceCollector(pool))
+    def watch_rpc(self, client: RpcClient) -> None:
+        """Export, read from `client` at scrape time, its live im-rpc instances and the calls
+        each has taken, and its calls in flight and long polls waiting with their bounds."""
+        self.registry.register(_RpcCollector(client))
 
     def render(self) -> bytes:
         """The metrics in Prometheus text format."""
         return generate_latest(self.registry)
 
 
-class _InstanceCollector(Collector):
-    """Reads the pool at scrape time: nothing is counted twice on the hot path."""
+class _RpcCollector(Collector):
+    """Reads the client at scrape time: nothing is counted twice on the hot path."""
 
-    def __init__(self, pool: InstancePool) -> None:
-        self._pool = pool
+    def __init__(self, client: RpcClient) -> None:
+        self._client = client
 
     def collect(self) -> Iterator[Metric]:
-        instances = self._pool.instances
+        in_flight, in_flight_max = self._client.in_flight
+        waiting, waiting_max = self._client.waiting
+        yield GaugeMetricFamily(
+            "im_http_calls_in_flight", "Calls to im-rpc in flight (long polls aside)", in_flight
+        )
+        yield GaugeMetricFamily(
+            "im_http_calls_in_flight_max",
+            "Calls in flight allowed (IM_HTTP_MAX_IN_FLIGHT)",
+            in_flight_max,
+        )
+        yield GaugeMetricFamily(
+            "im_http_long_polls_waiting", "Long polls (pulls and syncs) waiting", waiting
+        )
+        yield GaugeMetricFamily(
+            "im_http_long_polls_waiting_max",
+            "Long polls allowed (IM_HTTP_MAX_WAITING)",
+            waiting_max,
+        )
+        instances = self._client.pool.instances
         yield GaugeMetricFamily("im_rpc_instances", "Live im-rpc instances", len(instances))
         calls = CounterMetricFamily(
             "im_rpc_instance_calls", "Calls sent to each live im-rpc instance", labels=["addr"]

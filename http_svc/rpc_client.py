@@ -70,6 +70,16 @@ class RpcClient:
         self._key_prefix = secrets.token_hex(6)
         self._key_seq = itertools.count(1)
 
+    @property
+    def in_flight(self) -> tuple[int, int]:
+        """Calls to im-rpc under way now (long polls aside), and their bound."""
+        return self._in_flight.count, self._in_flight.limit
+
+    @property
+    def waiting(self) -> tuple[int, int]:
+        """Long polls (pulls and syncs with wait_ms) waiting now, and their bound."""
+        return self._waiting.count, self._waiting.limit
+
     def set_addrs(self, addrs: Sequence[str]) -> None:
         """Call the instances at `addrs` from now on (discovery calls this)."""
         self.pool.set_addrs(addrs)
@@ -209,13 +219,13 @@ class _Bound:
     (RESOURCE_EXHAUSTED -> 503 overloaded): beyond it, waiting only adds latency."""
 
     def __init__(self, limit: int, what: str) -> None:
-        self._limit = limit
+        self.limit = limit
         self._what = what
         self.count = 0
 
     def take(self) -> None:
         """Count one more call, or raise RpcFailure when `limit` are under way."""
-        if self.count >= self._limit:
+        if self.count >= self.limit:
             raise RpcFailure(
                 Status.RESOURCE_EXHAUSTED, f"overloaded: {self.count} {self._what}; retry later"
             )

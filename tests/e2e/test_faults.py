@@ -99,6 +99,92 @@ async def _hold_redis(redis: Process, ms: int) -> None:
     await client.aclose()
 
 
+def _gauges(metrics: str) -> dict[str, float]:
+    """The gateway's gauges without labels in a /metrics scrape, by name."""
+    rows = (line.split() for line in metrics.splitlines() if line.startswith("im_http_"))
+    return {name: float(value) for name, value in rows if "{" not in name}
+
+
+async def test_the_gateways_metrics_show_its_calls_in_flight_and_long_polls_waiting(
+    workdir: Path,
+) -> None:
+    """Calls held up by a paused Redis count as in flight, and long polls (syncs and pulls)
+    as waiting, each beside its bound, until they are answered or their clients leave."""
+    trio = start_trio(
+        workdir, gateways=[{"IM_HTTP_MAX_IN_FLIGHT": "50", "IM_HTTP_MAX_WAITING": "40"}]
+    )
+    url = trio.url()
+
+    async def gauges(c: httpx.AsyncClient) -> dict[str, float]:
+        return _gauges((await c.get(f"{url}/metrics")).text)
+
+    async def until_waiting(c: httpx.AsyncClient, count: float) -> dict[str, float]:
+        deadline = time.monotonic() + 5
+        while (seen := await gauges(c))["im_http_long_polls_waiting"] != count:
+            assert time.monotonic() < deadline, seen
+            await asyncio.sleep(0.05)
+        return seen
+
+    try:
+        async with httpx.AsyncClient(timeout=30) as c:
+            sent = (await c.post(f"{url}/api/send", json=MSG)).json()
+            tokens = [
+                (await c.get(f"{url}/api/sync", params={"user": f"gauge{i}"})).json()["next"]
+                for i in range(3)
+            ]
+            assert await gauges(c) == {
+                "im_http_calls_in_flight": 0,
+                "im_http_calls_in_flight_max": 50,
+                "im_http_long_polls_waiting": 0,
+                "im_http_long_polls_waiting_max": 40,
+            }
+            polls = httpx.AsyncClient(base_url=url, timeout=30)
+            waits = [
+                asyncio.create_task(
+                    polls.get(
+                        "/api/sync", params={"user": f"gauge{i}", "since": token, "wait_ms": 20000}
+                    )
+                )
+                for i, token in enumerate(tokens)
+            ] + [
+                asyncio.create_task(
+                    polls.get(
+                        "/api/pull",
+                        params={
+                            "chat": MSG["chat"],
+                            "cursor": sent["send_time"] + 1,
+                            "wait_ms": 20000,
+                        },
+                    )
+                )
+                for _ in range(2)
+            ]
+            await until_waiting(c, 5)
+            await _hold_redis(trio.redis, 600)  # (under im-rpc's Redis timeout, 1 s)
+            other = {"chat": "gauge:other", "sender": "gauge"}
+            sends = [
+                asyncio.create_task(c.post(f"{url}/api/send", json={**other, "text": f"m{i}"}))
+                for i in range(4)
+            ]
+            await asyncio.sleep(0.2)
+            during = await gauges(c)
+            answers = await asyncio.gather(*sends)
+            after = await gauges(c)
+            assert [a.status_code for a in answers] == [200] * 4
+            assert (during["im_http_calls_in_flight"], during["im_http_long_polls_waiting"]) == (
+                4,
+                5,
+            )
+            assert (after["im_http_calls_in_flight"], after["im_http_long_polls_waiting"]) == (0, 5)
+            assert not [w for w in waits if w.done()]
+            for w in waits:
+                w.cancel()
+            await polls.aclose()
+            await until_waiting(c, 0)
+    finally:
+        trio.stop(signal.SIGKILL)
+
+
 async def test_a_slow_redis_times_out_with_504_and_nothing_piles_up(
     trio: tuple[Process, Process, Process], report: Callable[[str], None]
 ) -> None:
