@@ -8,6 +8,7 @@
     ├── UserRequired       no acting user, and this instance requires one
     ├── Overloaded         a bound of this instance is reached (long polls waiting)
     ├── SyncReset          a sync token older than what the store keeps: start again
+    │   └── SyncLostWrites     ... or newer: the store lost writes the token had seen
     └── StoreError         the store failed; nothing may be assumed stored
         ├── StoreUnavailable   Redis cannot be reached (or is loading)
         └── StoreTimeout       Redis did not answer in time
@@ -72,6 +73,13 @@ class SyncReset(IMError):
     client starts again without one."""
 
     code = "sync_reset"
+
+
+class SyncLostWrites(SyncReset):
+    """A sync token names records its feed no longer has where the token read them: the
+    store lost writes the token had seen (a replica promoted without them, an append-only
+    file cut short). The client starts again, as for SyncReset; im-rpc logs it, for it is
+    the store's failure, not the client's."""
 
 
 class StoreError(IMError):

@@ -127,9 +127,9 @@ class FeedEvent(NamedTuple):
 
 
 class FeedPage(NamedTuple):
-    """A page of a user's sync feed: `status` ok or reset (no feed, another epoch, records
-    gone; or records the token read that the feed no longer has: a store that lost its
-    newest writes); the feed's epoch, the position after the page (records read, and the
+    """A page of a user's sync feed: `status` ok, reset (no feed, another epoch, records
+    gone) or lost (records the token read that the feed no longer has: a store that lost
+    its newest writes); the feed's epoch, the position after the page (records read, and the
     send time last given of a range read in part), whether more events wait, the events,
     (when asked, for a wait) the user's big groups and their positions (the last message
     given, the change log's records read), and the check of the record read last (its kind

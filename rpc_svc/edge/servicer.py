@@ -21,7 +21,7 @@ from im_common.batch_messages import BatchReplyMessage, BatchRequestMessage
 from im_common.calls import Call, PullCall, SyncCall
 from im_common.rpc_names import BATCH_STREAM
 from im_common.tasks import start_now
-from rpc_svc.domain.errors import IMError
+from rpc_svc.domain.errors import IMError, SyncLostWrites
 from rpc_svc.edge.wire import Answer, decode_calls, encode_results, status_of
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,9 @@ class InFlight:
 
 
 class FailureLog:
-    """Logs calls that failed on the server's side (store down or slow, a bug): at most one
-    line per `every_s` seconds, with the request ids and how many failed meanwhile."""
+    """Logs calls that failed on the server's side (store down or slow, a bug, a sync token
+    naming writes the store lost): at most one line per `every_s` seconds, with the request
+    ids and how many failed meanwhile."""
 
     def __init__(self, every_s: float = 1.0) -> None:
         self._every_s = every_s
@@ -109,10 +110,13 @@ _CLIENT_SIDE = (
     Status.PERMISSION_DENIED,
     Status.NOT_FOUND,
     Status.ALREADY_EXISTS,
+    Status.OUT_OF_RANGE,  # a sync token older than what is kept
 )
 
 
 def _server_side(result: object) -> bool:
+    if isinstance(result, SyncLostWrites):  # answered as a reset, but the store's failure
+        return True
     return isinstance(result, IMError) and status_of(result) not in _CLIENT_SIDE
 
 

@@ -17,7 +17,7 @@ import msgspec
 
 from im_common.calls import SyncCall
 from rpc_svc.domain.access import check_same_user
-from rpc_svc.domain.errors import IMError, Overloaded, SyncReset
+from rpc_svc.domain.errors import IMError, Overloaded, SyncLostWrites, SyncReset
 from rpc_svc.domain.names import check_user
 from rpc_svc.domain.paging import show_change
 from rpc_svc.domain.rules import check_wait_ms, sync_limit
@@ -60,8 +60,12 @@ def _answer(signing: tuple[bytes, int], op: SyncFeed, page: FeedPage) -> SyncPag
     if page.status == "reset":
         return SyncReset(
             "since: the token is older than the events kept (or the feed was dropped after "
-            "a long idle time, or lost events the token had seen); start again with a sync "
-            "without since"
+            "a long idle time); start again with a sync without since"
+        )
+    if page.status == "lost":
+        return SyncLostWrites(
+            "since: the store lost events this token had seen (a failover, or a restart "
+            "that lost its newest writes); start again with a sync without since"
         )
     token = SyncToken(page.epoch, page.position, page.place, page.check)
     key, version = signing

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 import pytest
+import redis.asyncio as aioredis
 from grpclib.client import Channel
 from grpclib.const import Cardinality, Status
 from grpclib.health.v1.health_grpc import HealthStub
@@ -14,12 +16,14 @@ from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 from grpclib.testing import ChannelFor
 
 from im_common.batch_messages import BatchReplyMessage, BatchRequestMessage
+from im_common.calls import SyncCall, encode
 from im_common.rpc_names import BATCH_STREAM
 from rpc_svc.config import Settings
 from rpc_svc.edge.servicer import IMServicer, InFlight
 from rpc_svc.server import build_services, open_store
 from rpc_svc.service.runner import ChatService
 from rpc_svc.store.base import RedisStore
+from rpc_svc.store.keys import feed_key
 from tests.store_calls import read
 
 
@@ -136,3 +140,41 @@ async def test_a_batch_answers_each_call_in_order(channel: Channel) -> None:
 async def test_a_batch_that_is_not_a_json_array_answers_no_call(channel: Channel) -> None:
     assert (await _batch(channel, b"{")).index == b"[]"
     assert (await _batch(channel, b'{"a": 1}')).index == b"[]"
+
+
+async def test_only_a_sync_token_naming_writes_the_store_lost_is_logged_as_a_failure(
+    channel: Channel, redis_client: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Both answer 410 sync_reset (OUT_OF_RANGE); a token older than what is kept is the
+    client's and logs nothing, one naming records the store lost (a failover, an append-only
+    file cut short) is the store's failure, logged for the operator."""
+
+    async def sync(user: str, since: str = "") -> tuple[int, Any]:
+        (answer,) = _answers(await _batch(channel, encode([SyncCall(user, since)])))
+        return answer
+
+    caplog.set_level(logging.WARNING, logger="rpc_svc.edge.servicer")
+    _, carol = await sync("carol")
+    await redis_client.delete(feed_key("carol"))  # (dropped after a long idle time)
+    gone = await sync("carol", carol["next"])
+    assert (gone[0], gone[1].split(";")[0]) == (
+        Status.OUT_OF_RANGE.value,
+        "sync_reset: since: the token is older than the events kept (or the feed was dropped "
+        "after a long idle time)",
+    )
+    assert caplog.records == []
+    _, bob = await sync("bob")
+    await _batch(channel, orjson.dumps([["send", "alice:bob", "alice", "hi"]]))
+    _, read = await sync("bob", bob["next"])
+    assert [e["message"]["text"] for e in read["events"]] == ["hi"]
+    await redis_client.ltrim(feed_key("bob"), 0, -2)  # the store lost that record
+    lost = await sync("bob", read["next"])
+    assert (lost[0], lost[1].split(";")[0]) == (
+        Status.OUT_OF_RANGE.value,
+        "sync_reset: since: the store lost events this token had seen (a failover, or a "
+        "restart that lost its newest writes)",
+    )
+    assert [r.getMessage().split(";")[0] for r in caplog.records] == [
+        "1 call(s) failed: sync_reset: since: the store lost events this token had seen (a "
+        "failover, or a restart that lost its newest writes)"
+    ]

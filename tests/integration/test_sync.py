@@ -16,7 +16,13 @@ import redis.asyncio as aioredis
 
 from im_common.calls import EditCall, GroupCall, PullCall, ReadCall, RecallCall, SendCall, SyncCall
 from rpc_svc.domain import tokens
-from rpc_svc.domain.errors import Forbidden, InvalidArgument, Overloaded, SyncReset
+from rpc_svc.domain.errors import (
+    Forbidden,
+    InvalidArgument,
+    Overloaded,
+    SyncLostWrites,
+    SyncReset,
+)
 from rpc_svc.service.runner import ChatService
 from rpc_svc.service.sync import POLL_S
 from rpc_svc.store.base import RedisStore
@@ -306,12 +312,14 @@ async def test_tokens_of_others_forged_or_too_old_are_refused(
     assert (await service.sync(SyncCall(a, token, actor=a))).events == []  # its own: allowed
     key = bytes.fromhex(str(await redis_client.get(SYNC_SECRET_KEY)))
     ahead = tokens.encode(key, a, tokens.decode(key, a, token)._replace(position=3))
-    with pytest.raises(SyncReset) as never:  # (made here: a feed that lost its last records)
+    with pytest.raises(SyncLostWrites) as never:  # (made here: a feed that lost its last records)
         await service.sync(SyncCall(a, ahead))
     assert never.value.code == "sync_reset"
+    assert str(never.value).startswith("since: the store lost events this token had seen")
     await redis_client.delete(feed_key(a))  # the feed dropped (idle): never "from now"
     with pytest.raises(SyncReset) as reset:
         await service.sync(SyncCall(a, token))
+    assert type(reset.value) is SyncReset  # (not lost writes: a token too old)
     assert reset.value.code == "sync_reset"
     assert str(reset.value).endswith("start again with a sync without since")
     fresh = await _now(service, a)  # a new feed, a new epoch: the old token stays refused
@@ -343,10 +351,10 @@ async def test_a_token_whose_records_the_store_lost_answers_sync_reset_not_a_gap
     seen, after = await _follow(service, b, first.next)
     assert _short(first.events + seen) == [("message", chat, a, "m1"), ("message", chat, a, "m2")]
     await _lose_newest_record(redis_client, b)  # m2's
-    with pytest.raises(SyncReset):  # past the feed's end
+    with pytest.raises(SyncLostWrites):  # past the feed's end
         await service.sync(SyncCall(b, after))
     await service.send(SendCall(chat, a, "m3"))  # a record where the lost one was
-    with pytest.raises(SyncReset):  # (without the check: no event, and m3 never seen)
+    with pytest.raises(SyncLostWrites):  # (without the check: no event, and m3 never seen)
         await service.sync(SyncCall(b, after))
     rest, _ = await _follow(service, b, first.next)  # read up to m1: it goes on
     assert _short(rest) == [("message", chat, a, "m3")]
@@ -370,7 +378,7 @@ async def test_a_range_read_in_part_whose_record_was_lost_and_replaced_answers_s
     assert _short(rest) == [("message", group, owner, "b2")]
     await _lose_newest_record(redis_client, member)  # the range's
     await service.send(SendCall(group, owner, "b3"))
-    with pytest.raises(SyncReset):  # another range where the token read in part
+    with pytest.raises(SyncLostWrites):  # another range where the token read in part
         await service.sync(SyncCall(member, part.next))
 
 
@@ -394,8 +402,9 @@ async def test_a_token_older_than_what_is_kept_answers_sync_reset(
         newer = (await service.sync(SyncCall(a, old))).next
         for i in range(80):  # past the records kept and the slack before a trim
             await service.send(SendCall(chat, b, f"n{i}"))
-        with pytest.raises(SyncReset):
+        with pytest.raises(SyncReset) as reset:
             await service.sync(SyncCall(a, newer))
+        assert type(reset.value) is SyncReset  # (records gone, not lost: nothing logged)
         latest, _ = await _follow(service, a, await _now(service, a))
         assert latest == []
     finally:

@@ -12,9 +12,9 @@
 -- newest send time, its change log's length and ''; else each big group with activity
 -- since, its last send time, its change log's length and the newest send times its change
 -- log's records name from the feed's change position on (feed_catch_up, log_newest).
--- Answers {'reset'} (no feed, or another epoch, or records gone: a token too old; or a
--- token past the feed's end, or whose last record is not the one there: a store that lost
--- its newest records), {'make'} / {'seen', sequence, the user's groups} (a cluster: the
+-- Answers {'reset'} (no feed, or another epoch, or records gone: a token too old), {'lost'}
+-- (a token past the feed's end, or whose last record is not the one there: a store that
+-- lost its newest records), {'make'} / {'seen', sequence, the user's groups} (a cluster: the
 -- backend learns what the script needs and calls again), or {'ok', epoch, position, place,
 -- more, n, the check of the new position (on a cluster '': the backend makes it from the
 -- records), then n events, then the listed groups (3 values each:
@@ -82,7 +82,8 @@ end
 if ARGV[2] ~= epoch then return {'reset'} end
 local p, place, check = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[13]
 local q = place > 0 and p + 1 or p  -- the record the token read last (in part: a place)
-if q > total() or p < tonumber(trimmed) then return {'reset'} end
+if q > total() then return {'lost'} end
+if p < tonumber(trimmed) then return {'reset'} end
 -- the big groups' messages and changes since the user's last sync, each as a range
 local mine = redis.call('SCARD', groups)
 if mine > 0 then
@@ -133,7 +134,7 @@ local from = p - tonumber(trimmed) + 1
 local skip = (check ~= '' and q == p and p > tonumber(trimmed)) and 1 or 0
 local recs = redis.call('LRANGE', feed, from - skip, from + limit - 1)
 if check ~= '' and q > tonumber(trimmed) and rec_check(recs[1]) ~= check then
-  return {'reset'}  -- (another record where the token read: the store lost what it saw)
+  return {'lost'}  -- (another record where the token read: the store lost what it saw)
 end
 local out, o = {'ok', epoch, '', '', 0, 0, ''}, 7  -- (the page's place, counts, check: below)
 local FIRST, SECOND = {a = 1, A = 1, c = 1, e = 1, x = 1}, {b = 1, B = 1, d = 1, f = 1, y = 1}
