@@ -19,6 +19,13 @@ class Settings:
 
     host: str = setting("IM_RPC_HOST", "127.0.0.1", "address the gRPC server listens on")
     port: int = setting("IM_RPC_PORT", 8888, "gRPC port", lo=1, hi=65535)
+    metrics_port: int = setting(
+        "IM_RPC_METRICS_PORT",
+        0,
+        "port of this im-rpc's Prometheus metrics (HTTP, on IM_RPC_HOST); 0: none",
+        lo=0,
+        hi=65535,
+    )
     redis_url: str = setting("IM_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis to store in")
     redis_cluster: bool = setting(
         "IM_REDIS_CLUSTER",

@@ -16,7 +16,8 @@ from im_common.etcd import etcd_client
 from im_common.gc_tuning import tune_gc
 from rpc_svc.config import Settings
 from rpc_svc.domain.errors import StoreError
-from rpc_svc.edge.servicer import IMServicer, InFlight
+from rpc_svc.edge.servicer import FailureLog, IMServicer, InFlight
+from rpc_svc.metrics import registry, serve_metrics, stop_metrics
 from rpc_svc.registry import Registration
 from rpc_svc.service.runner import ChatService
 from rpc_svc.store.base import LayoutError, RedisStore
@@ -31,12 +32,17 @@ ETCD_TIMEOUT_S = 2.0  # each etcd call's deadline: registration, keep-alives, de
 
 
 def build_services(
-    settings: Settings, store: RedisStore, in_flight: InFlight, service: ChatService | None = None
+    settings: Settings,
+    store: RedisStore,
+    in_flight: InFlight,
+    service: ChatService | None = None,
+    failures: FailureLog | None = None,
 ) -> list[Any]:
-    """IMService (its BatchStream, answered by `service`, or one made of `settings`) and the
-    standard health service, whose check pings Redis."""
+    """IMService (its BatchStream, answered by `service`, or one made of `settings`, its
+    failed calls noted in `failures`) and the standard health service, whose check pings
+    Redis."""
     service = service or chat_service(settings, store)
-    servicer = IMServicer(service, in_flight)
+    servicer = IMServicer(service, in_flight, failures)
 
     async def store_ok() -> bool:
         try:
@@ -65,10 +71,14 @@ def chat_service(settings: Settings, store: RedisStore) -> ChatService:
 
 
 def build_server(
-    settings: Settings, store: RedisStore, in_flight: InFlight, service: ChatService | None = None
+    settings: Settings,
+    store: RedisStore,
+    in_flight: InFlight,
+    service: ChatService | None = None,
+    failures: FailureLog | None = None,
 ) -> Server:
     """A grpclib server with the services of `build_services`."""
-    return Server(build_services(settings, store, in_flight, service))
+    return Server(build_services(settings, store, in_flight, service, failures))
 
 
 class _DrainingServer:
@@ -230,7 +240,17 @@ async def serve(settings: Settings) -> None:
         service = chat_service(settings, store)
         service.erasers.sweep()  # recalled texts an im-rpc that stopped left unerased
         stack.push_async_callback(service.erasers.close)
-        server = build_server(settings, store, in_flight, service)
+        failures = FailureLog()
+        server = build_server(settings, store, in_flight, service, failures)
+        if settings.metrics_port:
+            exported = registry(service, in_flight, store.wakeups, failures, settings.max_waiting)
+            try:
+                metrics = serve_metrics(settings.host, settings.metrics_port, exported)
+            except OSError as exc:
+                log.error("cannot serve metrics on port %d: %s", settings.metrics_port, exc)
+                raise SystemExit(2) from exc
+            stack.push_async_callback(stop_metrics, metrics)
+            log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
         registration = None
         if settings.etcd_url:
             etcd = etcd_client(settings.etcd_url, timeout_s=ETCD_TIMEOUT_S)

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from grpclib.const import Cardinality, Handler, Status
 from grpclib.server import Stream
@@ -81,6 +81,7 @@ class FailureLog:
         self._every_s = every_s
         self._next = 0.0
         self._failed = 0
+        self.counts: dict[str, int] = {}  # every failure since the start, by error code
 
     def record(self, results: Sequence[object], request_ids: str) -> None:
         """Note the server-side failures among `results` (one per request id, in order)."""
@@ -88,6 +89,9 @@ class FailureLog:
         if not failed:
             return
         self._failed += len(failed)
+        for i in failed:
+            code = cast(IMError, results[i]).code
+            self.counts[code] = self.counts.get(code, 0) + 1
         now = time.monotonic()
         if now < self._next:
             return
@@ -140,10 +144,12 @@ def _failed_batch(request: BatchRequestMessage, exc: Exception) -> BatchReplyMes
 class IMServicer:
     """Serves BatchStream (grpclib's IServable: a __mapping__ of its one method)."""
 
-    def __init__(self, service: Answers, in_flight: InFlight) -> None:
+    def __init__(
+        self, service: Answers, in_flight: InFlight, failures: FailureLog | None = None
+    ) -> None:
         self._service = service
         self._in_flight = in_flight
-        self._failures = FailureLog()
+        self._failures = FailureLog() if failures is None else failures
 
     def __mapping__(self) -> dict[str, Handler]:
         return {

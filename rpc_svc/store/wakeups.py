@@ -263,6 +263,11 @@ class Wakeups:
         with self._waiters.add(channel, cursor) as future:
             yield future if await self._subscribe(channel) else None
 
+    @property
+    def subscribed(self) -> int:
+        """The channels subscribed now, on every node (safe to read from another thread)."""
+        return sum(len(node.channels) for node in list(self._nodes.values()))
+
     def subscription(self, channel: str) -> object | None:
         """The subscription of `channel` in place now (the node confirmed it), or None. A
         later subscription of the channel (after it was dropped, or its connection lost, or
