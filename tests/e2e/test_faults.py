@@ -111,16 +111,24 @@ async def test_the_gateways_metrics_show_its_calls_in_flight_and_long_polls_wait
     """Calls held up by a paused Redis count as in flight, and long polls (syncs and pulls)
     as waiting, each beside its bound, until they are answered or their clients leave."""
     trio = start_trio(
-        workdir, gateways=[{"IM_HTTP_MAX_IN_FLIGHT": "50", "IM_HTTP_MAX_WAITING": "40"}]
+        workdir,
+        rpc_settings={"IM_REDIS_TIMEOUT_MS": "10000"},  # (past the pause below)
+        gateways=[
+            {
+                "IM_HTTP_MAX_IN_FLIGHT": "50",
+                "IM_HTTP_MAX_WAITING": "40",
+                "IM_RPC_TIMEOUT_MS": "10000",
+            }
+        ],
     )
     url = trio.url()
 
     async def gauges(c: httpx.AsyncClient) -> dict[str, float]:
         return _gauges((await c.get(f"{url}/metrics")).text)
 
-    async def until_waiting(c: httpx.AsyncClient, count: float) -> dict[str, float]:
+    async def until(c: httpx.AsyncClient, name: str, count: float) -> dict[str, float]:
         deadline = time.monotonic() + 5
-        while (seen := await gauges(c))["im_http_long_polls_waiting"] != count:
+        while (seen := await gauges(c))[name] != count:
             assert time.monotonic() < deadline, seen
             await asyncio.sleep(0.05)
         return seen
@@ -159,15 +167,14 @@ async def test_the_gateways_metrics_show_its_calls_in_flight_and_long_polls_wait
                 )
                 for _ in range(2)
             ]
-            await until_waiting(c, 5)
-            await _hold_redis(trio.redis, 600)  # (under im-rpc's Redis timeout, 1 s)
+            await until(c, "im_http_long_polls_waiting", 5)
+            await _hold_redis(trio.redis, 2000)
             other = {"chat": "gauge:other", "sender": "gauge"}
             sends = [
                 asyncio.create_task(c.post(f"{url}/api/send", json={**other, "text": f"m{i}"}))
                 for i in range(4)
             ]
-            await asyncio.sleep(0.2)
-            during = await gauges(c)
+            during = await until(c, "im_http_calls_in_flight", 4)
             answers = await asyncio.gather(*sends)
             after = await gauges(c)
             assert [a.status_code for a in answers] == [200] * 4
@@ -180,7 +187,7 @@ async def test_the_gateways_metrics_show_its_calls_in_flight_and_long_polls_wait
             for w in waits:
                 w.cancel()
             await polls.aclose()
-            await until_waiting(c, 0)
+            await until(c, "im_http_long_polls_waiting", 0)
     finally:
         trio.stop(signal.SIGKILL)
 

@@ -23,8 +23,15 @@ WAIT = {"wait_ms": 20000}
 
 @pytest.fixture
 async def trio(workdir: Path) -> AsyncIterator[Trio]:
+    metrics = str(free_port())
     trio = start_trio(
-        workdir, rpc_settings={"IM_RPC_METRICS_PORT": str(free_port()), "IM_RPC_MAX_WAITING": "30"}
+        workdir,
+        rpc_settings={
+            "IM_RPC_METRICS_PORT": metrics,
+            "IM_RPC_MAX_WAITING": "30",
+            "IM_REDIS_TIMEOUT_MS": "10000",  # (past a pause of the first test)
+        },
+        gateways=[{"IM_RPC_TIMEOUT_MS": "10000"}],
     )
     yield trio
     trio.stop(signal.SIGKILL)
@@ -94,12 +101,11 @@ async def test_waits_channels_and_batches_in_flight_are_counted_until_they_end(
         rows = await _until(trio, "im_rpc_long_polls_waiting", 4)
         assert (rows["im_rpc_batches_in_flight"], rows["im_rpc_wakeup_channels"]) == (4, 4)
         redis = aioredis.Redis(port=trio.redis.port)
-        await redis.execute_command("CLIENT", "PAUSE", 500, "ALL")  # type: ignore[no-untyped-call]
+        await redis.execute_command("CLIENT", "PAUSE", 2000, "ALL")  # type: ignore[no-untyped-call]
         await redis.aclose()
         held = asyncio.create_task(c.get("/api/pull", params={"chat": "p:r"}))  # (no wait)
-        await asyncio.sleep(0.2)
-        rows = await _scrape(trio)
-        assert (rows["im_rpc_batches_in_flight"], rows["im_rpc_long_polls_waiting"]) == (5, 4)
+        rows = await _until(trio, "im_rpc_batches_in_flight", 5)
+        assert rows["im_rpc_long_polls_waiting"] == 4
         assert (await held).status_code == 200
         await c.post("/api/send", data={"chat": "w0:z", "sender": "z", "text": "wake"})
         woken = await asyncio.wait_for(waits[0], 5)
