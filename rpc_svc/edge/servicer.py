@@ -119,9 +119,10 @@ _CLIENT_SIDE = (
 
 
 def _server_side(result: object) -> bool:
-    if isinstance(result, SyncLostWrites):  # answered as a reset, but the store's failure
-        return True
-    return isinstance(result, IMError) and status_of(result) not in _CLIENT_SIDE
+    if not isinstance(result, IMError):  # (most results: one check a call)
+        return False
+    # a lost-writes reset is answered as the client's, but is the store's failure
+    return isinstance(result, SyncLostWrites) or status_of(result) not in _CLIENT_SIDE
 
 
 def _forget(tasks: dict[int, asyncio.Task[None]], batch_id: int, _: object) -> None:
