@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from devtools.procs import Process, free_port, http_service, start_trio
+from tests.e2e.scrapes import Samples, samples, until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -99,12 +100,6 @@ async def _hold_redis(redis: Process, ms: int) -> None:
     await client.aclose()
 
 
-def _gauges(metrics: str) -> dict[str, float]:
-    """The gateway's gauges without labels in a /metrics scrape, by name."""
-    rows = (line.split() for line in metrics.splitlines() if line.startswith("im_http_"))
-    return {name: float(value) for name, value in rows if "{" not in name}
-
-
 async def test_the_gateways_metrics_show_its_calls_in_flight_and_long_polls_waiting(
     workdir: Path,
 ) -> None:
@@ -123,15 +118,10 @@ async def test_the_gateways_metrics_show_its_calls_in_flight_and_long_polls_wait
     )
     url = trio.url()
 
-    async def gauges(c: httpx.AsyncClient) -> dict[str, float]:
-        return _gauges((await c.get(f"{url}/metrics")).text)
-
-    async def until(c: httpx.AsyncClient, name: str, count: float) -> dict[str, float]:
-        deadline = time.monotonic() + 5
-        while (seen := await gauges(c))[name] != count:
-            assert time.monotonic() < deadline, seen
-            await asyncio.sleep(0.05)
-        return seen
+    async def gauges(c: httpx.AsyncClient) -> Samples:
+        """The gateway's gauges without labels."""
+        found = samples((await c.get(f"{url}/metrics")).text)
+        return {k: v for k, v in found.items() if k.startswith("im_http_") and "{" not in k}
 
     try:
         async with httpx.AsyncClient(timeout=30) as c:
@@ -167,14 +157,14 @@ async def test_the_gateways_metrics_show_its_calls_in_flight_and_long_polls_wait
                 )
                 for _ in range(2)
             ]
-            await until(c, "im_http_long_polls_waiting", 5)
+            await until(lambda: gauges(c), "im_http_long_polls_waiting", 5)
             await _hold_redis(trio.redis, 2000)
             other = {"chat": "gauge:other", "sender": "gauge"}
             sends = [
                 asyncio.create_task(c.post(f"{url}/api/send", json={**other, "text": f"m{i}"}))
                 for i in range(4)
             ]
-            during = await until(c, "im_http_calls_in_flight", 4)
+            during = await until(lambda: gauges(c), "im_http_calls_in_flight", 4)
             answers = await asyncio.gather(*sends)
             after = await gauges(c)
             assert [a.status_code for a in answers] == [200] * 4
@@ -187,7 +177,7 @@ async def test_the_gateways_metrics_show_its_calls_in_flight_and_long_polls_wait
             for w in waits:
                 w.cancel()
             await polls.aclose()
-            await until(c, "im_http_long_polls_waiting", 0)
+            await until(lambda: gauges(c), "im_http_long_polls_waiting", 0)
     finally:
         trio.stop(signal.SIGKILL)
 

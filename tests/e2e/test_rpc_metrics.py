@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +14,8 @@ import redis.asyncio as aioredis
 
 from devtools.procs import HOST, Trio, free_port, start_trio
 from rpc_svc.store.keys import feed_key
+from tests.e2e.scrapes import Samples, samples, until
+from tests.e2e.test_faults import _hold_redis
 
 pytestmark = pytest.mark.e2e
 
@@ -37,31 +38,21 @@ async def trio(workdir: Path) -> AsyncIterator[Trio]:
     trio.stop(signal.SIGKILL)
 
 
-def _rows(text: str) -> dict[str, float]:
-    """A scrape's samples, by name and labels as written (no comments)."""
-    rows = (line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
-    return {name: float(value) for name, value in rows}
-
-
-async def _scrape(trio: Trio) -> dict[str, float]:
+async def _scrape(trio: Trio) -> Samples:
     assert trio.rpc.env is not None
     port = trio.rpc.env["IM_RPC_METRICS_PORT"]
     async with httpx.AsyncClient(timeout=5) as c:
         answer = await c.get(f"http://{HOST}:{port}/metrics")
     assert answer.status_code == 200
-    return _rows(answer.text)
+    return samples(answer.text)
 
 
-def _ours(rows: dict[str, float]) -> dict[str, float]:
-    return {k: v for k, v in rows.items() if k.startswith("im_rpc_") and "_created" not in k}
+def _ours(rows: Samples) -> Samples:
+    return {k: v for k, v in rows.items() if k.startswith("im_rpc_")}
 
 
-async def _until(trio: Trio, name: str, value: float) -> dict[str, float]:
-    deadline = time.monotonic() + 5
-    while (rows := await _scrape(trio)).get(name) != value:
-        assert time.monotonic() < deadline, (name, rows.get(name))
-        await asyncio.sleep(0.05)
-    return rows
+async def _until(trio: Trio, name: str, value: float) -> Samples:
+    return await until(lambda: _scrape(trio), name, value)
 
 
 async def _token(c: httpx.AsyncClient, user: str) -> str:
@@ -100,9 +91,7 @@ async def test_waits_channels_and_batches_in_flight_are_counted_until_they_end(
         )
         rows = await _until(trio, "im_rpc_long_polls_waiting", 4)
         assert (rows["im_rpc_batches_in_flight"], rows["im_rpc_wakeup_channels"]) == (4, 4)
-        redis = aioredis.Redis(port=trio.redis.port)
-        await redis.execute_command("CLIENT", "PAUSE", 2000, "ALL")  # type: ignore[no-untyped-call]
-        await redis.aclose()
+        await _hold_redis(trio.redis, 2000)
         held = asyncio.create_task(c.get("/api/pull", params={"chat": "p:r"}))  # (no wait)
         rows = await _until(trio, "im_rpc_batches_in_flight", 5)
         assert rows["im_rpc_long_polls_waiting"] == 4
@@ -119,7 +108,7 @@ async def test_waits_channels_and_batches_in_flight_are_counted_until_they_end(
         assert rows["im_rpc_batches_in_flight"] == 0
 
 
-def _quiet(rows: dict[str, float]) -> tuple[float, float, float]:
+def _quiet(rows: Samples) -> tuple[float, float, float]:
     """Sync reads skipped at a wait's start, at its end, and the answers kept."""
     skipped = "im_rpc_sync_reads_skipped_total"
     return (
